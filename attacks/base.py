@@ -1,0 +1,76 @@
+"""The attack interface: typed parameters, validation before work, and `run`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar, Optional, Union
+
+import torch
+
+from bench.config import check_budget
+from bench.errors import BadInputError
+from bench.tasks.base import Task
+
+Budget = Union[float, torch.Tensor]
+
+
+@dataclass
+class AttackOutput:
+    """Adversarial inputs (the successful point, else the best margin found), success and queries."""
+
+    x_adv: torch.Tensor
+    success: torch.Tensor
+    queries: torch.Tensor
+
+
+@dataclass
+class Attack:
+    """Base of every attack. Subclasses are dataclasses whose fields are their typed parameters."""
+
+    name: ClassVar[str] = ""
+    backend: ClassVar[str] = "native"
+    norms: ClassVar[tuple[str, ...]] = ("linf",)
+    goals: ClassVar[Optional[tuple[str, ...]]] = None  # None: every goal
+    description: ClassVar[str] = ""
+
+    def validate(self) -> None:
+        """Refuse nonsensical parameters; subclasses extend this."""
+
+    def check(self, norm: str, eps: float, goal: Optional[str] = None) -> None:
+        """Everything that can be refused before any work: norm, budget and goal."""
+        if norm not in self.norms:
+            raise BadInputError(f"attack {self.name!r} does not support norm {norm!r} (supports {', '.join(self.norms)})")
+        check_budget(norm, eps)
+        if goal is not None and self.goals is not None and goal not in self.goals:
+            raise BadInputError(f"attack {self.name!r} cannot serve goal {goal!r}")
+
+    def params(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def run(self, task: Task, x: torch.Tensor, norm: str, eps: Budget, generator: Optional[torch.Generator] = None) -> AttackOutput:
+        raise NotImplementedError
+
+
+def eps_view(eps: Budget, x: torch.Tensor) -> torch.Tensor:
+    """A budget as a (N, 1, 1, 1) tensor: one float for all samples, or one per sample."""
+    if isinstance(eps, torch.Tensor):
+        return eps.to(device=x.device, dtype=x.dtype).reshape(-1, *([1] * (x.dim() - 1))).expand(x.shape[0], *([1] * (x.dim() - 1)))
+    return torch.full((x.shape[0],) + (1,) * (x.dim() - 1), float(eps), device=x.device, dtype=x.dtype)
+
+
+def flat_norm(v: torch.Tensor) -> torch.Tensor:
+    """Per-sample L2 norm as (N, 1, 1, 1)."""
+    return v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (v.dim() - 1)))
+
+
+def project(delta: torch.Tensor, x: torch.Tensor, norm: str, eps: torch.Tensor) -> torch.Tensor:
+    """Project a perturbation onto the norm ball and keep x + delta inside [0, 1]."""
+    if norm == "linf":
+        delta = torch.maximum(torch.minimum(delta, eps), -eps)
+    else:
+        delta = delta * torch.clamp(eps / flat_norm(delta), max=1.0)
+    return (x + delta).clamp_(0.0, 1.0) - x
+
+
+def steepest_step(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """The unit-norm steepest-ascent direction for the norm (sign for Linf, normalised for L2)."""
+    return grad.sign() if norm == "linf" else grad / flat_norm(grad)

@@ -1,0 +1,235 @@
+"""The `facebench` command line."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+from tabulate import tabulate
+
+from bench import __version__
+from bench.errors import FacebenchError
+from bench.store import DEFAULT_STORE
+
+STORE_HELP = f"HDF5 results store (created if missing; its directory must exist). Default: {DEFAULT_STORE}"
+
+
+class FacebenchGroup(click.Group):
+    """Turns every user-caused error into one clear line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FacebenchError as e:
+            click.echo(f"facebench: error: {e}", err=True)
+            ctx.exit(2)
+
+
+def _log(quiet: bool):
+    return (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v != v else f"{100 * v:.1f}"
+
+
+@click.group(cls=FacebenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="facebench")
+def main() -> None:
+    """facebench: adversarial robustness benchmark for face recognition and face anti-spoofing.
+
+    Evaluate a zoo model against an attack suite (results go to an HDF5 store), then render
+    leaderboards from the store. Every command works on the embedded face world when no
+    dataset is named.
+    """
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Zoo variant to evaluate (see `facebench models`).")
+@click.option("--attack-suite", "suite", default="quick", show_default=True,
+              help="Attack suite name (see `facebench suites`) or a YAML file describing one.")
+@click.option("--protocol", default=None, help="Evaluation protocol (see `facebench protocols`). Default: the model's own.")
+@click.option("--samples", default=200, show_default=True, type=int,
+              help="Evaluation items per goal (pairs for FR, frames for FAS), chosen deterministically from --seed.")
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help=STORE_HELP)
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where to compute: auto picks CUDA when available.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of item sampling and random starts.")
+@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
+              help="Safetensors weights (with their .json card) instead of the shipped ones.")
+@click.option("--profile", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]),
+              help="Model size profile: tiny (CPU) or paper (the published scale, GPU).")
+@click.option("--batch-size", default=128, show_default=True, type=int, help="Samples attacked at once.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
+def run(model: str, suite: str, protocol: Optional[str], samples: int, store: str, device: str, seed: int,
+        checkpoint: Optional[str], profile: str, batch_size: int, quiet: bool) -> None:
+    """Evaluate MODEL against an attack suite and store every per-sample result.
+
+    Cells already in the store under the same configuration are reused, not recomputed.
+    Prints a summary table: clean and robust accuracy and attack success rate (95 % interval)
+    per goal, attack and budget.
+    """
+    from bench.runner import RunConfig, run_benchmark
+    from bench.config import format_eps
+
+    command = "facebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "facebench" in sys.argv[0] else ""
+    cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
+                    store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size,
+                    command=command or f"facebench run --model {model} --attack-suite {suite}")
+    outcome = run_benchmark(cfg, progress=not quiet, log=_log(quiet))
+    rows = [
+        [s["goal"], s["attack"], f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
+         _pct(s["robust_accuracy"]), f"{_pct(s['asr'])} [{_pct(s['asr_low'])}, {_pct(s['asr_high'])}]",
+         s["n"], f"{s['seconds']:.1f}"]
+        for s in outcome.summaries
+    ]
+    click.echo(tabulate(rows, headers=["goal", "attack", "budget", "clean acc %", "robust acc %", "ASR % [95% CI]", "n", "s"]))
+    click.echo(f"run {outcome.run_id}: {outcome.computed} cells computed, {outcome.reused} reused -> {outcome.store}")
+
+
+@main.command()
+@click.option("--store", "stores", multiple=True, default=[str(DEFAULT_STORE)], show_default=True,
+              help="Store(s) to read; repeat the option to merge several.")
+@click.option("--out", default="leaderboards", show_default=True, type=click.Path(file_okay=False),
+              help="Directory to write README.md into.")
+def leaderboard(stores: tuple[str, ...], out: str) -> None:
+    """Render the markdown leaderboard from the newest complete run of each model."""
+    from bench.leaderboard import write_leaderboard
+    from bench.store import ResultsStore
+
+    for s in stores:  # fail with a clear line before writing anything
+        ResultsStore(s).runs()
+    path = write_leaderboard([Path(s) for s in stores], Path(out))
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--baseline", default="leaderboards/baseline.json", show_default=True, help="Baseline metrics file.")
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help=STORE_HELP)
+@click.option("--tolerance", default=0.02, show_default=True, type=float, help="Allowed drop of a metric.")
+def check(baseline: str, store: str, tolerance: float) -> None:
+    """CI regression gate: fail when a robustness metric regresses (not implemented yet)."""
+    raise FacebenchError("`facebench check` is not implemented yet (planned: the CI regression gate issue)")
+
+
+@main.command()
+def models() -> None:
+    """List the zoo's variants: task, parameters per profile, shipped weights and their dev metrics."""
+    from models_zoo import VARIANTS
+    from models_zoo.checkpoint import read_card, shipped_weights
+
+    rows = []
+    for name in VARIANTS:
+        spec = VARIANTS.get(name)
+        params = {p: sum(t.numel() for t in spec.build(p).parameters()) for p in ("tiny", "paper")}
+        w = shipped_weights(name, "tiny")
+        if w is not None:
+            card = read_card(w)
+            dev = card.get("dev", {})
+            shipped = f"tiny: TAR {_pct(dev.get('dev_tar', float('nan')))} % @ {dev.get('threshold_rule', '?')}"
+        else:
+            shipped = "none"
+        rows.append([name, spec.task, f"{params['tiny'] / 1e6:.2f}M", f"{params['paper'] / 1e6:.1f}M", shipped, spec.description])
+    click.echo(tabulate(rows, headers=["model", "task", "params tiny", "params paper", "shipped weights (dev)", "description"]))
+
+
+@main.command()
+def attacks() -> None:
+    """List the registered attacks with their backend, norms and parameters."""
+    from attacks import ATTACKS
+    from attacks.registry import describe_params
+
+    rows = []
+    for name in ATTACKS:
+        cls = ATTACKS.get(name)
+        rows.append([name, cls.backend, ",".join(cls.norms), describe_params(name) or "-", cls.description])
+    click.echo(tabulate(rows, headers=["attack", "backend", "norms", "parameters", "description"]))
+
+
+@main.command()
+def suites() -> None:
+    """List the built-in attack suites (a YAML file can be passed to `run --attack-suite` too)."""
+    from attacks import SUITES
+
+    rows = []
+    for name in SUITES:
+        s = SUITES.get(name)
+        rows.append([name, ", ".join(e.label() for e in s.entries), ", ".join(dict.fromkeys(s.budgets())), s.description])
+    click.echo(tabulate(rows, headers=["suite", "attacks", "budgets", "description"]))
+
+
+@main.command()
+def protocols() -> None:
+    """List the evaluation protocols with their task, splits and threshold rule."""
+    from bench.data import PROTOCOLS
+
+    rows = []
+    for name in PROTOCOLS:
+        p = PROTOCOLS.get(name)
+        splits = "; ".join(f"{k}: {v}" for k, v in p.splits.items())
+        rows.append([name, p.task, p.description, splits, p.threshold_rule])
+    click.echo(tabulate(rows, headers=["protocol", "task", "description", "splits", "threshold"]))
+
+
+@main.command()
+@click.argument("run_id", required=False)
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help=STORE_HELP)
+@click.option("--all", "list_all", is_flag=True, help="List every run in the store instead of one run's cells.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> None:
+    """Show a stored run (default: the newest): its provenance and the summary of each cell."""
+    from bench.config import format_eps
+    from bench.store import ResultsStore
+
+    st = ResultsStore(store)
+    if list_all:
+        runs = st.runs()
+        if as_json:
+            click.echo(json.dumps(runs, indent=2, default=str))
+            return
+        click.echo(tabulate([[r["run_id"], r["model"], r["protocol"], r["suite"], r["status"], len(r["cell_ids"]), r.get("started", "")]
+                             for r in runs], headers=["run", "model", "protocol", "suite", "status", "cells", "started"]))
+        return
+    meta = st.run(run_id)
+    cells = st.read_cells(meta["cell_ids"], arrays=False)
+    if as_json:
+        click.echo(json.dumps({"run": meta, "cells": [{"cell_id": c.cell_id, **c.config, **c.summary} for c in cells]}, indent=2, default=str))
+        return
+    click.echo(f"run {meta['run_id']}  status {meta['status']}  model {meta['model']} ({meta.get('profile')})  "
+               f"protocol {meta['protocol']}  suite {meta['suite']}")
+    click.echo(f"checkpoint {meta['checkpoint']} sha256 {meta['checkpoint_sha256'][:16]}  device {meta['device']}  seed {meta['seed']}")
+    click.echo(f"threshold {float(meta['threshold']):.4f} ({meta['threshold_rule']})  started {meta.get('started')}  ended {meta.get('ended', '-')}")
+    rows = [[c.config["goal"], c.config["attack"], f"{c.config['norm']} {format_eps(c.config['norm'], c.config['eps'])}",
+             _pct(c.summary["clean_accuracy"]), _pct(c.summary["robust_accuracy"]),
+             f"{_pct(c.summary['asr'])} [{_pct(c.summary['asr_low'])}, {_pct(c.summary['asr_high'])}]", c.summary["n"], c.cell_id]
+            for c in cells]
+    click.echo(tabulate(rows, headers=["goal", "attack", "budget", "clean acc %", "robust acc %", "ASR % [95% CI]", "n", "cell"]))
+
+
+@main.command()
+@click.option("--model", "-m", required=True, help="Zoo variant to train (see `facebench models`).")
+@click.option("--profile", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]), help="Model size profile.")
+@click.option("--protocol", default=None, help="Protocol whose train split to use. Default: the model's own.")
+@click.option("--epochs", default=60, show_default=True, type=int, help="Training epochs.")
+@click.option("--out", default=None, type=click.Path(), help="Output .safetensors path or directory. Default: the zoo's weights/.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int, quiet: bool) -> None:
+    """Train a zoo variant; writes safetensors weights and a JSON model card."""
+    from bench.config import resolve_device
+    from models_zoo.training import train_variant
+
+    command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
+    weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,
+                                  device=resolve_device(device), seed=seed, progress=not quiet, command=command)
+    dev = card["dev"]
+    click.echo(f"wrote {weights} ({card['parameters']} parameters, {card['wall_time_s']} s); dev TAR {_pct(dev['dev_tar'])} % "
+               f"at {dev['threshold_rule']} (threshold {dev['threshold']:.4f})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,78 @@
+"""Run configuration helpers: budgets written as fractions of 255, devices, seeds."""
+from __future__ import annotations
+
+import random
+import re
+from fractions import Fraction
+from typing import Union
+
+import numpy as np
+
+from bench.errors import BadInputError
+
+NORMS = ("linf", "l2")
+EPS_TOLERANCE = 1e-6  # budgets are checked with a tolerance, never an exact float compare
+
+_FRACTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def parse_eps(value: Union[str, float, int]) -> float:
+    """Parse a budget such as ``8/255``, ``0.5`` or ``1`` into a float in [0, 1] image space."""
+    if isinstance(value, (int, float)):
+        eps = float(value)
+    else:
+        text = str(value).strip()
+        match = _FRACTION.match(text)
+        try:
+            if match:
+                num, den = float(match.group(1)), float(match.group(2))
+                if den == 0:
+                    raise ZeroDivisionError
+                eps = num / den
+            else:
+                eps = float(text)
+        except (ValueError, ZeroDivisionError):
+            raise BadInputError(f"budget {value!r} is not a number or a fraction like 8/255") from None
+    if not np.isfinite(eps) or eps <= 0:
+        raise BadInputError(f"budget {value!r} must be a positive finite number")
+    return eps
+
+
+def check_budget(norm: str, eps: float) -> None:
+    """Refuse a budget that makes no sense for its norm before any work is done."""
+    if norm not in NORMS:
+        raise BadInputError(f"unknown norm {norm!r} (known: {', '.join(NORMS)})")
+    if norm == "linf" and not (0 < eps <= 1 + EPS_TOLERANCE):
+        raise BadInputError(f"Linf budget {eps:g} is outside (0, 1]")
+    if norm == "l2" and not eps > 0:
+        raise BadInputError(f"L2 budget {eps:g} must be positive")
+
+
+def format_eps(norm: str, eps: float) -> str:
+    """Write a budget the way people read it: Linf as n/255, L2 as a decimal."""
+    if norm == "linf":
+        frac = Fraction(eps * 255).limit_denominator(8)
+        if abs(float(frac) - eps * 255) < 1e-4:
+            return f"{frac}/255" if frac.denominator == 1 else f"{float(frac):g}/255"
+    return f"{eps:g}"
+
+
+def resolve_device(name: str) -> "torch.device":  # noqa: F821
+    """`auto` picks CUDA when there is one, else CPU; `cuda` without a GPU is a user error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadInputError("--device cuda was asked for but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise BadInputError(f"unknown device {name!r} (use auto, cpu or cuda)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)

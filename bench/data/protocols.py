@@ -1,0 +1,174 @@
+"""Named evaluation protocols: splits over a dataset that yield training data and evaluation items."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+import numpy as np
+
+from bench.data.world import FaceWorld
+from bench.registry import Registry
+
+
+@dataclass(frozen=True)
+class FaceSet:
+    """Images (uint8 N,S,S,3) with their identity labels and stable sample ids."""
+
+    images: np.ndarray
+    identities: np.ndarray
+    sample_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Verification pairs: the probe (attacked side) and the reference (fixed side) of each pair."""
+
+    probes: np.ndarray
+    references: np.ndarray
+    genuine: np.ndarray
+    pair_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.pair_ids)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named split over a dataset: its task, its threshold rule and a description of each split."""
+
+    name: str
+    task: str
+    description: str
+    threshold_rule: str
+    splits: dict = field(default_factory=dict)
+
+
+class FRProtocol(Protocol):
+    """A face-verification protocol: train and dev face sets, and genuine / impostor test pairs."""
+
+    def train_set(self, size: int) -> FaceSet:
+        raise NotImplementedError
+
+    def dev_set(self, size: int) -> FaceSet:
+        raise NotImplementedError
+
+    def test_pairs(self, kind: str, n: int | None, seed: int, size: int) -> PairSet:
+        raise NotImplementedError
+
+
+PROTOCOLS: Registry[Protocol] = Registry("protocol")
+
+
+def register_protocol(protocol: Protocol) -> Protocol:
+    return PROTOCOLS.add(protocol.name, protocol)
+
+
+def get_protocol(name: str) -> Protocol:
+    return PROTOCOLS.get(name)
+
+
+# --------------------------------------------------------------------------- synthetic FR
+
+
+@dataclass(frozen=True)
+class SynthFRSplits:
+    """Identity ranges of the synthetic FR protocol. No identity is in two splits."""
+
+    train_ids: range = range(0, 400)
+    train_per_id: int = 10
+    dev_ids: range = range(10_000, 10_080)
+    dev_per_id: int = 6
+    test_ids: range = range(20_000, 20_150)
+    test_per_id: int = 8
+    test_pairs_per_kind: int = 600
+
+
+SYNTH_FR = SynthFRSplits()
+
+
+@lru_cache(maxsize=8)
+def _world(seed: int, size: int) -> FaceWorld:
+    return FaceWorld(seed=seed, size=size)
+
+
+def _face_set(ids: range, per_id: int, size: int, world_seed: int) -> FaceSet:
+    identities = np.repeat(np.asarray(ids, dtype=np.int64), per_id)
+    samples = np.tile(np.arange(per_id, dtype=np.int64), len(ids))
+    rendered = _world(world_seed, size).render(identities, samples, domain="celeb")
+    sample_ids = [f"id{i}/s{s}" for i, s in zip(identities, samples)]
+    return FaceSet(rendered.images, identities, sample_ids)
+
+
+@lru_cache(maxsize=4)
+def synth_fr_train(size: int = 64, world_seed: int = 0) -> FaceSet:
+    return _face_set(SYNTH_FR.train_ids, SYNTH_FR.train_per_id, size, world_seed)
+
+
+@lru_cache(maxsize=4)
+def synth_fr_dev(size: int = 64, world_seed: int = 0) -> FaceSet:
+    return _face_set(SYNTH_FR.dev_ids, SYNTH_FR.dev_per_id, size, world_seed)
+
+
+def _pair_list(kind: str, world_seed: int) -> list[tuple[int, int, int, int]]:
+    """The fixed list of test pairs (id_a, sample_a, id_b, sample_b), like LFW's pairs.txt."""
+    rng = np.random.default_rng([world_seed, 303, 0 if kind == "genuine" else 1])
+    ids = np.asarray(SYNTH_FR.test_ids)
+    k = SYNTH_FR.test_per_id
+    pairs, seen = [], set()
+    while len(pairs) < SYNTH_FR.test_pairs_per_kind:
+        if kind == "genuine":
+            a = b = int(rng.choice(ids))
+            sa, sb = (int(v) for v in rng.choice(k, 2, replace=False))
+        else:
+            a, b = (int(v) for v in rng.choice(ids, 2, replace=False))
+            sa, sb = int(rng.integers(k)), int(rng.integers(k))
+        key = (a, sa, b, sb)
+        if key not in seen:
+            seen.add(key)
+            pairs.append(key)
+    return pairs
+
+
+def synth_fr_pairs(kind: str, n: int | None, seed: int, size: int = 64, world_seed: int = 0) -> PairSet:
+    """`n` test pairs of `kind` (genuine / impostor), chosen deterministically from `seed`."""
+    pairs = _pair_list(kind, world_seed)
+    order = np.random.default_rng([seed, 404, 0 if kind == "genuine" else 1]).permutation(len(pairs))
+    chosen = [pairs[i] for i in order[: (len(pairs) if n is None else n)]]
+    world = _world(world_seed, size)
+    a = np.asarray([(p[0], p[1]) for p in chosen], dtype=np.int64).reshape(-1, 2)
+    b = np.asarray([(p[2], p[3]) for p in chosen], dtype=np.int64).reshape(-1, 2)
+    probes = world.render(a[:, 0], a[:, 1]).images
+    refs = world.render(b[:, 0], b[:, 1]).images
+    ids = [f"{kind[0]}:id{p[0]}/s{p[1]}|id{p[2]}/s{p[3]}" for p in chosen]
+    return PairSet(probes, refs, np.full(len(chosen), kind == "genuine"), ids)
+
+
+class SynthFRProtocol(FRProtocol):
+    """`synth-fr`: the embedded world's FR protocol (CelebA-like train, unseen-identity test pairs)."""
+
+    def train_set(self, size: int) -> FaceSet:
+        return synth_fr_train(size)
+
+    def dev_set(self, size: int) -> FaceSet:
+        return synth_fr_dev(size)
+
+    def test_pairs(self, kind: str, n: int | None, seed: int, size: int) -> PairSet:
+        return synth_fr_pairs(kind, n, seed, size)
+
+
+register_protocol(
+    SynthFRProtocol(
+        name="synth-fr",
+        task="fr",
+        description="embedded face world: train / dev identities (threshold) / test pairs on unseen identities",
+        threshold_rule="verification threshold at FAR=1e-3 on all dev impostor pairs",
+        splits={
+            "train": f"{len(SYNTH_FR.train_ids)} identities x {SYNTH_FR.train_per_id} images",
+            "dev": f"{len(SYNTH_FR.dev_ids)} identities x {SYNTH_FR.dev_per_id} images",
+            "test": f"{SYNTH_FR.test_pairs_per_kind} genuine + {SYNTH_FR.test_pairs_per_kind} impostor pairs "
+            f"over {len(SYNTH_FR.test_ids)} unseen identities",
+        },
+    )
+)

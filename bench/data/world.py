@@ -1,0 +1,394 @@
+"""The embedded face world: a deterministic procedural renderer of faces.
+
+Every identity is a parameter vector (head shape, skin, eyes, brows, nose, mouth, hair, facial hair,
+glasses). A face is rendered from a 2.5D height field (which is also its ground-truth depth map)
+with Lambertian shading under a random light, small pose changes, expression, occlusion, background
+clutter, blur, noise and JPEG. The same (seed, domain, identity, sample) always gives the same image.
+
+The renderer is vectorised over a batch in numpy; it uses no external assets.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+WORLD_VERSION = 1
+
+SKIN_LIGHT = np.array([0.96, 0.80, 0.70])
+SKIN_DARK = np.array([0.36, 0.23, 0.16])
+HAIR_PALETTE = np.array(
+    [
+        [0.06, 0.05, 0.05],  # black
+        [0.25, 0.15, 0.08],  # dark brown
+        [0.45, 0.30, 0.16],  # brown
+        [0.80, 0.66, 0.38],  # blond
+        [0.62, 0.27, 0.12],  # red
+        [0.62, 0.62, 0.62],  # grey
+    ]
+)
+IRIS_PALETTE = np.array(
+    [
+        [0.25, 0.14, 0.06],  # brown
+        [0.10, 0.07, 0.05],  # dark
+        [0.25, 0.45, 0.70],  # blue
+        [0.30, 0.50, 0.30],  # green
+        [0.45, 0.48, 0.50],  # grey
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A capture domain: camera, light and post-processing statistics of one data source."""
+
+    name: str
+    code: int
+    description: str
+    blur: tuple[float, float] = (0.0, 0.8)  # gaussian sigma in pixels at 64 px
+    noise: tuple[float, float] = (0.005, 0.03)
+    jpeg: tuple[int, int] = (60, 95)
+    pose: float = 1.0  # scale of yaw / pitch / roll spread
+    ambient: tuple[float, float] = (0.25, 0.55)
+    color_cast: float = 0.08  # spread of the white-balance error
+    occlusion: float = 0.12  # probability of an occluder
+    gain: tuple[float, float] = (0.8, 1.15)
+
+
+DOMAINS: dict[str, Domain] = {
+    d.name: d
+    for d in [
+        Domain("celeb", 0, "in-the-wild photos of celebrities (CelebA / LFW stand-in)"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered batch: uint8 images (N, S, S, 3) and depth maps in [0, 1] (N, S, S)."""
+
+    images: np.ndarray
+    depth: np.ndarray
+    identities: np.ndarray
+    samples: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+
+def _rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng([int(k) for k in keys])
+
+
+def identity_params(seed: int, identity: int) -> dict[str, np.ndarray | float]:
+    """The parameter vector of one identity (what makes that face that face)."""
+    r = _rng(seed, 101, identity)
+    tone = r.uniform(0, 1)
+    skin = SKIN_LIGHT * (1 - tone) + SKIN_DARK * tone + r.normal(0, 0.025, 3)
+    hair_idx = r.choice(len(HAIR_PALETTE), p=[0.3, 0.25, 0.2, 0.12, 0.06, 0.07])
+    hair = np.clip(HAIR_PALETTE[hair_idx] + r.normal(0, 0.04, 3), 0, 1)
+    iris = np.clip(IRIS_PALETTE[r.integers(len(IRIS_PALETTE))] + r.normal(0, 0.04, 3), 0, 1)
+    lip = np.clip(skin * np.array([1.0, 0.62, 0.62]) + r.normal(0, 0.03, 3), 0, 1)
+    return {
+        "face_w": r.uniform(0.50, 0.68),
+        "face_h": r.uniform(0.70, 0.88),
+        "jaw": r.uniform(0.0, 0.40),
+        "skin": np.clip(skin, 0, 1),
+        "eye_dx": r.uniform(0.19, 0.31),
+        "eye_y": r.uniform(-0.14, 0.0),
+        "eye_r": r.uniform(0.055, 0.09),
+        "eye_slant": r.uniform(-0.15, 0.15),
+        "iris": iris,
+        "brow_gap": r.uniform(0.09, 0.17),
+        "brow_thick": r.uniform(0.018, 0.045),
+        "brow_tilt": r.uniform(-0.35, 0.35),
+        "nose_len": r.uniform(0.16, 0.30),
+        "nose_w": r.uniform(0.05, 0.11),
+        "nose_h": r.uniform(0.15, 0.35),
+        "mouth_y": r.uniform(0.33, 0.50),
+        "mouth_w": r.uniform(0.13, 0.25),
+        "lip_t": r.uniform(0.018, 0.045),
+        "lip": lip,
+        "hair": hair,
+        "hair_style": float(r.choice(5, p=[0.35, 0.3, 0.08, 0.17, 0.10])),  # short long bald fringe curly
+        "hair_line": r.uniform(-0.72, -0.45),
+        "beard": float(r.choice(3, p=[0.7, 0.12, 0.18])),
+        "glasses": float(r.uniform() < 0.15),
+        "frame": np.clip(r.uniform(0, 0.5, 3), 0, 1),
+        "cheek": r.uniform(0.0, 0.2),
+        "mole": r.uniform(-0.4, 0.4, 2) if r.uniform() < 0.3 else np.array([9.0, 9.0]),
+    }
+
+
+def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
+    """Per-image variation that is not identity: pose, expression, light, background, camera."""
+    r = _rng(seed, 202, domain.code, identity, sample)
+    p = domain.pose
+    az = r.uniform(-np.pi, np.pi)
+    elev = r.uniform(0.35, 1.2)
+    return {
+        "yaw": float(np.clip(r.normal(0, 0.22 * p), -0.5, 0.5)),
+        "pitch": float(np.clip(r.normal(0, 0.12 * p), -0.3, 0.3)),
+        "roll": float(np.clip(r.normal(0, 0.10 * p), -0.3, 0.3)),
+        "scale": r.uniform(0.88, 1.10),
+        "tx": r.normal(0, 0.04),
+        "ty": r.normal(0, 0.04),
+        "smile": r.uniform(-0.3, 1.0),
+        "eye_open": r.uniform(0.55, 1.0),
+        "light": np.array([np.cos(az) * np.cos(elev), np.sin(az) * np.cos(elev), np.sin(elev)]),
+        "ambient": r.uniform(*domain.ambient),
+        "gain": r.uniform(*domain.gain),
+        "cast": 1 + r.normal(0, domain.color_cast, 3),
+        "bg": r.uniform(0.05, 0.95, (2, 3)),
+        "blobs": r.uniform(0, 1, (4, 6)),
+        "occluder": r.uniform() < domain.occlusion,
+        "occ": r.uniform(0, 1, 6),
+        "blur": r.uniform(*domain.blur),
+        "noise": r.uniform(*domain.noise),
+        "jpeg": int(r.integers(domain.jpeg[0], domain.jpeg[1] + 1)),
+        "hair_jitter": r.normal(0, 0.03),
+        "glasses_off": r.uniform() < 0.2,
+        "noise_seed": int(r.integers(2**31)),
+    }
+
+
+def _stack(dicts: Sequence[dict], key: str) -> np.ndarray:
+    """Stack one field of N parameter dicts as an array broadcastable against (N, S, S)."""
+    arr = np.asarray([d[key] for d in dicts], dtype=np.float64)
+    if arr.ndim == 1:
+        return arr[:, None, None]
+    return arr[:, None, None, :]
+
+
+def _soft(signed: np.ndarray, width: float) -> np.ndarray:
+    """A soft (anti-aliased) mask from a signed distance: 1 inside (signed > 0), 0 outside."""
+    return 1.0 / (1.0 + np.exp(-np.clip(signed / width, -30, 30)))
+
+
+def _gauss(x: np.ndarray, y: np.ndarray, cx, cy, sx, sy) -> np.ndarray:
+    return np.exp(-(((x - cx) / sx) ** 2) - ((y - cy) / sy) ** 2)
+
+
+def _blend(img: np.ndarray, mask: np.ndarray, color) -> np.ndarray:
+    mask = mask[..., None]
+    return img * (1 - mask) + np.asarray(color) * mask
+
+
+def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma < 0.3:
+        return img
+    radius = int(np.ceil(2.5 * sigma))
+    t = np.arange(-radius, radius + 1)
+    k = np.exp(-(t**2) / (2 * sigma**2))
+    k /= k.sum()
+    pad = np.pad(img, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    h = sum(k[i] * pad[:, i : i + img.shape[1]] for i in range(len(k)))
+    return sum(k[i] * h[i : i + img.shape[0]] for i in range(len(k)))
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+class FaceWorld:
+    """Deterministic renderer of the embedded face world (`seed` selects the world)."""
+
+    def __init__(self, seed: int = 0, size: int = 64) -> None:
+        self.seed = seed
+        self.size = size
+        self._ident_cache: dict[int, dict] = {}
+
+    def identity(self, identity: int) -> dict:
+        if identity not in self._ident_cache:
+            self._ident_cache[identity] = identity_params(self.seed, identity)
+        return self._ident_cache[identity]
+
+    def render(
+        self,
+        identities: Sequence[int],
+        samples: Sequence[int],
+        domain: str = "celeb",
+        batch: int = 256,
+    ) -> Rendered:
+        """Render live faces of `identities[i]`, sample index `samples[i]`, in `domain`."""
+        identities = np.asarray(identities, dtype=np.int64)
+        samples = np.asarray(samples, dtype=np.int64)
+        if identities.shape != samples.shape:
+            raise ValueError("identities and samples must have the same length")
+        dom = DOMAINS[domain]
+        images, depths = [], []
+        for start in range(0, len(identities), batch):
+            ids = identities[start : start + batch]
+            smp = samples[start : start + batch]
+            idp = [self.identity(int(i)) for i in ids]
+            nui = [_nuisance(self.seed, dom, int(i), int(s)) for i, s in zip(ids, smp)]
+            img, dep = self._render_batch(idp, nui)
+            images.append(img)
+            depths.append(dep)
+        s = self.size
+        return Rendered(
+            images=np.concatenate(images) if images else np.zeros((0, s, s, 3), np.uint8),
+            depth=np.concatenate(depths) if depths else np.zeros((0, s, s), np.float32),
+            identities=identities,
+            samples=samples,
+            meta={"domain": domain, "world_version": WORLD_VERSION, "seed": self.seed},
+        )
+
+    # ------------------------------------------------------------------ rendering
+    def _render_batch(self, idp: list[dict], nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        n, s = len(idp), self.size
+        px = 2.0 / s
+        lin = (np.arange(s) + 0.5) / s * 2 - 1
+        v0, u0 = np.meshgrid(lin, lin, indexing="ij")
+        u0 = np.broadcast_to(u0, (n, s, s))
+        v0 = np.broadcast_to(v0, (n, s, s))
+
+        g = lambda k: _stack(nui, k)  # noqa: E731
+        f = lambda k: _stack(idp, k)  # noqa: E731
+
+        # image plane -> face frame (roll, scale, translation)
+        roll, sc = g("roll"), g("scale")
+        du, dv = (u0 - g("tx")) / sc, (v0 - g("ty")) / sc
+        x = np.cos(roll) * du + np.sin(roll) * dv
+        y = -np.sin(roll) * du + np.cos(roll) * dv
+        yaw, pitch = g("yaw"), g("pitch")
+
+        # --- height field (also the depth map)
+        a, b, jaw = f("face_w"), f("face_h"), f("jaw")
+        xf = x - yaw * 0.06
+        yf = y - pitch * 0.05
+        a_eff = a * (1 - jaw * np.clip(yf, 0, None) / b)
+        r2 = (xf / a_eff) ** 2 + (yf / b) ** 2
+        face_mask = _soft(1 - np.sqrt(r2), px * 1.2 / np.maximum(a, b))
+        head = np.sqrt(np.clip(1 - r2, 0, None))
+
+        fx = yaw * 0.22  # inner features move more with yaw (parallax)
+        fy = pitch * 0.15
+        ex, ey, er = f("eye_dx"), f("eye_y") + fy, f("eye_r")
+        nl, nw, nh = f("nose_len"), f("nose_w"), f("nose_h")
+        my, mw = f("mouth_y") + fy, f("mouth_w")
+        nose_y0 = ey + 0.02
+        z = 0.55 * head
+        z = z + nh * _gauss(x, y, fx * 1.3, nose_y0 + nl * 0.6, nw, nl * 0.6)
+        z = z - 0.07 * (_gauss(x, y, fx - ex, ey, er * 1.6, er * 1.3) + _gauss(x, y, fx + ex, ey, er * 1.6, er * 1.3))
+        z = z + 0.05 * _gauss(x, y, fx, ey - f("brow_gap"), a * 0.8, 0.05)
+        z = z + 0.04 * _gauss(x, y, fx, my, mw, 0.05)
+        z = z + f("cheek") * (_gauss(x, y, fx - 0.3, 0.15, 0.15, 0.12) + _gauss(x, y, fx + 0.3, 0.15, 0.15, 0.12))
+        z = z * face_mask
+        depth = np.clip(z / 0.95, 0, 1)
+
+        # --- albedo
+        bg = g("bg")
+        t = (v0[..., None] + 1) / 2
+        img = bg[:, :, :, 0, :] * (1 - t) + bg[:, :, :, 1, :] * t
+        blobs = np.asarray([d["blobs"] for d in nui])
+        for k in range(blobs.shape[1]):
+            bx, by, br = blobs[:, k, 0] * 2 - 1, blobs[:, k, 1] * 2 - 1, 0.1 + 0.3 * blobs[:, k, 2]
+            m = _soft(br[:, None, None] - np.hypot(u0 - bx[:, None, None], v0 - by[:, None, None]), px)
+            img = _blend(img, m * 0.8, blobs[:, k, 3:6][:, None, None, :])
+
+        style = f("hair_style")
+        hair_c = f("hair")
+        hair_line = f("hair_line") + g("hair_jitter") + np.where(style == 3, 0.18, 0.0)
+        # hair behind the head (long hair) and above the hairline
+        long_mask = (style == 1) * _soft(0.7 - y, px) * _soft(1 - np.sqrt((xf / (a * 1.25)) ** 2 + ((yf + 0.05) / (b * 1.12)) ** 2), px)
+        img = _blend(img, long_mask, hair_c[:, :, :, 0, :] if hair_c.ndim == 5 else hair_c * 0.85)
+        skin = f("skin")
+        img = _blend(img, face_mask, skin)
+
+        # eyes: sclera, iris, pupil
+        openness = g("eye_open") * (1 - 0.25 * np.clip(g("smile"), 0, 1))
+        slant = f("eye_slant")
+        for side in (-1, 1):
+            cx = fx + side * ex
+            cy = ey + side * slant * 0.05
+            d = np.sqrt(((x - cx) / er) ** 2 + ((y - cy) / (er * 0.55 * openness)) ** 2)
+            sclera = _soft(1 - d, 0.08) * face_mask
+            img = _blend(img, sclera, np.array([0.93, 0.92, 0.90]))
+            di = np.hypot(x - cx - yaw * 0.03, y - cy) / (er * 0.5)
+            iris = _soft(1 - di, 0.1) * sclera
+            img = _blend(img, iris, f("iris"))
+            img = _blend(img, _soft(0.45 - di, 0.1) * sclera, np.array([0.02, 0.02, 0.02]))
+            # brows
+            bx = x - cx
+            by = y - (cy - f("brow_gap")) - f("brow_tilt") * side * bx
+            brow = _soft(f("brow_thick") - np.abs(by), px * 0.7) * _soft(er * 1.7 - np.abs(bx), px) * face_mask
+            img = _blend(img, brow, hair_c * 0.7)
+
+        # nostrils and mouth
+        ny = nose_y0 + nl
+        for side in (-1, 1):
+            d = np.hypot((x - fx * 1.2 - side * nw * 0.55) / (nw * 0.35), (y - ny) / 0.018)
+            img = _blend(img, _soft(1 - d, 0.3) * face_mask * 0.6, skin * 0.35)
+        smile = g("smile")
+        xm = (x - fx) / mw
+        curve = my - smile * 0.05 * (1 - np.clip(xm, -1, 1) ** 2)
+        lips = _soft(f("lip_t") - np.abs(y - curve), px * 0.7) * _soft(1 - np.abs(xm), 0.08) * face_mask
+        img = _blend(img, lips, f("lip"))
+        line = _soft(px * 0.6 - np.abs(y - curve), px * 0.5) * _soft(1 - np.abs(xm), 0.08) * face_mask
+        img = _blend(img, line * 0.8, np.array([0.15, 0.05, 0.05]))
+
+        # mole
+        mole = f("mole")
+        dm = np.hypot(x - mole[:, :, :, 0] - fx, y - mole[:, :, :, 1])
+        img = _blend(img, _soft(0.025 - dm, px * 0.5) * face_mask, skin * 0.4)
+
+        # facial hair
+        beard = f("beard")
+        rng_tex = np.stack([np.random.default_rng(d["noise_seed"]).uniform(0.6, 1.0, (s, s)) for d in nui])
+        moustache = _soft(0.035 - np.abs(y - (curve - 0.06)), px) * _soft(mw * 1.1 - np.abs(x - fx), px)
+        full = _soft(y - (my - 0.08), 0.03) * _soft(np.abs(xm) - 0.0, 1.0)
+        bmask = np.where(beard == 1, moustache, 0.0) + np.where(beard == 2, np.maximum(full, moustache), 0.0)
+        bmask = np.clip(bmask, 0, 1) * face_mask * (1 - lips) * rng_tex
+        img = _blend(img, bmask * 0.9, hair_c * 0.8)
+
+        # scalp hair (above the hairline, over the forehead)
+        top = _soft(1 - np.sqrt((xf / (a * 1.08)) ** 2 + ((yf + 0.02) / (b * 1.06)) ** 2), px)
+        curl = np.where(style == 4, 0.04 * np.sin(x * 40) * np.sin(y * 40), 0.0)
+        scalp = _soft(hair_line + curl - y, px * 1.5) * top * (style != 2)
+        img = _blend(img, scalp * np.clip(rng_tex * 1.1, 0, 1), hair_c)
+
+        # glasses
+        wear = (f("glasses") > 0.5) & ~(g("glasses_off") > 0.5)
+        for side in (-1, 1):
+            d = np.hypot(x - fx - side * ex, (y - ey) * 1.2)
+            ring = _soft(0.012 - np.abs(d - er * 1.6), px * 0.5)
+            img = _blend(img, ring * wear, f("frame"))
+        bridge = _soft(0.012 - np.abs(y - ey + 0.02), px * 0.5) * _soft(ex - er * 1.6 - np.abs(x - fx), px * 0.5)
+        img = _blend(img, bridge * wear, f("frame"))
+
+        # --- shading: Lambertian on the height field's normals (face and hair lit, background flat)
+        gy, gx = np.gradient(z + 0.3 * scalp * top, axis=(1, 2))
+        k = s * 0.35
+        nx_, ny_, nz_ = -gx * k, -gy * k, np.ones_like(gx)
+        norm = np.sqrt(nx_**2 + ny_**2 + nz_**2)
+        light = np.asarray([d["light"] for d in nui])
+        ndotl = (nx_ * light[:, 0, None, None] - ny_ * light[:, 1, None, None] + nz_ * light[:, 2, None, None]) / norm
+        amb = g("ambient")
+        shade = amb + (1 - amb) * np.clip(ndotl, 0, None)
+        lit = np.clip(face_mask + scalp * top + long_mask, 0, 1)
+        shade = shade * lit + (0.75 + 0.25 * amb) * (1 - lit)
+        img = img * shade[..., None] * g("gain")[..., None] * g("cast")
+
+        # occluder (a hand, a scarf, a microphone ...)
+        occ = np.asarray([d["occ"] for d in nui])
+        has = np.asarray([d["occluder"] for d in nui], dtype=np.float64)
+        ox, oy = occ[:, 0] * 1.2 - 0.6, 0.2 + occ[:, 1] * 0.7
+        ow, oh = 0.15 + occ[:, 2] * 0.35, 0.1 + occ[:, 3] * 0.3
+        om = _soft(ow[:, None, None] - np.abs(u0 - ox[:, None, None]), px) * _soft(oh[:, None, None] - np.abs(v0 - oy[:, None, None]), px)
+        img = _blend(img, om * has[:, None, None], occ[:, 3:6][:, None, None, :] * 0.9)
+        depth = depth * (1 - om * has[:, None, None])
+
+        # camera: blur, noise, JPEG
+        out = np.empty((n, s, s, 3), dtype=np.uint8)
+        for i, d in enumerate(nui):
+            im = _gaussian_blur(img[i], d["blur"] * s / 64)
+            im = im + np.random.default_rng(d["noise_seed"] + 1).normal(0, d["noise"], im.shape)
+            im = (np.clip(im, 0, 1) * 255 + 0.5).astype(np.uint8)
+            out[i] = _jpeg(im, d["jpeg"])
+        return out, depth.astype(np.float32)

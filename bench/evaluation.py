@@ -1,0 +1,71 @@
+"""Clean evaluation: embeddings, dev operating points and clean metrics."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.data.protocols import FaceSet, FRProtocol
+from bench.metrics import OperatingPoint, threshold_at_far
+
+DEFAULT_FAR = 1e-3
+
+
+def images_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [0, 1] (the convention every model takes)."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+@torch.no_grad()
+def embed(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """Embeddings of uint8 images, computed in batches on `device`, returned on CPU."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images_to_tensor(images[start : start + batch_size]).to(device)
+        out.append(model(x).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+@dataclass(frozen=True)
+class FRDevResult:
+    operating_point: OperatingPoint
+    tar: float
+    accuracy: float
+    genuine_pairs: int
+    impostor_pairs: int
+
+    def as_card(self) -> dict:
+        op = self.operating_point
+        return {
+            "threshold": op.threshold,
+            "threshold_rule": op.rule,
+            "dev_far": op.achieved_rate,
+            "dev_tar": self.tar,
+            "dev_accuracy": self.accuracy,
+            "dev_genuine_pairs": self.genuine_pairs,
+            "dev_impostor_pairs": self.impostor_pairs,
+        }
+
+
+def pair_scores(embeddings: torch.Tensor, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine scores of every genuine and every impostor pair (i < j) in a face set."""
+    sims = (embeddings @ embeddings.T).numpy()
+    iu, ju = np.triu_indices(len(identities), k=1)
+    same = identities[iu] == identities[ju]
+    s = sims[iu, ju]
+    return s[same], s[~same]
+
+
+def fr_dev_result(model: nn.Module, dev: FaceSet, device: torch.device, far: float = DEFAULT_FAR) -> FRDevResult:
+    """The verification threshold at `far` on every dev impostor pair, and dev TAR / accuracy there."""
+    emb = embed(model, dev.images, device)
+    genuine, impostor = pair_scores(emb, dev.identities)
+    op = threshold_at_far(impostor, far)
+    tar = float(np.mean(genuine >= op.threshold))
+    return FRDevResult(op, tar, (tar + 1 - op.achieved_rate) / 2, len(genuine), len(impostor))
+
+
+def fr_operating_point(model: nn.Module, protocol: FRProtocol, size: int, device: torch.device, far: float = DEFAULT_FAR) -> FRDevResult:
+    return fr_dev_result(model, protocol.dev_set(size), device, far)

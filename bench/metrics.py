@@ -1,0 +1,81 @@
+"""Metrics and operating points. Thresholds are always fitted on dev data, never on test."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.errors import BadInputError
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a binomial rate; (0, 1) when there are no trials."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A decision threshold with the rule that chose it (stored with every result)."""
+
+    threshold: float
+    rule: str
+    dev_count: int
+    achieved_rate: float
+
+
+def threshold_at_far(impostor_scores: np.ndarray, far: float) -> OperatingPoint:
+    """Smallest threshold whose false-accept rate (impostor s >= tau) on dev is at most `far`."""
+    scores = np.sort(np.asarray(impostor_scores, dtype=np.float64))[::-1]
+    n = scores.size
+    if n == 0:
+        raise BadInputError("no dev impostor pairs to fit a threshold on")
+    if n * far < 1:
+        raise BadInputError(
+            f"FAR {far:g} needs at least {math.ceil(1 / far)} dev impostor pairs, got {n}"
+        )
+    k = int(math.floor(far * n))  # at most k impostors may be accepted
+    tau = float(np.nextafter(scores[k], np.inf)) if k < n else float(scores[-1])
+    achieved = float(np.mean(scores >= tau))
+    return OperatingPoint(tau, f"dev FAR={far:g}", n, achieved)
+
+
+def eer_threshold(live_scores: np.ndarray, attack_scores: np.ndarray) -> OperatingPoint:
+    """Threshold where the dev false-accept (attack >= tau) and false-reject (live < tau) rates meet."""
+    live = np.asarray(live_scores, dtype=np.float64)
+    attack = np.asarray(attack_scores, dtype=np.float64)
+    if live.size == 0 or attack.size == 0:
+        raise BadInputError("EER needs both live and attack dev scores")
+    candidates = np.unique(np.concatenate([live, attack, [np.inf]]))
+    far = np.array([(attack >= t).mean() for t in candidates])
+    frr = np.array([(live < t).mean() for t in candidates])
+    i = int(np.argmin(np.abs(far - frr)))
+    eer = float((far[i] + frr[i]) / 2)
+    return OperatingPoint(float(candidates[i]), "dev EER", int(live.size + attack.size), eer)
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(s_pos > s_neg) with ties counted half (Mann-Whitney)."""
+    pos = np.asarray(positive, dtype=np.float64)
+    neg = np.asarray(negative, dtype=np.float64)
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    allv = np.concatenate([pos, neg])
+    order = allv.argsort(kind="mergesort")
+    ranks = np.empty_like(order, dtype=np.float64)
+    sorted_v = allv[order]
+    i = 0
+    while i < len(sorted_v):  # average ranks over ties
+        j = i
+        while j + 1 < len(sorted_v) and sorted_v[j + 1] == sorted_v[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    r_pos = ranks[: pos.size].sum()
+    return float((r_pos - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))

@@ -1,0 +1,73 @@
+"""The threat-model interface every attack works against."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+
+class Task(ABC):
+    """A model + a batch of evaluation items + an operating point + an attacker's goal.
+
+    Row i of every input `x` belongs to item i of the task. `margin(x)` is the attacker's
+    differentiable per-sample margin: the attack succeeds on a sample exactly when its
+    decision reaches the goal, which is when the margin is positive (ties go to the decision rule).
+    """
+
+    goal: str
+    threshold: float
+
+    @abstractmethod
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's decision score per item (similarity for FR, liveness logit for FAS)."""
+
+    @abstractmethod
+    def margin_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        """Differentiable per-sample margin; positive means the attacker's goal is reached."""
+
+    @abstractmethod
+    def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        """Whether each decision at the operating threshold is the attacker's goal."""
+
+    @abstractmethod
+    def subset(self, index: torch.Tensor) -> "Task":
+        """The same task restricted to the items in `index` (in that order)."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    def margin(self, x: torch.Tensor) -> torch.Tensor:
+        return self.margin_from_scores(self.scores(x))
+
+    def success(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.success_from_scores(self.scores(x))
+
+    def as_classifier(self, scale: float = 10.0) -> nn.Module:
+        """An `nn.Module` with two logits per sample, [keep, goal]; the true label is 0.
+
+        An untargeted attack on label 0 from any classification library flips it to class 1,
+        which is exactly the attacker's goal at the operating threshold.
+        """
+        return MarginClassifier(self, scale)
+
+
+class MarginClassifier(nn.Module):
+    """Binary classifier view of a task: logit 1 minus logit 0 is the scaled attacker margin."""
+
+    def __init__(self, task: Task, scale: float) -> None:
+        super().__init__()
+        self.task = task
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = len(self.task)
+        if x.shape[0] == n:
+            task = self.task
+        elif n == 1:  # a library querying one item with many candidates
+            task = self.task.subset(torch.zeros(x.shape[0], dtype=torch.long))
+        else:
+            raise ValueError(f"batch of {x.shape[0]} does not match the task's {n} items")
+        m = task.margin(x) * self.scale
+        return torch.stack([torch.zeros_like(m), m], dim=1)

@@ -1,0 +1,41 @@
+"""Face verification threat models: dodging and impersonation at the dev threshold."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.tasks.base import Task
+
+
+class VerificationTask(Task):
+    """Pairs (probe, reference): only the probe is perturbed, the reference embedding is fixed.
+
+    A pair is accepted as a match when cos(probe, reference) >= threshold. `dodging` wants a
+    genuine pair rejected; `impersonation` wants an impostor pair accepted.
+    """
+
+    goals = ("dodging", "impersonation")
+
+    def __init__(self, model: nn.Module, references: torch.Tensor, threshold: float, goal: str) -> None:
+        if goal not in self.goals:
+            raise ValueError(f"verification goal must be one of {self.goals}, got {goal!r}")
+        self.model = model
+        self.references = references.detach()
+        self.threshold = float(threshold)
+        self.goal = goal
+
+    def __len__(self) -> int:
+        return self.references.shape[0]
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.model(x) * self.references.to(x.device)).sum(dim=1)
+
+    def margin_from_scores(self, s: torch.Tensor) -> torch.Tensor:
+        return self.threshold - s if self.goal == "dodging" else s - self.threshold
+
+    def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        accepted = scores >= self.threshold
+        return ~accepted if self.goal == "dodging" else accepted
+
+    def subset(self, index: torch.Tensor) -> "VerificationTask":
+        return VerificationTask(self.model, self.references[index], self.threshold, self.goal)

@@ -1,0 +1,111 @@
+"""Checkpoints: safetensors weights plus a JSON model card. Nothing is ever unpickled."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from bench.errors import CheckpointError
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def card_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def save_checkpoint(model: nn.Module, card: dict, weights: Path) -> dict:
+    """Write `weights` (.safetensors) and its card (.json) beside it; returns the completed card."""
+    weights = Path(weights)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = weights.with_suffix(".safetensors.tmp")
+    save_file(state, str(tmp))
+    os.replace(tmp, weights)
+    card = dict(card)
+    card["sha256"] = sha256_file(weights)
+    card["parameters"] = int(sum(p.numel() for p in model.parameters()))
+    card_path(weights).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return card
+
+
+def read_card(weights: Path) -> dict:
+    path = card_path(Path(weights))
+    if not path.exists():
+        raise CheckpointError(f"model card {path} is missing (every checkpoint needs its .json card)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"model card {path} is not valid JSON: {e}") from None
+
+
+def load_weights(model: nn.Module, weights: Path, expected_sha256: Optional[str] = None) -> str:
+    """Load safetensors weights into `model` with a strict match; returns the file's sha256."""
+    weights = Path(weights)
+    if not weights.exists():
+        raise CheckpointError(f"checkpoint {weights} does not exist")
+    digest = sha256_file(weights)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise CheckpointError(
+            f"checkpoint {weights} has sha256 {digest[:12]}... but its card says {expected_sha256[:12]}... (corrupted or replaced)"
+        )
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {weights} is not a readable safetensors file: {e}") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else "state dict mismatch"
+        raise CheckpointError(f"checkpoint {weights} does not match the architecture: {first}") from None
+    return digest
+
+
+def load_checkpoint(model: nn.Module, weights: Path, variant: Optional[str] = None, profile: Optional[str] = None) -> dict:
+    """Load a zoo checkpoint: its card must name this variant / profile and its sha256 must match."""
+    card = read_card(weights)
+    if variant is not None and card.get("variant") != variant:
+        raise CheckpointError(f"checkpoint {weights} is for variant {card.get('variant')!r}, not {variant!r}")
+    if profile is not None and card.get("profile") != profile:
+        raise CheckpointError(f"checkpoint {weights} is for profile {card.get('profile')!r}, not {profile!r}")
+    load_weights(model, weights, card.get("sha256"))
+    return card
+
+
+def shipped_weights(variant: str, profile: str = "tiny") -> Optional[Path]:
+    """The weights shipped in the repository for `variant` at `profile`, if any."""
+    path = WEIGHTS_DIR / f"{variant}-{profile}.safetensors"
+    return path if path.exists() else None
+
+
+def model_eval(model: nn.Module) -> nn.Module:
+    """Evaluation mode with gradients off for parameters (attacks need input gradients only)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+__all__ = [
+    "load_checkpoint",
+    "load_weights",
+    "model_eval",
+    "read_card",
+    "save_checkpoint",
+    "sha256_file",
+    "shipped_weights",
+]

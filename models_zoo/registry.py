@@ -1,0 +1,60 @@
+"""The variant registry: every model the benchmark compares, registered by name (timm style)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from torch import nn
+
+from bench.errors import BadInputError
+from bench.registry import Registry
+
+PROFILES = ("tiny", "paper")
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """What the zoo knows about a variant: its task, how to build and train it, and where it comes from."""
+
+    name: str
+    task: str  # "fr" or "fas"
+    description: str
+    factory: Callable[[str], nn.Module]
+    input_size: dict[str, int]
+    default_protocol: str
+    citation: str = ""
+    recipe: Optional[Callable[..., dict]] = field(default=None, compare=False)
+
+    def build(self, profile: str = "tiny") -> nn.Module:
+        if profile not in PROFILES:
+            raise BadInputError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+        return self.factory(profile)
+
+
+VARIANTS: Registry[VariantSpec] = Registry("model")
+
+
+def register_variant(
+    name: str,
+    *,
+    task: str,
+    description: str,
+    input_size: dict[str, int],
+    default_protocol: str,
+    citation: str = "",
+    recipe: Optional[Callable[..., dict]] = None,
+) -> Callable[[Callable[[str], nn.Module]], Callable[[str], nn.Module]]:
+    """Register a factory `profile -> nn.Module` as variant `name`."""
+
+    def wrap(factory: Callable[[str], nn.Module]) -> Callable[[str], nn.Module]:
+        VARIANTS.add(
+            name,
+            VariantSpec(name, task, description, factory, dict(input_size), default_protocol, citation, recipe),
+        )
+        return factory
+
+    return wrap
+
+
+def get_variant(name: str) -> VariantSpec:
+    return VARIANTS.get(name)

@@ -1,0 +1,110 @@
+"""Training: the recipes of the zoo and the one entry point that trains, evaluates and saves a variant."""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench import __version__
+from bench.config import seed_everything
+from bench.data.protocols import FRProtocol, get_protocol
+from bench.errors import BadInputError
+from bench.evaluation import fr_operating_point, images_to_tensor
+from models_zoo.checkpoint import WEIGHTS_DIR, save_checkpoint
+from models_zoo.losses import triplet_semihard_loss
+from models_zoo.registry import get_variant
+
+
+def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator):
+    """Batches of `p` identities x `k` images each, covering every identity once per epoch."""
+    by_id: dict[int, np.ndarray] = {}
+    for i, lab in enumerate(labels):
+        by_id.setdefault(int(lab), []).append(i)  # type: ignore[arg-type]
+    ids = np.array(sorted(by_id))
+    rng.shuffle(ids)
+    for start in range(0, len(ids) - p + 1, p):
+        batch = [rng.choice(by_id[int(i)], k, replace=len(by_id[int(i)]) < k) for i in ids[start : start + p]]
+        yield np.concatenate(batch)
+
+
+def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
+                  seed: int, progress: bool = True, lr: float = 2e-3, p: int = 16, k: int = 4, margin: float = 0.2) -> dict:
+    """FaceNet recipe: triplet loss with semi-hard online mining on P x K batches, no adversarial training."""
+    train = protocol.train_set(size)
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
+    steps_per_epoch = len(np.unique(train.identities)) // p
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
+    labels = torch.from_numpy(train.identities)
+    history = []
+    bar = tqdm(total=epochs * steps_per_epoch, desc="train", unit="step", disable=not progress, file=sys.stderr)
+    for epoch in range(epochs):
+        model.train()
+        losses = []
+        for idx in pk_batches(train.identities, p, k, rng):
+            x = images_to_tensor(train.images[idx]).to(device)
+            flip = torch.from_numpy(rng.uniform(size=len(idx)) < 0.5).to(device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            loss = triplet_semihard_loss(model(x), labels[idx].to(device), margin)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{np.mean(losses):.4f}")
+        history.append(float(np.mean(losses)))
+    bar.close()
+    model.eval()
+    return {"loss_history": history, "optimizer": f"Adam lr={lr} wd=5e-4 one-cycle", "batch": f"P={p} x K={k}", "margin": margin}
+
+
+def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: int = 10,
+                  out: Optional[Path] = None, device: torch.device = torch.device("cpu"), seed: int = 0,
+                  progress: bool = True, command: str = "") -> tuple[Path, dict]:
+    """Train variant `name`, measure its dev metrics, and write safetensors + model card."""
+    spec = get_variant(name)
+    if spec.recipe is None:
+        raise BadInputError(f"model {name!r} has no training recipe")
+    if epochs <= 0:
+        raise BadInputError(f"--epochs must be positive, got {epochs}")
+    proto = get_protocol(protocol or spec.default_protocol)
+    if proto.task != spec.task:
+        raise BadInputError(f"protocol {proto.name!r} is a {proto.task} protocol but {name!r} is a {spec.task} model")
+    seed_everything(seed)
+    size = spec.input_size[profile]
+    model = spec.build(profile).to(device)
+    start = time.time()
+    info = spec.recipe(model, proto, profile=profile, size=size, epochs=epochs, device=device, seed=seed, progress=progress)
+    wall = time.time() - start
+    dev = fr_operating_point(model, proto, size, device)
+    card = {
+        "variant": name,
+        "task": spec.task,
+        "profile": profile,
+        "architecture": f"{type(model).__name__}({type(model.backbone).__name__})",
+        "input_size": size,
+        "protocol": proto.name,
+        "trained_on": "train",
+        "training_command": command,
+        "seed": seed,
+        "code_version": __version__,
+        "epochs": epochs,
+        "wall_time_s": round(wall, 1),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "host": f"{platform.system()} {platform.machine()}, {torch.get_num_threads()} threads",
+        "torch": torch.__version__,
+        "citation": spec.citation,
+        "training": info,
+        "dev": dev.as_card(),
+    }
+    weights = Path(out) if out else WEIGHTS_DIR / f"{name}-{profile}.safetensors"
+    if weights.suffix != ".safetensors":
+        weights = weights / f"{name}-{profile}.safetensors"
+    return weights, save_checkpoint(model, card, weights)
