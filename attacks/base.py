@@ -37,9 +37,9 @@ class Attack:
 
     def check(self, norm: str, eps: float, goal: Optional[str] = None) -> None:
         """Everything that can be refused before any work: norm, budget and goal."""
+        check_budget(norm, eps)
         if norm not in self.norms:
             raise BadInputError(f"attack {self.name!r} does not support norm {norm!r} (supports {', '.join(self.norms)})")
-        check_budget(norm, eps)
         if goal is not None and self.goals is not None and goal not in self.goals:
             raise BadInputError(f"attack {self.name!r} cannot serve goal {goal!r}")
 

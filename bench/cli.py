@@ -26,6 +26,9 @@ class FacebenchGroup(click.Group):
         except FacebenchError as e:
             click.echo(f"facebench: error: {e}", err=True)
             ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("facebench: interrupted (completed cells are kept in the store)", err=True)
+            ctx.exit(130)
 
 
 def _log(quiet: bool):

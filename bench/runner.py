@@ -23,7 +23,7 @@ from bench.data.protocols import FRProtocol, Protocol, get_protocol
 from bench.errors import BadInputError, CheckpointError
 from bench.evaluation import embed, fr_operating_point, images_to_tensor
 from bench.metrics import wilson_interval
-from bench.store import CellResult, ResultsStore
+from bench.store import DEFAULT_STORE, CellResult, ResultsStore
 from bench.tasks import DEFAULT_GOALS, GOALS, Task, VerificationTask
 from models_zoo.checkpoint import load_checkpoint, model_eval, shipped_weights
 from models_zoo.registry import VariantSpec, get_variant
@@ -205,6 +205,8 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     if wrong:
         raise BadInputError(f"suite {suite.name!r} asks for goals {wrong} that a {spec.task} model cannot serve")
     store = ResultsStore(cfg.store)
+    if store.path == DEFAULT_STORE:  # the default location is ours to create; a named one must exist
+        store.path.parent.mkdir(parents=True, exist_ok=True)
     store.check_writable()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
@@ -215,6 +217,10 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     dev = fr_operating_point(model, protocol, size, device)
     op = dev.operating_point
     log(f"threshold {op.threshold:.4f} ({op.rule}, {op.dev_count} dev pairs); dev TAR {dev.tar:.3f}")
+    card_tau = card.get("dev", {}).get("threshold")
+    reproduces = card_tau is not None and abs(float(card_tau) - op.threshold) <= 1e-4
+    if card_tau is not None and not reproduces:
+        log(f"warning: the dev threshold {op.threshold:.4f} differs from the model card's {float(card_tau):.4f}")
 
     grid = plan(suite, goals)
     meta = {
@@ -235,6 +241,8 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         "threshold": op.threshold,
         "threshold_rule": op.rule,
         "dev_metrics": dev.as_card(),
+        "card_threshold": card_tau,
+        "card_reproduces": bool(reproduces),
         "cells_planned": len(grid),
     }
     run_id = store.begin_run(meta)

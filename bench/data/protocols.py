@@ -76,8 +76,8 @@ def get_protocol(name: str) -> Protocol:
 class SynthFRSplits:
     """Identity ranges of the synthetic FR protocol. No identity is in two splits."""
 
-    train_ids: range = range(0, 400)
-    train_per_id: int = 10
+    train_ids: range = range(0, 1000)
+    train_per_id: int = 8
     dev_ids: range = range(10_000, 10_080)
     dev_per_id: int = 6
     test_ids: range = range(20_000, 20_150)

@@ -52,9 +52,9 @@ class Domain:
     jpeg: tuple[int, int] = (60, 95)
     pose: float = 1.0  # scale of yaw / pitch / roll spread
     ambient: tuple[float, float] = (0.25, 0.55)
-    color_cast: float = 0.08  # spread of the white-balance error
+    color_cast: float = 0.04  # spread of the white-balance error
     occlusion: float = 0.12  # probability of an occluder
-    gain: tuple[float, float] = (0.8, 1.15)
+    gain: tuple[float, float] = (0.85, 1.1)
 
 
 DOMAINS: dict[str, Domain] = {
@@ -90,8 +90,8 @@ def identity_params(seed: int, identity: int) -> dict[str, np.ndarray | float]:
     iris = np.clip(IRIS_PALETTE[r.integers(len(IRIS_PALETTE))] + r.normal(0, 0.04, 3), 0, 1)
     lip = np.clip(skin * np.array([1.0, 0.62, 0.62]) + r.normal(0, 0.03, 3), 0, 1)
     return {
-        "face_w": r.uniform(0.50, 0.68),
-        "face_h": r.uniform(0.70, 0.88),
+        "face_w": r.uniform(0.46, 0.72),
+        "face_h": r.uniform(0.68, 0.92),
         "jaw": r.uniform(0.0, 0.40),
         "skin": np.clip(skin, 0, 1),
         "eye_dx": r.uniform(0.19, 0.31),
@@ -117,6 +117,11 @@ def identity_params(seed: int, identity: int) -> dict[str, np.ndarray | float]:
         "frame": np.clip(r.uniform(0, 0.5, 3), 0, 1),
         "cheek": r.uniform(0.0, 0.2),
         "mole": r.uniform(-0.4, 0.4, 2) if r.uniform() < 0.3 else np.array([9.0, 9.0]),
+        # complexion: a low-frequency albedo pattern fixed to the face (3 plane waves)
+        "complexion": np.concatenate([r.uniform(4, 14, 3), r.uniform(0, 2 * np.pi, 3), r.uniform(0, 2 * np.pi, 3)]),
+        "complexion_amp": r.uniform(0.0, 0.16),
+        "brow_color": np.clip(hair * r.uniform(0.4, 1.0) + r.normal(0, 0.03, 3), 0, 1),
+        "hair_tilt": r.uniform(-0.25, 0.25),
     }
 
 
@@ -154,7 +159,7 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
 
 def _stack(dicts: Sequence[dict], key: str) -> np.ndarray:
     """Stack one field of N parameter dicts as an array broadcastable against (N, S, S)."""
-    arr = np.asarray([d[key] for d in dicts], dtype=np.float64)
+    arr = np.asarray([d[key] for d in dicts], dtype=np.float32)
     if arr.ndim == 1:
         return arr[:, None, None]
     return arr[:, None, None, :]
@@ -170,8 +175,12 @@ def _gauss(x: np.ndarray, y: np.ndarray, cx, cy, sx, sy) -> np.ndarray:
 
 
 def _blend(img: np.ndarray, mask: np.ndarray, color) -> np.ndarray:
-    mask = mask[..., None]
-    return img * (1 - mask) + np.asarray(color) * mask
+    """Paint `color` over `img` with opacity `mask` (in place; empty masks cost nothing)."""
+    if not np.any(mask > 1e-3):
+        return img
+    color = np.asarray(color, dtype=np.float32)
+    img += mask[..., None].astype(np.float32, copy=False) * (color - img)
+    return img
 
 
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -243,7 +252,7 @@ class FaceWorld:
     def _render_batch(self, idp: list[dict], nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         n, s = len(idp), self.size
         px = 2.0 / s
-        lin = (np.arange(s) + 0.5) / s * 2 - 1
+        lin = ((np.arange(s) + 0.5) / s * 2 - 1).astype(np.float32)
         v0, u0 = np.meshgrid(lin, lin, indexing="ij")
         u0 = np.broadcast_to(u0, (n, s, s))
         v0 = np.broadcast_to(v0, (n, s, s))
@@ -285,7 +294,7 @@ class FaceWorld:
         # --- albedo
         bg = g("bg")
         t = (v0[..., None] + 1) / 2
-        img = bg[:, :, :, 0, :] * (1 - t) + bg[:, :, :, 1, :] * t
+        img = (bg[:, :, :, 0, :] * (1 - t) + bg[:, :, :, 1, :] * t).astype(np.float32)
         blobs = np.asarray([d["blobs"] for d in nui])
         for k in range(blobs.shape[1]):
             bx, by, br = blobs[:, k, 0] * 2 - 1, blobs[:, k, 1] * 2 - 1, 0.1 + 0.3 * blobs[:, k, 2]
@@ -294,12 +303,18 @@ class FaceWorld:
 
         style = f("hair_style")
         hair_c = f("hair")
-        hair_line = f("hair_line") + g("hair_jitter") + np.where(style == 3, 0.18, 0.0)
+        hair_line = f("hair_line") + g("hair_jitter") + np.where(style == 3, 0.18, 0.0) + f("hair_tilt") * (x - fx)
         # hair behind the head (long hair) and above the hairline
         long_mask = (style == 1) * _soft(0.7 - y, px) * _soft(1 - np.sqrt((xf / (a * 1.25)) ** 2 + ((yf + 0.05) / (b * 1.12)) ** 2), px)
-        img = _blend(img, long_mask, hair_c[:, :, :, 0, :] if hair_c.ndim == 5 else hair_c * 0.85)
+        img = _blend(img, long_mask, hair_c * 0.85)
         skin = f("skin")
-        img = _blend(img, face_mask, skin)
+        cp = f("complexion")
+        freq, ang, phase = cp[..., 0:3], cp[..., 3:6], cp[..., 6:9]
+        pattern = sum(
+            np.sin(freq[..., k] * (np.cos(ang[..., k]) * (x - fx) + np.sin(ang[..., k]) * y) + phase[..., k]) for k in range(3)
+        ) / 3
+        albedo = skin * (1 + f("complexion_amp") * pattern)[..., None]
+        img += face_mask[..., None] * (albedo.astype(np.float32) - img)
 
         # eyes: sclera, iris, pupil
         openness = g("eye_open") * (1 - 0.25 * np.clip(g("smile"), 0, 1))
@@ -318,7 +333,7 @@ class FaceWorld:
             bx = x - cx
             by = y - (cy - f("brow_gap")) - f("brow_tilt") * side * bx
             brow = _soft(f("brow_thick") - np.abs(by), px * 0.7) * _soft(er * 1.7 - np.abs(bx), px) * face_mask
-            img = _blend(img, brow, hair_c * 0.7)
+            img = _blend(img, brow, f("brow_color"))
 
         # nostrils and mouth
         ny = nose_y0 + nl

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from bench.config import format_eps, parse_eps
+from bench.errors import BadInputError
+from bench.metrics import auc, eer_threshold, threshold_at_far, wilson_interval
+
+
+def test_parse_and_format_eps():
+    assert parse_eps("8/255") == pytest.approx(8 / 255)
+    assert parse_eps("0.5") == 0.5
+    assert format_eps("linf", 8 / 255) == "8/255"
+    assert format_eps("l2", 0.5) == "0.5"
+    with pytest.raises(BadInputError):
+        parse_eps("eight")
+    with pytest.raises(BadInputError):
+        parse_eps("1/0")
+
+
+def test_threshold_at_far_respects_the_rate():
+    rng = np.random.default_rng(0)
+    impostors = rng.normal(size=20_000)
+    op = threshold_at_far(impostors, 1e-3)
+    assert np.mean(impostors >= op.threshold) <= 1e-3
+    # the next lower score would exceed the rate: the threshold is as low as allowed
+    lower = np.sort(impostors)[::-1][int(1e-3 * len(impostors))]
+    assert np.mean(impostors >= lower) > 1e-3
+
+
+def test_threshold_needs_enough_pairs():
+    with pytest.raises(BadInputError, match="at least 1000"):
+        threshold_at_far(np.zeros(100), 1e-3)
+
+
+def test_eer_threshold_separable_and_overlapping():
+    live = np.array([0.9, 0.8, 0.7, 0.6])
+    attack = np.array([0.1, 0.2, 0.3, 0.4])
+    op = eer_threshold(live, attack)
+    assert op.achieved_rate == 0 and 0.4 < op.threshold <= 0.6
+    op2 = eer_threshold(np.array([0.3, 0.6]), np.array([0.4, 0.1]))
+    assert op2.achieved_rate == pytest.approx(0.5)
+
+
+def test_wilson_interval_contains_rate_and_shrinks():
+    lo, hi = wilson_interval(50, 100)
+    assert lo < 0.5 < hi
+    lo2, hi2 = wilson_interval(500, 1000)
+    assert hi2 - lo2 < hi - lo
+    assert wilson_interval(0, 10)[0] == 0.0
+
+
+def test_auc():
+    assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.array([1.0]), np.array([1.0])) == 0.5

@@ -1,0 +1,40 @@
+import numpy as np
+
+from bench.data import get_protocol
+from bench.data.protocols import SYNTH_FR, _pair_list
+from bench.data.world import FaceWorld
+
+
+def test_render_is_deterministic_and_well_formed():
+    w = FaceWorld(seed=0, size=48)
+    a = w.render([1, 2, 3], [0, 0, 1])
+    b = FaceWorld(seed=0, size=48).render([1, 2, 3], [0, 0, 1])
+    assert a.images.shape == (3, 48, 48, 3) and a.images.dtype == np.uint8
+    assert np.array_equal(a.images, b.images)
+    assert a.depth.shape == (3, 48, 48) and a.depth.min() >= 0 and a.depth.max() <= 1
+    assert a.depth.max() > 0.3  # a face has relief
+
+
+def test_same_identity_varies_and_identities_differ():
+    w = FaceWorld(seed=0, size=48)
+    r = w.render([5, 5, 6], [0, 1, 0])
+    assert not np.array_equal(r.images[0], r.images[1])  # nuisance changes between samples
+    assert FaceWorld(seed=1, size=48).identity(5)["face_w"] != w.identity(5)["face_w"]
+
+
+def test_synth_fr_splits_are_disjoint():
+    train, dev, test = set(SYNTH_FR.train_ids), set(SYNTH_FR.dev_ids), set(SYNTH_FR.test_ids)
+    assert not (train & dev) and not (train & test) and not (dev & test)
+    for kind in ("genuine", "impostor"):
+        for a, _, b, _ in _pair_list(kind, 0):
+            assert a in test and b in test
+            assert (a == b) == (kind == "genuine")
+
+
+def test_test_pairs_are_deterministic_per_seed():
+    p = get_protocol("synth-fr")
+    a = p.test_pairs("genuine", 5, seed=0, size=32)
+    b = p.test_pairs("genuine", 5, seed=0, size=32)
+    c = p.test_pairs("genuine", 5, seed=1, size=32)
+    assert a.pair_ids == b.pair_ids and np.array_equal(a.probes, b.probes)
+    assert a.pair_ids != c.pair_ids
