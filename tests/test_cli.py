@@ -98,7 +98,7 @@ def test_run_show_leaderboard_end_to_end(runner, tmp_path, monkeypatch):
     r2 = runner.invoke(main, args)
     assert r2.exit_code == 0 and "0 cells computed, 6 reused" in r2.output
 
-    r3 = runner.invoke(main, ["show", "--store", str(store_path)])
+    r3 = runner.invoke(main, ["show", run["run_id"], "--store", str(store_path)])
     assert r3.exit_code == 0, r3.output
     assert run["run_id"] in r3.output and "pgd" in r3.output and "impersonation" in r3.output
     r3b = runner.invoke(main, ["show", "--all", "--store", str(store_path)])
