@@ -1,4 +1,5 @@
 """Datasets and protocols: the embedded face world and the named evaluation splits."""
-from bench.data.protocols import PROTOCOLS, FRProtocol, Protocol, get_protocol, register_protocol
+from bench.data.protocols import PROTOCOLS, FASProtocol, FASSet, FRProtocol, Protocol, get_protocol, register_protocol
+from bench.data import synth_fas  # noqa: F401  (registers the synthetic anti-spoofing protocols)
 
-__all__ = ["PROTOCOLS", "FRProtocol", "Protocol", "get_protocol", "register_protocol"]
+__all__ = ["PROTOCOLS", "FASProtocol", "FASSet", "FRProtocol", "Protocol", "get_protocol", "register_protocol"]

@@ -58,6 +58,53 @@ class FRProtocol(Protocol):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class FASSet:
+    """Anti-spoofing frames with their labels (every array has one row per frame)."""
+
+    images: np.ndarray
+    live: np.ndarray
+    species: np.ndarray
+    subtype: np.ndarray
+    video_ids: np.ndarray
+    subjects: np.ndarray
+    domains: np.ndarray
+    depth: np.ndarray
+    reflection: np.ndarray
+    illumination: np.ndarray
+    sample_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def take(self, index: np.ndarray) -> "FASSet":
+        index = np.asarray(index, dtype=np.int64)
+        return FASSet(*(getattr(self, f)[index] for f in _FAS_ARRAYS), [self.sample_ids[i] for i in index])
+
+    @staticmethod
+    def concat(parts: list["FASSet"]) -> "FASSet":
+        if len(parts) == 1:
+            return parts[0]
+        return FASSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FAS_ARRAYS),
+                      [s for p in parts for s in p.sample_ids])
+
+
+_FAS_ARRAYS = ("images", "live", "species", "subtype", "video_ids", "subjects", "domains", "depth", "reflection", "illumination")
+
+
+class FASProtocol(Protocol):
+    """An anti-spoofing protocol: labelled frames per split; liveness score higher = live."""
+
+    frames_per_video: int = 1
+
+    def __init__(self, *, frames_per_video: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        object.__setattr__(self, "frames_per_video", frames_per_video)
+
+    def frames(self, split: str, size: int) -> FASSet:
+        raise NotImplementedError
+
+
 PROTOCOLS: Registry[Protocol] = Registry("protocol")
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
+
+from bench.data.media import SUBTYPES, MediumStats, medium_params, present
 
 WORLD_VERSION = 1
 
@@ -55,14 +57,49 @@ class Domain:
     color_cast: float = 0.04  # spread of the white-balance error
     occlusion: float = 0.12  # probability of an occluder
     gain: tuple[float, float] = (0.85, 1.1)
+    cast_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the domain's mean white-balance error
+    media: tuple[str, ...] = ()  # presentation-attack sub-types captured in this domain
+    medium: MediumStats = MediumStats()
+    illumination: Optional[tuple[float, float, float, float]] = None  # P(normal, strong, back, dark)
+    stands_for: str = ""
 
 
 DOMAINS: dict[str, Domain] = {
     d.name: d
     for d in [
-        Domain("celeb", 0, "in-the-wild photos of celebrities (CelebA / LFW stand-in)"),
+        Domain("celeb", 0, "in-the-wild photos of celebrities (CelebA / LFW stand-in)", stands_for="CelebA, LFW"),
+        Domain(
+            "oulu", 1, "mobile phones, three sessions of light and background; glossy and matte prints, phone and monitor replay",
+            blur=(0.2, 0.7), noise=(0.01, 0.03), jpeg=(80, 95), pose=0.5, ambient=(0.3, 0.6), occlusion=0.0,
+            cast_bias=(0.03, 0.0, -0.03), media=("print-glossy", "print-matte", "replay-phone", "replay-monitor"),
+            medium=MediumStats(halftone_period=(2.2, 3.0), moire_period=(1.6, 2.4)),
+            illumination=(0.6, 0.15, 0.15, 0.1), stands_for="OULU-NPU",
+        ),
+        Domain(
+            "casia", 2, "low / normal / high quality cameras; warped and cut prints, tablet replay",
+            blur=(0.0, 1.4), noise=(0.005, 0.04), jpeg=(50, 95), pose=0.7, ambient=(0.3, 0.55), occlusion=0.0,
+            cast_bias=(0.0, 0.02, 0.04), media=("print-warped", "print-cut", "replay-tablet"),
+            medium=MediumStats(halftone_period=(2.6, 3.6), gamut=(0.65, 0.8), moire_period=(2.0, 3.0)),
+            illumination=(0.8, 0.1, 0.05, 0.05), stands_for="CASIA-FASD",
+        ),
+        Domain(
+            "replay", 3, "webcam, controlled and adverse light; hard-copy prints, phone and tablet replay",
+            blur=(0.5, 1.0), noise=(0.02, 0.05), jpeg=(60, 80), pose=0.5, ambient=(0.15, 0.6), occlusion=0.0,
+            cast_bias=(-0.03, 0.0, 0.05), media=("print-matte", "replay-phone", "replay-tablet"),
+            medium=MediumStats(halftone_period=(1.8, 2.6), moire_period=(1.3, 2.0), moire_strength=(0.04, 0.12)),
+            illumination=(0.45, 0.1, 0.2, 0.25), stands_for="Replay-Attack",
+        ),
+        Domain(
+            "msu", 4, "laptop and android cameras; printed photos, phone and tablet video replay",
+            blur=(0.3, 0.9), noise=(0.01, 0.035), jpeg=(70, 92), pose=0.6, ambient=(0.3, 0.6), occlusion=0.0,
+            cast_bias=(0.05, 0.02, -0.02), media=("print-glossy", "replay-phone", "replay-tablet"),
+            medium=MediumStats(halftone_period=(2.8, 3.8), moire_period=(2.2, 3.2), glare=0.7),
+            illumination=(0.7, 0.2, 0.05, 0.05), stands_for="MSU-MFSD",
+        ),
     ]
 }
+FAS_DOMAINS = ("oulu", "casia", "replay", "msu")
+ILLUMINATION = ("normal", "strong", "back", "dark")
 
 
 @dataclass(frozen=True)
@@ -76,8 +113,35 @@ class Rendered:
     meta: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FASRendered:
+    """Rendered anti-spoofing frames with every label the variants need."""
+
+    images: np.ndarray  # uint8 (N, S, S, 3)
+    depth: np.ndarray  # float32 (N, S, S): the face's height field for live frames, zeros for spoofs
+    reflection: np.ndarray  # float32 (N, S, S): the screen glare map for replays, zeros otherwise
+    live: np.ndarray  # bool (N,)
+    species: np.ndarray  # live / print / replay
+    subtype: np.ndarray  # live / print-glossy / replay-phone ...
+    illumination: np.ndarray  # index into ILLUMINATION
+    subjects: np.ndarray
+    videos: np.ndarray
+    frames: np.ndarray
+    domain: str
+
+
 def _rng(*keys: int) -> np.random.Generator:
     return np.random.default_rng([int(k) for k in keys])
+
+
+def _frame_nuisance(seed: int, domain: "Domain", identity: int, video: int, frame: int) -> dict:
+    """A video's scene (shared by its frames) with small per-frame motion and fresh sensor noise."""
+    out = dict(_nuisance(seed, domain, identity, video))
+    r = _rng(seed, 606, domain.code, identity, video, frame)
+    for key, sd in (("yaw", 0.03), ("pitch", 0.02), ("roll", 0.02), ("tx", 0.01), ("ty", 0.01), ("smile", 0.1)):
+        out[key] = out[key] + r.normal(0, sd)
+    out["noise_seed"] = int(r.integers(2**31))
+    return out
 
 
 def identity_params(seed: int, identity: int) -> dict[str, np.ndarray | float]:
@@ -131,7 +195,7 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
     p = domain.pose
     az = r.uniform(-np.pi, np.pi)
     elev = r.uniform(0.35, 1.2)
-    return {
+    out = {
         "yaw": float(np.clip(r.normal(0, 0.22 * p), -0.5, 0.5)),
         "pitch": float(np.clip(r.normal(0, 0.12 * p), -0.3, 0.3)),
         "roll": float(np.clip(r.normal(0, 0.10 * p), -0.3, 0.3)),
@@ -143,7 +207,7 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
         "light": np.array([np.cos(az) * np.cos(elev), np.sin(az) * np.cos(elev), np.sin(elev)]),
         "ambient": r.uniform(*domain.ambient),
         "gain": r.uniform(*domain.gain),
-        "cast": 1 + r.normal(0, domain.color_cast, 3),
+        "cast": 1 + r.normal(0, domain.color_cast, 3) + np.asarray(domain.cast_bias),
         "bg": r.uniform(0.05, 0.95, (2, 3)),
         "blobs": r.uniform(0, 1, (4, 6)),
         "occluder": r.uniform() < domain.occlusion,
@@ -155,6 +219,20 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
         "glasses_off": r.uniform() < 0.2,
         "noise_seed": int(r.integers(2**31)),
     }
+    if domain.illumination is not None:  # drawn after the rest, so other domains' draws are unchanged
+        c = int(r.choice(4, p=domain.illumination))
+        out["illumination"] = c
+        if c == 1:  # strong frontal light
+            out["ambient"], out["gain"] = r.uniform(0.5, 0.7), r.uniform(1.1, 1.25)
+            out["light"] = np.array([0.0, 0.0, 1.0])
+        elif c == 2:  # back light: the face is in its own shadow
+            out["ambient"], out["gain"] = r.uniform(0.15, 0.3), r.uniform(0.8, 1.0)
+            out["light"] = np.array([0.0, -0.3, -0.95])
+        elif c == 3:  # dark room
+            out["gain"] = r.uniform(0.5, 0.7)
+    else:
+        out["illumination"] = 3 if out["gain"] * (out["ambient"] + 0.5) < 0.45 else 0
+    return out
 
 
 def _stack(dicts: Sequence[dict], key: str) -> np.ndarray:
@@ -236,7 +314,8 @@ class FaceWorld:
             smp = samples[start : start + batch]
             idp = [self.identity(int(i)) for i in ids]
             nui = [_nuisance(self.seed, dom, int(i), int(s)) for i, s in zip(ids, smp)]
-            img, dep = self._render_batch(idp, nui)
+            scene, dep = self._render_scene(idp, nui)
+            img = self._camera(scene, nui)
             images.append(img)
             depths.append(dep)
         s = self.size
@@ -248,14 +327,98 @@ class FaceWorld:
             meta={"domain": domain, "world_version": WORLD_VERSION, "seed": self.seed},
         )
 
+    def render_fas(
+        self,
+        subjects: Sequence[int],
+        videos: Sequence[int],
+        frames: Sequence[int],
+        media: Sequence[str],
+        domain: str,
+        batch: int = 256,
+    ) -> "FASRendered":
+        """Render frame `frames[i]` of video `videos[i]` of subject `subjects[i]` presented as `media[i]`.
+
+        `media[i]` is `live` or a spoof sub-type of the domain (e.g. `print-glossy`). Frames of one
+        video share their scene and medium and differ by small motion and sensor noise. A spoof shows
+        a photo of the subject (taken by the attacker) on its medium; its depth label is all zeros.
+        """
+        subjects, videos, frames = (np.asarray(a, dtype=np.int64) for a in (subjects, videos, frames))
+        media = list(media)
+        dom = DOMAINS[domain]
+        if not (len(subjects) == len(videos) == len(frames) == len(media)):
+            raise ValueError("subjects, videos, frames and media must have the same length")
+        bad = sorted({m for m in media if m != "live" and m not in dom.media})
+        if bad:
+            raise ValueError(f"domain {domain!r} has no medium {bad} (it has {', '.join(dom.media)})")
+        source_dom = Domain("source", 9, "the attacker's photos of the victims", pose=0.4, occlusion=0.0,
+                            ambient=(0.4, 0.6), blur=(0.0, 0.3), noise=(0.0, 0.01), jpeg=(90, 95))
+        images, depths, refl, illum = [], [], [], []
+        for start in range(0, len(subjects), batch):
+            sl = slice(start, start + batch)
+            sub, vid, frm, med = subjects[sl], videos[sl], frames[sl], media[sl]
+            idp = [self.identity(int(i)) for i in sub]
+            nui = [_frame_nuisance(self.seed, dom, int(i), int(v), int(f)) for i, v, f in zip(sub, vid, frm)]
+            scene, dep = self._render_scene(idp, nui)
+            reflection = np.zeros(dep.shape, np.float32)
+            spoof = np.array([m != "live" for m in med])
+            if spoof.any():
+                k = np.flatnonzero(spoof)
+                src_nui = [_nuisance(self.seed, source_dom, int(sub[i]), int(vid[i])) for i in k]
+                source, _ = self._render_scene([idp[i] for i in k], src_nui)
+                source = source * _stack(src_nui, "gain")[..., None] * _stack(src_nui, "cast")
+                cap = [nui[i] for i in k]
+                u0, v0 = self._grid(len(k))
+                amb = _stack(cap, "ambient")
+                background = self._background(u0, v0, cap) * (0.75 + 0.25 * amb)[..., None]
+                light = np.asarray([c["ambient"] + (1 - c["ambient"]) * max(c["light"][2], 0.0) for c in cap], np.float32)
+                params = [medium_params(_rng(self.seed, 505, dom.code, int(sub[i]), int(vid[i])), med[i], dom.medium) for i in k]
+                shown, r = present(np.clip(source, 0, 1), background, [med[i] for i in k], params, light)
+                scene[k] = shown * _stack(cap, "gain")[..., None] * _stack(cap, "cast")
+                dep[k] = 0.0
+                reflection[k] = r
+            images.append(self._camera(scene, nui))
+            depths.append(dep)
+            refl.append(reflection)
+            illum.extend(d["illumination"] for d in nui)
+        live = np.array([m == "live" for m in media])
+        return FASRendered(
+            images=np.concatenate(images),
+            depth=np.concatenate(depths),
+            reflection=np.concatenate(refl),
+            live=live,
+            species=np.array(["live" if m == "live" else SUBTYPES[m] for m in media]),
+            subtype=np.array(media),
+            illumination=np.asarray(illum, dtype=np.int64),
+            subjects=subjects,
+            videos=videos,
+            frames=frames,
+            domain=domain,
+        )
+
     # ------------------------------------------------------------------ rendering
-    def _render_batch(self, idp: list[dict], nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    def _grid(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        lin = ((np.arange(self.size) + 0.5) / self.size * 2 - 1).astype(np.float32)
+        v0, u0 = np.meshgrid(lin, lin, indexing="ij")
+        return np.broadcast_to(u0, (n, self.size, self.size)), np.broadcast_to(v0, (n, self.size, self.size))
+
+    def _background(self, u0: np.ndarray, v0: np.ndarray, nui: list[dict]) -> np.ndarray:
+        """Background clutter: a colour gradient with blurred blobs (albedo, before lighting)."""
+        px = 2.0 / self.size
+        bg = _stack(nui, "bg")
+        t = (v0[..., None] + 1) / 2
+        img = (bg[:, :, :, 0, :] * (1 - t) + bg[:, :, :, 1, :] * t).astype(np.float32)
+        blobs = np.asarray([d["blobs"] for d in nui])
+        for k in range(blobs.shape[1]):
+            bx, by, br = blobs[:, k, 0] * 2 - 1, blobs[:, k, 1] * 2 - 1, 0.1 + 0.3 * blobs[:, k, 2]
+            m = _soft(br[:, None, None] - np.hypot(u0 - bx[:, None, None], v0 - by[:, None, None]), px)
+            img = _blend(img, m * 0.8, blobs[:, k, 3:6][:, None, None, :])
+        return img
+
+    def _render_scene(self, idp: list[dict], nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """Radiance of a live face in its scene (float RGB, before the camera) and its depth map."""
         n, s = len(idp), self.size
         px = 2.0 / s
-        lin = ((np.arange(s) + 0.5) / s * 2 - 1).astype(np.float32)
-        v0, u0 = np.meshgrid(lin, lin, indexing="ij")
-        u0 = np.broadcast_to(u0, (n, s, s))
-        v0 = np.broadcast_to(v0, (n, s, s))
+        u0, v0 = self._grid(n)
 
         g = lambda k: _stack(nui, k)  # noqa: E731
         f = lambda k: _stack(idp, k)  # noqa: E731
@@ -292,14 +455,7 @@ class FaceWorld:
         depth = np.clip(z / 0.95, 0, 1)
 
         # --- albedo
-        bg = g("bg")
-        t = (v0[..., None] + 1) / 2
-        img = (bg[:, :, :, 0, :] * (1 - t) + bg[:, :, :, 1, :] * t).astype(np.float32)
-        blobs = np.asarray([d["blobs"] for d in nui])
-        for k in range(blobs.shape[1]):
-            bx, by, br = blobs[:, k, 0] * 2 - 1, blobs[:, k, 1] * 2 - 1, 0.1 + 0.3 * blobs[:, k, 2]
-            m = _soft(br[:, None, None] - np.hypot(u0 - bx[:, None, None], v0 - by[:, None, None]), px)
-            img = _blend(img, m * 0.8, blobs[:, k, 3:6][:, None, None, :])
+        img = self._background(u0, v0, nui)
 
         style = f("hair_style")
         hair_c = f("hair")
@@ -399,11 +555,15 @@ class FaceWorld:
         img = _blend(img, om * has[:, None, None], occ[:, 3:6][:, None, None, :] * 0.9)
         depth = depth * (1 - om * has[:, None, None])
 
-        # camera: blur, noise, JPEG
+        return img, depth.astype(np.float32)
+
+    def _camera(self, img: np.ndarray, nui: list[dict]) -> np.ndarray:
+        """The capture camera: optics blur, sensor noise, quantisation and JPEG."""
+        n, s = img.shape[0], self.size
         out = np.empty((n, s, s, 3), dtype=np.uint8)
         for i, d in enumerate(nui):
             im = _gaussian_blur(img[i], d["blur"] * s / 64)
             im = im + np.random.default_rng(d["noise_seed"] + 1).normal(0, d["noise"], im.shape)
             im = (np.clip(im, 0, 1) * 255 + 0.5).astype(np.uint8)
             out[i] = _jpeg(im, d["jpeg"])
-        return out, depth.astype(np.float32)
+        return out

@@ -1,0 +1,101 @@
+"""Synthetic anti-spoofing protocols over the embedded world's four capture domains.
+
+Each domain has its own subjects, split train / dev / test by subject (no subject in two splits).
+A subject has `live_videos` live videos and one video per spoof medium of its domain; a video is
+`frames_per_video` frames. Intra-domain protocols train and test in one domain; cross-domain ones
+train on source domains and test on an unseen one, with the threshold at the EER of the sources'
+dev split (the target domain's data is never used to choose it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from bench.data.protocols import FASProtocol, FASSet, register_protocol
+from bench.data.world import DOMAINS, FAS_DOMAINS, FaceWorld
+
+LETTER = {"oulu": "o", "casia": "c", "replay": "i", "msu": "m"}  # I = Idiap Replay-Attack, as in the literature
+
+
+@dataclass(frozen=True)
+class SynthFASLayout:
+    subjects: int = 30
+    train: int = 12
+    dev: int = 6  # the rest is test
+    live_videos: int = 2
+    frames_per_video: int = 3
+
+
+SYNTH_FAS = SynthFASLayout()
+
+
+def subject_ids(domain: str, split: str) -> range:
+    """Subjects of a domain's split; identities are disjoint across domains and splits."""
+    base = 100_000 * (DOMAINS[domain].code + 1)
+    t, d, n = SYNTH_FAS.train, SYNTH_FAS.dev, SYNTH_FAS.subjects
+    return {"train": range(base, base + t), "dev": range(base + t, base + t + d), "test": range(base + t + d, base + n)}[split]
+
+
+@lru_cache(maxsize=64)
+def domain_split(domain: str, split: str, size: int, world_seed: int = 0) -> FASSet:
+    """Every frame of every video of a domain's split, rendered (cached per process)."""
+    media = ["live"] * SYNTH_FAS.live_videos + list(DOMAINS[domain].media)
+    subs, vids, frames, meds = [], [], [], []
+    for subject in subject_ids(domain, split):
+        for v, medium in enumerate(media):
+            for f in range(SYNTH_FAS.frames_per_video):
+                subs.append(subject)
+                vids.append(v)
+                frames.append(f)
+                meds.append(medium)
+    r = FaceWorld(world_seed, size).render_fas(subs, vids, frames, meds, domain)
+    video_ids = np.array([f"{domain}/{s}/{v:02d}-{m}" for s, v, m in zip(subs, vids, meds)])
+    sample_ids = [f"{vid}/f{f}" for vid, f in zip(video_ids, frames)]
+    return FASSet(r.images, r.live, r.species, r.subtype, video_ids, np.asarray(subs), np.array([domain] * len(subs)),
+                  r.depth, r.reflection, r.illumination, sample_ids)
+
+
+class SynthFASProtocol(FASProtocol):
+    """Train on `sources`, threshold on the sources' dev split, test on `targets`."""
+
+    def __init__(self, name: str, sources: tuple[str, ...], targets: tuple[str, ...], description: str) -> None:
+        super().__init__(
+            name=name,
+            task="fas",
+            description=description,
+            threshold_rule="dev EER over the source domains' dev split",
+            splits={
+                "train": f"{'+'.join(sources)}: {SYNTH_FAS.train} subjects each",
+                "dev": f"{'+'.join(sources)}: {SYNTH_FAS.dev} subjects each",
+                "test": f"{'+'.join(targets)}: {SYNTH_FAS.subjects - SYNTH_FAS.train - SYNTH_FAS.dev} subjects each",
+                "frames": f"{SYNTH_FAS.frames_per_video} per video; {SYNTH_FAS.live_videos} live videos + one per medium per subject",
+            },
+            frames_per_video=SYNTH_FAS.frames_per_video,
+        )
+        object.__setattr__(self, "sources", sources)
+        object.__setattr__(self, "targets", targets)
+
+    def frames(self, split: str, size: int) -> FASSet:
+        domains = self.targets if split == "test" else self.sources
+        return FASSet.concat([domain_split(d, split, size) for d in domains])
+
+
+def _register_all() -> None:
+    for d in FAS_DOMAINS:
+        register_protocol(SynthFASProtocol(f"synth-{d}", (d,), (d,), f"intra-domain anti-spoofing in the {DOMAINS[d].stands_for} stand-in domain"))
+    cross = [
+        ("synth-casia->replay", ("casia",), ("replay",)),
+        ("synth-replay->casia", ("replay",), ("casia",)),
+        ("synth-mi->c", ("msu", "replay"), ("casia",)),
+        ("synth-mi->o", ("msu", "replay"), ("oulu",)),
+    ]
+    cross += [(f"synth-ocim->{LETTER[t]}", tuple(d for d in FAS_DOMAINS if d != t), (t,)) for t in FAS_DOMAINS]
+    for name, sources, targets in cross:
+        register_protocol(
+            SynthFASProtocol(name, sources, targets, f"cross-domain: train on {' + '.join(sources)}, test on unseen {targets[0]}")
+        )
+
+
+_register_all()
