@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import click
+import numpy as np
 from tabulate import tabulate
 
 from bench import __version__
@@ -164,6 +165,45 @@ def suites() -> None:
     click.echo(tabulate(rows, headers=["suite", "attacks", "budgets", "description"]))
 
 
+@main.group()
+def datasets() -> None:
+    """The embedded face world and real datasets: inspect, render ahead of time, prepare videos."""
+
+
+@datasets.command("show")
+@click.argument("protocol")
+@click.option("--size", default=64, show_default=True, type=int, help="Image size in pixels.")
+@click.option("--sheet", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the PNG contact sheet. Default: results/<protocol>-samples.png")
+def datasets_show(protocol: str, size: int, sheet: Optional[str]) -> None:
+    """Print the counts per split of PROTOCOL and write a PNG contact sheet of samples.
+
+    For FR protocols the sheet shows several faces of a few training identities; for anti-spoofing
+    protocols it shows live frames and each spoof sub-type, each beside its depth label.
+    """
+    from bench.data import FASProtocol, FRProtocol, get_protocol
+    from bench.data.contact import contact_sheet
+
+    proto = get_protocol(protocol)
+    rows = []
+    if isinstance(proto, FRProtocol):
+        for split, faces in (("train", proto.train_set(size)), ("dev", proto.dev_set(size))):
+            rows.append([split, len(faces), len(np.unique(faces.identities)), "-"])
+        for kind in ("genuine", "impostor"):
+            pairs = proto.test_pairs(kind, None, 0, size)
+            rows.append([f"test {kind} pairs", len(pairs), "-", "-"])
+        headers = ["split", "images / pairs", "identities", "-"]
+    else:
+        for split in ("train", "dev", "test"):
+            f = proto.frames(split, size)
+            kinds = ", ".join(f"{k}: {int((f.subtype == k).sum())}" for k in sorted(set(f.subtype)))
+            rows.append([split, len(f), len(np.unique(f.subjects)), len(np.unique(f.video_ids)), kinds])
+        headers = ["split", "frames", "subjects", "videos", "frames per kind"]
+    click.echo(tabulate(rows, headers=headers))
+    path = contact_sheet(proto, size, Path(sheet) if sheet else Path("results") / f"{protocol.replace('>', '')}-samples.png")
+    click.echo(f"wrote {path}")
+
+
 @main.command()
 def protocols() -> None:
     """List the evaluation protocols with their task, splits and threshold rule."""
@@ -233,6 +273,14 @@ def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: O
     click.echo(f"wrote {weights} ({card['parameters']} parameters, {card['wall_time_s']} s); dev TAR {_pct(dev['dev_tar'])} % "
                f"at {dev['threshold_rule']} (threshold {dev['threshold']:.4f})")
 
+
+def _attach_prepare() -> None:
+    from bench.data.real.cli import prepare
+
+    datasets.add_command(prepare)
+
+
+_attach_prepare()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

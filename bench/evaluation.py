@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.data.protocols import FaceSet, FRProtocol
-from bench.metrics import OperatingPoint, threshold_at_far
+from bench.data.protocols import FaceSet, FASProtocol, FASSet, FRProtocol
+from bench.metrics import FASRates, OperatingPoint, eer_threshold, fas_rates, threshold_at_far
 
 DEFAULT_FAR = 1e-3
 
@@ -69,3 +69,34 @@ def fr_dev_result(model: nn.Module, dev: FaceSet, device: torch.device, far: flo
 
 def fr_operating_point(model: nn.Module, protocol: FRProtocol, size: int, device: torch.device, far: float = DEFAULT_FAR) -> FRDevResult:
     return fr_dev_result(model, protocol.dev_set(size), device, far)
+
+
+@torch.no_grad()
+def liveness_scores(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """Frame-level liveness logits of uint8 images."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        out.append(model(images_to_tensor(images[start : start + batch_size]).to(device)).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+@dataclass(frozen=True)
+class FASDevResult:
+    operating_point: OperatingPoint
+    rates: FASRates
+
+    def as_card(self) -> dict:
+        op = self.operating_point
+        return {"threshold": op.threshold, "threshold_rule": op.rule, "dev_eer": op.achieved_rate,
+                "dev_acer": self.rates.acer, "dev_hter": self.rates.hter, "dev_frames": op.dev_count}
+
+
+def fas_dev_result(model: nn.Module, dev: FASSet, device: torch.device) -> FASDevResult:
+    """The dev-set EER threshold (frame level) and the dev error rates there."""
+    s = liveness_scores(model, dev.images, device)
+    op = eer_threshold(s[dev.live], s[~dev.live])
+    return FASDevResult(op, fas_rates(s, dev.live, dev.species, op.threshold))
+
+
+def fas_operating_point(model: nn.Module, protocol: FASProtocol, size: int, device: torch.device) -> FASDevResult:
+    return fas_dev_result(model, protocol.frames("dev", size), device)

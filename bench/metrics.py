@@ -79,3 +79,38 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
         i = j + 1
     r_pos = ranks[: pos.size].sum()
     return float((r_pos - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+@dataclass(frozen=True)
+class FASRates:
+    """ISO/IEC 30107-3 error rates at one threshold (score >= threshold means accepted as live)."""
+
+    apcer: float  # worst species
+    apcer_pooled: float
+    apcer_per_species: dict
+    bpcer: float
+    acer: float
+    hter: float
+    n_live: int
+    n_attack: int
+
+
+def fas_rates(scores: np.ndarray, live: np.ndarray, species: np.ndarray, threshold: float) -> FASRates:
+    """APCER (per species, worst, pooled), BPCER, ACER and HTER of liveness scores at `threshold`."""
+    scores, live, species = np.asarray(scores), np.asarray(live, dtype=bool), np.asarray(species)
+    accepted = scores >= threshold
+    attack = ~live
+    per = {str(sp): float(accepted[attack & (species == sp)].mean()) for sp in sorted(set(species[attack]))}
+    apcer = max(per.values()) if per else float("nan")
+    pooled = float(accepted[attack].mean()) if attack.any() else float("nan")
+    bpcer = float((~accepted[live]).mean()) if live.any() else float("nan")
+    return FASRates(apcer, pooled, per, bpcer, (apcer + bpcer) / 2, (pooled + bpcer) / 2, int(live.sum()), int(attack.sum()))
+
+
+def video_scores(scores: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Video-level scores (mean of each video's frame scores) and the index of each video's first frame."""
+    video_ids = np.asarray(video_ids)
+    uniq, first, inverse = np.unique(video_ids, return_index=True, return_inverse=True)
+    sums = np.bincount(inverse, weights=np.asarray(scores, dtype=np.float64))
+    counts = np.bincount(inverse)
+    return sums / counts, first

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from bench import __version__
 from bench.config import seed_everything
-from bench.data.protocols import FRProtocol, get_protocol
+from bench.data.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import fr_operating_point, images_to_tensor
 from models_zoo.checkpoint import WEIGHTS_DIR, save_checkpoint
@@ -63,6 +63,41 @@ def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epoch
     bar.close()
     model.eval()
     return {"loss_history": history, "optimizer": f"Adam lr={lr} wd=5e-4 one-cycle", "batch": f"P={p} x K={k}", "margin": margin}
+
+
+def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
+                     seed: int, progress: bool = True, lr: float = 2e-3, batch: int = 64) -> dict:
+    """Binary live/spoof training with BCE (live = 1), classes balanced by weighting."""
+    train = protocol.frames("train", size)
+    rng = np.random.default_rng(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
+    steps = max(1, len(train) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    live = torch.from_numpy(train.live.astype(np.float32))
+    pos_weight = torch.tensor((1 - train.live.mean()) / max(train.live.mean(), 1e-6))
+    history = []
+    bar = tqdm(total=epochs * steps, desc="train", unit="step", disable=not progress, file=sys.stderr)
+    for epoch in range(epochs):
+        model.train()
+        order = rng.permutation(len(train))
+        losses = []
+        for k in range(steps):
+            idx = order[k * batch : (k + 1) * batch]
+            x = images_to_tensor(train.images[idx]).to(device)
+            flip = torch.from_numpy(rng.uniform(size=len(idx)) < 0.5).to(device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), live[idx].to(device), pos_weight=pos_weight.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{np.mean(losses):.4f}")
+        history.append(float(np.mean(losses)))
+    bar.close()
+    model.eval()
+    return {"loss_history": history, "optimizer": f"Adam lr={lr} wd=5e-4 one-cycle", "batch": batch, "loss": "BCE"}
 
 
 def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: int = 10,

@@ -112,3 +112,19 @@ def test_run_show_leaderboard_end_to_end(runner, tmp_path, monkeypatch):
     with h5py.File(store_path, "r") as f:  # a plain h5py reader sees the documented layout
         assert f.attrs["schema_version"] == 1
         assert set(f["cells"]) == set(run["cell_ids"])
+
+
+def test_datasets_show_counts_and_sheet(runner, tmp_path):
+    sheet = tmp_path / "sheet.png"
+    r = runner.invoke(main, ["datasets", "show", "synth-casia", "--size", "32", "--sheet", str(sheet)])
+    assert r.exit_code == 0, r.output
+    assert "print-warped" in r.output and "replay-tablet" in r.output
+    from PIL import Image
+
+    img = Image.open(sheet)
+    assert img.size[0] > 0 and img.size[1] > 0
+
+
+def test_datasets_prepare_is_attached(runner):
+    r = runner.invoke(main, ["datasets", "prepare", "--help"])
+    assert r.exit_code == 0 and "--src" in r.output and "--out" in r.output

@@ -52,3 +52,18 @@ def test_wilson_interval_contains_rate_and_shrinks():
 def test_auc():
     assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
     assert auc(np.array([1.0]), np.array([1.0])) == 0.5
+
+
+def test_fas_rates_by_hand():
+    from bench.metrics import fas_rates, video_scores
+
+    scores = np.array([0.9, 0.8, 0.2, 0.6, 0.1, 0.7, 0.3])
+    live = np.array([1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    species = np.array(["live", "live", "live", "print", "print", "replay", "replay"])
+    r = fas_rates(scores, live, species, 0.5)
+    assert r.bpcer == pytest.approx(1 / 3)  # 0.2 rejected
+    assert r.apcer_per_species == {"print": 0.5, "replay": 0.5}
+    assert r.apcer == 0.5 and r.apcer_pooled == 0.5
+    assert r.acer == pytest.approx((0.5 + 1 / 3) / 2)
+    v, first = video_scores(np.array([1.0, 3.0, 5.0]), np.array(["b", "a", "b"]))
+    assert list(v) == [3.0, 3.0] and list(first) == [1, 0]

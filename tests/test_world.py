@@ -38,3 +38,31 @@ def test_test_pairs_are_deterministic_per_seed():
     c = p.test_pairs("genuine", 5, seed=1, size=32)
     assert a.pair_ids == b.pair_ids and np.array_equal(a.probes, b.probes)
     assert a.pair_ids != c.pair_ids
+
+
+def test_fas_frames_carry_every_label():
+    from bench.data.world import DOMAINS
+
+    w = FaceWorld(seed=0, size=32)
+    media = ["live"] + list(DOMAINS["casia"].media)
+    r = w.render_fas([7] * len(media), list(range(len(media))), [0] * len(media), media, "casia")
+    assert r.images.shape == (len(media), 32, 32, 3)
+    assert list(r.live) == [True] + [False] * (len(media) - 1)
+    assert set(r.species) == {"live", "print", "replay"}
+    assert r.depth[0].max() > 0.3 and np.all(r.depth[1:] == 0)  # spoofs have all-zero depth labels
+    assert r.reflection[0].max() == 0  # no screen glare on a live face
+
+
+def test_frames_of_a_video_are_close_but_not_identical():
+    w = FaceWorld(seed=0, size=32)
+    r = w.render_fas([7, 7, 7], [0, 0, 1], [0, 1, 0], ["live"] * 3, "oulu")
+    same_video = np.abs(r.images[0].astype(int) - r.images[1]).mean()
+    other_video = np.abs(r.images[0].astype(int) - r.images[2]).mean()
+    assert 0 < same_video < other_video
+
+
+def test_unknown_medium_for_domain_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="has no medium"):
+        FaceWorld(0, 32).render_fas([1], [0], [0], ["print-cut"], "oulu")

@@ -29,10 +29,13 @@ class MediumStats:
     """A capture domain's distribution of media parameters (what its printers and screens are like)."""
 
     halftone_period: tuple[float, float] = (2.2, 3.2)  # pixels at 64 px
+    halftone_amp: tuple[float, float] = (0.15, 0.3)
     gamut: tuple[float, float] = (0.70, 0.85)  # contrast kept by the print
+    paper: tuple[float, float, float] = (0.93, 0.93, 0.93)  # mean paper colour
     moire_period: tuple[float, float] = (1.6, 2.6)  # screen pixel pitch as seen by the camera, px at 64
-    moire_strength: tuple[float, float] = (0.06, 0.16)
+    moire_strength: tuple[float, float] = (0.12, 0.25)
     gamma: tuple[float, float] = (0.75, 1.3)
+    tint: tuple[float, float, float] = (0.96, 1.0, 1.06)  # mean colour balance of the screens
     glare: float = 0.5  # probability of a visible reflection on a screen
 
 
@@ -46,16 +49,17 @@ def medium_params(rng: np.random.Generator, subtype: str, stats: MediumStats) ->
         "border": rng.uniform(0.04, 0.12),
         "bend": rng.uniform(0.15, 0.35) if subtype == "print-warped" else rng.uniform(0.0, 0.06),
         "halftone": rng.uniform(*stats.halftone_period),
+        "halftone_amp": rng.uniform(*stats.halftone_amp),
         "halftone_angle": rng.uniform(0, np.pi),
         "gamut": rng.uniform(*stats.gamut),
         "desat": rng.uniform(0.1, 0.35),
-        "paper": np.clip(rng.normal(0.93, 0.03, 3), 0.8, 1.0),
+        "paper": np.clip(np.asarray(stats.paper) + rng.normal(0, 0.02, 3), 0.7, 1.0),
         "light_grad": rng.normal(0, 0.25, 2),
         "moire": rng.uniform(*stats.moire_period),
         "moire_angle": rng.uniform(-0.3, 0.3),
         "moire_strength": rng.uniform(*stats.moire_strength),
         "gamma": rng.uniform(*stats.gamma),
-        "tint": 1 + np.array([-0.04, 0.0, 0.06]) * rng.uniform(0, 1.5),
+        "tint": np.asarray(stats.tint) * (1 + rng.normal(0, 0.015, 3)),
         "black": rng.uniform(0.04, 0.12),
         "glare_on": rng.uniform() < stats.glare,
         "glare_pos": rng.uniform(-0.6, 0.6, 2),
@@ -131,7 +135,7 @@ def present(source: np.ndarray, background: np.ndarray, subtypes: list[str], par
     cx = (np.cos(ha) * u + np.sin(ha) * v) * s / 2
     cy = (-np.sin(ha) * u + np.cos(ha) * v) * s / 2
     dots = 0.5 + 0.5 * np.sin(2 * np.pi * cx / hp) * np.sin(2 * np.pi * cy / hp)
-    printed = printed * (1 - 0.18 * dots[..., None])
+    printed = printed * (1 - g("halftone_amp")[..., None] * dots[..., None])
     printed = in_photo[..., None] * printed + (1 - in_photo[..., None]) * g("paper")
     lg = g("light_grad")
     planar = 1 + lg[..., 0] * u + lg[..., 1] * v

@@ -21,10 +21,10 @@ LETTER = {"oulu": "o", "casia": "c", "replay": "i", "msu": "m"}  # I = Idiap Rep
 
 @dataclass(frozen=True)
 class SynthFASLayout:
-    subjects: int = 30
-    train: int = 12
-    dev: int = 6  # the rest is test
-    live_videos: int = 2
+    subjects: int = 60
+    train: int = 24
+    dev: int = 12  # the rest is test
+    live_videos: int = 3
     frames_per_video: int = 3
 
 

@@ -72,28 +72,31 @@ DOMAINS: dict[str, Domain] = {
             "oulu", 1, "mobile phones, three sessions of light and background; glossy and matte prints, phone and monitor replay",
             blur=(0.2, 0.7), noise=(0.01, 0.03), jpeg=(80, 95), pose=0.5, ambient=(0.3, 0.6), occlusion=0.0,
             cast_bias=(0.03, 0.0, -0.03), media=("print-glossy", "print-matte", "replay-phone", "replay-monitor"),
-            medium=MediumStats(halftone_period=(2.2, 3.0), moire_period=(1.6, 2.4)),
+            medium=MediumStats(halftone_period=(2.2, 3.0), moire_period=(1.6, 2.2), tint=(0.94, 1.0, 1.08), paper=(0.95, 0.95, 0.92)),
             illumination=(0.6, 0.15, 0.15, 0.1), stands_for="OULU-NPU",
         ),
         Domain(
             "casia", 2, "low / normal / high quality cameras; warped and cut prints, tablet replay",
             blur=(0.0, 1.4), noise=(0.005, 0.04), jpeg=(50, 95), pose=0.7, ambient=(0.3, 0.55), occlusion=0.0,
             cast_bias=(0.0, 0.02, 0.04), media=("print-warped", "print-cut", "replay-tablet"),
-            medium=MediumStats(halftone_period=(2.6, 3.6), gamut=(0.65, 0.8), moire_period=(2.0, 3.0)),
+            medium=MediumStats(halftone_period=(3.0, 4.0), gamut=(0.6, 0.75), moire_period=(2.4, 3.2), tint=(1.07, 1.0, 0.92),
+                               paper=(0.96, 0.93, 0.86)),
             illumination=(0.8, 0.1, 0.05, 0.05), stands_for="CASIA-FASD",
         ),
         Domain(
             "replay", 3, "webcam, controlled and adverse light; hard-copy prints, phone and tablet replay",
             blur=(0.5, 1.0), noise=(0.02, 0.05), jpeg=(60, 80), pose=0.5, ambient=(0.15, 0.6), occlusion=0.0,
             cast_bias=(-0.03, 0.0, 0.05), media=("print-matte", "replay-phone", "replay-tablet"),
-            medium=MediumStats(halftone_period=(1.8, 2.6), moire_period=(1.3, 2.0), moire_strength=(0.04, 0.12)),
+            medium=MediumStats(halftone_period=(1.8, 2.4), moire_period=(1.3, 1.8), moire_strength=(0.1, 0.2), tint=(0.97, 1.05, 0.96),
+                               paper=(0.9, 0.92, 0.95)),
             illumination=(0.45, 0.1, 0.2, 0.25), stands_for="Replay-Attack",
         ),
         Domain(
             "msu", 4, "laptop and android cameras; printed photos, phone and tablet video replay",
             blur=(0.3, 0.9), noise=(0.01, 0.035), jpeg=(70, 92), pose=0.6, ambient=(0.3, 0.6), occlusion=0.0,
             cast_bias=(0.05, 0.02, -0.02), media=("print-glossy", "replay-phone", "replay-tablet"),
-            medium=MediumStats(halftone_period=(2.8, 3.8), moire_period=(2.2, 3.2), glare=0.7),
+            medium=MediumStats(halftone_period=(3.4, 4.4), moire_period=(2.8, 3.6), glare=0.7, tint=(1.0, 0.96, 1.07),
+                               paper=(0.93, 0.95, 0.93)),
             illumination=(0.7, 0.2, 0.05, 0.05), stands_for="MSU-MFSD",
         ),
     ]
@@ -226,10 +229,10 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
             out["ambient"], out["gain"] = r.uniform(0.5, 0.7), r.uniform(1.1, 1.25)
             out["light"] = np.array([0.0, 0.0, 1.0])
         elif c == 2:  # back light: the face is in its own shadow
-            out["ambient"], out["gain"] = r.uniform(0.15, 0.3), r.uniform(0.8, 1.0)
+            out["ambient"], out["gain"] = r.uniform(0.25, 0.4), r.uniform(0.85, 1.05)
             out["light"] = np.array([0.0, -0.3, -0.95])
         elif c == 3:  # dark room
-            out["gain"] = r.uniform(0.5, 0.7)
+            out["gain"] = r.uniform(0.6, 0.8)
     else:
         out["illumination"] = 3 if out["gain"] * (out["ambient"] + 0.5) < 0.45 else 0
     return out
