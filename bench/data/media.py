@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.data.raster import soft as _soft
+from bench.data.raster import stack_params as _stack
+
 SPECIES = ("live", "print", "replay")
 SUBTYPES: dict[str, str] = {
     "print-glossy": "print",
@@ -87,15 +90,6 @@ def _sample_bilinear(img: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndar
     top = at(y0, x0) * (1 - wx) + at(y0, x0 + 1) * wx
     bot = at(y0 + 1, x0) * (1 - wx) + at(y0 + 1, x0 + 1) * wx
     return (top * (1 - wy) + bot * wy).astype(np.float32)
-
-
-def _stack(params: list[dict], key: str) -> np.ndarray:
-    arr = np.asarray([p[key] for p in params], dtype=np.float32)
-    return arr[:, None, None] if arr.ndim == 1 else arr[:, None, None, :]
-
-
-def _soft(signed: np.ndarray, width: float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(signed / width, -30, 30)))
 
 
 def present(source: np.ndarray, background: np.ndarray, subtypes: list[str], params: list[dict],

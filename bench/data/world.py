@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from bench.data.media import SUBTYPES, MediumStats, medium_params, present
+from bench.data.raster import soft as _soft
+from bench.data.raster import stack_params as _stack
 
 WORLD_VERSION = 1
 
@@ -238,42 +241,28 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
     return out
 
 
-def _stack(dicts: Sequence[dict], key: str) -> np.ndarray:
-    """Stack one field of N parameter dicts as an array broadcastable against (N, S, S)."""
-    arr = np.asarray([d[key] for d in dicts], dtype=np.float32)
-    if arr.ndim == 1:
-        return arr[:, None, None]
-    return arr[:, None, None, :]
-
-
-def _soft(signed: np.ndarray, width: float) -> np.ndarray:
-    """A soft (anti-aliased) mask from a signed distance: 1 inside (signed > 0), 0 outside."""
-    return 1.0 / (1.0 + np.exp(-np.clip(signed / width, -30, 30)))
-
-
 def _gauss(x: np.ndarray, y: np.ndarray, cx, cy, sx, sy) -> np.ndarray:
     return np.exp(-(((x - cx) / sx) ** 2) - ((y - cy) / sy) ** 2)
 
 
 def _blend(img: np.ndarray, mask: np.ndarray, color) -> np.ndarray:
-    """Paint `color` over `img` with opacity `mask` (in place; empty masks cost nothing)."""
-    if not np.any(mask > 1e-3):
+    """Paint `color` over `img` with opacity `mask`, in place and only inside the mask's bounding box."""
+    mask = np.broadcast_to(mask, img.shape[:3])
+    on = mask > 1e-3
+    rows, cols = np.flatnonzero(on.any(axis=(0, 2))), np.flatnonzero(on.any(axis=(0, 1)))
+    if rows.size == 0:
         return img
+    win = (slice(None), slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     color = np.asarray(color, dtype=np.float32)
-    img += mask[..., None].astype(np.float32, copy=False) * (color - img)
+    sub = img[win]
+    sub += mask[win][..., None].astype(np.float32, copy=False) * (color - sub)
     return img
 
 
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     if sigma < 0.3:
         return img
-    radius = int(np.ceil(2.5 * sigma))
-    t = np.arange(-radius, radius + 1)
-    k = np.exp(-(t**2) / (2 * sigma**2))
-    k /= k.sum()
-    pad = np.pad(img, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
-    h = sum(k[i] * pad[:, i : i + img.shape[1]] for i in range(len(k)))
-    return sum(k[i] * h[i : i + img.shape[0]] for i in range(len(k)))
+    return gaussian_filter(img, sigma=(sigma, sigma, 0), mode="nearest", truncate=2.5)
 
 
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
@@ -303,7 +292,7 @@ class FaceWorld:
         identities: Sequence[int],
         samples: Sequence[int],
         domain: str = "celeb",
-        batch: int = 256,
+        batch: int = 64,
     ) -> Rendered:
         """Render live faces of `identities[i]`, sample index `samples[i]`, in `domain`."""
         identities = np.asarray(identities, dtype=np.int64)
@@ -337,7 +326,7 @@ class FaceWorld:
         frames: Sequence[int],
         media: Sequence[str],
         domain: str,
-        batch: int = 256,
+        batch: int = 64,
     ) -> "FASRendered":
         """Render frame `frames[i]` of video `videos[i]` of subject `subjects[i]` presented as `media[i]`.
 
