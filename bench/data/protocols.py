@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Iterator
+
 import numpy as np
 
 from bench.data.world import FaceWorld
@@ -140,22 +142,46 @@ def _world(seed: int, size: int) -> FaceWorld:
     return FaceWorld(seed=seed, size=size)
 
 
-def _face_set(ids: range, per_id: int, size: int, world_seed: int) -> FaceSet:
+def iter_faces(ids: range, per_id: int, size: int, world_seed: int, chunk: int = 256) -> Iterator[FaceSet]:
+    """The live faces `ids` x `per_id` samples (identity-major), rendered `chunk` at a time."""
     identities = np.repeat(np.asarray(ids, dtype=np.int64), per_id)
     samples = np.tile(np.arange(per_id, dtype=np.int64), len(ids))
-    rendered = _world(world_seed, size).render(identities, samples, domain="celeb")
-    sample_ids = [f"id{i}/s{s}" for i, s in zip(identities, samples)]
-    return FaceSet(rendered.images, identities, sample_ids)
+    world = _world(world_seed, size)
+    for start in range(0, len(identities), chunk):
+        i, s = identities[start : start + chunk], samples[start : start + chunk]
+        yield FaceSet(world.render(i, s, domain="celeb").images, i, [f"id{a}/s{b}" for a, b in zip(i, s)])
 
 
-@lru_cache(maxsize=4)
-def synth_fr_train(size: int = 64, world_seed: int = 0) -> FaceSet:
+def _face_set(ids: range, per_id: int, size: int, world_seed: int) -> FaceSet:
+    parts = list(iter_faces(ids, per_id, size, world_seed))
+    if not parts:
+        return FaceSet(np.zeros((0, size, size, 3), np.uint8), np.zeros(0, np.int64), [])
+    return FaceSet(np.concatenate([p.images for p in parts]), np.concatenate([p.identities for p in parts]),
+                   [s for p in parts for s in p.sample_ids])
+
+
+def render_synth_fr_train(size: int = 64, world_seed: int = 0) -> FaceSet:
+    """The synth-fr training faces rendered in memory (the source `bench.data.export` writes from)."""
     return _face_set(SYNTH_FR.train_ids, SYNTH_FR.train_per_id, size, world_seed)
 
 
-@lru_cache(maxsize=4)
-def synth_fr_dev(size: int = 64, world_seed: int = 0) -> FaceSet:
+def render_synth_fr_dev(size: int = 64, world_seed: int = 0) -> FaceSet:
+    """The synth-fr dev faces rendered in memory."""
     return _face_set(SYNTH_FR.dev_ids, SYNTH_FR.dev_per_id, size, world_seed)
+
+
+def synth_fr_train(size: int = 64, world_seed: int = 0) -> FaceSet:
+    """The synth-fr training faces, read through the CelebA loader from the on-disk world (partition 0)."""
+    from bench.data import export
+
+    return export.read_faces(export.ensure("celeba", size, world_seed), "train", size)
+
+
+def synth_fr_dev(size: int = 64, world_seed: int = 0) -> FaceSet:
+    """The synth-fr dev faces, read through the CelebA loader from the on-disk world (partition 1)."""
+    from bench.data import export
+
+    return export.read_faces(export.ensure("celeba", size, world_seed), "val", size)
 
 
 def _pair_list(kind: str, world_seed: int) -> list[tuple[int, int, int, int]]:
@@ -178,11 +204,16 @@ def _pair_list(kind: str, world_seed: int) -> list[tuple[int, int, int, int]]:
     return pairs
 
 
-def synth_fr_pairs(kind: str, n: int | None, seed: int, size: int = 64, world_seed: int = 0) -> PairSet:
-    """`n` test pairs of `kind` (genuine / impostor), chosen deterministically from `seed`."""
+def _pair_choice(kind: str, count: int, n: int | None, seed: int) -> np.ndarray:
+    """Positions in the fixed pair list of the `n` pairs chosen by `seed` (all of them, reordered, if n is None)."""
+    order = np.random.default_rng([seed, 404, 0 if kind == "genuine" else 1]).permutation(count)
+    return order[: (count if n is None else n)]
+
+
+def render_synth_fr_pairs(kind: str, n: int | None, seed: int, size: int = 64, world_seed: int = 0) -> PairSet:
+    """`n` test pairs of `kind` rendered in memory (the reference for the on-disk LFW stand-in)."""
     pairs = _pair_list(kind, world_seed)
-    order = np.random.default_rng([seed, 404, 0 if kind == "genuine" else 1]).permutation(len(pairs))
-    chosen = [pairs[i] for i in order[: (len(pairs) if n is None else n)]]
+    chosen = [pairs[i] for i in _pair_choice(kind, len(pairs), n, seed)]
     world = _world(world_seed, size)
     a = np.asarray([(p[0], p[1]) for p in chosen], dtype=np.int64).reshape(-1, 2)
     b = np.asarray([(p[2], p[3]) for p in chosen], dtype=np.int64).reshape(-1, 2)
@@ -190,6 +221,20 @@ def synth_fr_pairs(kind: str, n: int | None, seed: int, size: int = 64, world_se
     refs = world.render(b[:, 0], b[:, 1]).images
     ids = [f"{kind[0]}:id{p[0]}/s{p[1]}|id{p[2]}/s{p[3]}" for p in chosen]
     return PairSet(probes, refs, np.full(len(chosen), kind == "genuine"), ids)
+
+
+def synth_fr_pairs(kind: str, n: int | None, seed: int, size: int = 64, world_seed: int = 0) -> PairSet:
+    """`n` test pairs of `kind` (genuine / impostor), chosen deterministically from `seed`.
+
+    Read through the LFW loader (`pairs.txt`) from the on-disk world; same pairs, order and pixels
+    as `render_synth_fr_pairs`.
+    """
+    from bench.data import export
+
+    every = export.read_pairs(export.ensure("lfw", size, world_seed), kind, size)
+    index = _pair_choice(kind, len(every), n, seed)
+    return PairSet(every.probes[index], every.references[index], np.full(len(index), kind == "genuine"),
+                   [every.pair_ids[i] for i in index])
 
 
 class SynthFRProtocol(FRProtocol):

@@ -9,7 +9,7 @@ dev split (the target domain's data is never used to choose it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Iterator
 
 import numpy as np
 
@@ -38,23 +38,52 @@ def subject_ids(domain: str, split: str) -> range:
     return {"train": range(base, base + t), "dev": range(base + t, base + t + d), "test": range(base + t + d, base + n)}[split]
 
 
-@lru_cache(maxsize=64)
-def domain_split(domain: str, split: str, size: int, world_seed: int = 0) -> FASSet:
-    """Every frame of every video of a domain's split, rendered (cached per process)."""
+def split_frames(domain: str, split: str) -> list[tuple[int, int, int, str]]:
+    """(subject, video, frame, medium) of every frame of a domain's split, in order.
+
+    Per subject: videos `0 .. live_videos-1` are live, then one video per medium of the domain.
+    """
     media = ["live"] * SYNTH_FAS.live_videos + list(DOMAINS[domain].media)
-    subs, vids, frames, meds = [], [], [], []
-    for subject in subject_ids(domain, split):
-        for v, medium in enumerate(media):
-            for f in range(SYNTH_FAS.frames_per_video):
-                subs.append(subject)
-                vids.append(v)
-                frames.append(f)
-                meds.append(medium)
-    r = FaceWorld(world_seed, size).render_fas(subs, vids, frames, meds, domain)
-    video_ids = np.array([f"{domain}/{s}/{v:02d}-{m}" for s, v, m in zip(subs, vids, meds)])
-    sample_ids = [f"{vid}/f{f}" for vid, f in zip(video_ids, frames)]
-    return FASSet(r.images, r.live, r.species, r.subtype, video_ids, np.asarray(subs), np.array([domain] * len(subs)),
-                  r.depth, r.reflection, r.illumination, sample_ids)
+    return [(subject, v, f, medium) for subject in subject_ids(domain, split)
+            for v, medium in enumerate(media) for f in range(SYNTH_FAS.frames_per_video)]
+
+
+def quantize_map(m: np.ndarray) -> np.ndarray:
+    """A [0, 1] map at 8 bits, as stored on disk (`NNNN_depth.png` = round(depth * 255)), back as float32."""
+    return map_to_uint8(m).astype(np.float32) / 255
+
+
+def map_to_uint8(m: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(m, 0, 1) * 255).astype(np.uint8)
+
+
+def iter_domain_split(domain: str, split: str, size: int, world_seed: int = 0, chunk: int = 256) -> Iterator[FASSet]:
+    """The frames of a domain's split rendered `chunk` at a time (depth and reflection at 8 bits)."""
+    keys = split_frames(domain, split)
+    world = FaceWorld(world_seed, size)
+    for start in range(0, len(keys), chunk):
+        subs, vids, frames, meds = (list(c) for c in zip(*keys[start : start + chunk]))
+        r = world.render_fas(subs, vids, frames, meds, domain)
+        video_ids = np.array([f"{domain}/{s}/{v:02d}-{m}" for s, v, m in zip(subs, vids, meds)])
+        sample_ids = [f"{vid}/f{f}" for vid, f in zip(video_ids, frames)]
+        yield FASSet(r.images, r.live, r.species, r.subtype, video_ids, np.asarray(subs), np.array([domain] * len(subs)),
+                     quantize_map(r.depth), quantize_map(r.reflection), r.illumination, sample_ids)
+
+
+def render_domain_split(domain: str, split: str, size: int, world_seed: int = 0) -> FASSet:
+    """Every frame of every video of a domain's split, rendered in memory (the source of the export)."""
+    return FASSet.concat(list(iter_domain_split(domain, split, size, world_seed)))
+
+
+def domain_split(domain: str, split: str, size: int, world_seed: int = 0) -> FASSet:
+    """Every frame of a domain's split, read through its real dataset's loader from the on-disk world.
+
+    Same frames, labels and order as `render_domain_split`; cached per process.
+    """
+    from bench.data import export
+
+    root = export.ensure(export.FAS_DATASET[domain], size, world_seed)
+    return export.read_fas_split(root, domain, split, size)
 
 
 class SynthFASProtocol(FASProtocol):

@@ -11,6 +11,8 @@ from bench.data.real.common import DatasetError, ImageRecord, PairRecord, parse_
 class LFW:
     """`lfw/<Name>/<Name>_0001.jpg` and `pairs.txt` under `root`.
 
+    Images may also be `.png` (the facebench stand-in writes lossless PNG); `.jpg` is preferred.
+
     `pairs.txt` (LFW README section 3c): a header `<sets> <pairs per kind>`, then for each set
     that many matched lines `name n1 n2` followed by that many mismatched lines
     `name1 n1 name2 n2`. The fold of a pair is the set its line falls in.
@@ -24,15 +26,18 @@ class LFW:
         require(self.root, *self.required)
 
     def image(self, name: str, number: int) -> ImageRecord:
-        """The record of the `number`-th image of person `name` (`lfw/name/name_000N.jpg`)."""
+        """The record of the `number`-th image of person `name` (`lfw/name/name_000N.jpg`, or `.png` if only that exists)."""
         file = f"{name}_{number:04d}.jpg"
+        png = f"{name}_{number:04d}.png"
+        if not (self.root / "lfw" / name / file).exists() and (self.root / "lfw" / name / png).exists():
+            file = png
         return ImageRecord(self.root / "lfw" / name / file, name, file)
 
     def faces(self) -> list[ImageRecord]:
         """Every image under `lfw/`, person by person in name order."""
         records = []
         for person in sorted(p for p in (self.root / "lfw").iterdir() if p.is_dir()):
-            for path in sorted(person.glob("*.jpg")):
+            for path in sorted(f for f in person.iterdir() if f.suffix in (".jpg", ".png")):
                 records.append(ImageRecord(path, person.name, path.name))
         return records
 

@@ -1,0 +1,514 @@
+"""The embedded world on disk, in the official layouts of the real datasets it stands in for.
+
+`ensure("oulu-npu", size)` renders the OULU-NPU stand-in once into a versioned cache folder laid
+out like the real dataset after `facebench datasets prepare`; the synthetic protocols then read
+their data back through the real loaders (`bench.data.real`), so the default path exercises them.
+What the official layouts have no place for (illumination, the synthetic sub-type, reflection
+maps, sample numbers) goes into `facebench_labels.csv` and `NNNN_reflection.png`.
+See docs/datasets.md, "On disk", for the layouts and the label mapping.
+"""
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from bench.data import protocols, synth_fas
+from bench.data.media import SUBTYPES
+from bench.data.protocols import FaceSet, FASSet, PairSet
+from bench.data.real.casia import TEST_SUBJECT_OFFSET, CasiaFASD
+from bench.data.real.celeba import CelebA
+from bench.data.real.common import DatasetError, VideoRecord, list_frames, read_image
+from bench.data.real.lfw import LFW
+from bench.data.real.msu import MsuMfsd
+from bench.data.real.oulu import OuluNPU
+from bench.data.real.replay import ReplayAttack
+from bench.data.world import ILLUMINATION, WORLD_VERSION
+from bench.errors import UnknownNameError
+
+LAYOUT_VERSION = 1
+"""Version of the on-disk layouts and label mapping below; part of the cache key."""
+
+LABELS_FILE = "facebench_labels.csv"
+FAS_DATASET = {"oulu": "oulu-npu", "casia": "casia-fasd", "replay": "replay-attack", "msu": "msu-mfsd"}
+"""FAS capture domain of the world -> the real dataset it stands in for."""
+SPLITS = ("train", "dev", "test")
+FAS_COLUMNS = ("path", "live", "species", "subtype", "illumination", "subject", "video", "frame")
+FR_COLUMNS = ("path", "identity", "sample")
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_root() -> Path:
+    """`$FACEBENCH_CACHE` if set, else `~/.cache/facebench`."""
+    env = os.environ.get("FACEBENCH_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "facebench"
+
+
+def content_key(seed: int = 0, size: int = 64) -> str:
+    """A short hash of everything that changes what is written."""
+    text = repr((LAYOUT_VERSION, WORLD_VERSION, repr(protocols.SYNTH_FR), repr(synth_fas.SYNTH_FAS), seed, size))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def world_dir(seed: int = 0, size: int = 64) -> Path:
+    """The cache folder of one world (seed, image size, protocol layouts); one subfolder per dataset."""
+    return cache_root() / f"world-v{WORLD_VERSION}-seed{seed}-{size}px-{content_key(seed, size)}"
+
+
+def ensure(dataset: str, size: int = 64, seed: int = 0) -> Path:
+    """The root of stand-in `dataset` in the cache, rendered and written first if absent.
+
+    Written into a temporary sibling folder and renamed into place, under a lock file: a second
+    process waits and reuses the result; leftovers of a killed build are removed.
+    """
+    if dataset not in WRITERS:
+        raise UnknownNameError(f"unknown stand-in dataset {dataset!r} (known: {', '.join(WRITERS)})")
+    parent = world_dir(seed, size)
+    final = parent / dataset
+    if final.is_dir():
+        return final
+    parent.mkdir(parents=True, exist_ok=True)
+    with open(parent / f".{dataset}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.is_dir():  # built by another process while we waited
+            return final
+        for stale in parent.glob(f".{dataset}.tmp-*"):  # only the lock holder writes: these are dead builds
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dataset}.tmp-", dir=parent))
+        try:
+            WRITERS[dataset](tmp, size, seed)
+            (tmp / "facebench_export.json").write_text(json.dumps({
+                "dataset": dataset, "world_version": WORLD_VERSION, "layout_version": LAYOUT_VERSION,
+                "seed": seed, "size": size, "synth_fr": repr(protocols.SYNTH_FR), "synth_fas": repr(synth_fas.SYNTH_FAS),
+            }, indent=1))
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
+
+
+def _progress(dataset: str, size: int, total: int) -> tqdm:
+    return tqdm(total=total, desc=f"facebench: rendering {dataset} stand-in ({size}px)", unit="img", file=sys.stderr,
+                leave=False)
+
+
+def _png(path: Path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, compress_level=1)
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(rows)
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{line}\n" for line in lines))
+
+
+def read_labels(root: Path) -> dict[str, dict[str, str]]:
+    """`facebench_labels.csv` of a stand-in dataset: relative path -> row."""
+    path = Path(root) / LABELS_FILE
+    try:
+        with open(path, newline="") as f:
+            return {row["path"]: row for row in csv.DictReader(f)}
+    except FileNotFoundError:
+        raise DatasetError(f"{path} not found (side labels of a facebench stand-in dataset)") from None
+
+
+def _label(labels: dict[str, dict[str, str]], root: Path, path: Path) -> dict[str, str]:
+    rel = path.relative_to(root).as_posix()
+    if rel not in labels:
+        raise DatasetError(f"{root / LABELS_FILE} has no row for {rel}")
+    return labels[rel]
+
+
+# --------------------------------------------------------------------------- FR: CelebA and LFW
+
+
+def _write_celeba(root: Path, size: int, seed: int) -> None:
+    """Train identities as partition 0, dev identities as partition 1; `000001.png` ... in that order."""
+    fr = protocols.SYNTH_FR
+    parts = [(0, fr.train_ids, fr.train_per_id), (1, fr.dev_ids, fr.dev_per_id)]
+    names, identity_lines, partition_lines, rows = [], [], [], []
+    with _progress("celeba", size, sum(len(ids) * k for _, ids, k in parts)) as bar:
+        for code, ids, per_id in parts:
+            for chunk in protocols.iter_faces(ids, per_id, size, seed):
+                for image, identity, sample_id in zip(chunk.images, chunk.identities, chunk.sample_ids):
+                    name = f"{len(names) + 1:06d}.png"
+                    names.append(name)
+                    _png(root / "img_align_celeba" / name, image)
+                    identity_lines.append(f"{name} {identity}")
+                    partition_lines.append(f"{name} {code}")
+                    rows.append((f"img_align_celeba/{name}", int(identity), int(sample_id.rsplit("/s", 1)[1])))
+                bar.update(len(chunk))
+    (root / "img_align_celeba").mkdir(exist_ok=True)
+    _write_lines(root / "identity_CelebA.txt", identity_lines)
+    _write_lines(root / "list_eval_partition.txt", partition_lines)
+    _write_csv(root / LABELS_FILE, FR_COLUMNS, rows)
+
+
+def lfw_name(identity: int) -> str:
+    """The LFW person name of a synthetic identity."""
+    return f"Synth_{identity}"
+
+
+def _write_lfw(root: Path, size: int, seed: int) -> None:
+    """The synth-fr test pairs as a 10-fold `pairs.txt` and the images they use (sample s -> `_000{s+1}`)."""
+    pairs = {kind: protocols._pair_list(kind, seed) for kind in ("genuine", "impostor")}
+    per_kind = len(pairs["genuine"])
+    sets = 10 if per_kind % 10 == 0 else 1  # else one set, with the one-number header of pairsDevTrain.txt
+    k = per_kind // sets
+    lines = [f"{sets}\t{k}" if sets > 1 else f"{k}"]
+    for s in range(sets):
+        for a, sa, _, sb in pairs["genuine"][s * k : (s + 1) * k]:
+            lines.append(f"{lfw_name(a)}\t{sa + 1}\t{sb + 1}")
+        for a, sa, b, sb in pairs["impostor"][s * k : (s + 1) * k]:
+            lines.append(f"{lfw_name(a)}\t{sa + 1}\t{lfw_name(b)}\t{sb + 1}")
+    used = sorted({(p[0], p[1]) for ps in pairs.values() for p in ps} | {(p[2], p[3]) for ps in pairs.values() for p in ps})
+    world = protocols._world(seed, size)
+    rows = []
+    (root / "lfw").mkdir()
+    with _progress("lfw", size, len(used)) as bar:
+        for start in range(0, len(used), 256):
+            keys = used[start : start + 256]
+            images = world.render([i for i, _ in keys], [s for _, s in keys]).images
+            for (identity, sample), image in zip(keys, images):
+                rel = f"lfw/{lfw_name(identity)}/{lfw_name(identity)}_{sample + 1:04d}.png"
+                _png(root / rel, image)
+                rows.append((rel, identity, sample))
+            bar.update(len(keys))
+    _write_lines(root / "pairs.txt", lines)
+    _write_csv(root / LABELS_FILE, FR_COLUMNS, rows)
+
+
+@lru_cache(maxsize=8)
+def read_faces(root: Path, partition: str, size: int) -> FaceSet:
+    """A CelebA partition of a stand-in, through the CelebA loader; sample ids from the side labels."""
+    labels = read_labels(root)
+    images, identities, sample_ids = [], [], []
+    for record in CelebA(root).faces(partition):
+        row = _label(labels, root, record.path)
+        identity = int(record.identity)
+        if int(row["identity"]) != identity:
+            raise DatasetError(f"{record.path}: identity_CelebA.txt says {identity}, {LABELS_FILE} says {row['identity']}")
+        images.append(read_image(record.path, size))
+        identities.append(identity)
+        sample_ids.append(f"id{identity}/s{int(row['sample'])}")
+    stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return FaceSet(stacked, np.asarray(identities, dtype=np.int64), sample_ids)
+
+
+@lru_cache(maxsize=8)
+def read_pairs(root: Path, kind: str, size: int) -> PairSet:
+    """Every pair of `kind` in `pairs.txt` order, through the LFW loader; pair ids from the side labels."""
+    labels = read_labels(root)
+    cache: dict[Path, np.ndarray] = {}
+
+    def image(path: Path) -> np.ndarray:
+        if path not in cache:
+            cache[path] = read_image(path, size)
+        return cache[path]
+
+    def key(path: Path) -> str:
+        row = _label(labels, root, path)
+        return f"id{int(row['identity'])}/s{int(row['sample'])}"
+
+    records = [p for p in LFW(root).pairs() if p.genuine == (kind == "genuine")]
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    probes = np.stack([image(p.a.path) for p in records]) if records else empty
+    refs = np.stack([image(p.b.path) for p in records]) if records else empty
+    ids = [f"{kind[0]}:{key(p.a.path)}|{key(p.b.path)}" for p in records]
+    return PairSet(probes, refs, np.full(len(records), kind == "genuine"), ids)
+
+
+# --------------------------------------------------------------------------- FAS: four video datasets
+
+
+def _light(illumination: int) -> str:
+    """Replay-Attack light of a video: normal / strong light -> controlled, back light / dark -> adverse."""
+    return "controlled" if ILLUMINATION[illumination] in ("normal", "strong") else "adverse"
+
+
+@dataclass(frozen=True)
+class FASLayout:
+    """How one capture domain's videos are named in its real dataset, and read back.
+
+    `official` maps each synthetic spoof sub-type to the sub-type label the loader puts in
+    `VideoRecord.meta["subtype"]`; `video_dir` names a video's frame folder (relative to the root).
+    """
+
+    domain: str
+    official: dict
+
+    @property
+    def dataset(self) -> str:
+        return FAS_DATASET[self.domain]
+
+    def video_dir(self, split: str, index: int, video: int, medium: str, illumination: int) -> str:
+        raise NotImplementedError
+
+    def write_lists(self, root: Path, videos: dict[str, list[tuple[str, str]]]) -> None:
+        """Official list files; `videos[split]` is [(video dir, medium)] in write order."""
+
+    def videos(self, root: Path, split: str) -> list[VideoRecord]:
+        raise NotImplementedError
+
+    def subject_index(self, video: VideoRecord) -> int:
+        """0-based index of the video's subject within the domain (official numbers are 1-based)."""
+        return int(video.subject) - 1
+
+    def subtype(self, video: VideoRecord) -> str:
+        if video.live:
+            return "live"
+        back = {v: k for k, v in self.official.items()}
+        if video.meta.get("subtype") not in back:
+            raise DatasetError(f"{video.frames_dir}: sub-type {video.meta.get('subtype')!r} is not one the "
+                               f"{self.domain} stand-in writes ({', '.join(back)})")
+        return back[video.meta["subtype"]]
+
+
+class OuluLayout(FASLayout):
+    """`{Train,Dev,Test}_files/Phone_Session_User_File`; user = index + 1; live video k -> phone 1 + k // 3,
+    session 1 + k % 3, File 1; attacks phone 1, session 1, File from `FILES`; `Protocols/Protocol_1` lists."""
+
+    FILES = {"printer1": 2, "printer2": 3, "display1": 4, "display2": 5}
+    DIRS = {"train": "Train_files", "dev": "Dev_files", "test": "Test_files"}
+
+    def video_dir(self, split, index, video, medium, illumination):
+        if index + 1 > 99:
+            raise ValueError("the OULU-NPU stand-in holds at most 99 subjects (two-digit user field)")
+        if medium == "live":
+            if video >= 18:
+                raise ValueError("the OULU-NPU stand-in holds at most 18 live videos per subject")
+            phone, session, file = 1 + video // 3, 1 + video % 3, 1
+        else:
+            phone, session, file = 1, 1, self.FILES[self.official[medium]]
+        return f"{self.DIRS[split]}/{phone}_{session}_{index + 1:02d}_{file}"
+
+    def write_lists(self, root, videos):
+        label = {"live": "+1", "print": "-1", "replay": "-2"}
+        for split, listed in videos.items():
+            lines = [f"{label[SUBTYPES.get(m, 'live')]},{Path(d).name}" for d, m in listed]
+            _write_lines(root / "Protocols" / "Protocol_1" / f"{split.capitalize()}.txt", lines)
+        for d in self.DIRS.values():
+            (root / d).mkdir(exist_ok=True)
+
+    def videos(self, root, split):
+        return OuluNPU(root).protocol(1, split)
+
+
+class CasiaLayout(FASLayout):
+    """`train_release/<index + 1>/` holds the train then dev subjects (CASIA has no dev split: dev =
+    the last `SYNTH_FAS.dev` of them); `test_release/<n>/` the test subjects (database subject n + 20).
+    Live video k -> `1`, `2`, `HR_1`; attacks -> the normal-quality video of their type."""
+
+    VIDEOS = {"warped": "3", "cut": "5", "video": "7"}
+    LIVE = ("1", "2", "HR_1")
+
+    def _train_subjects(self) -> int:
+        n = synth_fas.SYNTH_FAS.train + synth_fas.SYNTH_FAS.dev
+        if n > TEST_SUBJECT_OFFSET:
+            raise ValueError(f"the CASIA-FASD stand-in holds at most {TEST_SUBJECT_OFFSET} train + dev subjects")
+        return n
+
+    def video_dir(self, split, index, video, medium, illumination):
+        if medium == "live" and video >= len(self.LIVE):
+            raise ValueError(f"the CASIA-FASD stand-in holds at most {len(self.LIVE)} live videos per subject")
+        name = self.LIVE[video] if medium == "live" else self.VIDEOS[self.official[medium]]
+        train = self._train_subjects()
+        folder = f"train_release/{index + 1}" if split != "test" else f"test_release/{index - train + 1}"
+        return f"{folder}/{name}"
+
+    def write_lists(self, root, videos):
+        for d in ("train_release", "test_release"):
+            (root / d).mkdir(exist_ok=True)
+
+    def videos(self, root, split):
+        return CasiaFASD(root).videos("test" if split == "test" else "train")
+
+    def subject_index(self, video):
+        number = int(video.subject)
+        return number - 1 if video.split == "train" else self._train_subjects() + number - TEST_SUBJECT_OFFSET - 1
+
+
+class ReplayLayout(FASLayout):
+    """`{train,devel,test}/real/client<NNN>_session01_webcam_authenticate_<light>_<k+1>` for live
+    video k; attacks `attack/fixed/attack_<device>_client<NNN>_session01_<sample device>_<photo|video>_<light>`;
+    client = index + 1; light from the video's illumination (see `_light`)."""
+
+    ATTACKS = {"print_photo": ("print", "highdef", "photo"), "mobile_video": ("mobile", "mobile", "video"),
+               "highdef_video": ("highdef", "highdef", "video")}
+    DIRS = {"train": "train", "dev": "devel", "test": "test"}
+
+    def video_dir(self, split, index, video, medium, illumination):
+        client, light = f"client{index + 1:03d}", _light(illumination)
+        base = self.DIRS[split]
+        if medium == "live":
+            return f"{base}/real/{client}_session01_webcam_authenticate_{light}_{video + 1}"
+        device, sample_device, sample_type = self.ATTACKS[self.official[medium]]
+        return f"{base}/attack/fixed/attack_{device}_{client}_session01_{sample_device}_{sample_type}_{light}"
+
+    def write_lists(self, root, videos):
+        for d in self.DIRS.values():
+            for sub in ("real", "attack"):
+                (root / d / sub).mkdir(parents=True, exist_ok=True)
+
+    def videos(self, root, split):
+        return ReplayAttack(root).videos(split)
+
+
+class MsuLayout(FASLayout):
+    """`scene01/real/real_client<NNN>_<laptop|android>_SD_scene01` (live video 0 laptop, 1 android);
+    `scene01/attack/attack_client<NNN>_laptop_SD_<instrument>_scene01`; client = index + 1;
+    `train_sub_list.txt` lists the train and dev subjects (MSU has no dev split), `test_sub_list.txt` the test ones."""
+
+    CAMERAS = ("laptop", "android")
+
+    def video_dir(self, split, index, video, medium, illumination):
+        client = f"client{index + 1:03d}"
+        if medium == "live":
+            if video >= len(self.CAMERAS):
+                raise ValueError(f"the MSU-MFSD stand-in holds at most {len(self.CAMERAS)} live videos per subject")
+            return f"scene01/real/real_{client}_{self.CAMERAS[video]}_SD_scene01"
+        return f"scene01/attack/attack_{client}_laptop_SD_{self.official[medium]}_scene01"
+
+    def write_lists(self, root, videos):
+        base = synth_fas.subject_ids(self.domain, "train").start
+        lists = {"train_sub_list.txt": ("train", "dev"), "test_sub_list.txt": ("test",)}
+        for name, splits in lists.items():
+            numbers = [s - base + 1 for split in splits for s in synth_fas.subject_ids(self.domain, split)]
+            _write_lines(root / name, [f"{n:02d}" for n in numbers])
+        for d in ("scene01/real", "scene01/attack"):
+            (root / d).mkdir(parents=True, exist_ok=True)
+
+    def videos(self, root, split):
+        return MsuMfsd(root).videos("test" if split == "test" else "train")
+
+
+FAS_LAYOUTS: dict[str, FASLayout] = {
+    "oulu": OuluLayout("oulu", {"print-glossy": "printer1", "print-matte": "printer2",
+                                "replay-phone": "display1", "replay-monitor": "display2"}),
+    "casia": CasiaLayout("casia", {"print-warped": "warped", "print-cut": "cut", "replay-tablet": "video"}),
+    "replay": ReplayLayout("replay", {"print-matte": "print_photo", "replay-phone": "mobile_video",
+                                      "replay-tablet": "highdef_video"}),
+    "msu": MsuLayout("msu", {"print-glossy": "printed_photo", "replay-phone": "iphone_video",
+                             "replay-tablet": "ipad_video"}),
+}
+"""Synthetic spoof sub-type -> the official sub-type label of each stand-in dataset (see the layouts' docstrings)."""
+
+
+def _write_fas(domain: str) -> Callable[[Path, int, int], None]:
+    def write(root: Path, size: int, seed: int) -> None:
+        layout = FAS_LAYOUTS[domain]
+        base = synth_fas.subject_ids(domain, "train").start
+        rows, listed = [], {}
+        total = sum(len(synth_fas.split_frames(domain, s)) for s in SPLITS)
+        with _progress(layout.dataset, size, total) as bar:
+            for split in SPLITS:
+                keys = synth_fas.split_frames(domain, split)
+                dirs: dict[tuple[int, int], str] = {}
+                listed[split] = []
+                position = 0
+                for part in synth_fas.iter_domain_split(domain, split, size, seed):
+                    for j in range(len(part)):
+                        subject, video, frame, medium = keys[position]
+                        position += 1
+                        illumination = int(part.illumination[j])
+                        if (subject, video) not in dirs:  # a video's scene (and light) is shared by its frames
+                            dirs[subject, video] = layout.video_dir(split, subject - base, video, medium, illumination)
+                            listed[split].append((dirs[subject, video], medium))
+                        folder = root / dirs[subject, video]
+                        _png(folder / f"{frame:04d}.png", part.images[j])
+                        _png(folder / f"{frame:04d}_depth.png", synth_fas.map_to_uint8(part.depth[j]))
+                        _png(folder / f"{frame:04d}_reflection.png", synth_fas.map_to_uint8(part.reflection[j]))
+                        rows.append((f"{dirs[subject, video]}/{frame:04d}.png", int(part.live[j]), str(part.species[j]),
+                                     str(part.subtype[j]), ILLUMINATION[illumination], subject, video, frame))
+                    bar.update(len(part))
+        layout.write_lists(root, listed)
+        _write_csv(root / LABELS_FILE, FAS_COLUMNS, rows)
+
+    return write
+
+
+def _read_map(path: Optional[Path], frame: Path) -> np.ndarray:
+    if path is None:
+        raise DatasetError(f"{frame}: no map beside it")
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"), dtype=np.uint8).astype(np.float32) / 255
+    except FileNotFoundError:
+        raise DatasetError(f"{path} not found") from None
+
+
+@lru_cache(maxsize=64)
+def read_fas_split(root: Path, domain: str, split: str, size: int) -> FASSet:
+    """A domain's split through its dataset's loader, as `synth_fas.render_domain_split` returns it.
+
+    Live, species, subject, split and sub-type come from the official names (as the loader parses
+    them); video and frame numbers and illumination from `facebench_labels.csv`, which must agree.
+    """
+    layout = FAS_LAYOUTS[domain]
+    labels = read_labels(root)
+    base = synth_fas.subject_ids(domain, "train").start
+    wanted = set(synth_fas.subject_ids(domain, split))
+    found = []
+    for video in layout.videos(root, split):
+        subject = base + layout.subject_index(video)
+        if subject not in wanted:  # CASIA and MSU: train and dev share the official train split
+            continue
+        subtype = layout.subtype(video)
+        for frame in list_frames(video, synth_fas.SYNTH_FAS.frames_per_video):
+            row = _label(labels, root, frame.path)
+            parsed = (int(video.live), video.species, subtype, subject)
+            written = (int(row["live"]), row["species"], row["subtype"], int(row["subject"]))
+            if parsed != written:
+                raise DatasetError(f"{frame.path}: the {layout.dataset} loader reads {parsed} (live, species, "
+                                   f"subtype, subject), {LABELS_FILE} says {written}")
+            found.append((subject, int(row["video"]), int(row["frame"]), subtype, video.species, video.live,
+                          ILLUMINATION.index(row["illumination"]), frame))
+    found.sort(key=lambda f: f[:3])  # the loaders list videos by name; the world's order is (subject, video, frame)
+    if not found:
+        raise DatasetError(f"{root}: no frames of {domain} {split}")
+    subjects = [f[0] for f in found]
+    video_ids = np.array([f"{domain}/{s}/{v:02d}-{m}" for s, v, _, m, *_ in found])
+    return FASSet(
+        images=np.stack([read_image(f[7].path, size) for f in found]),
+        live=np.array([f[5] for f in found]),
+        species=np.array([f[4] for f in found]),
+        subtype=np.array([f[3] for f in found]),
+        video_ids=video_ids,
+        subjects=np.asarray(subjects),
+        domains=np.array([domain] * len(found)),
+        depth=np.stack([_read_map(f[7].depth_path, f[7].path) for f in found]),
+        reflection=np.stack([_read_map(f[7].path.with_name(f"{f[7].path.stem}_reflection.png"), f[7].path) for f in found]),
+        illumination=np.asarray([f[6] for f in found], dtype=np.int64),
+        sample_ids=[f"{vid}/f{f[2]}" for vid, f in zip(video_ids, found)],
+    )
+
+
+WRITERS: dict[str, Callable[[Path, int, int], None]] = {
+    "celeba": _write_celeba,
+    "lfw": _write_lfw,
+    **{FAS_DATASET[d]: _write_fas(d) for d in FAS_LAYOUTS},
+}
+"""Stand-in dataset name -> function writing it (root, size, world seed)."""

@@ -1,0 +1,174 @@
+"""The world on disk: stand-in datasets in official layouts, read back through the real loaders."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from bench.data import export, protocols, synth_fas
+from bench.data.protocols import SynthFRSplits
+from bench.data.real import list_frames, open_dataset
+from bench.data.synth_fas import SynthFASLayout
+from bench.data.world import DOMAINS, FAS_DOMAINS
+
+SIZE = 32
+TINY_FR = SynthFRSplits(train_ids=range(0, 3), train_per_id=2, dev_ids=range(10, 12), dev_per_id=3,
+                        test_ids=range(20, 24), test_per_id=3, test_pairs_per_kind=10)
+TINY_FAS = SynthFASLayout(subjects=5, train=2, dev=1, live_videos=2, frames_per_video=2)
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path):
+    """A few identities and subjects at 32 px, in a fresh cache folder."""
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(protocols, "SYNTH_FR", TINY_FR)
+    monkeypatch.setattr(synth_fas, "SYNTH_FAS", TINY_FAS)
+    return tmp_path / "cache"
+
+
+def test_cache_location_and_key(tiny, monkeypatch):
+    d = export.world_dir(0, SIZE)
+    assert d.parent == tiny and d.name.startswith("world-v1-seed0-32px-")
+    assert export.world_dir(1, SIZE) != d and export.world_dir(0, 64) != d
+    monkeypatch.setattr(synth_fas, "SYNTH_FAS", SynthFASLayout(subjects=6, train=2, dev=1))
+    assert export.world_dir(0, SIZE) != d  # the layout is part of the key
+    monkeypatch.delenv("FACEBENCH_CACHE")
+    assert export.cache_root().parts[-2:] == (".cache", "facebench")
+
+
+def _assert_same(a, b, fields):
+    for f in fields:
+        x, y = getattr(a, f), getattr(b, f)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), f
+        else:
+            assert x == y, f
+
+
+def test_fr_read_through_loaders_equals_rendering(tiny):
+    _assert_same(protocols.synth_fr_train(SIZE), protocols.render_synth_fr_train(SIZE), ("images", "identities", "sample_ids"))
+    _assert_same(protocols.synth_fr_dev(SIZE), protocols.render_synth_fr_dev(SIZE), ("images", "identities", "sample_ids"))
+    p = protocols.get_protocol("synth-fr")
+    for kind in ("genuine", "impostor"):
+        for n, seed in ((None, 0), (4, 0), (4, 1), (0, 0)):
+            _assert_same(p.test_pairs(kind, n, seed, SIZE), protocols.render_synth_fr_pairs(kind, n, seed, SIZE),
+                         ("probes", "references", "genuine", "pair_ids"))
+
+
+def test_fr_stand_ins_in_official_layout(tiny):
+    celeba = open_dataset("celeba", export.ensure("celeba", SIZE))
+    assert {int(r.identity) for r in celeba.faces("train")} == set(TINY_FR.train_ids)
+    assert {int(r.identity) for r in celeba.faces("val")} == set(TINY_FR.dev_ids)
+    assert celeba.faces("train")[0].path.name == "000001.png"
+    lfw = open_dataset("lfw", export.ensure("lfw", SIZE))
+    pairs = lfw.pairs()
+    assert [p.fold for p in pairs] == [f for f in range(10) for _ in range(2)]  # 10 folds of 1 + 1 pairs
+    assert [(int(p.a.identity[6:]), int(p.a.sample_id[-8:-4]) - 1, int(p.b.identity[6:]), int(p.b.sample_id[-8:-4]) - 1)
+            for p in pairs if p.genuine] == protocols._pair_list("genuine", 0)
+    assert all(p.a.path.exists() and p.b.path.exists() for p in pairs)
+    assert len(lfw.faces()) == len({(p.a.path) for p in pairs} | {p.b.path for p in pairs})
+
+
+def test_fas_read_through_loaders_equals_rendering(tiny):
+    fields = [f for f in synth_fas.FASSet.__dataclass_fields__]
+    for domain in FAS_DOMAINS:
+        for split in ("train", "dev", "test"):
+            _assert_same(synth_fas.domain_split(domain, split, SIZE), synth_fas.render_domain_split(domain, split, SIZE), fields)
+
+
+def test_loaders_parse_the_synthetic_labels(tiny):
+    """Each dataset's own loader gives back live / species / subject / split / sub-type of every video."""
+    for domain in FAS_DOMAINS:
+        layout = export.FAS_LAYOUTS[domain]
+        root = export.ensure(layout.dataset, SIZE)
+        labels = export.read_labels(root)
+        expected = {}  # (subject, video) -> (medium, split) as the world defines them
+        for split in ("train", "dev", "test"):
+            for subject, video, _, medium in synth_fas.split_frames(domain, split):
+                expected[subject, video] = (medium, split)
+        seen = set()
+        for split in ("train", "dev", "test"):
+            for video in layout.videos(root, split):
+                subject = synth_fas.subject_ids(domain, "train").start + layout.subject_index(video)
+                frames = list_frames(video, 100)
+                assert len(frames) == TINY_FAS.frames_per_video
+                rows = [labels[f.path.relative_to(root).as_posix()] for f in frames]
+                v = int(rows[0]["video"])
+                medium, true_split = expected[subject, v]
+                if true_split != split and not (domain in ("casia", "msu") and split != "test" and true_split != "test"):
+                    pytest.fail(f"{video.video_id} in {split}, expected {true_split}")
+                assert video.live == (medium == "live") and layout.subtype(video) == medium
+                assert video.species == ("live" if medium == "live" else medium.split("-")[0])
+                assert all(int(r["subject"]) == subject and r["subtype"] == medium for r in rows)
+                assert all(f.depth_path is not None and f.path.with_name(f"{f.path.stem}_reflection.png").exists() for f in frames)
+                seen.add((subject, v))
+        assert seen == set(expected), domain
+        n_media = TINY_FAS.live_videos + len(DOMAINS[domain].media)
+        if domain == "oulu":
+            assert len(open_dataset("oulu-npu", root).protocol(1, "dev")) == TINY_FAS.dev * n_media
+
+
+def test_official_subtype_codes(tiny):
+    oulu = open_dataset("oulu-npu", export.ensure("oulu-npu", SIZE))
+    assert sorted({v.meta["file"] for v in oulu.videos("train")}) == [1, 2, 3, 4, 5]
+    casia = open_dataset("casia-fasd", export.ensure("casia-fasd", SIZE))
+    assert sorted({v.meta["video"] for v in casia.videos("test")}) == ["1", "2", "3", "5", "7"]
+    replay = open_dataset("replay-attack", export.ensure("replay-attack", SIZE))
+    names = {v.frames_dir.name.split("_client")[0] for v in replay.videos("devel") if not v.live}
+    assert names == {"attack_print", "attack_mobile", "attack_highdef"}
+    msu = open_dataset("msu-mfsd", export.ensure("msu-mfsd", SIZE))
+    assert {v.meta.get("subtype") for v in msu.videos("test")} == {None, "printed_photo", "ipad_video", "iphone_video"}
+
+
+def test_second_ensure_reuses_the_build(tiny, monkeypatch):
+    root = export.ensure("casia-fasd", SIZE)
+    stamp = (root / export.LABELS_FILE).stat().st_mtime_ns
+    first = synth_fas.domain_split("casia", "train", SIZE)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(synth_fas.FaceWorld, "render_fas", fail)
+    assert export.ensure("casia-fasd", SIZE) == root
+    assert (root / export.LABELS_FILE).stat().st_mtime_ns == stamp
+    assert synth_fas.domain_split("casia", "train", SIZE) is first  # cached per process
+
+
+def test_leftover_of_a_killed_build_is_cleaned(tiny):
+    parent = export.world_dir(0, SIZE)
+    leftover = parent / ".msu-mfsd.tmp-killed"
+    (leftover / "scene01").mkdir(parents=True)
+    root = export.ensure("msu-mfsd", SIZE)
+    assert root == parent / "msu-mfsd" and (root / export.LABELS_FILE).exists()
+    assert not leftover.exists() and not list(parent.glob(".*.tmp-*"))
+
+
+def test_failed_build_leaves_nothing(tiny, monkeypatch):
+    def broken(root, size, seed):
+        (root / "half").write_text("x")
+        raise RuntimeError("killed")
+
+    monkeypatch.setitem(export.WRITERS, "lfw", broken)
+    with pytest.raises(RuntimeError):
+        export.ensure("lfw", SIZE)
+    parent = export.world_dir(0, SIZE)
+    assert not (parent / "lfw").exists() and not list(parent.glob(".lfw.tmp-*"))
+
+
+def test_concurrent_ensure_builds_once(tiny, monkeypatch):
+    calls = []
+    real = export.WRITERS["celeba"]
+
+    def slow(root, size, seed):
+        calls.append(1)
+        time.sleep(0.3)
+        real(root, size, seed)
+
+    monkeypatch.setitem(export.WRITERS, "celeba", slow)
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(export.ensure("celeba", SIZE))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(out) == 2 and out[0] == out[1] and out[0].is_dir()
