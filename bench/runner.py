@@ -19,12 +19,12 @@ from attacks import make_attack
 from attacks.suites import Suite, load_suite
 from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
-from bench.data.protocols import FRProtocol, Protocol, get_protocol
+from bench.data.protocols import FASProtocol, FRProtocol, Protocol, get_protocol
 from bench.errors import BadInputError, CheckpointError
-from bench.evaluation import embed, fr_operating_point, images_to_tensor
+from bench.evaluation import embed, fas_operating_point, fr_operating_point, images_to_tensor
 from bench.metrics import wilson_interval
 from bench.store import DEFAULT_STORE, CellResult, ResultsStore
-from bench.tasks import DEFAULT_GOALS, GOALS, Task, VerificationTask
+from bench.tasks import DEFAULT_GOALS, GOALS, SpoofTask, Task, VerificationTask
 from models_zoo.checkpoint import load_checkpoint, model_eval, shipped_weights
 from models_zoo.registry import VariantSpec, get_variant
 
@@ -104,6 +104,13 @@ def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold:
         refs = embed(model, pairs.references, device).to(device)
         x = images_to_tensor(pairs.probes).to(device)
         return GoalItems(goal, x, VerificationTask(model, refs, threshold, goal), list(pairs.pair_ids))
+    if isinstance(protocol, FASProtocol) and goal in SpoofTask.goals:
+        test = protocol.frames("test", size)
+        pool = np.flatnonzero(~test.live if goal == "spoof-to-live" else test.live)
+        order = np.random.default_rng([cfg.seed, 404, 2 if goal == "spoof-to-live" else 3]).permutation(len(pool))
+        chosen = np.sort(pool[order[: cfg.samples]])
+        x = images_to_tensor(test.images[chosen]).to(device)
+        return GoalItems(goal, x, SpoofTask(model, threshold, goal, len(chosen)), [test.sample_ids[i] for i in chosen])
     raise BadInputError(f"protocol {protocol.name!r} does not provide items for goal {goal!r}")
 
 
@@ -214,9 +221,15 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     size = spec.input_size[cfg.profile]
 
     log(f"model {spec.name} ({cfg.profile}, {weights.name}, sha256 {card['sha256'][:12]}) on {device}")
-    dev = fr_operating_point(model, protocol, size, device)
+    if isinstance(protocol, FRProtocol):
+        dev = fr_operating_point(model, protocol, size, device)
+        log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
+            f"{dev.operating_point.dev_count} dev pairs); dev TAR {dev.tar:.3f}")
+    else:
+        dev = fas_operating_point(model, protocol, size, device)
+        log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
+            f"{dev.operating_point.dev_count} dev frames); dev ACER {dev.rates.acer:.3f}")
     op = dev.operating_point
-    log(f"threshold {op.threshold:.4f} ({op.rule}, {op.dev_count} dev pairs); dev TAR {dev.tar:.3f}")
     card_tau = card.get("dev", {}).get("threshold")
     reproduces = card_tau is not None and abs(float(card_tau) - op.threshold) <= 1e-4
     if card_tau is not None and not reproduces:

@@ -15,7 +15,7 @@ from bench import __version__
 from bench.config import seed_everything
 from bench.data.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
-from bench.evaluation import fr_operating_point, images_to_tensor
+from bench.evaluation import fas_operating_point, fr_operating_point, images_to_tensor
 from models_zoo.checkpoint import WEIGHTS_DIR, save_checkpoint
 from models_zoo.losses import triplet_semihard_loss
 from models_zoo.registry import get_variant
@@ -33,25 +33,28 @@ def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator):
         yield np.concatenate(batch)
 
 
-def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
-                  seed: int, progress: bool = True, lr: float = 2e-3, p: int = 16, k: int = 4, margin: float = 0.2) -> dict:
-    """FaceNet recipe: triplet loss with semi-hard online mining on P x K batches, no adversarial training."""
-    train = protocol.train_set(size)
-    rng = np.random.default_rng(seed)
+OPTIMIZER = "Adam wd=5e-4, one-cycle lr"
+
+
+def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_epoch: int, lr: float,
+        device: torch.device, rng: np.random.Generator, progress: bool) -> list[float]:
+    """The shared training loop: Adam with a one-cycle schedule, random horizontal flips, a progress bar.
+
+    `batches(epoch)` yields index arrays into `images`; `loss_of(model, x, idx)` returns the loss of a
+    batch. Returns the mean loss of each epoch.
+    """
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
-    steps_per_epoch = len(np.unique(train.identities)) // p
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
-    labels = torch.from_numpy(train.identities)
     history = []
     bar = tqdm(total=epochs * steps_per_epoch, desc="train", unit="step", disable=not progress, file=sys.stderr)
     for epoch in range(epochs):
         model.train()
         losses = []
-        for idx in pk_batches(train.identities, p, k, rng):
-            x = images_to_tensor(train.images[idx]).to(device)
+        for idx in batches(epoch):
+            x = images_to_tensor(images[idx]).to(device)
             flip = torch.from_numpy(rng.uniform(size=len(idx)) < 0.5).to(device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            loss = triplet_semihard_loss(model(x), labels[idx].to(device), margin)
+            loss = loss_of(model, x, idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -62,7 +65,21 @@ def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epoch
         history.append(float(np.mean(losses)))
     bar.close()
     model.eval()
-    return {"loss_history": history, "optimizer": f"Adam lr={lr} wd=5e-4 one-cycle", "batch": f"P={p} x K={k}", "margin": margin}
+    return history
+
+
+def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
+                  seed: int, progress: bool = True, lr: float = 2e-3, p: int = 16, k: int = 4, margin: float = 0.2) -> dict:
+    """FaceNet recipe: triplet loss with semi-hard online mining on P x K batches, no adversarial training."""
+    train = protocol.train_set(size)
+    rng = np.random.default_rng(seed)
+    labels = torch.from_numpy(train.identities)
+    history = fit(
+        model, train.images, lambda epoch: pk_batches(train.identities, p, k, rng),
+        lambda m, x, idx: triplet_semihard_loss(m(x), labels[idx].to(device), margin),
+        epochs=epochs, steps_per_epoch=len(np.unique(train.identities)) // p, lr=lr, device=device, rng=rng, progress=progress,
+    )
+    return {"loss_history": history, "optimizer": f"{OPTIMIZER} {lr}", "batch": f"P={p} x K={k}", "margin": margin}
 
 
 def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
@@ -70,34 +87,20 @@ def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, e
     """Binary live/spoof training with BCE (live = 1), classes balanced by weighting."""
     train = protocol.frames("train", size)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
     steps = max(1, len(train) // batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
     live = torch.from_numpy(train.live.astype(np.float32))
-    pos_weight = torch.tensor((1 - train.live.mean()) / max(train.live.mean(), 1e-6))
-    history = []
-    bar = tqdm(total=epochs * steps, desc="train", unit="step", disable=not progress, file=sys.stderr)
-    for epoch in range(epochs):
-        model.train()
+    pos_weight = torch.tensor((1 - train.live.mean()) / max(train.live.mean(), 1e-6)).to(device)
+
+    def batches(epoch: int):
         order = rng.permutation(len(train))
-        losses = []
-        for k in range(steps):
-            idx = order[k * batch : (k + 1) * batch]
-            x = images_to_tensor(train.images[idx]).to(device)
-            flip = torch.from_numpy(rng.uniform(size=len(idx)) < 0.5).to(device)
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), live[idx].to(device), pos_weight=pos_weight.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{np.mean(losses):.4f}")
-        history.append(float(np.mean(losses)))
-    bar.close()
-    model.eval()
-    return {"loss_history": history, "optimizer": f"Adam lr={lr} wd=5e-4 one-cycle", "batch": batch, "loss": "BCE"}
+        return (order[k * batch : (k + 1) * batch] for k in range(steps))
+
+    history = fit(
+        model, train.images, batches,
+        lambda m, x, idx: torch.nn.functional.binary_cross_entropy_with_logits(m(x), live[idx].to(device), pos_weight=pos_weight),
+        epochs=epochs, steps_per_epoch=steps, lr=lr, device=device, rng=rng, progress=progress,
+    )
+    return {"loss_history": history, "optimizer": f"{OPTIMIZER} {lr}", "batch": batch, "loss": "BCE"}
 
 
 def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: int = 10,
@@ -118,7 +121,7 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
     start = time.time()
     info = spec.recipe(model, proto, profile=profile, size=size, epochs=epochs, device=device, seed=seed, progress=progress)
     wall = time.time() - start
-    dev = fr_operating_point(model, proto, size, device)
+    dev = fr_operating_point(model, proto, size, device) if spec.task == "fr" else fas_operating_point(model, proto, size, device)
     card = {
         "variant": name,
         "task": spec.task,

@@ -1,9 +1,12 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# the rendered world is cached inside the checkout (ignored by git), not in the user's home
+os.environ.setdefault("FACEBENCH_CACHE", str(Path(__file__).resolve().parent.parent / ".facebench-cache"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

@@ -128,3 +128,12 @@ def test_datasets_show_counts_and_sheet(runner, tmp_path):
 def test_datasets_prepare_is_attached(runner):
     r = runner.invoke(main, ["datasets", "prepare", "--help"])
     assert r.exit_code == 0 and "--src" in r.output and "--out" in r.output
+
+
+def test_datasets_build_writes_an_official_layout(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
+    r = runner.invoke(main, ["datasets", "build", "--only", "msu-mfsd", "--size", "32"])
+    assert r.exit_code == 0, r.output
+    root = next((tmp_path / "cache").glob("world-*/msu-mfsd"))
+    assert (root / "train_sub_list.txt").exists() and (root / "scene01" / "real").is_dir()
+    _one_line_error(runner.invoke(main, ["datasets", "build", "--only", "nope"]), "unknown stand-in dataset")

@@ -21,10 +21,10 @@ LETTER = {"oulu": "o", "casia": "c", "replay": "i", "msu": "m"}  # I = Idiap Rep
 
 @dataclass(frozen=True)
 class SynthFASLayout:
-    subjects: int = 60
-    train: int = 24
-    dev: int = 12  # the rest is test
-    live_videos: int = 3
+    subjects: int = 50  # CASIA-FASD's shape: 20 train+dev, 30 test
+    train: int = 14
+    dev: int = 6  # the rest is test
+    live_videos: int = 2
     frames_per_video: int = 3
 
 
