@@ -3,7 +3,7 @@
 Each medium takes the radiance of a source photo of the victim (float RGB, N x S x S x 3) and
 returns the radiance that the capture camera sees: the photo placed in the capture scene, with the
 medium's own signature (gamut, halftone or paper texture, bending and border for prints; gamma,
-pixel-grid moire, glare and bezel for screens) and planar (depth-free) geometry. The camera stage
+moire bands, glare and bezel for screens) and planar (depth-free) geometry. The camera stage
 (blur, noise, JPEG) is applied afterwards by the world, as for live faces.
 """
 from __future__ import annotations
@@ -37,6 +37,10 @@ class MediumStats:
     paper: tuple[float, float, float] = (0.93, 0.93, 0.93)  # mean paper colour
     moire_period: tuple[float, float] = (1.6, 2.6)  # screen pixel pitch as seen by the camera, px at 64
     moire_strength: tuple[float, float] = (0.12, 0.25)
+    # the aliasing of that pitch against the sensor: low-frequency bands that survive the camera blur
+    band_period: tuple[float, float] = (6.0, 12.0)  # px at 64
+    band_angle: tuple[float, float] = (-0.4, 0.4)  # radians
+    band_strength: tuple[float, float] = (0.06, 0.14)
     gamma: tuple[float, float] = (0.75, 1.3)
     tint: tuple[float, float, float] = (0.96, 1.0, 1.06)  # mean colour balance of the screens
     glare: float = 0.5  # probability of a visible reflection on a screen
@@ -61,6 +65,10 @@ def medium_params(rng: np.random.Generator, subtype: str, stats: MediumStats) ->
         "moire": rng.uniform(*stats.moire_period),
         "moire_angle": rng.uniform(-0.3, 0.3),
         "moire_strength": rng.uniform(*stats.moire_strength),
+        "band": rng.uniform(*stats.band_period),
+        "band_angle": rng.uniform(*stats.band_angle),
+        "band_curve": rng.uniform(-0.15, 0.15),
+        "band_strength": rng.uniform(*stats.band_strength),
         "gamma": rng.uniform(*stats.gamma),
         "tint": np.asarray(stats.tint) * (1 + rng.normal(0, 0.015, 3)),
         "black": rng.uniform(0.04, 0.12),
@@ -149,6 +157,10 @@ def present(source: np.ndarray, background: np.ndarray, subtypes: list[str], par
     period = g("moire")
     grid = 0.5 + 0.25 * (np.cos(2 * np.pi * mx / period) + np.cos(2 * np.pi * my / period))
     screen = screen * (1 - g("moire_strength")[..., None] * grid[..., None])
+    ba = g("band_angle")
+    bx = (np.cos(ba) * u + np.sin(ba) * v + g("band_curve") * (-np.sin(ba) * u + np.cos(ba) * v) ** 2) * s / 2
+    bands = 0.5 + 0.5 * np.cos(2 * np.pi * bx / g("band"))
+    screen = screen * (1 - g("band_strength")[..., None] * bands[..., None])
     gp, gs = g("glare_pos"), g("glare_size")
     glare = np.exp(-(((u - gp[..., 0]) / gs[..., 0]) ** 2) - ((v - gp[..., 1]) / gs[..., 1]) ** 2)
     glare = glare * g("glare_on") * in_medium

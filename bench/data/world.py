@@ -75,7 +75,8 @@ DOMAINS: dict[str, Domain] = {
             "oulu", 1, "mobile phones, three sessions of light and background; glossy and matte prints, phone and monitor replay",
             blur=(0.2, 0.7), noise=(0.01, 0.03), jpeg=(80, 95), pose=0.5, ambient=(0.3, 0.6), occlusion=0.0,
             cast_bias=(0.03, 0.0, -0.03), media=("print-glossy", "print-matte", "replay-phone", "replay-monitor"),
-            medium=MediumStats(halftone_period=(2.2, 3.0), moire_period=(1.6, 2.2), tint=(0.94, 1.0, 1.08), paper=(0.95, 0.95, 0.92)),
+            medium=MediumStats(halftone_period=(2.2, 3.0), moire_period=(1.6, 2.2), tint=(0.94, 1.0, 1.08), paper=(0.95, 0.95, 0.92),
+                               band_period=(6.0, 9.0), band_angle=(-0.3, 0.3)),
             illumination=(0.6, 0.15, 0.15, 0.1), stands_for="OULU-NPU",
         ),
         Domain(
@@ -83,7 +84,7 @@ DOMAINS: dict[str, Domain] = {
             blur=(0.0, 1.4), noise=(0.005, 0.04), jpeg=(50, 95), pose=0.7, ambient=(0.3, 0.55), occlusion=0.0,
             cast_bias=(0.0, 0.02, 0.04), media=("print-warped", "print-cut", "replay-tablet"),
             medium=MediumStats(halftone_period=(3.0, 4.0), gamut=(0.6, 0.75), moire_period=(2.4, 3.2), tint=(1.07, 1.0, 0.92),
-                               paper=(0.96, 0.93, 0.86)),
+                               paper=(0.96, 0.93, 0.86), band_period=(10.0, 16.0), band_angle=(0.6, 1.0)),
             illumination=(0.8, 0.1, 0.05, 0.05), stands_for="CASIA-FASD",
         ),
         Domain(
@@ -91,7 +92,7 @@ DOMAINS: dict[str, Domain] = {
             blur=(0.5, 1.0), noise=(0.02, 0.05), jpeg=(60, 80), pose=0.5, ambient=(0.15, 0.6), occlusion=0.0,
             cast_bias=(-0.03, 0.0, 0.05), media=("print-matte", "replay-phone", "replay-tablet"),
             medium=MediumStats(halftone_period=(1.8, 2.4), moire_period=(1.3, 1.8), moire_strength=(0.1, 0.2), tint=(0.97, 1.05, 0.96),
-                               paper=(0.9, 0.92, 0.95)),
+                               paper=(0.9, 0.92, 0.95), band_period=(5.0, 8.0), band_angle=(1.3, 1.8)),
             illumination=(0.45, 0.1, 0.2, 0.25), stands_for="Replay-Attack",
         ),
         Domain(
@@ -99,7 +100,7 @@ DOMAINS: dict[str, Domain] = {
             blur=(0.3, 0.9), noise=(0.01, 0.035), jpeg=(70, 92), pose=0.6, ambient=(0.3, 0.6), occlusion=0.0,
             cast_bias=(0.05, 0.02, -0.02), media=("print-glossy", "replay-phone", "replay-tablet"),
             medium=MediumStats(halftone_period=(3.4, 4.4), moire_period=(2.8, 3.6), glare=0.7, tint=(1.0, 0.96, 1.07),
-                               paper=(0.93, 0.95, 0.93)),
+                               paper=(0.93, 0.95, 0.93), band_period=(8.0, 13.0), band_angle=(-1.0, -0.6)),
             illumination=(0.7, 0.2, 0.05, 0.05), stands_for="MSU-MFSD",
         ),
     ]
