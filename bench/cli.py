@@ -201,7 +201,7 @@ def datasets_show(protocol: str, size: int, sheet: Optional[str]) -> None:
     For FR protocols the sheet shows several faces of a few training identities; for anti-spoofing
     protocols it shows live frames and each spoof sub-type, each beside its depth label.
     """
-    from bench.data import FASProtocol, FRProtocol, get_protocol
+    from bench.data import FRProtocol, get_protocol
     from bench.data.contact import contact_sheet
 
     proto = get_protocol(protocol)

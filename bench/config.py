@@ -4,9 +4,12 @@ from __future__ import annotations
 import random
 import re
 from fractions import Fraction
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from bench.errors import BadInputError
 
@@ -57,7 +60,7 @@ def format_eps(norm: str, eps: float) -> str:
     return f"{eps:g}"
 
 
-def resolve_device(name: str) -> "torch.device":  # noqa: F821
+def resolve_device(name: str) -> "torch.device":
     """`auto` picks CUDA when there is one, else CPU; `cuda` without a GPU is a user error."""
     import torch
 

@@ -1,10 +1,9 @@
 """CASIA-FASD: per-subject folders of 12 videos (3 qualities x real, warped print, cut print, replay)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from bench.data.real import register_dataset
-from bench.data.real.common import DatasetError, VideoRecord, require, video_dirs
+from bench.data.real.common import OfficialLayout, DatasetError, VideoRecord, video_dirs
 
 SPLITS = {"train": "train_release", "test": "test_release"}
 TEST_SUBJECT_OFFSET = 20
@@ -20,15 +19,11 @@ VIDEO_TYPES = {
 
 
 @register_dataset("casia-fasd")
-class CasiaFASD:
+class CasiaFASD(OfficialLayout):
     """`train_release/<subject>/<video>/` and `test_release/<subject>/<video>/` under `root`."""
 
     required = ("train_release", "test_release")
     has_videos = True
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        require(self.root, *self.required)
 
     def videos(self, split: str) -> list[VideoRecord]:
         """Every video of `train` or `test`, subject by subject (numeric order), then by video name."""

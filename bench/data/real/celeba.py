@@ -1,25 +1,20 @@
 """CelebA (aligned faces) as an FR training source: identities and the official partition."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from bench.data.real import register_dataset
-from bench.data.real.common import DatasetError, ImageRecord, parse_int, read_lines, require
+from bench.data.real.common import OfficialLayout, DatasetError, ImageRecord, parse_int, read_lines
 
 PARTITIONS = {"train": 0, "val": 1, "test": 2}
 """Codes of `list_eval_partition.txt`: 0 train, 1 validation, 2 test."""
 
 
 @register_dataset("celeba")
-class CelebA:
+class CelebA(OfficialLayout):
     """`img_align_celeba/000001.jpg`, `identity_CelebA.txt` and `list_eval_partition.txt` under `root`."""
 
     required = ("img_align_celeba", "identity_CelebA.txt", "list_eval_partition.txt")
     has_videos = False
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        require(self.root, *self.required)
 
     def _two_column(self, name: str) -> dict[str, int]:
         path = self.root / name

@@ -8,7 +8,7 @@ from typing import Optional
 from PIL import Image, UnidentifiedImageError
 
 from bench.data.real import register_dataset
-from bench.data.real.common import Box, DatasetError, FrameRecord, VideoRecord, require
+from bench.data.real.common import OfficialLayout, Box, DatasetError, FrameRecord, VideoRecord
 
 SPLITS = ("train", "test")
 LABEL_LENGTH = 44
@@ -26,15 +26,11 @@ BOX_SCALE = 224
 
 
 @register_dataset("celeba-spoof")
-class CelebASpoof:
+class CelebASpoof(OfficialLayout):
     """`Data/{train,test}/<id>/{live,spoof}/` images with `*_BB.txt` boxes, and `metas/intra_test/*_label.json`."""
 
     required = ("Data/train", "Data/test", "metas/intra_test/train_label.json", "metas/intra_test/test_label.json")
     has_videos = False
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        require(self.root, *self.required)
 
     def labels(self, split: str) -> dict[str, list[int]]:
         """The official label file of `split`: image path (relative to the root) -> label vector."""

@@ -87,6 +87,17 @@ class FrameRecord:
     box: Optional[Box] = None
 
 
+class OfficialLayout:
+    """Base of every loader: a dataset root checked up front for the files its layout requires."""
+
+    required: tuple[str, ...] = ()
+    has_videos = False
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        require(self.root, *self.required)
+
+
 # --------------------------------------------------------------------------- files
 
 

@@ -1,14 +1,13 @@
 """LFW: its face folders and the official 10-fold `pairs.txt` verification list."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from bench.data.real import register_dataset
-from bench.data.real.common import DatasetError, ImageRecord, PairRecord, parse_int, read_lines, require
+from bench.data.real.common import OfficialLayout, DatasetError, ImageRecord, PairRecord, parse_int, read_lines
 
 
 @register_dataset("lfw")
-class LFW:
+class LFW(OfficialLayout):
     """`lfw/<Name>/<Name>_0001.jpg` and `pairs.txt` under `root`.
 
     Images may also be `.png` (the facebench stand-in writes lossless PNG); `.jpg` is preferred.
@@ -20,10 +19,6 @@ class LFW:
 
     required = ("lfw", "pairs.txt")
     has_videos = False
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        require(self.root, *self.required)
 
     def image(self, name: str, number: int) -> ImageRecord:
         """The record of the `number`-th image of person `name` (`lfw/name/name_000N.jpg`, or `.png` if only that exists)."""

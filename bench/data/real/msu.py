@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from bench.data.real import register_dataset
-from bench.data.real.common import DatasetError, VideoRecord, parse_int, read_lines, require, video_dirs
+from bench.data.real.common import OfficialLayout, DatasetError, VideoRecord, parse_int, read_lines, video_dirs
 
 SPLITS = {"train": "train_sub_list.txt", "test": "test_sub_list.txt"}
 REAL_NAME = re.compile(r"^real_client(\d{3})_(android|laptop)_SD_(scene\d{2})$")
@@ -14,15 +14,11 @@ ATTACK_SPECIES = {"printed_photo": "print", "ipad_video": "replay", "iphone_vide
 
 
 @register_dataset("msu-mfsd")
-class MsuMfsd:
+class MsuMfsd(OfficialLayout):
     """`scene01/real/`, `scene01/attack/` (one frame directory per video) and the two subject lists."""
 
     required = ("scene01/real", "scene01/attack", "train_sub_list.txt", "test_sub_list.txt")
     has_videos = True
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        require(self.root, *self.required)
 
     def subjects(self, split: str) -> set[int]:
         """The subject numbers of `train` or `test`, from the official subject list (one number a line)."""

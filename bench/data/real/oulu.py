@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.data.real import register_dataset
-from bench.data.real.common import DatasetError, VideoRecord, read_lines, require, video_dirs
+from bench.data.real.common import OfficialLayout, DatasetError, VideoRecord, read_lines, video_dirs
 
 SPLITS = {"train": "Train", "dev": "Dev", "test": "Test"}
 VIDEO_NAME = re.compile(r"^([1-6])_([1-3])_(\d{2})_([1-5])$")
@@ -27,15 +27,11 @@ FOLDED_PROTOCOLS = {3: 6, 4: 6}
 
 
 @register_dataset("oulu-npu")
-class OuluNPU:
+class OuluNPU(OfficialLayout):
     """`Train_files/`, `Dev_files/`, `Test_files/` (one frame directory per video) and `Protocols/`."""
 
     required = ("Train_files", "Dev_files", "Test_files", "Protocols")
     has_videos = True
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        require(self.root, *self.required)
 
     def _record(self, frames_dir: Path, split: str) -> VideoRecord:
         match = VIDEO_NAME.match(frames_dir.name)

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from bench.data.real import register_dataset
-from bench.data.real.common import DatasetError, VideoRecord, require, video_dirs
+from bench.data.real.common import OfficialLayout, DatasetError, VideoRecord, require, video_dirs
 
 SPLITS = {"train": "train", "devel": "devel", "dev": "devel", "test": "test"}
 REAL_NAME = re.compile(r"^client(\d+)_session(\d+)_webcam_(authenticate|enroll)_(controlled|adverse)(?:_(\d+))?$")
@@ -17,15 +17,11 @@ ATTACK_SPECIES = {"print": "print", "mobile": "replay", "highdef": "replay"}
 
 
 @register_dataset("replay-attack")
-class ReplayAttack:
+class ReplayAttack(OfficialLayout):
     """`train/ devel/ test/`, each with `real/` and `attack/{fixed,hand}/` video directories."""
 
     required = ("train", "devel", "test")
     has_videos = True
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        require(self.root, *self.required)
 
     def videos(self, split: str) -> list[VideoRecord]:
         """Real accesses then attacks (fixed, then hand) of `train`, `devel` (or `dev`) or `test`."""
