@@ -172,3 +172,17 @@ def test_concurrent_ensure_builds_once(tiny, monkeypatch):
     for t in threads:
         t.join()
     assert len(calls) == 1 and len(out) == 2 and out[0] == out[1] and out[0].is_dir()
+
+
+def test_cache_key_follows_the_rendering_code(monkeypatch):
+    from bench.data import export
+
+    before = export.content_key(0, 32)
+    export.renderer_fingerprint.cache_clear()
+    monkeypatch.setattr(export, "RENDER_SOURCES", export.RENDER_SOURCES[:-1])  # as if the code changed
+    try:
+        assert export.content_key(0, 32) != before
+    finally:
+        monkeypatch.undo()
+        export.renderer_fingerprint.cache_clear()
+    assert export.content_key(0, 32) == before

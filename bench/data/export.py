@@ -59,9 +59,23 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "facebench"
 
 
+RENDER_SOURCES = ("world.py", "media.py", "raster.py", "protocols.py", "synth_fas.py", "export.py")
+"""The modules whose code decides the pixels and labels written: any edit to them starts a new cache."""
+
+
+@lru_cache(maxsize=1)
+def renderer_fingerprint() -> str:
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in RENDER_SOURCES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
 def content_key(seed: int = 0, size: int = 64) -> str:
-    """A short hash of everything that changes what is written."""
-    text = repr((LAYOUT_VERSION, WORLD_VERSION, repr(protocols.SYNTH_FR), repr(synth_fas.SYNTH_FAS), seed, size))
+    """A short hash of everything that changes what is written, the rendering code included."""
+    text = repr((LAYOUT_VERSION, WORLD_VERSION, renderer_fingerprint(), repr(protocols.SYNTH_FR),
+                 repr(synth_fas.SYNTH_FAS), seed, size))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
