@@ -58,7 +58,7 @@ class Domain:
     pose: float = 1.0  # scale of yaw / pitch / roll spread
     ambient: tuple[float, float] = (0.25, 0.55)
     color_cast: float = 0.04  # spread of the white-balance error
-    occlusion: float = 0.12  # probability of an occluder
+    occlusion: float = 0.05  # probability of an occluder (hand, scarf, microphone)
     gain: tuple[float, float] = (0.85, 1.1)
     cast_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the domain's mean white-balance error
     media: tuple[str, ...] = ()  # presentation-attack sub-types captured in this domain
