@@ -20,7 +20,7 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
 
 @torch.no_grad()
 def embed(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> torch.Tensor:
-    """Embeddings of uint8 images, computed in batches on `device`, returned on CPU."""
+    """The model's outputs (embeddings, or liveness logits) on uint8 images, in batches on `device`, on CPU."""
     out = []
     for start in range(0, len(images), batch_size):
         x = images_to_tensor(images[start : start + batch_size]).to(device)
@@ -71,13 +71,9 @@ def fr_operating_point(model: nn.Module, protocol: FRProtocol, size: int, device
     return fr_dev_result(model, protocol.dev_set(size), device, far)
 
 
-@torch.no_grad()
 def liveness_scores(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Frame-level liveness logits of uint8 images."""
-    out = []
-    for start in range(0, len(images), batch_size):
-        out.append(model(images_to_tensor(images[start : start + batch_size]).to(device)).float().cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+    return embed(model, images, device, batch_size).reshape(-1).numpy()
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from attacks import make_attack
+from attacks import Attack, make_attack
 from attacks.suites import Suite, load_suite
 from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
-from bench.data.protocols import FASProtocol, FRProtocol, Protocol, get_protocol
+from bench.data.protocols import FASProtocol, FRProtocol, Protocol, choose_items, get_protocol
 from bench.errors import BadInputError, CheckpointError
 from bench.evaluation import embed, fas_operating_point, fr_operating_point, images_to_tensor
 from bench.metrics import wilson_interval
@@ -107,8 +107,7 @@ def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold:
     if isinstance(protocol, FASProtocol) and goal in SpoofTask.goals:
         test = protocol.frames("test", size)
         pool = np.flatnonzero(~test.live if goal == "spoof-to-live" else test.live)
-        order = np.random.default_rng([cfg.seed, 404, 2 if goal == "spoof-to-live" else 3]).permutation(len(pool))
-        chosen = np.sort(pool[order[: cfg.samples]])
+        chosen = np.sort(pool[choose_items(len(pool), cfg.samples, cfg.seed, 2 if goal == "spoof-to-live" else 3)])
         x = images_to_tensor(test.images[chosen]).to(device)
         return GoalItems(goal, x, SpoofTask(model, threshold, goal, len(chosen)), [test.sample_ids[i] for i in chosen])
     raise BadInputError(f"protocol {protocol.name!r} does not provide items for goal {goal!r}")
@@ -148,10 +147,9 @@ def summarise(arrays: dict, seconds: float) -> dict:
     }
 
 
-def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack_name: str, params: dict, norm: str,
+def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, norm: str,
                 eps: float, batch_size: int, seed: int) -> dict:
     """Attack every clean-correct item of a goal at one budget; return the per-sample arrays."""
-    attack = make_attack(attack_name, params)
     task, x = items.task, items.x
     clean_success = task.success_from_scores(clean_scores)
     todo = (~clean_success).nonzero().squeeze(1)
@@ -170,7 +168,7 @@ def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack_name: str, 
     l2 = delta.norm(dim=1)
     used = linf if norm == "linf" else l2
     if bool((used > eps + BUDGET_TOLERANCE).any()):
-        raise RuntimeError(f"attack {attack_name} exceeded its {norm} budget {eps:g}: {float(used.max()):g}")
+        raise RuntimeError(f"attack {attack.name} exceeded its {norm} budget {eps:g}: {float(used.max()):g}")
     success = task.success_from_scores(adv_scores)
     return {
         "sample_id": np.asarray(items.sample_ids, dtype=object),
@@ -291,7 +289,7 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
                     items_cache[goal] = (items, batched_scores(items.task, items.x, cfg.batch_size))
                 items, clean = items_cache[goal]
                 start = time.perf_counter()
-                arrays = attack_cell(items, clean, attack_name, params, norm, eps, cfg.batch_size,
+                arrays = attack_cell(items, clean, attack, norm, eps, cfg.batch_size,
                                      seed=int(cid[:12], 16) ^ cfg.seed)
                 cell = CellResult(cid, config, arrays, summarise(arrays, time.perf_counter() - start),
                                   {"run_id": run_id, "threshold": op.threshold})

@@ -204,10 +204,19 @@ def _pair_list(kind: str, world_seed: int) -> list[tuple[int, int, int, int]]:
     return pairs
 
 
-def _pair_choice(kind: str, count: int, n: int | None, seed: int) -> np.ndarray:
-    """Positions in the fixed pair list of the `n` pairs chosen by `seed` (all of them, reordered, if n is None)."""
-    order = np.random.default_rng([seed, 404, 0 if kind == "genuine" else 1]).permutation(count)
+def choose_items(count: int, n: int | None, seed: int, salt: int) -> np.ndarray:
+    """Positions of the `n` evaluation items chosen by `seed` out of `count` (all, reordered, if n is None).
+
+    The one sampling rule of every protocol; `salt` keeps the draws of different item kinds apart
+    (0 genuine pairs, 1 impostor pairs, 2 attack frames, 3 live frames).
+    """
+    order = np.random.default_rng([seed, 404, salt]).permutation(count)
     return order[: (count if n is None else n)]
+
+
+def _pair_choice(kind: str, count: int, n: int | None, seed: int) -> np.ndarray:
+    """Positions in the fixed pair list of the `n` pairs chosen by `seed`."""
+    return choose_items(count, n, seed, 0 if kind == "genuine" else 1)
 
 
 def render_synth_fr_pairs(kind: str, n: int | None, seed: int, size: int = 64, world_seed: int = 0) -> PairSet:

@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from bench.data.protocols import FaceSet, FASProtocol, FASSet, FRProtocol, PairSet, register_protocol
+from bench.data.protocols import FaceSet, FASProtocol, FASSet, FRProtocol, PairSet, choose_items, register_protocol
 from bench.data.real import DatasetError, ImageRecord, VideoRecord, list_frames, open_dataset, read_image
 
 DATA_ENV = "FACEBENCH_DATA"
@@ -55,11 +55,6 @@ def _faces(records: list[ImageRecord], size: int) -> FaceSet:
     return FaceSet(images, np.asarray([number[r.identity] for r in records], dtype=np.int64), [r.sample_id for r in records])
 
 
-def _choose(n_total: int, n: Optional[int], seed: int, salt: int) -> np.ndarray:
-    order = np.random.default_rng([seed, 404, salt]).permutation(n_total)
-    return order if n is None else order[:n]
-
-
 def _pairs(chosen: list[tuple[ImageRecord, ImageRecord]], kind: str, size: int) -> PairSet:
     probes = np.stack([read_image(a.path, size) for a, _ in chosen]) if chosen else np.zeros((0, size, size, 3), np.uint8)
     refs = np.stack([read_image(b.path, size) for _, b in chosen]) if chosen else np.zeros((0, size, size, 3), np.uint8)
@@ -78,7 +73,7 @@ class CelebAToLFW(FRProtocol):
 
     def test_pairs(self, kind: str, n: Optional[int], seed: int, size: int) -> PairSet:
         pairs = [p for p in loader("lfw").pairs() if p.genuine == (kind == "genuine")]
-        pick = _choose(len(pairs), n, seed, 0 if kind == "genuine" else 1)
+        pick = choose_items(len(pairs), n, seed, 0 if kind == "genuine" else 1)
         return _pairs([(pairs[i].a, pairs[i].b) for i in pick], kind, size)
 
 
@@ -104,7 +99,7 @@ class CelebAIntra(CelebAToLFW):
             else:
                 i, j = rng.choice(len(ids), 2, replace=False)
                 chosen.append((by_id[ids[i]][rng.integers(len(by_id[ids[i]]))], by_id[ids[j]][rng.integers(len(by_id[ids[j]]))]))
-        pick = _choose(len(chosen), n, seed, 0 if kind == "genuine" else 1)
+        pick = choose_items(len(chosen), n, seed, 0 if kind == "genuine" else 1)
         return _pairs([chosen[i] for i in pick], kind, size)
 
 
