@@ -9,10 +9,10 @@ The renderer is vectorised over a batch in numpy; it uses no external assets.
 """
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
@@ -61,6 +61,8 @@ class Domain:
     occlusion: float = 0.05  # probability of an occluder (hand, scarf, microphone)
     gain: tuple[float, float] = (0.85, 1.1)
     cast_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the domain's mean white-balance error
+    sharpen: tuple[float, float] = (0.0, 0.0)  # in-camera unsharp-mask amount (phones sharpen, halos at edges)
+    resolution: tuple[float, float] = (1.0, 1.0)  # sensor resolution relative to the frame (< 1: upscaled, soft and blocky)
     media: tuple[str, ...] = ()  # presentation-attack sub-types captured in this domain
     medium: MediumStats = MediumStats()
     illumination: Optional[tuple[float, float, float, float]] = None  # P(normal, strong, back, dark)
@@ -73,34 +75,38 @@ DOMAINS: dict[str, Domain] = {
         Domain("celeb", 0, "in-the-wild photos of celebrities (CelebA / LFW stand-in)", stands_for="CelebA, LFW"),
         Domain(
             "oulu", 1, "mobile phones, three sessions of light and background; glossy and matte prints, phone and monitor replay",
-            blur=(0.2, 0.7), noise=(0.01, 0.03), jpeg=(80, 95), pose=0.5, ambient=(0.3, 0.6), occlusion=0.0,
-            cast_bias=(0.03, 0.0, -0.03), media=("print-glossy", "print-matte", "replay-phone", "replay-monitor"),
-            medium=MediumStats(halftone_period=(2.2, 3.0), moire_period=(1.6, 2.2), tint=(0.94, 1.0, 1.08), paper=(0.95, 0.95, 0.92),
-                               band_period=(6.0, 9.0), band_angle=(-0.3, 0.3)),
+            blur=(0.2, 0.6), noise=(0.01, 0.025), jpeg=(85, 95), pose=0.5, ambient=(0.3, 0.6), occlusion=0.0,
+            cast_bias=(0.03, 0.0, -0.03), sharpen=(0.8, 1.6), media=("print-glossy", "print-matte", "replay-phone", "replay-monitor"),
+            medium=MediumStats(halftone_period=(2.2, 2.8), halftone_amp=(0.35, 0.5), moire_period=(1.6, 2.0), moire_strength=(0.3, 0.4),
+                               tint=(0.94, 1.0, 1.08), paper=(0.95, 0.95, 0.92), band_period=(6.0, 8.0), band_angle=(-0.3, 0.3),
+                               band_strength=(0.15, 0.25)),
             illumination=(0.6, 0.15, 0.15, 0.1), stands_for="OULU-NPU",
         ),
         Domain(
             "casia", 2, "low / normal / high quality cameras; warped and cut prints, tablet replay",
-            blur=(0.0, 1.4), noise=(0.005, 0.04), jpeg=(50, 95), pose=0.7, ambient=(0.3, 0.55), occlusion=0.0,
-            cast_bias=(0.0, 0.02, 0.04), media=("print-warped", "print-cut", "replay-tablet"),
-            medium=MediumStats(halftone_period=(3.0, 4.0), gamut=(0.6, 0.75), moire_period=(2.4, 3.2), tint=(1.07, 1.0, 0.92),
-                               paper=(0.96, 0.93, 0.86), band_period=(10.0, 16.0), band_angle=(0.6, 1.0)),
+            blur=(0.0, 1.0), noise=(0.005, 0.04), jpeg=(50, 95), pose=0.7, ambient=(0.3, 0.55), occlusion=0.0,
+            cast_bias=(0.0, 0.02, 0.04), resolution=(0.45, 1.0), media=("print-warped", "print-cut", "replay-tablet"),
+            medium=MediumStats(halftone_period=(3.6, 4.6), halftone_amp=(0.3, 0.45), gamut=(0.6, 0.75), moire_period=(2.6, 3.2),
+                               moire_strength=(0.25, 0.35), tint=(1.07, 1.0, 0.92), paper=(0.96, 0.93, 0.86), band_period=(12.0, 16.0),
+                               band_angle=(0.6, 1.0), band_strength=(0.15, 0.25)),
             illumination=(0.8, 0.1, 0.05, 0.05), stands_for="CASIA-FASD",
         ),
         Domain(
             "replay", 3, "webcam, controlled and adverse light; hard-copy prints, phone and tablet replay",
-            blur=(0.5, 1.0), noise=(0.02, 0.05), jpeg=(60, 80), pose=0.5, ambient=(0.15, 0.6), occlusion=0.0,
-            cast_bias=(-0.03, 0.0, 0.05), media=("print-matte", "replay-phone", "replay-tablet"),
-            medium=MediumStats(halftone_period=(1.8, 2.4), moire_period=(1.3, 1.8), moire_strength=(0.1, 0.2), tint=(0.97, 1.05, 0.96),
-                               paper=(0.9, 0.92, 0.95), band_period=(5.0, 8.0), band_angle=(1.3, 1.8)),
+            blur=(0.4, 0.9), noise=(0.025, 0.05), jpeg=(60, 80), pose=0.5, ambient=(0.15, 0.6), occlusion=0.0,
+            cast_bias=(-0.03, 0.0, 0.05), resolution=(0.6, 0.85), media=("print-matte", "replay-phone", "replay-tablet"),
+            medium=MediumStats(halftone_period=(2.6, 3.2), halftone_amp=(0.3, 0.45), moire_period=(2.4, 3.0), moire_strength=(0.25, 0.35),
+                               tint=(0.97, 1.05, 0.96), paper=(0.9, 0.92, 0.95), band_period=(5.0, 7.0), band_angle=(1.3, 1.8),
+                               band_strength=(0.2, 0.3)),
             illumination=(0.45, 0.1, 0.2, 0.25), stands_for="Replay-Attack",
         ),
         Domain(
             "msu", 4, "laptop and android cameras; printed photos, phone and tablet video replay",
-            blur=(0.3, 0.9), noise=(0.01, 0.035), jpeg=(70, 92), pose=0.6, ambient=(0.3, 0.6), occlusion=0.0,
-            cast_bias=(0.05, 0.02, -0.02), media=("print-glossy", "replay-phone", "replay-tablet"),
-            medium=MediumStats(halftone_period=(3.4, 4.4), moire_period=(2.8, 3.6), glare=0.7, tint=(1.0, 0.96, 1.07),
-                               paper=(0.93, 0.95, 0.93), band_period=(8.0, 13.0), band_angle=(-1.0, -0.6)),
+            blur=(0.3, 0.8), noise=(0.01, 0.035), jpeg=(70, 92), pose=0.6, ambient=(0.3, 0.6), occlusion=0.0,
+            cast_bias=(0.05, 0.02, -0.02), sharpen=(0.2, 0.6), media=("print-glossy", "replay-phone", "replay-tablet"),
+            medium=MediumStats(halftone_period=(3.0, 3.6), halftone_amp=(0.3, 0.45), moire_period=(2.2, 2.6), moire_strength=(0.25, 0.35),
+                               glare=0.7, tint=(1.0, 0.96, 1.07), paper=(0.93, 0.95, 0.93), band_period=(8.0, 11.0),
+                               band_angle=(-1.0, -0.6), band_strength=(0.15, 0.25)),
             illumination=(0.7, 0.2, 0.05, 0.05), stands_for="MSU-MFSD",
         ),
     ]
@@ -239,6 +245,9 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
             out["gain"] = r.uniform(0.6, 0.8)
     else:
         out["illumination"] = 3 if out["gain"] * (out["ambient"] + 0.5) < 0.45 else 0
+    if domain.sharpen[1] > 0 or domain.resolution[0] < 1:  # drawn last: other domains' draws are unchanged
+        out["sharpen"] = r.uniform(*domain.sharpen)
+        out["resolution"] = r.uniform(*domain.resolution)
     return out
 
 
@@ -266,13 +275,21 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(img, sigma=(sigma, sigma, 0), mode="nearest", truncate=2.5)
 
 
-def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+def _resize(img: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of one float image (S,S,3) to (size,size,3)."""
     from PIL import Image
 
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=quality)
-    buf.seek(0)
-    return np.asarray(Image.open(buf).convert("RGB"))
+    chans = [np.asarray(Image.fromarray(img[..., c].astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
+             for c in range(3)]
+    return np.stack(chans, axis=-1)
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """JPEG round trip (libjpeg-turbo through OpenCV: the same bytes as Pillow's encoder, 2x faster)."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
 
 
 class FaceWorld:
@@ -399,12 +416,14 @@ class FaceWorld:
         px = 2.0 / self.size
         bg = _stack(nui, "bg")
         t = (v0[..., None] + 1) / 2
-        img = (bg[:, :, :, 0, :] * (1 - t) + bg[:, :, :, 1, :] * t).astype(np.float32)
-        blobs = np.asarray([d["blobs"] for d in nui])
+        img = bg[:, :, :, 0, :] * (1 - t)
+        img += bg[:, :, :, 1, :] * t
+        blobs = np.asarray([d["blobs"] for d in nui], dtype=np.float32)
         for k in range(blobs.shape[1]):
             bx, by, br = blobs[:, k, 0] * 2 - 1, blobs[:, k, 1] * 2 - 1, 0.1 + 0.3 * blobs[:, k, 2]
             m = _soft(br[:, None, None] - np.hypot(u0 - bx[:, None, None], v0 - by[:, None, None]), px)
-            img = _blend(img, m * 0.8, blobs[:, k, 3:6][:, None, None, :])
+            m *= 0.8
+            img += m[..., None] * (blobs[:, k, 3:6][:, None, None, :] - img)  # blobs span the frame: no bounding box
         return img
 
     def _render_scene(self, idp: list[dict], nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -531,13 +550,14 @@ class FaceWorld:
         k = s * 0.35
         nx_, ny_, nz_ = -gx * k, -gy * k, np.ones_like(gx)
         norm = np.sqrt(nx_**2 + ny_**2 + nz_**2)
-        light = np.asarray([d["light"] for d in nui])
+        light = np.asarray([d["light"] for d in nui], dtype=np.float32)
         ndotl = (nx_ * light[:, 0, None, None] - ny_ * light[:, 1, None, None] + nz_ * light[:, 2, None, None]) / norm
         amb = g("ambient")
         shade = amb + (1 - amb) * np.clip(ndotl, 0, None)
         lit = np.clip(face_mask + scalp * top + long_mask, 0, 1)
         shade = shade * lit + (0.75 + 0.25 * amb) * (1 - lit)
-        img = img * shade[..., None] * g("gain")[..., None] * g("cast")
+        img *= (shade * g("gain"))[..., None]
+        img *= g("cast")
 
         # occluder (a hand, a scarf, a microphone ...)
         occ = np.asarray([d["occ"] for d in nui])
@@ -556,7 +576,12 @@ class FaceWorld:
         out = np.empty((n, s, s, 3), dtype=np.uint8)
         for i, d in enumerate(nui):
             im = _gaussian_blur(img[i], d["blur"] * s / 64)
-            im = im + np.random.default_rng(d["noise_seed"] + 1).normal(0, d["noise"], im.shape)
+            if d.get("resolution", 1.0) < 0.97:  # a low-resolution sensor, upscaled to the frame
+                low = max(8, int(round(s * d["resolution"])))
+                im = _resize(_resize(im, low), s)
+            if d.get("sharpen", 0.0) > 0:
+                im = im + d["sharpen"] * (im - _gaussian_blur(im, 1.0 * s / 64))
+            im = im + np.random.default_rng(d["noise_seed"] + 1).normal(0, d["noise"], im.shape).astype(np.float32)
             im = (np.clip(im, 0, 1) * 255 + 0.5).astype(np.uint8)
             out[i] = _jpeg(im, d["jpeg"])
         return out
