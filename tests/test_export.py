@@ -1,6 +1,7 @@
 """The world on disk: stand-in datasets in official layouts, read back through the real loaders."""
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from bench.data.world import DOMAINS, FAS_DOMAINS
 SIZE = 32
 TINY_FR = SynthFRSplits(train_ids=range(0, 3), train_per_id=2, dev_ids=range(10, 12), dev_per_id=3,
                         test_ids=range(20, 24), test_per_id=3, test_pairs_per_kind=10)
-TINY_FAS = SynthFASLayout(subjects=5, train=2, dev=1, live_videos=2, frames_per_video=2)
+TINY_FAS = {d: SynthFASLayout(train=2, dev=1, test=2, sessions=2, frames_per_video=2) for d in FAS_DOMAINS}
 
 
 @pytest.fixture
@@ -30,8 +31,14 @@ def test_cache_location_and_key(tiny, monkeypatch):
     d = export.world_dir(0, SIZE)
     assert d.parent == tiny and d.name.startswith("world-v1-seed0-32px-")
     assert export.world_dir(1, SIZE) != d and export.world_dir(0, 64) != d
-    monkeypatch.setattr(synth_fas, "SYNTH_FAS", SynthFASLayout(subjects=6, train=2, dev=1))
-    assert export.world_dir(0, SIZE) != d  # the layout is part of the key
+    for domain in FAS_DOMAINS:  # every domain's whole layout is part of the key
+        for change in ({"test": 3}, {"sessions": 1}, {"frames_per_video": 3}):
+            monkeypatch.setattr(synth_fas, "SYNTH_FAS", {**TINY_FAS, domain: replace(TINY_FAS[domain], **change)})
+            assert export.world_dir(0, SIZE) != d, (domain, change)
+    monkeypatch.setattr(synth_fas, "SYNTH_FAS", TINY_FAS)
+    assert export.world_dir(0, SIZE) == d
+    monkeypatch.setattr(export, "LAYOUT_VERSION", export.LAYOUT_VERSION + 1)
+    assert export.world_dir(0, SIZE) != d
     monkeypatch.delenv("FACEBENCH_CACHE")
     assert export.cache_root().parts[-2:] == (".cache", "facebench")
 
@@ -91,7 +98,7 @@ def test_loaders_parse_the_synthetic_labels(tiny):
             for video in layout.videos(root, split):
                 subject = synth_fas.subject_ids(domain, "train").start + layout.subject_index(video)
                 frames = list_frames(video, 100)
-                assert len(frames) == TINY_FAS.frames_per_video
+                assert len(frames) == TINY_FAS[domain].frames_per_video
                 rows = [labels[f.path.relative_to(root).as_posix()] for f in frames]
                 v = int(rows[0]["video"])
                 medium, true_split = expected[subject, v]
@@ -103,21 +110,75 @@ def test_loaders_parse_the_synthetic_labels(tiny):
                 assert all(f.depth_path is not None and f.path.with_name(f"{f.path.stem}_reflection.png").exists() for f in frames)
                 seen.add((subject, v))
         assert seen == set(expected), domain
-        n_media = TINY_FAS.live_videos + len(DOMAINS[domain].media)
+        per_subject = TINY_FAS[domain].sessions * (1 + len(DOMAINS[domain].media))
+        assert len(seen) == TINY_FAS[domain].subjects * per_subject
         if domain == "oulu":
-            assert len(open_dataset("oulu-npu", root).protocol(1, "dev")) == TINY_FAS.dev * n_media
+            assert len(open_dataset("oulu-npu", root).protocol(1, "dev")) == TINY_FAS[domain].dev * per_subject
 
 
 def test_official_subtype_codes(tiny):
+    """Every (session, medium) of a subject has its official name: sessions are phones / sessions
+    (OULU), qualities (CASIA), attack supports and takes (Replay), cameras (MSU)."""
     oulu = open_dataset("oulu-npu", export.ensure("oulu-npu", SIZE))
     assert sorted({v.meta["file"] for v in oulu.videos("train")}) == [1, 2, 3, 4, 5]
+    assert {(v.meta["phone"], v.meta["session"], v.meta["file"]) for v in oulu.videos("train") if v.subject == "1"} == {
+        (1, s, f) for s in (1, 2) for f in (1, 2, 3, 4, 5)}
     casia = open_dataset("casia-fasd", export.ensure("casia-fasd", SIZE))
-    assert sorted({v.meta["video"] for v in casia.videos("test")}) == ["1", "2", "3", "5", "7"]
+    assert sorted({v.meta["video"] for v in casia.videos("test")}) == ["1", "2", "3", "4", "5", "6", "7", "8"]
     replay = open_dataset("replay-attack", export.ensure("replay-attack", SIZE))
     names = {v.frames_dir.name.split("_client")[0] for v in replay.videos("devel") if not v.live}
     assert names == {"attack_print", "attack_mobile", "attack_highdef"}
+    for split in ("train", "devel", "test"):
+        videos = replay.videos(split)
+        for client in {v.subject for v in videos}:
+            attacks = [v for v in videos if v.subject == client and not v.live]
+            assert sorted(v.meta["support"] for v in attacks) == ["fixed"] * 3 + ["hand"] * 3
+            assert sorted(v.meta["take"] for v in videos if v.subject == client and v.live) == [1, 2]
     msu = open_dataset("msu-mfsd", export.ensure("msu-mfsd", SIZE))
     assert {v.meta.get("subtype") for v in msu.videos("test")} == {None, "printed_photo", "ipad_video", "iphone_video"}
+    assert sorted((v.meta["camera"], v.meta.get("subtype", "live")) for v in msu.videos("train") if v.subject == "1") == sorted(
+        (c, s) for c in ("android", "laptop") for s in ("live", "printed_photo", "ipad_video", "iphone_video"))
+
+
+def test_three_sessions_round_trip(tiny, monkeypatch):
+    """OULU and CASIA hold three sessions per subject (CASIA: all of its qualities, `HR_*` included)."""
+    three = {d: replace(TINY_FAS[d], sessions=3) for d in ("oulu", "casia")}
+    monkeypatch.setattr(synth_fas, "SYNTH_FAS", {**TINY_FAS, **three})
+    fields = [f for f in synth_fas.FASSet.__dataclass_fields__]
+    for domain in three:
+        for split in ("train", "dev", "test"):
+            read = synth_fas.domain_split(domain, split, SIZE)
+            _assert_same(read, synth_fas.render_domain_split(domain, split, SIZE), fields)
+            assert len(set(read.video_ids)) == len(synth_fas.subject_ids(domain, split)) * 3 * (1 + len(DOMAINS[domain].media))
+    casia = open_dataset("casia-fasd", export.ensure("casia-fasd", SIZE))
+    assert {v.meta["video"] for v in casia.videos("train")} == {f"{n}" for n in range(1, 9)} | {f"HR_{n}" for n in range(1, 5)}
+    oulu = open_dataset("oulu-npu", export.ensure("oulu-npu", SIZE))
+    assert {(v.meta["phone"], v.meta["session"]) for v in oulu.videos("test")} == {(1, 1), (1, 2), (1, 3)}
+
+
+@pytest.mark.parametrize("domain, change, message", [
+    ("oulu", {"sessions": 19}, "at most 18 sessions per subject"),
+    ("oulu", {"test": 97}, "at most 99 subjects"),
+    ("casia", {"sessions": 4}, "at most 3 sessions per subject"),
+    ("casia", {"dev": 19}, "at most 20 train \\+ dev subjects"),
+    ("replay", {"sessions": 3}, "at most 2 sessions per subject"),
+    ("msu", {"sessions": 3}, "at most 2 sessions per subject"),
+    ("msu", {"test": 997}, "at most 999 subjects"),
+])
+def test_layout_too_large_for_the_official_names(tiny, monkeypatch, domain, change, message):
+    """Raised before anything is rendered, and nothing is left in the cache."""
+    monkeypatch.setattr(synth_fas, "SYNTH_FAS", {**TINY_FAS, domain: replace(TINY_FAS[domain], **change)})
+
+    def fail(*args, **kwargs):
+        raise AssertionError("rendered before checking the layout")
+
+    monkeypatch.setattr(synth_fas.FaceWorld, "render_fas", fail)
+    dataset = export.FAS_DATASET[domain]
+    with pytest.raises(ValueError, match=message) as err:
+        export.ensure(dataset, SIZE)
+    assert f"SYNTH_FAS[{domain!r}]" in str(err.value)
+    parent = export.world_dir(0, SIZE)
+    assert not (parent / dataset).exists() and not list(parent.glob(f".{dataset}.tmp-*"))
 
 
 def test_second_ensure_reuses_the_build(tiny, monkeypatch):

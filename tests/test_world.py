@@ -66,3 +66,48 @@ def test_unknown_medium_for_domain_is_refused():
 
     with pytest.raises(ValueError, match="has no medium"):
         FaceWorld(0, 32).render_fas([1], [0], [0], ["print-cut"], "oulu")
+
+
+def test_synth_fas_splits_are_disjoint():
+    """Per domain: train / dev / test subjects as its layout says, disjoint across splits and domains."""
+    from bench.data import synth_fas
+    from bench.data.world import DOMAINS, FAS_DOMAINS
+
+    assert set(synth_fas.SYNTH_FAS) == set(FAS_DOMAINS)
+    seen: set[int] = set()
+    for domain in FAS_DOMAINS:
+        layout = synth_fas.SYNTH_FAS[domain]
+        splits = {s: set(synth_fas.subject_ids(domain, s)) for s in ("train", "dev", "test")}
+        assert {s: len(ids) for s, ids in splits.items()} == {"train": layout.train, "dev": layout.dev, "test": layout.test}
+        for ids in splits.values():
+            assert not ids & seen
+            assert not ids & (set(SYNTH_FR.train_ids) | set(SYNTH_FR.dev_ids) | set(SYNTH_FR.test_ids))
+            seen |= ids
+        media = ("live",) + DOMAINS[domain].media
+        keys = synth_fas.split_frames(domain, "dev")
+        assert keys == sorted(keys, key=lambda k: k[:3])  # (subject, video, frame) order
+        videos = sorted({(s, v, m) for s, v, _, m in keys})
+        assert len(videos) == layout.dev * layout.sessions * len(media)
+        for subject, video, medium in videos:
+            assert subject in splits["dev"] and video < layout.sessions * len(media)
+            assert video == synth_fas.video_index(domain, synth_fas.session_of(domain, video), medium)
+            assert synth_fas.medium_of(domain, video) == medium
+        first = min(splits["dev"])
+        assert {(synth_fas.session_of(domain, v), m) for s, v, m in videos if s == first} == {
+            (k, m) for k in range(layout.sessions) for m in media}
+        assert len(keys) == len(videos) * layout.frames_per_video
+
+
+def test_synth_fas_default_layouts():
+    from bench.data.synth_fas import SYNTH_FAS, SynthFASLayout
+
+    assert SYNTH_FAS == {
+        "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=3),
+        "casia": SynthFASLayout(train=15, dev=5, test=30, sessions=3),
+        "replay": SynthFASLayout(train=15, dev=15, test=20, sessions=2),
+        "msu": SynthFASLayout(train=12, dev=3, test=20, sessions=2),
+    }
+    assert {layout.frames_per_video for layout in SYNTH_FAS.values()} == {3}
+    p = get_protocol("synth-mi->c")
+    assert p.splits["train"] == "msu: 12 subjects x 2 sessions; replay: 15 subjects x 2 sessions"
+    assert p.splits["test"] == "casia: 30 subjects x 3 sessions" and p.frames_per_video == 3

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 from PIL import Image
@@ -39,7 +39,7 @@ from bench.data.real.replay import ReplayAttack
 from bench.data.world import ILLUMINATION, WORLD_VERSION
 from bench.errors import UnknownNameError
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 """Version of the on-disk layouts and label mapping below; part of the cache key."""
 
 LABELS_FILE = "facebench_labels.csv"
@@ -268,17 +268,35 @@ class FASLayout:
     """How one capture domain's videos are named in its real dataset, and read back.
 
     `official` maps each synthetic spoof sub-type to the sub-type label the loader puts in
-    `VideoRecord.meta["subtype"]`; `video_dir` names a video's frame folder (relative to the root).
+    `VideoRecord.meta["subtype"]`; `video_dir` names the frame folder (relative to the root) of a
+    subject's video of one capture session and medium. `check` raises a `ValueError` naming the
+    limit when the domain's layout (`synth_fas.SYNTH_FAS[domain]`) does not fit the official names.
     """
 
     domain: str
     official: dict
 
+    title: ClassVar[str] = ""  # the dataset's name in messages
+    max_sessions: ClassVar[int] = 1
+    sessions_are: ClassVar[str] = ""  # what the sessions are in the official layout (for the message)
+    max_subjects: ClassVar[Optional[int]] = None  # None: no limit
+    subjects_are: ClassVar[str] = ""
+
     @property
     def dataset(self) -> str:
         return FAS_DATASET[self.domain]
 
-    def video_dir(self, split: str, index: int, video: int, medium: str, illumination: int) -> str:
+    def check(self) -> None:
+        fas = synth_fas.layout(self.domain)
+        where = f"synth_fas.SYNTH_FAS[{self.domain!r}]"
+        if fas.sessions > self.max_sessions:
+            raise ValueError(f"the {self.title} stand-in holds at most {self.max_sessions} sessions per subject "
+                             f"({self.sessions_are}); {where} has sessions={fas.sessions}")
+        if self.max_subjects is not None and fas.subjects > self.max_subjects:
+            raise ValueError(f"the {self.title} stand-in holds at most {self.max_subjects} subjects "
+                             f"({self.subjects_are}); {where} has {fas.subjects} (train + dev + test)")
+
+    def video_dir(self, split: str, index: int, session: int, medium: str, illumination: int) -> str:
         raise NotImplementedError
 
     def write_lists(self, root: Path, videos: dict[str, list[tuple[str, str]]]) -> None:
@@ -302,22 +320,19 @@ class FASLayout:
 
 
 class OuluLayout(FASLayout):
-    """`{Train,Dev,Test}_files/Phone_Session_User_File`; user = index + 1; live video k -> phone 1 + k // 3,
-    session 1 + k % 3, File 1; attacks phone 1, session 1, File from `FILES`; `Protocols/Protocol_1` lists."""
+    """`{Train,Dev,Test}_files/Phone_Session_User_File`; user = index + 1; capture session s -> phone
+    1 + s // 3, session 1 + s % 3; File 1 live, attacks File from `FILES`; `Protocols/Protocol_1` lists."""
 
     FILES = {"printer1": 2, "printer2": 3, "display1": 4, "display2": 5}
     DIRS = {"train": "Train_files", "dev": "Dev_files", "test": "Test_files"}
+    title = "OULU-NPU"
+    max_sessions, sessions_are = 18, "6 phones x 3 sessions"
+    max_subjects, subjects_are = 99, "two-digit user field"
 
-    def video_dir(self, split, index, video, medium, illumination):
-        if index + 1 > 99:
-            raise ValueError("the OULU-NPU stand-in holds at most 99 subjects (two-digit user field)")
-        if medium == "live":
-            if video >= 18:
-                raise ValueError("the OULU-NPU stand-in holds at most 18 live videos per subject")
-            phone, session, file = 1 + video // 3, 1 + video % 3, 1
-        else:
-            phone, session, file = 1, 1, self.FILES[self.official[medium]]
-        return f"{self.DIRS[split]}/{phone}_{session}_{index + 1:02d}_{file}"
+    def video_dir(self, split, index, session, medium, illumination):
+        phone, number = 1 + session // 3, 1 + session % 3
+        file = 1 if medium == "live" else self.FILES[self.official[medium]]
+        return f"{self.DIRS[split]}/{phone}_{number}_{index + 1:02d}_{file}"
 
     def write_lists(self, root, videos):
         label = {"live": "+1", "print": "-1", "replay": "-2"}
@@ -333,22 +348,30 @@ class OuluLayout(FASLayout):
 
 class CasiaLayout(FASLayout):
     """`train_release/<index + 1>/` holds the train then dev subjects (CASIA has no dev split: dev =
-    the last `SYNTH_FAS.dev` of them); `test_release/<n>/` the test subjects (database subject n + 20).
-    Live video k -> `1`, `2`, `HR_1`; attacks -> the normal-quality video of their type."""
+    the last `SYNTH_FAS["casia"].dev` of them); `test_release/<n>/` the test subjects (database
+    subject n + 20). Capture session s (0, 1, 2: CASIA's three capture qualities) -> the s-th video
+    of each type: live `1`, `2`, `HR_1`; warped print `3`, `4`, `HR_2`; cut print `5`, `6`, `HR_3`;
+    video replay `7`, `8`, `HR_4`."""
 
-    VIDEOS = {"warped": "3", "cut": "5", "video": "7"}
-    LIVE = ("1", "2", "HR_1")
+    VIDEOS = {"live": ("1", "2", "HR_1"), "warped": ("3", "4", "HR_2"), "cut": ("5", "6", "HR_3"),
+              "video": ("7", "8", "HR_4")}
+    title = "CASIA-FASD"
+    max_sessions, sessions_are = 3, "low, normal and high quality videos"
+
+    def check(self):
+        super().check()
+        self._train_subjects()
 
     def _train_subjects(self) -> int:
-        n = synth_fas.SYNTH_FAS.train + synth_fas.SYNTH_FAS.dev
+        fas = synth_fas.layout(self.domain)
+        n = fas.train + fas.dev
         if n > TEST_SUBJECT_OFFSET:
-            raise ValueError(f"the CASIA-FASD stand-in holds at most {TEST_SUBJECT_OFFSET} train + dev subjects")
+            raise ValueError(f"the CASIA-FASD stand-in holds at most {TEST_SUBJECT_OFFSET} train + dev subjects "
+                             f"(train_release 1-{TEST_SUBJECT_OFFSET}); synth_fas.SYNTH_FAS['casia'] has train + dev = {n}")
         return n
 
-    def video_dir(self, split, index, video, medium, illumination):
-        if medium == "live" and video >= len(self.LIVE):
-            raise ValueError(f"the CASIA-FASD stand-in holds at most {len(self.LIVE)} live videos per subject")
-        name = self.LIVE[video] if medium == "live" else self.VIDEOS[self.official[medium]]
+    def video_dir(self, split, index, session, medium, illumination):
+        name = self.VIDEOS["live" if medium == "live" else self.official[medium]][session]
         train = self._train_subjects()
         folder = f"train_release/{index + 1}" if split != "test" else f"test_release/{index - train + 1}"
         return f"{folder}/{name}"
@@ -366,21 +389,26 @@ class CasiaLayout(FASLayout):
 
 
 class ReplayLayout(FASLayout):
-    """`{train,devel,test}/real/client<NNN>_session01_webcam_authenticate_<light>_<k+1>` for live
-    video k; attacks `attack/fixed/attack_<device>_client<NNN>_session01_<sample device>_<photo|video>_<light>`;
-    client = index + 1; light from the video's illumination (see `_light`)."""
+    """`{train,devel,test}/real/client<NNN>_session01_webcam_authenticate_<light>_<s+1>` for the live
+    video of capture session s; attacks `attack/<support>/attack_<device>_client<NNN>_session01_<sample
+    device>_<photo|video>_<light>` with support `fixed` (session 0) or `hand` (session 1); client =
+    index + 1; light from the video's illumination (see `_light`)."""
 
     ATTACKS = {"print_photo": ("print", "highdef", "photo"), "mobile_video": ("mobile", "mobile", "video"),
                "highdef_video": ("highdef", "highdef", "video")}
+    SUPPORTS = ("fixed", "hand")
     DIRS = {"train": "train", "dev": "devel", "test": "test"}
+    title = "Replay-Attack"
+    max_sessions, sessions_are = len(SUPPORTS), "fixed and hand-held attack supports"
 
-    def video_dir(self, split, index, video, medium, illumination):
+    def video_dir(self, split, index, session, medium, illumination):
         client, light = f"client{index + 1:03d}", _light(illumination)
         base = self.DIRS[split]
         if medium == "live":
-            return f"{base}/real/{client}_session01_webcam_authenticate_{light}_{video + 1}"
+            return f"{base}/real/{client}_session01_webcam_authenticate_{light}_{session + 1}"
         device, sample_device, sample_type = self.ATTACKS[self.official[medium]]
-        return f"{base}/attack/fixed/attack_{device}_{client}_session01_{sample_device}_{sample_type}_{light}"
+        return (f"{base}/attack/{self.SUPPORTS[session]}/"
+                f"attack_{device}_{client}_session01_{sample_device}_{sample_type}_{light}")
 
     def write_lists(self, root, videos):
         for d in self.DIRS.values():
@@ -392,19 +420,21 @@ class ReplayLayout(FASLayout):
 
 
 class MsuLayout(FASLayout):
-    """`scene01/real/real_client<NNN>_<laptop|android>_SD_scene01` (live video 0 laptop, 1 android);
-    `scene01/attack/attack_client<NNN>_laptop_SD_<instrument>_scene01`; client = index + 1;
-    `train_sub_list.txt` lists the train and dev subjects (MSU has no dev split), `test_sub_list.txt` the test ones."""
+    """`scene01/real/real_client<NNN>_<camera>_SD_scene01` and
+    `scene01/attack/attack_client<NNN>_<camera>_SD_<instrument>_scene01`, camera `laptop` (capture
+    session 0) or `android` (session 1); client = index + 1; `train_sub_list.txt` lists the train and
+    dev subjects (MSU has no dev split), `test_sub_list.txt` the test ones."""
 
     CAMERAS = ("laptop", "android")
+    title = "MSU-MFSD"
+    max_sessions, sessions_are = len(CAMERAS), "laptop and android cameras"
+    max_subjects, subjects_are = 999, "three-digit client field"
 
-    def video_dir(self, split, index, video, medium, illumination):
-        client = f"client{index + 1:03d}"
+    def video_dir(self, split, index, session, medium, illumination):
+        client, camera = f"client{index + 1:03d}", self.CAMERAS[session]
         if medium == "live":
-            if video >= len(self.CAMERAS):
-                raise ValueError(f"the MSU-MFSD stand-in holds at most {len(self.CAMERAS)} live videos per subject")
-            return f"scene01/real/real_{client}_{self.CAMERAS[video]}_SD_scene01"
-        return f"scene01/attack/attack_{client}_laptop_SD_{self.official[medium]}_scene01"
+            return f"scene01/real/real_{client}_{camera}_SD_scene01"
+        return f"scene01/attack/attack_{client}_{camera}_SD_{self.official[medium]}_scene01"
 
     def write_lists(self, root, videos):
         base = synth_fas.subject_ids(self.domain, "train").start
@@ -434,8 +464,9 @@ FAS_LAYOUTS: dict[str, FASLayout] = {
 def _write_fas(domain: str) -> Callable[[Path, int, int], None]:
     def write(root: Path, size: int, seed: int) -> None:
         layout = FAS_LAYOUTS[domain]
+        layout.check()  # before rendering anything
         base = synth_fas.subject_ids(domain, "train").start
-        rows, listed = [], {}
+        rows, listed, used = [], {}, set()
         total = sum(len(synth_fas.split_frames(domain, s)) for s in SPLITS)
         with _progress(layout.dataset, size, total) as bar:
             for split in SPLITS:
@@ -449,8 +480,13 @@ def _write_fas(domain: str) -> Callable[[Path, int, int], None]:
                         position += 1
                         illumination = int(part.illumination[j])
                         if (subject, video) not in dirs:  # a video's scene (and light) is shared by its frames
-                            dirs[subject, video] = layout.video_dir(split, subject - base, video, medium, illumination)
-                            listed[split].append((dirs[subject, video], medium))
+                            session = synth_fas.session_of(domain, video)
+                            name = layout.video_dir(split, subject - base, session, medium, illumination)
+                            if name in used:  # two videos under one official name would overwrite each other
+                                raise ValueError(f"the {layout.title} stand-in names two videos {name}")
+                            used.add(name)
+                            dirs[subject, video] = name
+                            listed[split].append((name, medium))
                         folder = root / dirs[subject, video]
                         _png(folder / f"{frame:04d}.png", part.images[j])
                         _png(folder / f"{frame:04d}_depth.png", synth_fas.map_to_uint8(part.depth[j]))
@@ -485,13 +521,14 @@ def read_fas_split(root: Path, domain: str, split: str, size: int) -> FASSet:
     labels = read_labels(root)
     base = synth_fas.subject_ids(domain, "train").start
     wanted = set(synth_fas.subject_ids(domain, split))
+    frames_per_video = synth_fas.layout(domain).frames_per_video
     found = []
     for video in layout.videos(root, split):
         subject = base + layout.subject_index(video)
         if subject not in wanted:  # CASIA and MSU: train and dev share the official train split
             continue
         subtype = layout.subtype(video)
-        for frame in list_frames(video, synth_fas.SYNTH_FAS.frames_per_video):
+        for frame in list_frames(video, frames_per_video):
             row = _label(labels, root, frame.path)
             parsed = (int(video.live), video.species, subtype, subject)
             written = (int(row["live"]), row["species"], row["subtype"], int(row["subject"]))

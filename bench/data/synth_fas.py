@@ -1,10 +1,11 @@
 """Synthetic anti-spoofing protocols over the embedded world's four capture domains.
 
-Each domain has its own subjects, split train / dev / test by subject (no subject in two splits).
-A subject has `live_videos` live videos and one video per spoof medium of its domain; a video is
-`frames_per_video` frames. Intra-domain protocols train and test in one domain; cross-domain ones
-train on source domains and test on an unseen one, with the threshold at the EER of the sources'
-dev split (the target domain's data is never used to choose it).
+Each domain has its own subjects and its own layout (`SYNTH_FAS[domain]`): subjects split train /
+dev / test (no subject in two splits), and per subject `sessions` capture sessions, each with one
+live video and one video per spoof medium of the domain; a video is `frames_per_video` frames.
+Intra-domain protocols train and test in one domain; cross-domain ones train on source domains and
+test on an unseen one, with the threshold at the EER of the sources' dev split (the target domain's
+data is never used to choose it).
 """
 from __future__ import annotations
 
@@ -21,31 +22,82 @@ LETTER = {"oulu": "o", "casia": "c", "replay": "i", "msu": "m"}  # I = Idiap Rep
 
 @dataclass(frozen=True)
 class SynthFASLayout:
-    subjects: int = 50  # CASIA-FASD's shape: 20 train+dev, 30 test
-    train: int = 14
-    dev: int = 6  # the rest is test
-    live_videos: int = 2
+    """One capture domain's subjects per split and videos per subject."""
+
+    train: int
+    dev: int
+    test: int
+    sessions: int  # per subject and session: one live video + one video per medium of the domain
     frames_per_video: int = 3
 
+    def __post_init__(self) -> None:
+        for name in ("train", "dev", "test", "sessions", "frames_per_video"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SynthFASLayout.{name} must be at least 1, got {getattr(self, name)}")
 
-SYNTH_FAS = SynthFASLayout()
+    @property
+    def subjects(self) -> int:
+        return self.train + self.dev + self.test
+
+
+SYNTH_FAS: dict[str, SynthFASLayout] = {
+    # proportions of the real datasets; CASIA-FASD and MSU-MFSD have no dev split: their dev
+    # subjects are carved out of the official train subjects
+    "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=3),
+    "casia": SynthFASLayout(train=15, dev=5, test=30, sessions=3),
+    "replay": SynthFASLayout(train=15, dev=15, test=20, sessions=2),
+    "msu": SynthFASLayout(train=12, dev=3, test=20, sessions=2),
+}
+"""Capture domain -> its layout. The one place to change (or, in tests, monkeypatch) the FAS world's size."""
+
+
+def layout(domain: str) -> SynthFASLayout:
+    """The layout of a capture domain (looked up at call time, so a patched `SYNTH_FAS` is seen)."""
+    try:
+        return SYNTH_FAS[domain]
+    except KeyError:
+        raise ValueError(f"no synthetic FAS layout for domain {domain!r} (known: {', '.join(SYNTH_FAS)})") from None
+
+
+def session_media(domain: str) -> tuple[str, ...]:
+    """The videos of one session, in order: `live`, then each medium of the domain."""
+    return ("live",) + tuple(DOMAINS[domain].media)
+
+
+def video_index(domain: str, session: int, medium: str) -> int:
+    """Video number of (session, medium) for a subject: `session * (1 + len(media)) + j`."""
+    media = session_media(domain)
+    return session * len(media) + media.index(medium)
+
+
+def session_of(domain: str, video: int) -> int:
+    """The capture session (0-based) of a subject's video number."""
+    return video // len(session_media(domain))
+
+
+def medium_of(domain: str, video: int) -> str:
+    """`live` or the spoof medium of a subject's video number."""
+    media = session_media(domain)
+    return media[video % len(media)]
 
 
 def subject_ids(domain: str, split: str) -> range:
     """Subjects of a domain's split; identities are disjoint across domains and splits."""
     base = 100_000 * (DOMAINS[domain].code + 1)
-    t, d, n = SYNTH_FAS.train, SYNTH_FAS.dev, SYNTH_FAS.subjects
+    lay = layout(domain)
+    t, d, n = lay.train, lay.dev, lay.subjects
     return {"train": range(base, base + t), "dev": range(base + t, base + t + d), "test": range(base + t + d, base + n)}[split]
 
 
 def split_frames(domain: str, split: str) -> list[tuple[int, int, int, str]]:
-    """(subject, video, frame, medium) of every frame of a domain's split, in order.
+    """(subject, video, frame, medium) of every frame of a domain's split, in (subject, video, frame) order.
 
-    Per subject: videos `0 .. live_videos-1` are live, then one video per medium of the domain.
+    Per subject and session s: video `s * (1 + len(media))` is live, then one video per medium of
+    the domain (each video is its own scene: the renderer seeds it from (subject, video)).
     """
-    media = ["live"] * SYNTH_FAS.live_videos + list(DOMAINS[domain].media)
-    return [(subject, v, f, medium) for subject in subject_ids(domain, split)
-            for v, medium in enumerate(media) for f in range(SYNTH_FAS.frames_per_video)]
+    lay, media = layout(domain), session_media(domain)
+    return [(subject, s * len(media) + j, f, medium) for subject in subject_ids(domain, split)
+            for s in range(lay.sessions) for j, medium in enumerate(media) for f in range(lay.frames_per_video)]
 
 
 def quantize_map(m: np.ndarray) -> np.ndarray:
@@ -86,6 +138,20 @@ def domain_split(domain: str, split: str, size: int, world_seed: int = 0) -> FAS
     return export.read_fas_split(root, domain, split, size)
 
 
+def _describe(domains: tuple[str, ...], split: str) -> str:
+    """e.g. `oulu: 20 subjects x 3 sessions; casia: 15 subjects x 3 sessions`."""
+    return "; ".join(f"{d}: {len(subject_ids(d, split))} subjects x {layout(d).sessions} sessions" for d in domains)
+
+
+def common_frames_per_video(domains: tuple[str, ...]) -> int:
+    """The frames per video shared by `domains` (a protocol has one); ValueError if their layouts differ."""
+    found = {layout(d).frames_per_video for d in domains}
+    if len(found) != 1:
+        raise ValueError(f"the layouts of {', '.join(domains)} differ in frames_per_video ({sorted(found)}); "
+                         "a protocol needs one")
+    return found.pop()
+
+
 class SynthFASProtocol(FASProtocol):
     """Train on `sources`, threshold on the sources' dev split, test on `targets`."""
 
@@ -96,12 +162,13 @@ class SynthFASProtocol(FASProtocol):
             description=description,
             threshold_rule="dev EER over the source domains' dev split",
             splits={
-                "train": f"{'+'.join(sources)}: {SYNTH_FAS.train} subjects each",
-                "dev": f"{'+'.join(sources)}: {SYNTH_FAS.dev} subjects each",
-                "test": f"{'+'.join(targets)}: {SYNTH_FAS.subjects - SYNTH_FAS.train - SYNTH_FAS.dev} subjects each",
-                "frames": f"{SYNTH_FAS.frames_per_video} per video; {SYNTH_FAS.live_videos} live videos + one per medium per subject",
+                "train": _describe(sources, "train"),
+                "dev": _describe(sources, "dev"),
+                "test": _describe(targets, "test"),
+                "frames": f"{common_frames_per_video(sources + targets)} per video; per subject and session "
+                          "one live video + one per medium of the domain",
             },
-            frames_per_video=SYNTH_FAS.frames_per_video,
+            frames_per_video=common_frames_per_video(sources + targets),
         )
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "targets", targets)
