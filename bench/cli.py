@@ -128,16 +128,27 @@ def models() -> None:
     rows = []
     for name in VARIANTS:
         spec = VARIANTS.get(name)
-        params = {p: sum(t.numel() for t in spec.build(p).parameters()) for p in ("tiny", "paper")}
+        params = {p: _parameter_count(spec, p) for p in ("tiny", "paper")}
         w = shipped_weights(name, "tiny")
         if w is not None:
-            card = read_card(w)
-            dev = card.get("dev", {})
-            shipped = f"tiny: TAR {_pct(dev.get('dev_tar', float('nan')))} % @ {dev.get('threshold_rule', '?')}"
+            dev = read_card(w).get("dev", {})
+            if "dev_tar" in dev:
+                shipped = f"tiny: TAR {_pct(dev['dev_tar'])} % @ {dev.get('threshold_rule', '?')}"
+            else:
+                shipped = f"tiny: EER {_pct(dev.get('dev_eer', float('nan')))} % @ {dev.get('threshold_rule', '?')}"
         else:
-            shipped = "none"
-        rows.append([name, spec.task, f"{params['tiny'] / 1e6:.2f}M", f"{params['paper'] / 1e6:.1f}M", shipped, spec.description])
+            shipped = "not shipped"
+        rows.append([name, spec.task, f"{params['tiny'] / 1e6:.3g}M", f"{params['paper'] / 1e6:.3g}M", shipped, spec.description])
     click.echo(tabulate(rows, headers=["model", "task", "params tiny", "params paper", "shipped weights (dev)", "description"]))
+
+
+def _parameter_count(spec, profile: str) -> int:
+    """Parameters of a variant at `profile`, built on the meta device (no memory, no init cost)."""
+    import torch
+
+    with torch.device("meta"):
+        model = spec.build(profile)
+    return sum(t.numel() for t in model.parameters())
 
 
 @main.command()
@@ -286,18 +297,29 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
 @click.option("--out", default=None, type=click.Path(), help="Output .safetensors path or directory. Default: the zoo's weights/.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
+@click.option("--pretrain", default=None, type=click.Choice(["none", "l1", "gan"]),
+              help="Pre-training stage of recipes that have one (depth-gan-spoof: none = from scratch, "
+              "l1 = pseudo-depth L1 only, gan = L1 + adversarial). Default: the recipe's own.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int, quiet: bool) -> None:
+def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int,
+          pretrain: Optional[str], quiet: bool) -> None:
     """Train a zoo variant; writes safetensors weights and a JSON model card."""
     from bench.config import resolve_device
     from models_zoo.training import train_variant
 
     command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
+    options = {"pretrain": pretrain} if pretrain is not None else {}
     weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,
-                                  device=resolve_device(device), seed=seed, progress=not quiet, command=command)
-    dev = card["dev"]
-    click.echo(f"wrote {weights} ({card['parameters']} parameters, {card['wall_time_s']} s); dev TAR {_pct(dev['dev_tar'])} % "
-               f"at {dev['threshold_rule']} (threshold {dev['threshold']:.4f})")
+                                  device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options)
+    click.echo(f"wrote {weights} ({card['parameters']} parameters, {card['wall_time_s']} s); {_dev_summary(card['dev'])}")
+
+
+def _dev_summary(dev: dict) -> str:
+    """One line of a card's dev metrics: TAR at the FAR threshold (FR) or EER / ACER at the EER threshold (FAS)."""
+    if "dev_tar" in dev:
+        return f"dev TAR {_pct(dev['dev_tar'])} % at {dev['threshold_rule']} (threshold {dev['threshold']:.4f})"
+    return (f"dev EER {_pct(dev['dev_eer'])} %, ACER {_pct(dev['dev_acer'])} % at {dev['threshold_rule']} "
+            f"(threshold {dev['threshold']:.4f})")
 
 
 def _attach_prepare() -> None:

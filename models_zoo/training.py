@@ -1,11 +1,12 @@
 """Training: the recipes of the zoo and the one entry point that trains, evaluates and saves a variant."""
 from __future__ import annotations
 
+import inspect
 import platform
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -36,12 +37,45 @@ def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator):
 OPTIMIZER = "Adam wd=5e-4, one-cycle lr"
 
 
+def flipped_batch(images: np.ndarray, idx: np.ndarray, maps: Sequence[torch.Tensor], device: torch.device,
+                  rng: np.random.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """A batch as float NCHW on `device`, each sample flipped horizontally with probability 1/2,
+    together with the rows `idx` of every spatial label map, flipped with their images."""
+    x = images_to_tensor(images[idx]).to(device)
+    flip = torch.from_numpy(rng.uniform(size=len(idx)) < 0.5).to(device)
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    out = []
+    for m in maps:
+        m = m[torch.from_numpy(np.asarray(idx))].to(device)
+        out.append(torch.where(flip[:, None, None], m.flip(2), m))
+    return x, out
+
+
+def shuffled_batches(n: int, batch: int, rng: np.random.Generator):
+    """`batches(epoch)` for `fit`: a fresh permutation of `n` samples each epoch, cut into full batches."""
+    steps = max(1, n // batch)
+
+    def batches(epoch: int):
+        order = rng.permutation(n)
+        return (order[k * batch : (k + 1) * batch] for k in range(steps))
+
+    return batches, steps
+
+
+def downsample_maps(maps: np.ndarray, size: int) -> torch.Tensor:
+    """Label maps (N, S, S) in [0, 1] area-averaged to (N, size, size), as float32 on CPU."""
+    t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32)).unsqueeze(1)
+    return torch.nn.functional.adaptive_avg_pool2d(t, size).squeeze(1)
+
+
 def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_epoch: int, lr: float,
-        device: torch.device, rng: np.random.Generator, progress: bool) -> list[float]:
+        device: torch.device, rng: np.random.Generator, progress: bool, maps: Sequence[torch.Tensor] = ()) -> list[float]:
     """The shared training loop: Adam with a one-cycle schedule, random horizontal flips, a progress bar.
 
-    `batches(epoch)` yields index arrays into `images`; `loss_of(model, x, idx)` returns the loss of a
-    batch. Returns the mean loss of each epoch.
+    `batches(epoch)` yields index arrays into `images`; `loss_of(model, x, idx, *maps)` returns the loss
+    of a batch. `maps` are optional per-sample spatial labels (N, H, W) indexed like `images` (depth,
+    reflection): each batch's rows are flipped together with their images and passed after `idx`.
+    Returns the mean loss of each epoch.
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
@@ -51,10 +85,8 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_e
         model.train()
         losses = []
         for idx in batches(epoch):
-            x = images_to_tensor(images[idx]).to(device)
-            flip = torch.from_numpy(rng.uniform(size=len(idx)) < 0.5).to(device)
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
-            loss = loss_of(model, x, idx)
+            x, batch_maps = flipped_batch(images, idx, maps, device, rng)
+            loss = loss_of(model, x, idx, *batch_maps)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -82,19 +114,46 @@ def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epoch
     return {"loss_history": history, "optimizer": f"{OPTIMIZER} {lr}", "batch": f"P={p} x K={k}", "margin": margin}
 
 
+@torch.no_grad()
+def depth_side(model, size: int, device: torch.device) -> int:
+    """The side of `model.depth_map`'s output for inputs of `size` pixels (label maps are pooled to it)."""
+    was_training = model.training
+    model.eval()
+    side = model.depth_map(torch.zeros(1, 3, size, size, device=device)).shape[-1]
+    model.train(was_training)
+    return int(side)
+
+
+class LossParts:
+    """Per-epoch means of a recipe's named loss terms, recorded from inside `loss_of` (for the card)."""
+
+    def __init__(self, steps_per_epoch: int) -> None:
+        self.steps_per_epoch = steps_per_epoch
+        self.rows: list[dict[str, float]] = []
+
+    def add(self, **parts: torch.Tensor) -> None:
+        self.rows.append({k: float(v.detach()) for k, v in parts.items()})
+
+    def history(self) -> dict[str, list[float]]:
+        n = self.steps_per_epoch
+        epochs = [self.rows[i : i + n] for i in range(0, len(self.rows), n)]
+        keys = dict.fromkeys(k for r in self.rows for k in r)  # a term may be absent from some steps
+        return {k: [round(float(np.mean([r[k] for r in e if k in r] or [np.nan])), 6) for e in epochs] for k in keys}
+
+
+def live_pos_weight(live: np.ndarray) -> torch.Tensor:
+    """BCE `pos_weight` that balances live (positive) against spoof frames."""
+    return torch.tensor((1 - live.mean()) / max(live.mean(), 1e-6), dtype=torch.float32)
+
+
 def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
                      seed: int, progress: bool = True, lr: float = 2e-3, batch: int = 64) -> dict:
     """Binary live/spoof training with BCE (live = 1), classes balanced by weighting."""
     train = protocol.frames("train", size)
     rng = np.random.default_rng(seed)
-    steps = max(1, len(train) // batch)
     live = torch.from_numpy(train.live.astype(np.float32))
-    pos_weight = torch.tensor((1 - train.live.mean()) / max(train.live.mean(), 1e-6)).to(device)
-
-    def batches(epoch: int):
-        order = rng.permutation(len(train))
-        return (order[k * batch : (k + 1) * batch] for k in range(steps))
-
+    pos_weight = live_pos_weight(train.live).to(device)
+    batches, steps = shuffled_batches(len(train), batch, rng)
     history = fit(
         model, train.images, batches,
         lambda m, x, idx: torch.nn.functional.binary_cross_entropy_with_logits(m(x), live[idx].to(device), pos_weight=pos_weight),
@@ -103,13 +162,27 @@ def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, e
     return {"loss_history": history, "optimizer": f"{OPTIMIZER} {lr}", "batch": batch, "loss": "BCE"}
 
 
+RECIPE_ARGUMENTS = ("model", "protocol", "profile", "size", "epochs", "device", "seed", "progress")
+"""What `train_variant` passes to every recipe; the rest of a recipe's keywords are its options."""
+
+
 def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: int = 10,
                   out: Optional[Path] = None, device: torch.device = torch.device("cpu"), seed: int = 0,
-                  progress: bool = True, command: str = "") -> tuple[Path, dict]:
-    """Train variant `name`, measure its dev metrics, and write safetensors + model card."""
+                  progress: bool = True, command: str = "", options: Optional[dict] = None) -> tuple[Path, dict]:
+    """Train variant `name`, measure its dev metrics, and write safetensors + model card.
+
+    `options` are extra keyword arguments of the variant's recipe (e.g. `{"pretrain": "gan"}`); an
+    option the recipe does not take is refused before any work.
+    """
     spec = get_variant(name)
     if spec.recipe is None:
         raise BadInputError(f"model {name!r} has no training recipe")
+    options = dict(options or {})
+    accepted = inspect.signature(spec.recipe).parameters
+    for key in options:
+        if key not in accepted or key in RECIPE_ARGUMENTS:
+            flag = "--" + key.replace("_", "-")
+            raise BadInputError(f"model {name!r} does not take {flag} (its recipe {spec.recipe.__name__} has no such option)")
     if epochs <= 0:
         raise BadInputError(f"--epochs must be positive, got {epochs}")
     proto = get_protocol(protocol or spec.default_protocol)
@@ -119,7 +192,8 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
     size = spec.input_size[profile]
     model = spec.build(profile).to(device)
     start = time.time()
-    info = spec.recipe(model, proto, profile=profile, size=size, epochs=epochs, device=device, seed=seed, progress=progress)
+    info = spec.recipe(model, proto, profile=profile, size=size, epochs=epochs, device=device, seed=seed, progress=progress,
+                       **options)
     wall = time.time() - start
     dev = fr_operating_point(model, proto, size, device) if spec.task == "fr" else fas_operating_point(model, proto, size, device)
     card = {
