@@ -52,10 +52,18 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--model", "-m", required=True, help="Zoo variant to evaluate (see `facebench models`).")
+@click.option("--model", "-m", required=True,
+              help="Zoo variant to evaluate (see `facebench models`), or a model of your own as module:function or "
+                   "path/to/file.py:function (needs --task; see docs/adding-a-model.md).")
+@click.option("--task", type=click.Choice(["fr", "fas"]), default=None,
+              help="fr (L2-normalised embeddings) or fas (liveness logit). Required for a model of your own.")
+@click.option("--input-size", type=int, default=None,
+              help="Image size in pixels that a model of your own takes (images are rendered / read at it). Default: 64.")
 @click.option("--attack-suite", "suite", default="quick", show_default=True,
               help="Attack suite name (see `facebench suites`) or a YAML file describing one.")
-@click.option("--protocol", default=None, help="Evaluation protocol (see `facebench protocols`). Default: the model's own.")
+@click.option("--protocol", default=None,
+              help="Evaluation protocol (see `facebench protocols`). Default: the zoo model's own; synth-fr or synth-oulu "
+                   "for a model of your own.")
 @click.option("--samples", default=200, show_default=True, type=int,
               help="Evaluation items per goal (pairs for FR, frames for FAS), chosen deterministically from --seed.")
 @click.option("--store", default=str(DEFAULT_STORE), show_default=True, help=STORE_HELP)
@@ -63,14 +71,22 @@ def main() -> None:
               help="Where to compute: auto picks CUDA when available.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of item sampling and random starts.")
 @click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
-              help="Safetensors weights (with their .json card) instead of the shipped ones.")
-@click.option("--profile", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]),
-              help="Model size profile: tiny (CPU) or paper (the published scale, GPU).")
+              help="Safetensors weights. A zoo variant's (with their .json card) replace the shipped ones; a model of "
+                   "your own gets them loaded strictly (a .json card beside them is optional). Default: the shipped "
+                   "weights, or your factory's own.")
+@click.option("--profile", default=None, type=click.Choice(["tiny", "paper"]),
+              help="Zoo model size profile: tiny (CPU) or paper (the published scale, GPU). Default: tiny.")
 @click.option("--batch-size", default=128, show_default=True, type=int, help="Samples attacked at once.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
-def run(model: str, suite: str, protocol: Optional[str], samples: int, store: str, device: str, seed: int,
-        checkpoint: Optional[str], profile: str, batch_size: int, quiet: bool) -> None:
+def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, protocol: Optional[str], samples: int,
+        store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: int,
+        quiet: bool) -> None:
     """Evaluate MODEL against an attack suite and store every per-sample result.
+
+    MODEL is a zoo variant, or your own model: `mypkg.models:build` or `path/to/file.py:build`, a function
+    that takes no arguments and returns an nn.Module (FR: L2-normalised embeddings (N, D); FAS: a liveness
+    logit (N,), higher = live), e.g. `facebench run --model mypkg.models:build --task fr --checkpoint w.safetensors`.
+    Its outputs are checked on a batch of the dev split before any attack.
 
     Cells already in the store under the same configuration are reused, not recomputed.
     Prints a summary table: clean and robust accuracy and attack success rate (95 % interval)
@@ -80,9 +96,14 @@ def run(model: str, suite: str, protocol: Optional[str], samples: int, store: st
     from bench.config import format_eps
 
     command = "facebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "facebench" in sys.argv[0] else ""
+    if not command:  # called in-process (tests, notebooks): rebuild the command from the options given
+        ctx = click.get_current_context()
+        given = [p for p in ctx.command.params if isinstance(p, click.Option) and not p.is_flag
+                 and ctx.get_parameter_source(p.name) != click.core.ParameterSource.DEFAULT]
+        command = "facebench run " + " ".join(f"{p.opts[0]} {shlex.quote(str(ctx.params[p.name]))}" for p in given)
     cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
-                    store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size,
-                    command=command or f"facebench run --model {model} --attack-suite {suite}")
+                    store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
+                    task=task, input_size=input_size)
     outcome = run_benchmark(cfg, progress=not quiet, log=_log(quiet))
     rows = [
         [s["goal"], s["attack"], f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
@@ -278,7 +299,9 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
     if as_json:
         click.echo(json.dumps({"run": meta, "cells": [{"cell_id": c.cell_id, **c.config, **c.summary} for c in cells]}, indent=2, default=str))
         return
-    click.echo(f"run {meta['run_id']}  status {meta['status']}  model {meta['model']} ({meta.get('profile')})  "
+    kind = (f"user model, {meta.get('task')}, {meta.get('input_size')} px" if meta.get("source") == "user"
+            else meta.get("profile"))
+    click.echo(f"run {meta['run_id']}  status {meta['status']}  model {meta['model']} ({kind})  "
                f"protocol {meta['protocol']}  suite {meta['suite']}")
     click.echo(f"checkpoint {meta['checkpoint']} sha256 {meta['checkpoint_sha256'][:16]}  device {meta['device']}  seed {meta['seed']}")
     click.echo(f"threshold {float(meta['threshold']):.4f} ({meta['threshold_rule']})  started {meta.get('started')}  ended {meta.get('ended', '-')}")

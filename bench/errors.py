@@ -19,3 +19,11 @@ class StoreError(FacebenchError):
 
 class CheckpointError(FacebenchError):
     """A checkpoint or model card that is missing, corrupted or does not match its variant."""
+
+
+class ModelFactoryError(FacebenchError):
+    """A user's model factory (`module:function`) that cannot be imported or called, or returns no nn.Module."""
+
+
+class ModelOutputError(FacebenchError):
+    """A model whose outputs break the FR or FAS convention (shape, normalisation, differentiability)."""

@@ -6,7 +6,7 @@ import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,17 +20,25 @@ from attacks.suites import Suite, load_suite
 from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
 from bench.data.protocols import FASProtocol, FRProtocol, Protocol, choose_items, get_protocol
-from bench.errors import BadInputError, CheckpointError
-from bench.evaluation import embed, fas_operating_point, fr_operating_point, images_to_tensor
+from bench.conventions import check_model_outputs
+from bench.errors import BadInputError, CheckpointError, UnknownNameError
+from bench.evaluation import embed, fas_dev_result, fr_dev_result, images_to_tensor
 from bench.metrics import wilson_interval
 from bench.store import DEFAULT_STORE, CellResult, ResultsStore
 from bench.tasks import DEFAULT_GOALS, GOALS, SpoofTask, Task, VerificationTask
 from models_zoo.checkpoint import load_checkpoint, model_eval, shipped_weights
 from models_zoo.registry import VariantSpec, get_variant
+from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
 
 BUDGET_TOLERANCE = 1e-5
 PAIR_KIND = {"dodging": "genuine", "impersonation": "impostor"}
 VERSIONED = ("torch", "timm", "numpy", "h5py", "adversarial-robustness-toolbox", "foolbox", "torchattacks")
+TASKS = ("fr", "fas")
+USER_DEFAULT_PROTOCOL = {"fr": "synth-fr", "fas": "synth-oulu"}
+USER_DEFAULT_INPUT_SIZE = 64  # the tiny embedded world
+USER_PROFILE = "user"  # what a user model's runs and cells store as their profile
+INPUT_SIZE_RANGE = (16, 1024)
+CHECK_BATCH = 8  # images of the dev split that every model's outputs are checked on before any attack
 
 
 @dataclass
@@ -45,9 +53,11 @@ class RunConfig:
     device: str = "auto"
     store: str = "results/facebench.h5"
     checkpoint: Optional[str] = None
-    profile: str = "tiny"
+    profile: Optional[str] = None  # zoo variants: tiny (default) or paper; not for user models
     batch_size: int = 128
     command: str = ""
+    task: Optional[str] = None  # required for a user model (`module:function`); checked against a zoo variant's
+    input_size: Optional[int] = None  # user models: default 64; zoo variants: their profile's size
 
 
 @dataclass
@@ -84,17 +94,90 @@ def cell_id_of(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def load_model(spec: VariantSpec, cfg: RunConfig, device: torch.device) -> tuple[torch.nn.Module, dict, Path]:
-    """The variant's network with its checkpoint (the shipped one unless `--checkpoint`), in eval mode."""
-    weights = Path(cfg.checkpoint) if cfg.checkpoint else shipped_weights(spec.name, cfg.profile)
+@dataclass
+class ModelUnderTest:
+    """What a run evaluates, before its weights are loaded: a zoo variant or a user's factory."""
+
+    name: str  # the zoo variant's name, or the factory string as given (`mypkg.models:build`)
+    source: str  # "zoo" or "user"
+    task: str
+    profile: str  # the zoo profile; USER_PROFILE for a user model
+    input_size: int
+    default_protocol: str
+    spec: Optional[VariantSpec] = None
+    factory: Optional[Callable[[], torch.nn.Module]] = None
+
+
+@dataclass
+class LoadedModel:
+    """The network in eval mode on its device, with the provenance of its weights."""
+
+    module: torch.nn.Module
+    checkpoint: str  # the weights file, or FACTORY_WEIGHTS
+    sha256: str  # of the weights file, or of the factory's state_dict serialised as safetensors
+    card: dict  # the model card ({} for a user model without one)
+
+
+def resolve_model(cfg: RunConfig) -> ModelUnderTest:
+    """Resolve `--model`: a value with `:` is a user factory (imported now), anything else a zoo variant."""
+    if cfg.task is not None and cfg.task not in TASKS:
+        raise BadInputError(f"unknown task {cfg.task!r} (use fr or fas)")
+    if cfg.input_size is not None and not INPUT_SIZE_RANGE[0] <= cfg.input_size <= INPUT_SIZE_RANGE[1]:
+        raise BadInputError(f"--input-size must be between {INPUT_SIZE_RANGE[0]} and {INPUT_SIZE_RANGE[1]} pixels, got {cfg.input_size}")
+    if is_factory_ref(cfg.model):
+        if cfg.task is None:
+            raise BadInputError(f"--task fr or --task fas is required for a user model ({cfg.model!r}): "
+                                "is it face recognition (embeddings) or anti-spoofing (liveness logit)?")
+        if cfg.profile is not None:
+            raise BadInputError(f"--profile applies to zoo variants only; a user model ({cfg.model!r}) is sized by its "
+                                "factory, and --input-size sets the image size")
+        factory = load_factory(cfg.model)
+        return ModelUnderTest(cfg.model, "user", cfg.task, USER_PROFILE, cfg.input_size or USER_DEFAULT_INPUT_SIZE,
+                              USER_DEFAULT_PROTOCOL[cfg.task], factory=factory)
+    try:
+        spec = get_variant(cfg.model)
+    except UnknownNameError as e:
+        if "." in cfg.model or "/" in cfg.model:
+            raise UnknownNameError(f"{e}; a model of your own is written module:function, e.g. mypkg.models:build") from None
+        raise
+    profile = cfg.profile or "tiny"
+    if profile not in spec.input_size:
+        raise BadInputError(f"unknown profile {profile!r} (known: {', '.join(spec.input_size)})")
+    if cfg.task is not None and cfg.task != spec.task:
+        raise BadInputError(f"--task {cfg.task} disagrees with zoo variant {spec.name!r}, a {spec.task} model")
+    size = spec.input_size[profile]
+    if cfg.input_size is not None and cfg.input_size != size:
+        raise BadInputError(f"--input-size {cfg.input_size} disagrees with zoo variant {spec.name!r}, which takes "
+                            f"{size} px at profile {profile} (--input-size is for user models)")
+    return ModelUnderTest(spec.name, "zoo", spec.task, profile, size, spec.default_protocol, spec=spec)
+
+
+def load_model(mut: ModelUnderTest, cfg: RunConfig, device: torch.device) -> LoadedModel:
+    """Build the network and load its weights, in eval mode on `device`.
+
+    Zoo variants: the shipped checkpoint unless `--checkpoint`, whose card must name the variant and
+    profile and match the file's sha256. User models: the factory's own weights unless `--checkpoint`
+    (loaded strictly; a sibling card is optional and its sha256 checked when present).
+    """
+    if mut.source == "user":
+        assert mut.factory is not None
+        model = build_from_factory(mut.name, mut.factory)
+        if cfg.checkpoint:
+            sha, card = load_user_checkpoint(model, Path(cfg.checkpoint))
+            checkpoint = str(cfg.checkpoint)
+        else:
+            sha, card, checkpoint = state_dict_sha256(model), {}, FACTORY_WEIGHTS
+        return LoadedModel(model_eval(model).to(device), checkpoint, sha, card)
+    assert mut.spec is not None
+    weights = Path(cfg.checkpoint) if cfg.checkpoint else shipped_weights(mut.name, mut.profile)
     if weights is None:
         raise CheckpointError(
-            f"model {spec.name!r} has no shipped {cfg.profile} weights; train them with "
-            f"`facebench train --model {spec.name} --profile {cfg.profile}` or pass --checkpoint"
+            f"model {mut.name!r} has no shipped {mut.profile} weights; train them with "
+            f"`facebench train --model {mut.name} --profile {mut.profile}` or pass --checkpoint"
         )
-    model = spec.build(cfg.profile)
-    card = load_checkpoint(model, weights, variant=spec.name, profile=cfg.profile)
-    return model_eval(model).to(device), card, weights
+    model = mut.spec.build(mut.profile)
+    card = load_checkpoint(model, weights, variant=mut.name, profile=mut.profile)
+    return LoadedModel(model_eval(model).to(device), str(weights), card["sha256"], card)
 
 
 def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold: float, cfg: RunConfig,
@@ -195,36 +278,47 @@ def plan(suite: Suite, goals: tuple[str, ...]) -> list[tuple[str, str, dict, str
 
 
 def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = lambda s: None) -> RunOutcome:
-    """Evaluate one model against one suite on one protocol; every cell goes to the store."""
-    spec = get_variant(cfg.model)
+    """Evaluate one model against one suite on one protocol; every cell goes to the store.
+
+    Everything a user can get wrong (names, task, factory, checkpoint, output convention) is refused
+    before the store is created or touched.
+    """
+    mut = resolve_model(cfg)
     suite = load_suite(cfg.suite)
-    protocol = get_protocol(cfg.protocol or spec.default_protocol)
-    if protocol.task != spec.task:
-        raise BadInputError(f"protocol {protocol.name!r} is for {protocol.task} models but {spec.name!r} is a {spec.task} model")
+    protocol = get_protocol(cfg.protocol or mut.default_protocol)
+    if protocol.task != mut.task:
+        flag = f" (--task {mut.task})" if mut.source == "user" else ""
+        raise BadInputError(f"protocol {protocol.name!r} is for {protocol.task} models but {mut.name!r} is a {mut.task} model{flag}")
     if cfg.samples < 1:
         raise BadInputError(f"--samples must be at least 1, got {cfg.samples}")
     if cfg.batch_size < 1:
         raise BadInputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
-    goals = suite.goals or DEFAULT_GOALS[spec.task]
-    wrong = [g for g in goals if GOALS[g] != spec.task]
+    goals = suite.goals or DEFAULT_GOALS[mut.task]
+    wrong = [g for g in goals if GOALS[g] != mut.task]
     if wrong:
-        raise BadInputError(f"suite {suite.name!r} asks for goals {wrong} that a {spec.task} model cannot serve")
+        raise BadInputError(f"suite {suite.name!r} asks for goals {wrong} that a {mut.task} model cannot serve")
     store = ResultsStore(cfg.store)
-    if store.path == DEFAULT_STORE:  # the default location is ours to create; a named one must exist
-        store.path.parent.mkdir(parents=True, exist_ok=True)
-    store.check_writable()
+    # the default location is ours to create (once the run starts); a named one's directory must exist
+    create_parent = store.path == DEFAULT_STORE and not store.path.parent.exists()
+    if not create_parent:
+        store.check_writable()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    model, card, weights = load_model(spec, cfg, device)
-    size = spec.input_size[cfg.profile]
+    loaded = load_model(mut, cfg, device)
+    model, card, size = loaded.module, loaded.card, mut.input_size
+    cfg = replace(cfg, profile=None if mut.source == "user" else mut.profile, input_size=size, task=mut.task)
 
-    log(f"model {spec.name} ({cfg.profile}, {weights.name}, sha256 {card['sha256'][:12]}) on {device}")
+    # the output conventions, on a batch of the dev split, before anything is logged, attacked or stored
+    dev_split = protocol.dev_set(size) if isinstance(protocol, FRProtocol) else protocol.frames("dev", size)
+    check_model_outputs(model, images_to_tensor(dev_split.images[:CHECK_BATCH]).to(device), mut.task, mut.name)
+    weights_name = Path(loaded.checkpoint).name if loaded.checkpoint != FACTORY_WEIGHTS else loaded.checkpoint
+    log(f"model {mut.name} ({mut.profile}, {size} px, {weights_name}, sha256 {loaded.sha256[:12]}) on {device}")
     if isinstance(protocol, FRProtocol):
-        dev = fr_operating_point(model, protocol, size, device)
+        dev = fr_dev_result(model, dev_split, device)
         log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
             f"{dev.operating_point.dev_count} dev pairs); dev TAR {dev.tar:.3f}")
     else:
-        dev = fas_operating_point(model, protocol, size, device)
+        dev = fas_dev_result(model, dev_split, device)
         log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
             f"{dev.operating_point.dev_count} dev frames); dev ACER {dev.rates.acer:.3f}")
     op = dev.operating_point
@@ -232,14 +326,19 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     reproduces = card_tau is not None and abs(float(card_tau) - op.threshold) <= 1e-4
     if card_tau is not None and not reproduces:
         log(f"warning: the dev threshold {op.threshold:.4f} differs from the model card's {float(card_tau):.4f}")
+    if create_parent:
+        store.path.parent.mkdir(parents=True, exist_ok=True)
+        store.check_writable()
 
     grid = plan(suite, goals)
     meta = {
-        "model": spec.name,
-        "task": spec.task,
-        "profile": cfg.profile,
-        "checkpoint": str(weights),
-        "checkpoint_sha256": card["sha256"],
+        "model": mut.name,
+        "source": mut.source,
+        "task": mut.task,
+        "profile": mut.profile,
+        "input_size": size,
+        "checkpoint": loaded.checkpoint,
+        "checkpoint_sha256": loaded.sha256,
         "protocol": protocol.name,
         "suite": suite.name,
         "suite_budgets": suite.budgets(),
@@ -264,9 +363,9 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         for goal, attack_name, params, norm, eps in bar:
             attack = make_attack(attack_name, params)
             config = {
-                "model": spec.name,
-                "profile": cfg.profile,
-                "checkpoint_sha256": card["sha256"],
+                "model": mut.name,
+                "profile": mut.profile,
+                "checkpoint_sha256": loaded.sha256,
                 "protocol": protocol.name,
                 "goal": goal,
                 "attack": attack_name,
@@ -278,6 +377,8 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
                 "seed": cfg.seed,
                 "threshold_rule": op.rule,
             }
+            if mut.source == "user":  # zoo cells keep their ids; a user cell can never take one of theirs
+                config.update(task=mut.task, input_size=size)
             cid = cell_id_of(config)
             bar.set_postfix_str(f"{goal} {attack_name} {norm} {format_eps(norm, eps)}")
             if store.has_cell(cid):

@@ -67,12 +67,31 @@ def load_weights(model: nn.Module, weights: Path, expected_sha256: Optional[str]
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"checkpoint {weights} is not a readable safetensors file: {e}") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else "state dict mismatch"
-        raise CheckpointError(f"checkpoint {weights} does not match the architecture: {first}") from None
+    expected = model.state_dict()
+    shapes = [f"{k} {tuple(state[k].shape)} in the checkpoint vs {tuple(v.shape)} in the model"
+              for k, v in expected.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if shapes:  # torch refuses these too, but not in a message that fits on one line
+        missing = [k for k in expected if k not in state]
+        unexpected = [k for k in state if k not in expected]
+    else:
+        try:
+            # strict=False only so that a mismatch can be reported by key name; any mismatch is still refused
+            result = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "state dict mismatch"
+            raise CheckpointError(f"checkpoint {weights} does not match the architecture: {first}") from None
+        missing, unexpected = result.missing_keys, result.unexpected_keys
+    problems = [f"{what} {_few(keys)}" for what, keys in
+                (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatch", shapes)) if keys]
+    if problems:
+        raise CheckpointError(f"checkpoint {weights} does not match the architecture: {'; '.join(problems)}")
     return digest
+
+
+def _few(names: list[str], n: int = 3) -> str:
+    """A few names of a long list, for a one-line error."""
+    shown = ", ".join(names[:n])
+    return shown + (f" (+{len(names) - n} more)" if len(names) > n else "")
 
 
 def load_checkpoint(model: nn.Module, weights: Path, variant: Optional[str] = None, profile: Optional[str] = None) -> dict:

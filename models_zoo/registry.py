@@ -45,6 +45,8 @@ def register_variant(
     recipe: Optional[Callable[..., dict]] = None,
 ) -> Callable[[Callable[[str], nn.Module]], Callable[[str], nn.Module]]:
     """Register a factory `profile -> nn.Module` as variant `name`."""
+    if ":" in name:  # `--model a:b` means a user's factory, never a zoo variant
+        raise ValueError(f"variant name {name!r} must not contain ':'")
 
     def wrap(factory: Callable[[str], nn.Module]) -> Callable[[str], nn.Module]:
         VARIANTS.add(
