@@ -102,7 +102,7 @@ def test_synth_fas_default_layouts():
     from bench.data.synth_fas import SYNTH_FAS, SynthFASLayout
 
     assert SYNTH_FAS == {
-        "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=3),
+        "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=6),
         "casia": SynthFASLayout(train=15, dev=5, test=30, sessions=3),
         "replay": SynthFASLayout(train=15, dev=15, test=20, sessions=2),
         "msu": SynthFASLayout(train=12, dev=3, test=20, sessions=2),

@@ -44,6 +44,9 @@ class MediumStats:
     gamma: tuple[float, float] = (0.75, 1.3)
     tint: tuple[float, float, float] = (0.96, 1.0, 1.06)  # mean colour balance of the screens
     glare: float = 0.5  # probability of a visible reflection on a screen
+    # 0: dots and pixel grid show as luminance patterns (monochrome halftone, moire); 1: as colour
+    # patterns with little luminance change (CMY rosettes of a colour printer, the RGB sub-pixels of a screen)
+    chroma: float = 0.0
 
 
 def medium_params(rng: np.random.Generator, subtype: str, stats: MediumStats) -> dict:
@@ -79,6 +82,7 @@ def medium_params(rng: np.random.Generator, subtype: str, stats: MediumStats) ->
         "bezel": rng.uniform(0.05, 0.14) if subtype == "replay-phone" else rng.uniform(0.02, 0.06),
         "bezel_color": rng.uniform(0.02, 0.2),
         "screen_gain": rng.uniform(0.85, 1.1),
+        "chroma": stats.chroma,
     }
 
 
@@ -136,8 +140,10 @@ def present(source: np.ndarray, background: np.ndarray, subtypes: list[str], par
     hp, ha = g("halftone"), g("halftone_angle")
     cx = (np.cos(ha) * u + np.sin(ha) * v) * s / 2
     cy = (-np.sin(ha) * u + np.cos(ha) * v) * s / 2
-    dots = 0.5 + 0.5 * np.sin(2 * np.pi * cx / hp) * np.sin(2 * np.pi * cy / hp)
-    printed = printed * (1 - g("halftone_amp")[..., None] * dots[..., None])
+    chroma = g("chroma")[..., None]
+    shift = np.float32(2 * np.pi / 3) * np.arange(3, dtype=np.float32)  # per colour channel (CMY / RGB)
+    dots = 0.5 + 0.5 * np.sin(2 * np.pi * cx / hp)[..., None] * np.sin(2 * np.pi * cy[..., None] / hp[..., None] + chroma * shift)
+    printed = printed * (1 - g("halftone_amp")[..., None] * dots)
     printed = in_photo[..., None] * printed + (1 - in_photo[..., None]) * g("paper")
     lg = g("light_grad")
     planar = 1 + lg[..., 0] * u + lg[..., 1] * v
@@ -155,8 +161,8 @@ def present(source: np.ndarray, background: np.ndarray, subtypes: list[str], par
     mx = (np.cos(ma) * u + np.sin(ma) * v) * s / 2
     my = (-np.sin(ma) * u + np.cos(ma) * v) * s / 2
     period = g("moire")
-    grid = 0.5 + 0.25 * (np.cos(2 * np.pi * mx / period) + np.cos(2 * np.pi * my / period))
-    screen = screen * (1 - g("moire_strength")[..., None] * grid[..., None])
+    grid = 0.5 + 0.25 * (np.cos(2 * np.pi * mx[..., None] / period[..., None] + chroma * shift) + np.cos(2 * np.pi * my / period)[..., None])
+    screen = screen * (1 - g("moire_strength")[..., None] * grid)
     ba = g("band_angle")
     bx = (np.cos(ba) * u + np.sin(ba) * v + g("band_curve") * (-np.sin(ba) * u + np.cos(ba) * v) ** 2) * s / 2
     bands = 0.5 + 0.5 * np.cos(2 * np.pi * bx / g("band"))

@@ -43,7 +43,7 @@ class SynthFASLayout:
 SYNTH_FAS: dict[str, SynthFASLayout] = {
     # proportions of the real datasets; CASIA-FASD and MSU-MFSD have no dev split: their dev
     # subjects are carved out of the official train subjects
-    "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=3),
+    "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=6),
     "casia": SynthFASLayout(train=15, dev=5, test=30, sessions=3),
     "replay": SynthFASLayout(train=15, dev=15, test=20, sessions=2),
     "msu": SynthFASLayout(train=12, dev=3, test=20, sessions=2),

@@ -77,7 +77,7 @@ DOMAINS: dict[str, Domain] = {
             "oulu", 1, "mobile phones, three sessions of light and background; glossy and matte prints, phone and monitor replay",
             blur=(0.2, 0.6), noise=(0.01, 0.025), jpeg=(85, 95), pose=0.5, ambient=(0.3, 0.6), occlusion=0.0,
             cast_bias=(0.03, 0.0, -0.03), sharpen=(0.8, 1.6), media=("print-glossy", "print-matte", "replay-phone", "replay-monitor"),
-            medium=MediumStats(halftone_period=(2.2, 2.8), halftone_amp=(0.35, 0.5), moire_period=(1.6, 2.0), moire_strength=(0.3, 0.4),
+            medium=MediumStats(halftone_period=(2.2, 2.8), halftone_amp=(0.35, 0.5), moire_period=(1.6, 2.0), moire_strength=(0.3, 0.4), chroma=1.0,
                                tint=(0.94, 1.0, 1.08), paper=(0.95, 0.95, 0.92), band_period=(6.0, 8.0), band_angle=(-0.3, 0.3),
                                band_strength=(0.15, 0.25)),
             illumination=(0.6, 0.15, 0.15, 0.1), stands_for="OULU-NPU",
@@ -416,14 +416,12 @@ class FaceWorld:
         px = 2.0 / self.size
         bg = _stack(nui, "bg")
         t = (v0[..., None] + 1) / 2
-        img = bg[:, :, :, 0, :] * (1 - t)
-        img += bg[:, :, :, 1, :] * t
-        blobs = np.asarray([d["blobs"] for d in nui], dtype=np.float32)
+        img = (bg[:, :, :, 0, :] * (1 - t) + bg[:, :, :, 1, :] * t).astype(np.float32)
+        blobs = np.asarray([d["blobs"] for d in nui])
         for k in range(blobs.shape[1]):
             bx, by, br = blobs[:, k, 0] * 2 - 1, blobs[:, k, 1] * 2 - 1, 0.1 + 0.3 * blobs[:, k, 2]
             m = _soft(br[:, None, None] - np.hypot(u0 - bx[:, None, None], v0 - by[:, None, None]), px)
-            m *= 0.8
-            img += m[..., None] * (blobs[:, k, 3:6][:, None, None, :] - img)  # blobs span the frame: no bounding box
+            img = _blend(img, m * 0.8, blobs[:, k, 3:6][:, None, None, :])
         return img
 
     def _render_scene(self, idp: list[dict], nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -550,14 +548,13 @@ class FaceWorld:
         k = s * 0.35
         nx_, ny_, nz_ = -gx * k, -gy * k, np.ones_like(gx)
         norm = np.sqrt(nx_**2 + ny_**2 + nz_**2)
-        light = np.asarray([d["light"] for d in nui], dtype=np.float32)
+        light = np.asarray([d["light"] for d in nui])
         ndotl = (nx_ * light[:, 0, None, None] - ny_ * light[:, 1, None, None] + nz_ * light[:, 2, None, None]) / norm
         amb = g("ambient")
         shade = amb + (1 - amb) * np.clip(ndotl, 0, None)
         lit = np.clip(face_mask + scalp * top + long_mask, 0, 1)
         shade = shade * lit + (0.75 + 0.25 * amb) * (1 - lit)
-        img *= (shade * g("gain"))[..., None]
-        img *= g("cast")
+        img = img * shade[..., None] * g("gain")[..., None] * g("cast")
 
         # occluder (a hand, a scarf, a microphone ...)
         occ = np.asarray([d["occ"] for d in nui])
