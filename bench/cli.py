@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -32,7 +33,15 @@ class FacebenchGroup(click.Group):
             ctx.exit(130)
 
 
+def _silence_bars(quiet: bool) -> None:
+    """--quiet: no progress bars from any part of the process (rendering the world included)."""
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
+
+
 def _log(quiet: bool):
+    """Log lines to stderr; with --quiet none, and no progress bars anywhere (see `_silence_bars`)."""
+    _silence_bars(quiet)
     return (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
 
 
@@ -330,6 +339,7 @@ def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: O
     from bench.config import resolve_device
     from models_zoo.training import train_variant
 
+    _silence_bars(quiet)
     command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
     options = {"pretrain": pretrain} if pretrain is not None else {}
     weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,

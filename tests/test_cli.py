@@ -1,4 +1,6 @@
 """The CLI through click's test runner: listings, errors, and a real run on the shipped tiny model."""
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -137,3 +139,13 @@ def test_datasets_build_writes_an_official_layout(runner, tmp_path, monkeypatch)
     root = next((tmp_path / "cache").glob("world-*/msu-mfsd"))
     assert (root / "train_sub_list.txt").exists() and (root / "scene01" / "real").is_dir()
     _one_line_error(runner.invoke(main, ["datasets", "build", "--only", "nope"]), "unknown stand-in dataset")
+
+
+def test_quiet_run_prints_no_progress_bars(store_path, monkeypatch):
+    """--quiet silences every bar of the process, the world's rendering included (tqdm reads TQDM_DISABLE)."""
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    result = CliRunner().invoke(main, ["run", "--model", "facenet-baseline", "--attack-suite", "quick", "--samples", "4",
+                                       "--store", str(store_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert os.environ.get("TQDM_DISABLE") == "1"
+    assert "it/s" not in result.output and "%|" not in result.output
