@@ -332,9 +332,10 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
 @click.option("--pretrain", default=None, type=click.Choice(["none", "l1", "gan"]),
               help="Pre-training stage of recipes that have one (depth-gan-spoof: none = from scratch, "
               "l1 = pseudo-depth L1 only, gan = L1 + adversarial). Default: the recipe's own.")
+@click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int,
-          pretrain: Optional[str], quiet: bool) -> None:
+          pretrain: Optional[str], force: bool, quiet: bool) -> None:
     """Train a zoo variant; writes safetensors weights and a JSON model card."""
     from bench.config import resolve_device
     from models_zoo.training import train_variant
@@ -343,7 +344,8 @@ def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: O
     command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
     options = {"pretrain": pretrain} if pretrain is not None else {}
     weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,
-                                  device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options)
+                                  device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,
+                                  force=force)
     click.echo(f"wrote {weights} ({card['parameters']} parameters, {card['wall_time_s']} s); {_dev_summary(card['dev'])}")
 
 
@@ -365,3 +367,31 @@ _attach_prepare()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@main.group()
+def zoo() -> None:
+    """The model zoo as a whole: train every variant with its shipped schedule."""
+
+
+@zoo.command("build")
+@click.option("--profile", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]), help="Model size profile.")
+@click.option("--only", "only", multiple=True, help="Train only this variant (repeatable). Default: every variant with a recipe.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Directory for the weights and cards. Default: the zoo's shipped weights/ (overwrites them).")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Training seed of every variant.")
+@click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def zoo_build(profile: str, only: tuple[str, ...], out: Optional[str], device: str, seed: int, force: bool, quiet: bool) -> None:
+    """Train every zoo variant on its default protocol with its zoo epochs; prints the time of each."""
+    from bench.config import resolve_device
+    from models_zoo.training import build_zoo
+
+    _silence_bars(quiet)
+    built = build_zoo(profile, list(only) or None, out_dir=Path(out) if out else None, device=resolve_device(device),
+                      seed=seed, progress=not quiet, force=force)
+    rows = [[name, card["task"], card["epochs"], card["wall_time_s"], _dev_summary(card["dev"]), str(weights)]
+            for name, weights, card in built]
+    click.echo(tabulate(rows, headers=["variant", "task", "epochs", "train s", "dev metrics", "weights"]))
+    click.echo(f"total training time {sum(r[3] for r in rows):.0f} s")

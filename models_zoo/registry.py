@@ -24,6 +24,7 @@ class VariantSpec:
     default_protocol: str
     citation: str = ""
     recipe: Optional[Callable[..., dict]] = field(default=None, compare=False)
+    zoo_epochs: dict[str, int] = field(default_factory=dict)  # epochs of the shipped / `zoo build` training, per profile
 
     def build(self, profile: str = "tiny") -> nn.Module:
         if profile not in PROFILES:
@@ -43,6 +44,7 @@ def register_variant(
     default_protocol: str,
     citation: str = "",
     recipe: Optional[Callable[..., dict]] = None,
+    zoo_epochs: Optional[dict[str, int]] = None,
 ) -> Callable[[Callable[[str], nn.Module]], Callable[[str], nn.Module]]:
     """Register a factory `profile -> nn.Module` as variant `name`."""
     if ":" in name:  # `--model a:b` means a user's factory, never a zoo variant
@@ -51,7 +53,8 @@ def register_variant(
     def wrap(factory: Callable[[str], nn.Module]) -> Callable[[str], nn.Module]:
         VARIANTS.add(
             name,
-            VariantSpec(name, task, description, factory, dict(input_size), default_protocol, citation, recipe),
+            VariantSpec(name, task, description, factory, dict(input_size), default_protocol, citation, recipe,
+                        dict(zoo_epochs or {})),
         )
         return factory
 

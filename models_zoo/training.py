@@ -168,13 +168,18 @@ RECIPE_ARGUMENTS = ("model", "protocol", "profile", "size", "epochs", "device", 
 
 def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: int = 10,
                   out: Optional[Path] = None, device: torch.device = torch.device("cpu"), seed: int = 0,
-                  progress: bool = True, command: str = "", options: Optional[dict] = None) -> tuple[Path, dict]:
+                  progress: bool = True, command: str = "", options: Optional[dict] = None,
+                  force: bool = False) -> tuple[Path, dict]:
     """Train variant `name`, measure its dev metrics, and write safetensors + model card.
 
     `options` are extra keyword arguments of the variant's recipe (e.g. `{"pretrain": "gan"}`); an
-    option the recipe does not take is refused before any work.
+    option the recipe does not take is refused before any work. The paper profile is refused on a
+    CPU unless `force`.
     """
     spec = get_variant(name)
+    if profile == "paper" and device.type != "cuda" and not force:
+        raise BadInputError(f"the paper profile of {name!r} ({spec.input_size.get('paper')} px, the seeds' scale) trains on a "
+                            "CUDA device; on a CPU it would take days (pass --force to train it anyway)")
     if spec.recipe is None:
         raise BadInputError(f"model {name!r} has no training recipe")
     options = dict(options or {})
@@ -220,3 +225,28 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
     if weights.suffix != ".safetensors":
         weights = weights / f"{name}-{profile}.safetensors"
     return weights, save_checkpoint(model, card, weights)
+
+
+def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_dir: Optional[Path] = None,
+              device: torch.device = torch.device("cpu"), seed: int = 0, progress: bool = True,
+              force: bool = False) -> list[tuple[str, Path, dict]]:
+    """Train every variant (or `names`) at `profile` with its zoo epochs; returns (name, weights, card).
+
+    Each card's training command is the `facebench train` line that reproduces that variant alone.
+    """
+    from models_zoo.registry import VARIANTS
+
+    names = list(names) if names else [n for n in VARIANTS.names() if VARIANTS.get(n).recipe is not None]
+    specs = [get_variant(n) for n in names]  # unknown names fail before any training
+    missing = [s.name for s in specs if profile not in s.zoo_epochs]
+    if missing:
+        raise BadInputError(f"no zoo training schedule at the {profile} profile for {', '.join(missing)}")
+    built = []
+    for spec in specs:
+        epochs = spec.zoo_epochs[profile]
+        command = f"facebench train --model {spec.name} --profile {profile} --epochs {epochs} --seed {seed}"
+        out = Path(out_dir) / f"{spec.name}-{profile}.safetensors" if out_dir else None
+        weights, card = train_variant(spec.name, profile=profile, epochs=epochs, out=out, device=device, seed=seed,
+                                      progress=progress, command=command, force=force)
+        built.append((spec.name, weights, card))
+    return built

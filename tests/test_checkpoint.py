@@ -4,10 +4,13 @@ import json
 import pytest
 import torch
 
-from bench.errors import CheckpointError
+from bench.data import get_protocol
+from bench.errors import BadInputError, CheckpointError
+from bench.evaluation import fas_operating_point, fr_operating_point
 from models_zoo import get_variant
 from models_zoo.checkpoint import load_checkpoint, read_card, save_checkpoint, shipped_weights
-from models_zoo.training import train_variant
+from models_zoo.registry import VARIANTS
+from models_zoo.training import build_zoo, train_variant
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +71,52 @@ def test_missing_card_is_refused(tmp_path):
         load_checkpoint(torch.nn.Linear(2, 2), path)
 
 
-def test_shipped_card_matches_its_weights():
-    weights = shipped_weights("facenet-baseline", "tiny")
-    assert weights is not None
+SHIPPED = [n for n in VARIANTS.names() if shipped_weights(n, "tiny") is not None]
+
+
+def test_the_baseline_ships():
+    assert "facenet-baseline" in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_card_matches_its_weights_and_dev_metric_reproduces(name):
+    """The card's sha256 is its weights' (checked on load) and its dev operating point is measured again."""
+    weights = shipped_weights(name, "tiny")
     card = json.loads(weights.with_suffix(".json").read_text())
-    model = get_variant("facenet-baseline").build("tiny")
-    load_checkpoint(model, weights, variant="facenet-baseline", profile="tiny")  # checks the sha256
+    spec = get_variant(name)
+    model = spec.build("tiny")
+    load_checkpoint(model, weights, variant=name, profile="tiny")
     assert card["training_command"].startswith("facebench train")
+    model.eval()
+    proto = get_protocol(card["protocol"])
+    cpu = torch.device("cpu")
+    size = spec.input_size["tiny"]
+    dev = fr_operating_point(model, proto, size, cpu) if spec.task == "fr" else fas_operating_point(model, proto, size, cpu)
+    again = dev.as_card()
+    assert again["threshold"] == pytest.approx(card["dev"]["threshold"], abs=1e-4)
+    key = "dev_tar" if spec.task == "fr" else "dev_eer"
+    assert again[key] == pytest.approx(card["dev"][key], abs=1e-3)
+
+
+def test_paper_profile_is_refused_on_cpu_without_force():
+    with pytest.raises(BadInputError, match="--force"):
+        train_variant("facenet-baseline", profile="paper", epochs=1, progress=False)
+
+
+def test_zoo_build_trains_each_variant_with_its_schedule(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_train(name, **kw):
+        calls.append((name, kw["epochs"], kw["command"], kw["out"]))
+        return kw["out"], {"task": "fr"}
+
+    monkeypatch.setattr("models_zoo.training.train_variant", fake_train)
+    built = build_zoo("tiny", ["facenet-baseline"], out_dir=tmp_path, progress=False)
+    assert calls == [("facenet-baseline", 120, "facebench train --model facenet-baseline --profile tiny --epochs 120 --seed 0",
+                      tmp_path / "facenet-baseline-tiny.safetensors")]
+    assert [b[0] for b in built] == ["facenet-baseline"]
+    calls.clear()
+    build_zoo("tiny", None, out_dir=tmp_path, progress=False)  # the default: every variant with a recipe
+    assert {c[0] for c in calls} == {n for n in VARIANTS.names() if get_variant(n).recipe is not None}
+    with pytest.raises(BadInputError, match="paper"):
+        build_zoo("paper", ["facenet-baseline"], progress=False)  # no paper schedule yet: refused before training

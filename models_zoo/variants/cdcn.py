@@ -57,6 +57,7 @@ def train_cdcn(model: CDCN, protocol: FASProtocol, *, profile: str, size: int, e
     default_protocol="synth-ocim->o",
     citation="Yu et al. Searching Central Difference Convolutional Networks for Face Anti-Spoofing. CVPR 2020",
     recipe=train_cdcn,
+    zoo_epochs={"tiny": 30},
 )
 def cdcn_variant(profile: str) -> CDCN:
     return cdcn(profile)

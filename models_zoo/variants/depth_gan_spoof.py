@@ -105,6 +105,7 @@ def train_depth_gan_spoof(model: PseudoDepthLivenessNet, protocol: FASProtocol, 
     citation="Adversarial pseudo-depth generation as backbone pre-training for face anti-spoofing "
     "(facebench's FAS seed method; bibliographic reference not recorded in the repository yet)",
     recipe=train_depth_gan_spoof,
+    zoo_epochs={"tiny": 30},
 )
 def depth_gan_spoof(profile: str) -> PseudoDepthLivenessNet:
     return pseudo_depth_net(profile)

@@ -12,6 +12,7 @@ from models_zoo.training import train_triplet
     default_protocol="synth-fr",
     citation="Schroff, Kalenichenko, Philbin. FaceNet. CVPR 2015",
     recipe=train_triplet,
+    zoo_epochs={"tiny": 120},
 )
 def facenet_baseline(profile: str) -> EmbeddingNet:
     return facenet(profile)

@@ -81,6 +81,7 @@ def _ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     citation="Zhang et al. CelebA-Spoof: Large-Scale Face Anti-Spoofing Dataset with "
     "Rich Annotations. ECCV 2020 (AENet)",
     recipe=train_multiloss,
+    zoo_epochs={"tiny": 30},
 )
 def multiloss_sota(profile: str) -> MultiLossNet:
     return multiloss_net(profile)
