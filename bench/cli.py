@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -36,7 +35,9 @@ class FacebenchGroup(click.Group):
 def _silence_bars(quiet: bool) -> None:
     """--quiet: no progress bars from any part of the process (rendering the world included)."""
     if quiet:
-        os.environ["TQDM_DISABLE"] = "1"
+        from bench.progress import set_enabled
+
+        set_enabled(False)
 
 
 def _log(quiet: bool):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
@@ -13,7 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from bench.progress import bar as progress_bar
 
 from attacks import Attack, make_attack
 from attacks.suites import Suite, load_suite
@@ -358,7 +357,7 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     run_id = store.begin_run(meta)
     outcome = RunOutcome(run_id, store.path)
     items_cache: dict[str, tuple[GoalItems, torch.Tensor]] = {}
-    bar = tqdm(grid, desc="cells", unit="cell", disable=not progress, file=sys.stderr)
+    bar = progress_bar(grid, show=progress, desc="cells", unit="cell")
     try:
         for goal, attack_name, params, norm, eps in bar:
             attack = make_attack(attack_name, params)

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import inspect
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from bench.progress import bar as progress_bar
 
 from bench import __version__
 from bench.config import seed_everything
@@ -80,7 +79,7 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_e
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
     history = []
-    bar = tqdm(total=epochs * steps_per_epoch, desc="train", unit="step", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=epochs * steps_per_epoch, show=progress, desc="train", unit="step")
     for epoch in range(epochs):
         model.train()
         losses = []

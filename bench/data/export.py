@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +23,7 @@ from typing import Callable, ClassVar, Optional
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
+from bench.progress import bar as progress_bar
 
 from bench.data import protocols, synth_fas
 from bench.data.media import SUBTYPES
@@ -117,8 +116,8 @@ def ensure(dataset: str, size: int = 64, seed: int = 0) -> Path:
     return final
 
 
-def _progress(dataset: str, size: int, total: int) -> tqdm:
-    return tqdm(total=total, desc=f"facebench: rendering {dataset} stand-in ({size}px)", unit="img", file=sys.stderr,
+def _progress(dataset: str, size: int, total: int):
+    return progress_bar(total=total, desc=f"facebench: rendering {dataset} stand-in ({size}px)", unit="img",
                 leave=False)
 
 

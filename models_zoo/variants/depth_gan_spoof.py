@@ -8,12 +8,11 @@ live / spoof labels only. `pretrain` selects the ablation: `none` (stage 2 from 
 """
 from __future__ import annotations
 
-import sys
 from typing import Optional
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from bench.progress import bar as progress_bar
 
 from bench.data.protocols import FASProtocol, FASSet
 from bench.errors import BadInputError
@@ -37,7 +36,7 @@ def pretrain_pseudo_depth(generator: torch.nn.Module, train: FASSet, *, epochs: 
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999)) if discriminator is not None else None
     batches, steps = shuffled_batches(len(train), batch, rng)
     parts = LossParts(steps)
-    bar = tqdm(total=epochs * steps, desc="pretrain", unit="step", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=epochs * steps, show=progress, desc="pretrain", unit="step")
     for epoch in range(epochs):
         generator.train()
         for idx in batches(epoch):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from tqdm import tqdm
+from bench.progress import bar as progress_bar
 
 from bench.data.real import DATASETS
 from bench.data.real.common import VIDEO_SUFFIXES, DatasetError, even_indices, require
@@ -157,7 +157,7 @@ def prepare_dataset(
         shutil.copy2(src / rel, target)
         report.copied_files += 1
     detector = FaceDetector()
-    for rel in tqdm(videos, desc=f"prepare {name}", unit="video"):
+    for rel in progress_bar(videos, desc=f"prepare {name}", unit="video"):
         target = out / rel.with_suffix("")
         if (target / DONE_MARKER).exists():
             report.skipped += 1
