@@ -3,7 +3,8 @@
 `python -m bench.data.calibration synth-oulu 'synth-ocim->o' ...` trains the network on each
 protocol's train split (BCE, 30 epochs, seed 0), takes the EER threshold on its dev split and
 prints the error rates on dev and test (the table in docs/datasets.md). The calibration test uses
-the same function.
+the same function. `python -m bench.data.calibration --model depth-gan-spoof ...` evaluates shipped
+anti-spoofing weights the same way on the protocol of their card (the figures in docs/zoo.md).
 """
 from __future__ import annotations
 
@@ -33,8 +34,6 @@ class Difficulty:
 
 def measure(protocol: str, *, epochs: int = 30, seed: int = 0, size: int = 64, progress: bool = False) -> Difficulty:
     """Train the tiny liveness network on `protocol` and return its rates at the dev EER threshold."""
-    from bench.evaluation import fas_dev_result, liveness_scores
-    from bench.metrics import fas_rates
     from models_zoo.liveness import liveness_resnet
     from models_zoo.training import train_binary_fas
 
@@ -44,19 +43,49 @@ def measure(protocol: str, *, epochs: int = 30, seed: int = 0, size: int = 64, p
     model = liveness_resnet("tiny")
     start = time.time()
     train_binary_fas(model, p, profile="tiny", size=size, epochs=epochs, device=cpu, seed=seed, progress=progress)
-    seconds = time.time() - start
+    return evaluate(model.eval(), protocol, size=size, train_seconds=time.time() - start)
+
+
+def evaluate(model: torch.nn.Module, protocol: str, *, size: int = 64, train_seconds: float = float("nan"),
+             label: str = "") -> Difficulty:
+    """Rates of a liveness model on `protocol`'s dev and test splits at its dev EER threshold."""
+    from bench.evaluation import fas_dev_result, liveness_scores
+    from bench.metrics import fas_rates
+
+    cpu = torch.device("cpu")
+    p = get_protocol(protocol)
     tau = fas_dev_result(model, p.frames("dev", size), cpu).operating_point.threshold
     rates = {}
     for split in ("dev", "test"):
         s = p.frames(split, size)
         rates[split] = fas_rates(liveness_scores(model, s.images, cpu), s.live, s.species, tau)
-    return Difficulty(protocol, rates["dev"], rates["test"], seconds)
+    return Difficulty(label or protocol, rates["dev"], rates["test"], train_seconds)
+
+
+def evaluate_shipped(name: str, profile: str = "tiny") -> Difficulty:
+    """`evaluate` for a zoo variant's shipped weights, on the protocol named in its card."""
+    from bench.errors import BadInputError
+    from models_zoo import get_variant
+    from models_zoo.checkpoint import load_checkpoint, shipped_weights
+
+    spec = get_variant(name)
+    weights = shipped_weights(name, profile)
+    if weights is None or spec.task != "fas":
+        raise BadInputError(f"{name!r} has no shipped {profile} anti-spoofing weights")
+    model = spec.build(profile)
+    card = load_checkpoint(model, weights, variant=name, profile=profile)
+    return evaluate(model.eval(), card["protocol"], size=spec.input_size[profile], train_seconds=card["wall_time_s"],
+                    label=f"{name} on {card['protocol']}")
 
 
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip(), file=sys.stderr)
         return 2
+    if argv[0] == "--model":
+        for name in argv[1:]:
+            print(evaluate_shipped(name).line(), flush=True)
+        return 0
     for name in argv:
         print(measure(name, progress=True).line(), flush=True)
     return 0

@@ -373,7 +373,14 @@ class FaceWorld:
             spoof = np.array([m != "live" for m in med])
             if spoof.any():
                 k = np.flatnonzero(spoof)
+                params = [medium_params(_rng(self.seed, 505, dom.code, int(sub[i]), int(vid[i])), med[i], dom.medium) for i in k]
                 src_nui = [_nuisance(self.seed, source_dom, int(sub[i]), int(vid[i])) for i in k]
+                for j, i in enumerate(k):  # the attacker holds the medium so that the face looks life-size:
+                    # the face of the photo lands where, and as large as, a live face of this frame would
+                    shown = params[j]["scale"] * (1 - params[j]["border"])
+                    src_nui[j]["scale"] = nui[i]["scale"] / shown
+                    src_nui[j]["tx"] = (nui[i]["tx"] - params[j]["tx"]) / shown
+                    src_nui[j]["ty"] = (nui[i]["ty"] - params[j]["ty"]) / shown
                 source, _ = self._render_scene([idp[i] for i in k], src_nui)
                 source = source * _stack(src_nui, "gain")[..., None] * _stack(src_nui, "cast")
                 cap = [nui[i] for i in k]
@@ -381,7 +388,6 @@ class FaceWorld:
                 amb = _stack(cap, "ambient")
                 background = self._background(u0, v0, cap) * (0.75 + 0.25 * amb)[..., None]
                 light = np.asarray([c["ambient"] + (1 - c["ambient"]) * max(c["light"][2], 0.0) for c in cap], np.float32)
-                params = [medium_params(_rng(self.seed, 505, dom.code, int(sub[i]), int(vid[i])), med[i], dom.medium) for i in k]
                 shown, r = present(np.clip(source, 0, 1), background, [med[i] for i in k], params, light)
                 scene[k] = shown * _stack(cap, "gain")[..., None] * _stack(cap, "cast")
                 dep[k] = 0.0
