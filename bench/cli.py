@@ -333,17 +333,21 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
 @click.option("--pretrain", default=None, type=click.Choice(["none", "l1", "gan"]),
               help="Pre-training stage of recipes that have one (depth-gan-spoof: none = from scratch, "
               "l1 = pseudo-depth L1 only, gan = L1 + adversarial). Default: the recipe's own.")
+@click.option("--label-fraction", default=None, type=click.FloatRange(0.0, 1.0),
+              help="Fraction of identities labelled in pre-training, for recipes that have it "
+              "(contrastive-triplet-semi, default 0.1). Default: the recipe's own.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int,
-          pretrain: Optional[str], force: bool, quiet: bool) -> None:
+          pretrain: Optional[str], label_fraction: Optional[float], force: bool, quiet: bool) -> None:
     """Train a zoo variant; writes safetensors weights and a JSON model card."""
     from bench.config import resolve_device
     from models_zoo.training import train_variant
 
     _silence_bars(quiet)
     command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
-    options = {"pretrain": pretrain} if pretrain is not None else {}
+    given = {"pretrain": pretrain, "label_fraction": label_fraction}
+    options = {key: value for key, value in given.items() if value is not None}
     weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,
                                   device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,
                                   force=force)

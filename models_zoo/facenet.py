@@ -21,9 +21,12 @@ class EmbeddingNet(nn.Module):
         self.register_buffer("mean", torch.tensor(FACE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(FACE_STD).view(1, 3, 1, 1), persistent=False)
 
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding before L2 normalisation (what a contrastive projection head builds on)."""
+        return self.head(self.backbone((x - self.mean) / self.std))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.backbone((x - self.mean) / self.std)
-        return F.normalize(self.head(features), dim=1)
+        return F.normalize(self.representation(x), dim=1)
 
 
 def facenet(profile: str) -> EmbeddingNet:

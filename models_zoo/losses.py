@@ -31,6 +31,73 @@ def triplet_semihard_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin
     return torch.relu(d_ap - d_neg + margin).mean()
 
 
+@torch.no_grad()
+def semihard_triplets(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The (anchor, positive, negative) index triplets that `triplet_semihard_loss` mines: every anchor-positive
+    pair with its semi-hard negative (the closest one farther than the positive), else its hardest one.
+
+    Fixing them lets an attack ascend one smooth loss: re-mined at every step, a negative the attack pulls
+    closer stops being semi-hard and is swapped for a farther one, which undoes the step.
+    """
+    d = torch.cdist(embeddings, embeddings).pow(2)
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    pos_mask, neg_mask = same & ~eye, ~same
+    a_idx, p_idx = pos_mask.nonzero(as_tuple=True)
+    if not neg_mask.any():
+        a_idx = p_idx = a_idx[:0]
+    d_an = d[a_idx]
+    big = torch.finfo(d.dtype).max
+    neg = neg_mask[a_idx]
+    semihard = neg & (d_an > d[a_idx, p_idx][:, None])
+    sh = torch.where(semihard, d_an, torch.full_like(d_an, big)).min(dim=1).indices
+    hardest = torch.where(neg, d_an, torch.full_like(d_an, big)).min(dim=1).indices
+    return a_idx, p_idx, torch.where(semihard.any(dim=1), sh, hardest)
+
+
+def triplet_margin_loss(embeddings: torch.Tensor, triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                        margin: float = 0.2) -> torch.Tensor:
+    """Mean of relu(d(a, p)^2 - d(a, n)^2 + margin) over given index triplets (zero when there are none)."""
+    a, p, n = triplets
+    if a.numel() == 0:
+        return embeddings.sum() * 0.0
+    d_ap = (embeddings[a] - embeddings[p]).pow(2).sum(dim=1)
+    d_an = (embeddings[a] - embeddings[n]).pow(2).sum(dim=1)
+    return torch.relu(d_ap - d_an + margin).mean()
+
+
+def supervised_contrastive_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.5,
+                                anchors: torch.Tensor | None = None) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, the L_out form) on rows `z` (L2-normalised here).
+
+    Every row with the same label is a positive of the anchor, every other row a negative; the anchor's
+    loss is the mean over its positives of -log softmax(cos / T) over all rows but itself. The mean runs
+    over the anchors (all rows, or the boolean mask `anchors`) that have at least one positive; zero
+    (with a gradient path) when none has.
+    """
+    z = F.normalize(z, dim=1)
+    n = z.shape[0]
+    eye = torch.eye(n, dtype=torch.bool, device=z.device)
+    sim = (z @ z.T / temperature).masked_fill(eye, float("-inf"))
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~eye
+    valid = pos.any(dim=1) if anchors is None else pos.any(dim=1) & anchors
+    if not valid.any():
+        return z.sum() * 0.0
+    per_anchor = -log_prob.masked_fill(~pos, 0.0).sum(dim=1) / pos.sum(dim=1).clamp(min=1)
+    return per_anchor[valid].mean()
+
+
+def nt_xent_loss(view_a: torch.Tensor, view_b: torch.Tensor, *extra_views: torch.Tensor,
+                 temperature: float = 0.5) -> torch.Tensor:
+    """NT-Xent (SimCLR) over views of the same N instances: row i of every view is a positive of row i of
+    the others, all other rows are negatives. Two views give SimCLR's loss exactly; extra views (e.g. an
+    adversarial one, RoCL) join each instance's positive set."""
+    views = (view_a, view_b) + extra_views
+    instance = torch.arange(view_a.shape[0], device=view_a.device).repeat(len(views))
+    return supervised_contrastive_loss(torch.cat(views), instance, temperature)
+
+
 def _direction_kernels(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Eight fixed 3x3 kernels (8, 1, 3, 3): each is `neighbour - centre` for one of the 8 neighbours."""
     k = torch.zeros(8, 1, 3, 3, device=device, dtype=dtype)

@@ -5,7 +5,7 @@ import inspect
 import platform
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -163,6 +163,34 @@ def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, e
 
 RECIPE_ARGUMENTS = ("model", "protocol", "profile", "size", "epochs", "device", "seed", "progress")
 """What `train_variant` passes to every recipe; the rest of a recipe's keywords are its options."""
+
+
+def specialised_recipe(recipe: Callable[..., dict], name: str, *, fixed: Optional[dict] = None,
+                       defaults: Optional[dict] = None) -> Callable[..., dict]:
+    """`recipe` under another name, with some options fixed and others given new defaults.
+
+    Fixed options leave the signature, so `train_variant` refuses them like any option the recipe does
+    not take: two variants that differ only in an option share one code path.
+    """
+    fixed, defaults = dict(fixed or {}), dict(defaults or {})
+    signature = inspect.signature(recipe)
+    unknown = (set(fixed) | set(defaults)) - set(signature.parameters)
+    if unknown:
+        raise TypeError(f"{recipe.__name__} has no option {', '.join(sorted(unknown))}")
+    params = [p.replace(default=defaults[p.name]) if p.name in defaults else p
+              for p in signature.parameters.values() if p.name not in fixed]
+
+    def specialised(*args, **kwargs):
+        refused = set(kwargs) & set(fixed)
+        if refused:
+            raise TypeError(f"{name}() got an unexpected keyword argument {sorted(refused)[0]!r}")
+        return recipe(*args, **{**defaults, **kwargs, **fixed})
+
+    specialised.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    specialised.__name__ = specialised.__qualname__ = name
+    specialised.__doc__ = recipe.__doc__
+    specialised.__module__ = recipe.__module__
+    return specialised
 
 
 def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: int = 10,

@@ -1,0 +1,31 @@
+"""`contrastive-triplet-semi`: `contrastive-triplet` with a fraction of identity labels in pre-training.
+
+The same recipe (one code path): `label_fraction` (default 10 %) of the identities is labelled and stage 1
+adds a supervised contrastive term anchored on their images; the rest stays self-supervised.
+"""
+from models_zoo.facenet import EmbeddingNet, facenet
+from models_zoo.registry import register_variant
+from models_zoo.training import specialised_recipe
+from models_zoo.variants.contrastive_triplet import contrastive_triplet_recipe
+
+DEFAULT_LABEL_FRACTION = 0.10
+
+train_contrastive_triplet_semi = specialised_recipe(contrastive_triplet_recipe, "train_contrastive_triplet_semi",
+                                                    defaults={"label_fraction": DEFAULT_LABEL_FRACTION})
+
+
+@register_variant(
+    "contrastive-triplet-semi",
+    task="fr",
+    description="contrastive-triplet, semi-supervised: pre-training adds a supervised contrastive term on a "
+    "fraction of labelled identities (default 10 %)",
+    input_size={"tiny": 64, "paper": 160},
+    default_protocol="synth-fr",
+    citation="Adversarial contrastive pre-training + triplet-loss adversarial fine-tuning for face recognition, "
+    "semi-supervised form (facebench's FR seed method; supervised contrastive term after Khosla et al., NeurIPS "
+    "2020; bibliographic reference not recorded in the repository yet)",
+    recipe=train_contrastive_triplet_semi,
+    zoo_epochs={"tiny": 8},  # provisional: not trained and shipped yet
+)
+def contrastive_triplet_semi(profile: str) -> EmbeddingNet:
+    return facenet(profile)

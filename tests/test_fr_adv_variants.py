@@ -1,0 +1,425 @@
+"""The adversarially trained FR variants: their losses, training-time attacks, augmentations, recipes and CLI.
+
+Recipes train on a tiny synthetic FR set made here (each identity a random 4 x 4 colour mosaic, its images
+that mosaic with noise and a brightness shift), never on the rendered world.
+"""
+import inspect
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.data.protocols import PROTOCOLS, FaceSet, FRProtocol
+from bench.errors import BadInputError
+from models_zoo import get_variant
+from models_zoo.adversarial import pgd_maximise
+from models_zoo.augment import ViewAugmentation
+from models_zoo.checkpoint import load_checkpoint, save_checkpoint
+from models_zoo.losses import (nt_xent_loss, semihard_triplets, supervised_contrastive_loss, triplet_margin_loss,
+                               triplet_semihard_loss)
+from models_zoo.training import specialised_recipe, train_variant
+from models_zoo.variants.contrastive_triplet import (ContrastiveLearner, grouped_batches, labelled_identities,
+                                                     pretrain_contrastive, stage_epochs)
+
+FR_ADV_VARIANTS = ("triplet-adv", "contrastive-triplet", "contrastive-triplet-semi")
+EPS = 8 / 255
+
+
+def tiny_face_set(n_ids: int, per_id: int, size: int, seed: int = 0) -> FaceSet:
+    """`n_ids` learnable identities: a random 4 x 4 colour mosaic each, images = mosaic + noise + brightness."""
+    rng = np.random.default_rng(seed)
+    mosaic = np.kron(rng.uniform(0.1, 0.9, (n_ids, 4, 4, 3)), np.ones((1, size // 4, size // 4, 1)))
+    ids = np.repeat(np.arange(n_ids), per_id)
+    images = mosaic[ids] + rng.normal(0, 0.04, (len(ids), size, size, 3)) + rng.uniform(-0.05, 0.05, (len(ids), 1, 1, 1))
+    return FaceSet((np.clip(images, 0, 1) * 255).astype(np.uint8), ids, [f"s{i}" for i in range(len(ids))])
+
+
+class TinyFRProtocol(FRProtocol):
+    """An FR protocol whose train and dev sets are tiny mosaic sets of whatever size is asked for."""
+
+    def __init__(self, n_ids: int = 16, per_id: int = 6) -> None:
+        super().__init__(name="toy-fr", task="fr", description="tiny synthetic FR set (tests)",
+                         threshold_rule="dev FAR", splits={})
+        object.__setattr__(self, "n_ids", n_ids)
+        object.__setattr__(self, "per_id", per_id)
+
+    def train_set(self, size: int) -> FaceSet:
+        return tiny_face_set(self.n_ids, self.per_id, size, seed=0)
+
+    def dev_set(self, size: int) -> FaceSet:
+        return tiny_face_set(16, 3, size, seed=1)  # 1080 impostor pairs: enough for FAR = 1e-3
+
+
+def pk_batch(p: int = 4, k: int = 4, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images in a P x K layout with their labels."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(p * k, 3, size, size, generator=g), torch.arange(p).repeat_interleave(k)
+
+
+def tiny_net(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return get_variant("triplet-adv").build("tiny").eval()
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def test_nt_xent_equals_its_lower_bound_for_identical_views_and_grows_when_mismatched():
+    # two instances at opposite poles, both views identical: positive cos = 1, every negative cos = -1,
+    # which is the smallest NT-Xent possible: log(1 + 2 exp(-2 / T)) at T = 0.5
+    z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    bound = math.log(1 + 2 * math.exp(-4))
+    assert nt_xent_loss(z, z.clone(), temperature=0.5).item() == pytest.approx(bound, rel=1e-5)
+    assert nt_xent_loss(z, z.flip(0), temperature=0.5).item() > 4.0  # views of the other instance
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(16, 32, generator=g), torch.randn(16, 32, generator=g)
+    assert nt_xent_loss(a, a.clone()).item() < nt_xent_loss(a, b).item() - 1.0
+
+
+def test_nt_xent_of_two_views_is_simclr_cross_entropy():
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
+    z = F.normalize(torch.cat([a, b]), dim=1)
+    sim = (z @ z.T / 0.5).fill_diagonal_(float("-inf"))
+    target = torch.arange(16).roll(8)  # row i's positive is row i + N (mod 2N)
+    assert nt_xent_loss(a, b, temperature=0.5).item() == pytest.approx(F.cross_entropy(sim, target).item(), rel=1e-5)
+
+
+def test_an_extra_view_joins_the_positive_set():
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g)
+    # a third view equal to the first is a perfect positive: it lowers the loss; a random third view does not
+    assert nt_xent_loss(a, b, a.clone()).item() < nt_xent_loss(a, b, torch.randn(8, 16, generator=g)).item()
+    z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    # each row: 2 positives at cos 1, 3 negatives at cos -1; mean over positives of -log softmax
+    bound3 = -math.log(math.exp(2) / (2 * math.exp(2) + 3 * math.exp(-2)))
+    assert nt_xent_loss(z, z.clone(), z.clone()).item() == pytest.approx(bound3, rel=1e-5)
+
+
+def test_supervised_contrastive_pulls_same_labels_and_skips_anchors_without_positives():
+    z = torch.tensor([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])
+    grouped, mixed = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 1])
+    assert supervised_contrastive_loss(z, grouped).item() < supervised_contrastive_loss(z, mixed).item() - 2
+    # unique labels: no anchor has a positive -> zero, and still differentiable
+    z = z.clone().requires_grad_(True)
+    loss = supervised_contrastive_loss(z, torch.arange(4))
+    assert loss.item() == 0.0
+    loss.backward()
+    # the anchor mask restricts which rows are averaged, not which rows are negatives
+    z = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    sim = F.normalize(z, dim=1) @ F.normalize(z, dim=1).T / 0.5
+    row0 = -(sim[0, 1] - torch.logsumexp(sim[0, 1:], dim=0))  # row 0's only positive is row 1
+    only_first = supervised_contrastive_loss(z, grouped, anchors=torch.tensor([True, False, False, False]))
+    assert only_first.item() == pytest.approx(row0.item(), rel=1e-5)
+
+
+def test_triplet_loss_counts_the_semihard_negative():
+    # anchor/positive at distance^2 0.5; negatives at 0.6 (semi-hard) and 2.0: loss uses 0.6 -> 0.5 - 0.6 + 0.2
+    e = torch.tensor([[1.0, 0.0], [0.75, math.sqrt(1 - 0.75**2)], [0.7, -math.sqrt(1 - 0.7**2)], [0.0, -1.0]])
+    labels = torch.tensor([0, 0, 1, 2])
+    d = torch.cdist(e, e).pow(2)
+    assert d[0, 1].item() == pytest.approx(0.5) and d[0, 2].item() == pytest.approx(0.6)
+    # pairs (0, 1) and (1, 0): for anchor 1 the closest farther negative is row 2 too
+    expected = torch.stack([d[0, 1] - d[0, 2] + 0.2, d[1, 0] - d[1, 2] + 0.2]).relu().mean()
+    assert triplet_semihard_loss(e, labels, 0.2).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_fixed_semihard_triplets_give_the_mined_triplet_loss():
+    g = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        e = F.normalize(torch.randn(16, 8, generator=g), dim=1)
+        labels = torch.randint(0, 4, (16,), generator=g)
+        triplets = semihard_triplets(e, labels)
+        assert len(triplets[0]) == int(((labels[:, None] == labels[None, :]).sum() - 16).item())
+        assert triplet_margin_loss(e, triplets).item() == pytest.approx(triplet_semihard_loss(e, labels).item(), abs=1e-5)
+    none = semihard_triplets(e, torch.arange(16))  # no positives
+    assert len(none[0]) == 0 and triplet_margin_loss(e.requires_grad_(True), none).item() == 0.0
+
+
+# --------------------------------------------------------------------------- training-time attacks
+
+
+def test_adversarial_anchors_raise_the_triplet_loss_inside_the_ball():
+    model = tiny_net()
+    x, labels = pk_batch()
+    with torch.no_grad():
+        triplets = semihard_triplets(model(x), labels)
+    loss = lambda xa: triplet_margin_loss(model(xa), triplets, 0.2)  # noqa: E731
+    x_adv = pgd_maximise(loss, x, eps=EPS, step_size=2 / 255, steps=3, generator=torch.Generator().manual_seed(0))
+    noise = (x + (torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1) * EPS).clamp(0, 1)
+    with torch.no_grad():
+        clean, adv, rand = loss(x).item(), loss(x_adv).item(), loss(noise).item()
+    assert adv > 1.2 * clean and adv > 1.2 * rand, (clean, adv, rand)
+    assert (x_adv - x).abs().max().item() <= EPS + 1e-6
+    assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
+    assert not x_adv.requires_grad
+    assert all(p.grad is None for p in model.parameters())  # crafting leaves no parameter gradient
+
+
+def test_augmentations_are_per_sample_seeded_and_stay_in_range():
+    x, _ = pk_batch(4, 2)
+    augment = ViewAugmentation()
+    a = augment(x, torch.Generator().manual_seed(0))
+    b = augment(x, torch.Generator().manual_seed(0))
+    c = augment(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert a.min().item() >= 0 and a.max().item() <= 1
+    assert not torch.allclose(a, x, atol=0.05)
+    # with the crop at full size and no colour change, a view is the image or its mirror image
+    plain = ViewAugmentation(scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter=0.0, p_gray=0.0)(x, torch.Generator().manual_seed(3))
+    for v, im in zip(plain, x):
+        assert torch.allclose(v, im, atol=1e-5) or torch.allclose(v, im.flip(2), atol=1e-5)
+
+
+# --------------------------------------------------------------------------- stage-1 batches and labels
+
+
+def test_labelled_identities_and_grouped_batches():
+    identities = np.repeat(np.arange(10), 8)
+    rng = np.random.default_rng(0)
+    assert len(labelled_identities(identities, 0.0, rng)) == 0
+    assert len(labelled_identities(identities, 0.05, rng)) == 2  # at least two
+    labelled = labelled_identities(identities, 0.3, rng)
+    assert len(labelled) == 3 and set(labelled) <= set(range(10))
+    batches, steps = grouped_batches(identities, labelled, batch=16, k=4, rng=rng)
+    epoch = list(batches(0))
+    assert steps == 5 and len(epoch) == 5
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(80))  # every image exactly once
+    order = np.concatenate(epoch)
+    for ident in labelled:  # a labelled identity's images come in consecutive groups of k
+        where = np.sort(np.flatnonzero(np.isin(order, np.flatnonzero(identities == ident))))
+        assert where[3] - where[0] == 3 and where[7] - where[4] == 3
+    plain, _ = grouped_batches(identities, labelled[:0], batch=16, k=4, rng=np.random.default_rng(0))
+    assert sorted(np.concatenate(list(plain(0))).tolist()) == list(range(80))
+
+
+MILD_VIEWS = ViewAugmentation(scale=(0.6, 1.0), jitter=0.1, p_gray=0.0)
+"""Milder than the default: the toy identities differ only in colour, which strong jitter erases."""
+
+
+def _fixed_views(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(123)
+    return MILD_VIEWS(x, g), MILD_VIEWS(x, g)
+
+
+@pytest.fixture(scope="module")
+def pretrained():
+    """A learner after 4 epochs of adversarial contrastive pre-training on the toy set, with the NT-Xent of
+    fixed views of one image per identity before and after."""
+    torch.manual_seed(0)
+    learner = ContrastiveLearner(get_variant("contrastive-triplet").build("tiny"))
+    train = tiny_face_set(16, 8, 32)
+    x = torch.from_numpy(train.images[::8]).permute(0, 3, 1, 2).float() / 255
+    v1, v2 = _fixed_views(x)
+
+    def fixed_batch_loss() -> float:
+        learner.eval()
+        with torch.no_grad():
+            return nt_xent_loss(learner(v1), learner(v2)).item()
+
+    before = fixed_batch_loss()
+    history = pretrain_contrastive(learner, train, epochs=4, lr=2e-3, batch=32, k=4, temperature=0.5, eps=EPS,
+                                   step_size=2 / 255, attack_steps=2, labelled=np.array([], dtype=int),
+                                   supervised_weight=1.0, augment=MILD_VIEWS, device=torch.device("cpu"),
+                                   rng=np.random.default_rng(0), generator=torch.Generator().manual_seed(0),
+                                   progress=False)
+    return learner.eval(), x, before, fixed_batch_loss(), history
+
+
+def test_contrastive_pretraining_lowers_nt_xent_on_a_fixed_batch(pretrained):
+    _, _, before, after, history = pretrained
+    assert set(history) == {"loss", "instance", "clean_pair", "adv_pair"} and len(history["loss"]) == 4
+    assert after < before - 0.1, (before, after)
+
+
+def test_contrastive_pgd_raises_the_nt_xent_loss(pretrained):
+    learner, x, _, _, _ = pretrained
+    v1, v2 = _fixed_views(x)
+    with torch.no_grad():
+        target = learner(v2)
+    loss = lambda xa: nt_xent_loss(learner(xa), target)  # noqa: E731
+    v_adv = pgd_maximise(loss, v1, steps=3, generator=torch.Generator().manual_seed(0))
+    v_rand = pgd_maximise(loss, v1, steps=0, generator=torch.Generator().manual_seed(0))  # the random start only
+    with torch.no_grad():
+        clean, adv, rand = loss(v1).item(), loss(v_adv).item(), loss(v_rand).item()
+    assert adv > clean + 0.1 and adv > rand + 0.1, (clean, rand, adv)
+    assert (v_adv - v1).abs().max().item() <= EPS + 1e-6 and v_adv.min() >= 0 and v_adv.max() <= 1
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def _fixed_batch_losses(model, protocol, size=32):
+    """Clean and PGD triplet loss of a fixed P x K batch of the train set (eval mode, fixed attack seed)."""
+    train = protocol.train_set(size)
+    idx = np.concatenate([np.flatnonzero(train.identities == i)[:4] for i in range(16)])
+    x = torch.from_numpy(train.images[idx]).permute(0, 3, 1, 2).float() / 255
+    labels = torch.from_numpy(train.identities[idx])
+    model.eval()
+    with torch.no_grad():
+        triplets = semihard_triplets(model(x), labels)
+    loss = lambda xa: triplet_margin_loss(model(xa), triplets, 0.2)  # noqa: E731
+    x_adv = pgd_maximise(loss, x, steps=3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return loss(x).item(), loss(x_adv).item()
+
+
+def _train(name, epochs, **options):
+    torch.manual_seed(0)
+    spec = get_variant(name)
+    model = spec.build("tiny")
+    protocol = TinyFRProtocol()
+    before = _fixed_batch_losses(model, protocol)
+    info = spec.recipe(model, protocol, profile="tiny", size=32, epochs=epochs, device=torch.device("cpu"), seed=0,
+                       progress=False, p=4, k=4, **options)
+    return model, info, before, _fixed_batch_losses(model, protocol)
+
+
+def _round_trip(name, model, tmp_path):
+    path = tmp_path / f"{name}.safetensors"
+    save_checkpoint(model, {"variant": name, "profile": "tiny"}, path)
+    again = get_variant(name).build("tiny").eval()
+    load_checkpoint(again, path, variant=name, profile="tiny")  # strict: no projection head left over
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), again(x))
+
+
+def test_triplet_adv_recipe_learns_robustly_and_round_trips(tmp_path):
+    model, info, (clean0, _), (clean1, adv1) = _train("triplet-adv", 8)
+    assert len(info["loss_history"]) == 8 and set(info["loss_terms"]) == {"clean", "adversarial"}
+    adversarial = info["loss_terms"]["adversarial"]  # the training loss: epoch means over the perturbed batches
+    assert np.mean(adversarial[-2:]) < 0.7 * np.mean(adversarial[:2]), adversarial
+    assert clean1 < 0.7 * clean0, (clean0, clean1)
+    # clean training for as long lowers the clean loss too, but leaves the fixed batch easier to attack
+    _, _, _, (_, adv_clean_training) = _train("facenet-baseline", 8)
+    assert adv1 < adv_clean_training, (adv1, adv_clean_training)
+    adv = info["adversarial"]
+    assert adv["eps"] == "8/255" and adv["step_size"] == "2/255" and adv["steps"] == 3  # tiny default
+    assert "whole" in adv["perturbed"] and adv["model_mode_while_crafting"].startswith("eval")
+    _round_trip("triplet-adv", model, tmp_path)
+
+
+def test_triplet_adv_attack_steps_option():
+    _, info, _, _ = _train("triplet-adv", 1, attack_steps=1)
+    assert info["adversarial"]["steps"] == 1
+    with pytest.raises(BadInputError, match="attack-steps"):
+        _train("triplet-adv", 1, attack_steps=0)
+
+
+def test_contrastive_triplet_recipe_runs_both_stages_and_round_trips(tmp_path):
+    model, info, (clean0, _), (clean1, _) = _train("contrastive-triplet", 6, batch=32, pretrain_epochs=2,
+                                                   finetune_epochs=4)
+    assert info["stage_epochs"] == {"pretrain": 2, "finetune": 4}
+    assert info["label_fraction"] == 0.0 and info["labelled_identities"] == 0
+    pre = info["pretrain_history"]
+    assert set(pre) == {"loss", "instance", "clean_pair", "adv_pair"} and len(pre["loss"]) == 2  # no supervised term
+    assert len(info["loss_history"]) == 4
+    adversarial = info["loss_terms"]["adversarial"]  # fine-tuning's adversarial triplet loss, per epoch
+    assert adversarial[-1] < 0.75 * adversarial[0], adversarial
+    assert clean1 < 0.7 * clean0, (clean0, clean1)
+    assert info["adversarial"]["steps"] == info["pretrain_adversarial"]["steps"] == 3
+    assert "projection_head" in info and "crop" in info["augmentations"]["kind"]
+    _round_trip("contrastive-triplet", model, tmp_path)
+
+
+def test_contrastive_triplet_semi_learns_its_supervised_term_and_round_trips(tmp_path):
+    model, info, (clean0, _), (clean1, _) = _train("contrastive-triplet-semi", 5, batch=32, pretrain_epochs=3,
+                                                   finetune_epochs=2)
+    assert info["label_fraction"] == pytest.approx(0.10) and info["labelled_identities"] == 2  # 10 % of 16 -> 2
+    pre = info["pretrain_history"]
+    assert len(pre["supervised"]) == 3 and pre["supervised"][-1] < 0.8 * pre["supervised"][0], pre["supervised"]
+    assert all(t == pytest.approx(i + s, abs=1e-4) for t, i, s in zip(pre["loss"], pre["instance"], pre["supervised"]))
+    assert clean1 < 0.7 * clean0
+    _round_trip("contrastive-triplet-semi", model, tmp_path)
+
+
+def test_stage_epochs_split():
+    assert stage_epochs(40) == (30, 10) and stage_epochs(5) == (4, 1)
+    assert stage_epochs(2) == (1, 1) and stage_epochs(1) == (1, 1)  # each stage at least one epoch
+    assert stage_epochs(40, finetune_epochs=5) == (35, 5) and stage_epochs(40, pretrain_epochs=5) == (5, 10)
+    with pytest.raises(BadInputError, match="at least one epoch"):
+        stage_epochs(4, finetune_epochs=0)
+
+
+def test_label_fraction_is_checked_before_any_work():
+    class NoData(TinyFRProtocol):
+        def train_set(self, size):
+            raise AssertionError("loaded data before refusing the option")
+
+    with pytest.raises(BadInputError, match="label-fraction"):
+        get_variant("contrastive-triplet-semi").recipe(None, NoData(), profile="tiny", size=32, epochs=1,
+                                                       device=torch.device("cpu"), seed=0, label_fraction=1.5)
+
+
+def test_one_recipe_with_the_label_fraction_fixed_or_defaulted():
+    full = inspect.signature(get_variant("contrastive-triplet").recipe).parameters
+    semi = inspect.signature(get_variant("contrastive-triplet-semi").recipe).parameters
+    assert "label_fraction" not in full and semi["label_fraction"].default == pytest.approx(0.10)
+    assert set(semi) - set(full) == {"label_fraction"}
+    with pytest.raises(TypeError, match="label_fraction"):
+        get_variant("contrastive-triplet").recipe(None, None, label_fraction=0.5)
+    with pytest.raises(TypeError, match="no option"):
+        specialised_recipe(get_variant("triplet-adv").recipe, "x", fixed={"label_fraction": 0.0})
+
+
+# --------------------------------------------------------------------------- CLI and registry
+
+
+@pytest.fixture
+def toy_protocol(monkeypatch):
+    proto = TinyFRProtocol(n_ids=16, per_id=4)
+    monkeypatch.setitem(PROTOCOLS._entries, proto.name, proto)
+    return proto
+
+
+def test_train_passes_label_fraction_to_the_semi_recipe(toy_protocol, tmp_path):
+    out = tmp_path / "semi.safetensors"
+    r = CliRunner().invoke(main, ["train", "--model", "contrastive-triplet-semi", "--protocol", toy_protocol.name,
+                                  "--epochs", "2", "--label-fraction", "0.25", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "dev TAR" in r.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    with torch.device("meta"):
+        baseline = sum(p.numel() for p in get_variant("facenet-baseline").build("tiny").parameters())
+    assert card["variant"] == "contrastive-triplet-semi" and card["parameters"] == baseline  # no projection head kept
+    training = card["training"]
+    assert training["label_fraction"] == 0.25 and training["labelled_identities"] == 4
+    assert training["stage_epochs"] == {"pretrain": 1, "finetune": 1}
+
+
+@pytest.mark.parametrize("name", ["triplet-adv", "contrastive-triplet", "facenet-baseline"])
+def test_train_refuses_label_fraction_for_recipes_without_it(toy_protocol, tmp_path, name):
+    r = CliRunner().invoke(main, ["train", "--model", name, "--protocol", toy_protocol.name, "--epochs", "1",
+                                  "--label-fraction", "0.1", "--out", str(tmp_path / "x.safetensors"), "-q"])
+    assert r.exit_code == 2
+    assert "does not take --label-fraction" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_train_refuses_a_label_fraction_outside_zero_one(toy_protocol, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--model", "contrastive-triplet-semi", "--protocol", toy_protocol.name,
+                                  "--label-fraction", "1.5", "--out", str(tmp_path / "x.safetensors"), "-q"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    with pytest.raises(BadInputError, match="does not take --label-fraction"):
+        train_variant("triplet-adv", protocol=toy_protocol.name, epochs=1, out=tmp_path, progress=False,
+                      options={"label_fraction": 0.1})
+
+
+def test_models_lists_the_fr_adv_variants_with_the_baseline_network_and_no_weights():
+    r = CliRunner().invoke(main, ["models"])
+    assert r.exit_code == 0, r.output
+    lines = {line.split()[0]: line for line in r.output.splitlines()[2:] if line.strip()}
+    baseline_counts = lines["facenet-baseline"].split()[2:4]
+    for name in FR_ADV_VARIANTS:
+        line = lines[name]
+        assert line.split()[1] == "fr" and "not shipped" in line
+        assert line.split()[2:4] == baseline_counts  # same network as facenet-baseline, tiny and paper
+    for name in FR_ADV_VARIANTS:
+        spec = get_variant(name)
+        assert spec.default_protocol == "synth-fr" and spec.input_size == {"tiny": 64, "paper": 160} and spec.citation
