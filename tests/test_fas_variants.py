@@ -14,7 +14,7 @@ from bench.cli import main
 from bench.data.protocols import PROTOCOLS, FASProtocol, FASSet
 from models_zoo import VARIANTS, get_variant
 from models_zoo.cdc import CentralDifferenceConv2d
-from models_zoo.checkpoint import load_checkpoint, save_checkpoint
+from models_zoo.checkpoint import load_checkpoint, save_checkpoint, shipped_weights
 from models_zoo.losses import contrastive_depth_loss, discriminator_loss, generator_adversarial_loss, map_loss
 
 FAS_VARIANTS = ("depth-gan-spoof", "multiloss-sota", "cdcn")
@@ -244,11 +244,12 @@ def test_train_refuses_pretrain_for_a_variant_without_it(toy_protocol, tmp_path)
     assert not (tmp_path / "x.safetensors").exists()
 
 
-def test_models_lists_the_fas_variants_with_counts_and_no_weights():
+def test_models_lists_the_fas_variants_with_counts_and_shipped_weights():
     r = CliRunner().invoke(main, ["models"])
     assert r.exit_code == 0, r.output
     for name in FAS_VARIANTS:
         line = next(line for line in r.output.splitlines() if line.startswith(name + " "))
-        assert " fas " in line and "not shipped" in line
+        shipped = shipped_weights(name, "tiny") is not None
+        assert " fas " in line and ("EER" in line if shipped else "not shipped" in line)
         assert line.count("M ") >= 2  # tiny and paper parameter counts
     assert set(FAS_VARIANTS) <= set(VARIANTS.names())
