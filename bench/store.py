@@ -134,6 +134,7 @@ class ResultsStore:
             g.attrs["run_id"] = run_id
             g.attrs["status"] = "running"
             g.attrs["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            g.attrs["started_ns"] = time.time_ns()  # orders runs that start within the same second
             g.create_dataset("cell_ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype())
         return run_id
 
@@ -197,7 +198,7 @@ class ResultsStore:
                 meta = {k: _decode(v) for k, v in g.attrs.items()}
                 meta["cell_ids"] = [c.decode() if isinstance(c, bytes) else c for c in g["cell_ids"][()]]
                 out.append(meta)
-        return sorted(out, key=lambda m: (m.get("started", ""), m["run_id"]))
+        return sorted(out, key=lambda m: (m.get("started", ""), int(m.get("started_ns", 0)), m["run_id"]))
 
     def run(self, run_id: Optional[str] = None) -> dict:
         runs = self.runs()

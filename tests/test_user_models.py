@@ -217,7 +217,9 @@ def test_checkpoint_is_loaded_and_its_sha256_stored(in_models_dir, runner, store
             "--store", str(store_path), "-q"]
     _ok(runner.invoke(main, base + ["--checkpoint", str(weights)]))
     _ok(runner.invoke(main, base))  # the factory's own weights: other cells, not a reuse of the checkpoint's
-    with_ckpt, factory = ResultsStore(store_path).runs()
+    runs = ResultsStore(store_path).runs()  # two runs may start in the same second: find each by its checkpoint
+    with_ckpt = next(r for r in runs if r["checkpoint"] != "none (factory weights)")
+    factory = next(r for r in runs if r is not with_ckpt)
     assert with_ckpt["checkpoint"] == str(weights) and with_ckpt["checkpoint_sha256"] == _digest(weights)
     assert factory["checkpoint"] == "none (factory weights)" and factory["checkpoint_sha256"] != _digest(weights)
     assert not set(with_ckpt["cell_ids"]) & set(factory["cell_ids"])
