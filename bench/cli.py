@@ -41,8 +41,7 @@ def _silence_bars(quiet: bool) -> None:
 
 
 def _log(quiet: bool):
-    """Log lines to stderr; with --quiet none, and no progress bars anywhere (see `_silence_bars`)."""
-    _silence_bars(quiet)
+    """Log lines to stderr; none with --quiet."""
     return (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
 
 
@@ -114,6 +113,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
     cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
                     store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
                     task=task, input_size=input_size)
+    _silence_bars(quiet)
     outcome = run_benchmark(cfg, progress=not quiet, log=_log(quiet))
     rows = [
         [s["goal"], s["attack"], f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
@@ -362,18 +362,6 @@ def _dev_summary(dev: dict) -> str:
             f"(threshold {dev['threshold']:.4f})")
 
 
-def _attach_prepare() -> None:
-    from bench.data.real.cli import prepare
-
-    datasets.add_command(prepare)
-
-
-_attach_prepare()
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 @main.group()
 def zoo() -> None:
     """The model zoo as a whole: train every variant with its shipped schedule."""
@@ -400,3 +388,16 @@ def zoo_build(profile: str, only: tuple[str, ...], out: Optional[str], device: s
             for name, weights, card in built]
     click.echo(tabulate(rows, headers=["variant", "task", "epochs", "train s", "dev metrics", "weights"]))
     click.echo(f"total training time {sum(r[3] for r in rows):.0f} s")
+
+
+def _attach_prepare() -> None:
+    from bench.data.real.cli import prepare
+
+    datasets.add_command(prepare)
+
+
+_attach_prepare()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

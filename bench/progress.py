@@ -16,10 +16,6 @@ def set_enabled(enabled: bool) -> None:
     _enabled = bool(enabled)
 
 
-def enabled() -> bool:
-    return _enabled
-
-
 def bar(iterable: Optional[Iterable] = None, *, show: bool = True, **kwargs) -> tqdm:
     """A tqdm bar on stderr; hidden when `show` is false or bars are switched off for the process."""
     return tqdm(iterable, disable=not (show and _enabled), file=sys.stderr, **kwargs)

@@ -54,12 +54,10 @@ def evaluate(model: torch.nn.Module, protocol: str, *, size: int = 64, train_sec
 
     cpu = torch.device("cpu")
     p = get_protocol(protocol)
-    tau = fas_dev_result(model, p.frames("dev", size), cpu).operating_point.threshold
-    rates = {}
-    for split in ("dev", "test"):
-        s = p.frames(split, size)
-        rates[split] = fas_rates(liveness_scores(model, s.images, cpu), s.live, s.species, tau)
-    return Difficulty(label or protocol, rates["dev"], rates["test"], train_seconds)
+    dev = fas_dev_result(model, p.frames("dev", size), cpu)  # the threshold and the dev rates there
+    test = p.frames("test", size)
+    rates = fas_rates(liveness_scores(model, test.images, cpu), test.live, test.species, dev.operating_point.threshold)
+    return Difficulty(label or protocol, dev.rates, rates, train_seconds)
 
 
 def evaluate_shipped(name: str, profile: str = "tiny") -> Difficulty:

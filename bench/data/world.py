@@ -377,10 +377,10 @@ class FaceWorld:
                 src_nui = [_nuisance(self.seed, source_dom, int(sub[i]), int(vid[i])) for i in k]
                 for j, i in enumerate(k):  # the attacker holds the medium so that the face looks life-size:
                     # the face of the photo lands where, and as large as, a live face of this frame would
-                    shown = params[j]["scale"] * (1 - params[j]["border"])
-                    src_nui[j]["scale"] = nui[i]["scale"] / shown
-                    src_nui[j]["tx"] = (nui[i]["tx"] - params[j]["tx"]) / shown
-                    src_nui[j]["ty"] = (nui[i]["ty"] - params[j]["ty"]) / shown
+                    photo_scale = params[j]["scale"] * (1 - params[j]["border"])
+                    src_nui[j]["scale"] = nui[i]["scale"] / photo_scale
+                    src_nui[j]["tx"] = (nui[i]["tx"] - params[j]["tx"]) / photo_scale
+                    src_nui[j]["ty"] = (nui[i]["ty"] - params[j]["ty"]) / photo_scale
                 source, _ = self._render_scene([idp[i] for i in k], src_nui)
                 source = source * _stack(src_nui, "gain")[..., None] * _stack(src_nui, "cast")
                 cap = [nui[i] for i in k]
