@@ -336,17 +336,20 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
 @click.option("--label-fraction", default=None, type=click.FloatRange(0.0, 1.0),
               help="Fraction of identities labelled in pre-training, for recipes that have it "
               "(contrastive-triplet-semi, default 0.1). Default: the recipe's own.")
+@click.option("--init", default=None, metavar="VARIANT|PATH|none",
+              help="Weights to start from, for recipes that fine-tune (triplet-adv: default facenet-baseline's shipped "
+              "weights; a .safetensors path; none = random weights).")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int,
-          pretrain: Optional[str], label_fraction: Optional[float], force: bool, quiet: bool) -> None:
+          pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], force: bool, quiet: bool) -> None:
     """Train a zoo variant; writes safetensors weights and a JSON model card."""
     from bench.config import resolve_device
     from models_zoo.training import train_variant
 
     _silence_bars(quiet)
     command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
-    given = {"pretrain": pretrain, "label_fraction": label_fraction}
+    given = {"pretrain": pretrain, "label_fraction": label_fraction, "init": init}
     options = {key: value for key, value in given.items() if value is not None}
     weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,
                                   device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,

@@ -16,7 +16,7 @@ from bench.config import seed_everything
 from bench.data.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import fas_operating_point, fr_operating_point, images_to_tensor
-from models_zoo.checkpoint import WEIGHTS_DIR, save_checkpoint
+from models_zoo.checkpoint import WEIGHTS_DIR, card_path, load_checkpoint, load_weights, save_checkpoint, shipped_weights
 from models_zoo.losses import triplet_semihard_loss
 from models_zoo.registry import get_variant
 
@@ -36,6 +36,21 @@ def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator):
 OPTIMIZER = "Adam wd=5e-4, one-cycle lr"
 
 
+def mixed_precision(device: torch.device) -> bool:
+    """Whether training on `device` runs the forward passes under bf16 autocast with channels_last tensors:
+    on CUDA (the paper profile's setting), not on a CPU (fp32)."""
+    return device.type == "cuda"
+
+
+def precision_card(device: torch.device) -> str:
+    return "bf16 autocast, channels_last" if mixed_precision(device) else "fp32"
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on `device` when `enabled` (bf16 keeps fp32's range: no loss scaling needed)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def flipped_batch(images: np.ndarray, idx: np.ndarray, maps: Sequence[torch.Tensor], device: torch.device,
                   rng: np.random.Generator) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """A batch as float NCHW on `device`, each sample flipped horizontally with probability 1/2,
@@ -43,6 +58,8 @@ def flipped_batch(images: np.ndarray, idx: np.ndarray, maps: Sequence[torch.Tens
     x = images_to_tensor(images[idx]).to(device)
     flip = torch.from_numpy(rng.uniform(size=len(idx)) < 0.5).to(device)
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if mixed_precision(device):
+        x = x.contiguous(memory_format=torch.channels_last)
     out = []
     for m in maps:
         m = m[torch.from_numpy(np.asarray(idx))].to(device)
@@ -68,8 +85,10 @@ def downsample_maps(maps: np.ndarray, size: int) -> torch.Tensor:
 
 
 def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_epoch: int, lr: float,
-        device: torch.device, rng: np.random.Generator, progress: bool, maps: Sequence[torch.Tensor] = ()) -> list[float]:
-    """The shared training loop: Adam with a one-cycle schedule, random horizontal flips, a progress bar.
+        device: torch.device, rng: np.random.Generator, progress: bool, maps: Sequence[torch.Tensor] = (),
+        amp: Optional[bool] = None) -> list[float]:
+    """The shared training loop: Adam with a one-cycle schedule, random horizontal flips, a progress bar,
+    and on CUDA bf16 autocast (`amp`, default `mixed_precision(device)`) around the batch loss.
 
     `batches(epoch)` yields index arrays into `images`; `loss_of(model, x, idx, *maps)` returns the loss
     of a batch. `maps` are optional per-sample spatial labels (N, H, W) indexed like `images` (depth,
@@ -78,6 +97,7 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_e
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
+    amp = mixed_precision(device) if amp is None else amp
     history = []
     bar = progress_bar(total=epochs * steps_per_epoch, show=progress, desc="train", unit="step")
     for epoch in range(epochs):
@@ -85,7 +105,8 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_e
         losses = []
         for idx in batches(epoch):
             x, batch_maps = flipped_batch(images, idx, maps, device, rng)
-            loss = loss_of(model, x, idx, *batch_maps)
+            with autocast(device, amp):
+                loss = loss_of(model, x, idx, *batch_maps).float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -161,6 +182,28 @@ def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, e
     return {"loss_history": history, "optimizer": f"{OPTIMIZER} {lr}", "batch": batch, "loss": "BCE"}
 
 
+def warm_start(model, init: Optional[str], profile: str) -> Optional[dict]:
+    """Load the weights `init` names into `model` before a recipe trains it (adversarial fine-tuning).
+
+    `init` is a zoo variant (its shipped weights at `profile`) or a .safetensors path (its card, when
+    there is one beside it, is checked like a zoo checkpoint's); None or "none" leaves the network as
+    built. Returns what the model card records: the source, its sha256 and its dev metrics.
+    """
+    if init is None or init == "none":
+        return None
+    path = Path(init)
+    if path.suffix != ".safetensors":
+        found = shipped_weights(init, profile)
+        if found is None:
+            raise BadInputError(f"--init {init}: no shipped {profile} weights of a variant {init!r} to start from "
+                                f"(train it first, or pass a .safetensors path, or --init none)")
+        path = found
+    if card_path(path).exists():
+        card = load_checkpoint(model, path, profile=profile)
+        return {"from": init, "variant": card.get("variant"), "sha256": card["sha256"], "dev": card.get("dev")}
+    return {"from": init, "sha256": load_weights(model, path)}
+
+
 RECIPE_ARGUMENTS = ("model", "protocol", "profile", "size", "epochs", "device", "seed", "progress")
 """What `train_variant` passes to every recipe; the rest of a recipe's keywords are its options."""
 
@@ -223,6 +266,8 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
     seed_everything(seed)
     size = spec.input_size[profile]
     model = spec.build(profile).to(device)
+    if mixed_precision(device):
+        model = model.to(memory_format=torch.channels_last)
     start = time.time()
     info = spec.recipe(model, proto, profile=profile, size=size, epochs=epochs, device=device, seed=seed, progress=progress,
                        **options)
@@ -242,6 +287,7 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
         "epochs": epochs,
         "wall_time_s": round(wall, 1),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "precision": precision_card(device),
         "host": f"{platform.system()} {platform.machine()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
         "citation": spec.citation,
@@ -259,7 +305,9 @@ def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_d
               force: bool = False) -> list[tuple[str, Path, dict]]:
     """Train every variant (or `names`) at `profile` with its zoo epochs; returns (name, weights, card).
 
-    Each card's training command is the `facebench train` line that reproduces that variant alone.
+    Each card's training command is the `facebench train` line that reproduces that variant alone. A variant
+    that fine-tunes another (`triplet-adv` from `facenet-baseline`) starts from the one built in `out_dir`
+    when there is one, else from the shipped weights; variants are built in registry order.
     """
     from models_zoo.registry import VARIANTS
 
@@ -273,7 +321,15 @@ def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_d
         epochs = spec.zoo_epochs[profile]
         command = f"facebench train --model {spec.name} --profile {profile} --epochs {epochs} --seed {seed}"
         out = Path(out_dir) / f"{spec.name}-{profile}.safetensors" if out_dir else None
+        options = {}
+        init = inspect.signature(spec.recipe).parameters.get("init")
+        if out_dir and init is not None and isinstance(init.default, str):
+            # a recipe that fine-tunes another variant starts from that variant as built here, when it was
+            fresh = Path(out_dir) / f"{init.default}-{profile}.safetensors"
+            if fresh.exists():
+                options["init"] = str(fresh)
+                command += f" --init {fresh}"
         weights, card = train_variant(spec.name, profile=profile, epochs=epochs, out=out, device=device, seed=seed,
-                                      progress=progress, command=command, force=force)
+                                      progress=progress, command=command, force=force, options=options)
         built.append((spec.name, weights, card))
     return built

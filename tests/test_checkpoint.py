@@ -1,6 +1,8 @@
 """Checkpoints: safetensors + model card, sha256 and architecture checked, never unpickled."""
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -120,3 +122,29 @@ def test_zoo_build_trains_each_variant_with_its_schedule(monkeypatch, tmp_path):
     assert {c[0] for c in calls} == {n for n in VARIANTS.names() if get_variant(n).recipe is not None}
     with pytest.raises(BadInputError, match="paper"):
         build_zoo("paper", ["facenet-baseline"], progress=False)  # no paper schedule yet: refused before training
+
+
+def test_training_runs_under_bf16_autocast_on_cuda_and_fp32_on_cpu():
+    from models_zoo.training import fit, mixed_precision, precision_card, shuffled_batches
+
+    assert mixed_precision(torch.device("cuda")) and not mixed_precision(torch.device("cpu"))
+    assert precision_card(torch.device("cuda")) == "bf16 autocast, channels_last" and precision_card(torch.device("cpu")) == "fp32"
+    images = np.random.default_rng(0).integers(0, 256, (32, 16, 16, 3), dtype=np.uint8)
+    for amp, dtype in ((True, torch.bfloat16), (None, torch.float32)):  # the CUDA path's autocast, exercised on the CPU
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                    torch.nn.Linear(4, 1))
+        seen = []
+
+        def loss_of(m, x, idx):
+            out = m(x)
+            seen.append(out.dtype)
+            return (out - 1).pow(2).mean()
+
+        rng = np.random.default_rng(0)
+        batches, steps = shuffled_batches(len(images), 8, rng)
+        history = fit(model, images, batches, loss_of, epochs=3, steps_per_epoch=steps, lr=3e-2,
+                      device=torch.device("cpu"), rng=rng, progress=False, amp=amp)
+        assert set(seen) == {dtype}
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+        assert np.isfinite(history).all() and history[-1] < history[0], history

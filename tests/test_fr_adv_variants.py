@@ -15,14 +15,14 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from bench.data.protocols import PROTOCOLS, FaceSet, FRProtocol
-from bench.errors import BadInputError
+from bench.errors import BadInputError, CheckpointError
 from models_zoo import get_variant
 from models_zoo.adversarial import pgd_maximise
 from models_zoo.augment import ViewAugmentation
 from models_zoo.checkpoint import load_checkpoint, save_checkpoint
 from models_zoo.losses import (nt_xent_loss, semihard_triplets, supervised_contrastive_loss, triplet_margin_loss,
                                triplet_semihard_loss)
-from models_zoo.training import specialised_recipe, train_variant
+from models_zoo.training import build_zoo, specialised_recipe, train_variant, warm_start
 from models_zoo.variants.contrastive_triplet import (ContrastiveLearner, grouped_batches, labelled_identities,
                                                      pretrain_contrastive, stage_epochs)
 
@@ -269,8 +269,14 @@ def _fixed_batch_losses(model, protocol, size=32):
         return loss(x).item(), loss(x_adv).item()
 
 
+FROM_SCRATCH = {"init": None, "lr": 2e-3}
+"""`triplet-adv`'s zoo recipe fine-tunes facenet-baseline's shipped weights; on the toy set it starts from random."""
+
+
 def _train(name, epochs, **options):
     torch.manual_seed(0)
+    if name == "triplet-adv":
+        options = {**FROM_SCRATCH, **options}
     spec = get_variant(name)
     model = spec.build("tiny")
     protocol = TinyFRProtocol()
@@ -340,9 +346,9 @@ def test_contrastive_triplet_semi_learns_its_supervised_term_and_round_trips(tmp
 
 
 def test_stage_epochs_split():
-    assert stage_epochs(40) == (30, 10) and stage_epochs(5) == (4, 1)
+    assert stage_epochs(40) == (20, 20) and stage_epochs(5) == (3, 2)
     assert stage_epochs(2) == (1, 1) and stage_epochs(1) == (1, 1)  # each stage at least one epoch
-    assert stage_epochs(40, finetune_epochs=5) == (35, 5) and stage_epochs(40, pretrain_epochs=5) == (5, 10)
+    assert stage_epochs(40, finetune_epochs=5) == (35, 5) and stage_epochs(40, pretrain_epochs=5) == (5, 20)
     with pytest.raises(BadInputError, match="at least one epoch"):
         stage_epochs(4, finetune_epochs=0)
 
@@ -409,6 +415,69 @@ def test_train_refuses_a_label_fraction_outside_zero_one(toy_protocol, tmp_path)
     with pytest.raises(BadInputError, match="does not take --label-fraction"):
         train_variant("triplet-adv", protocol=toy_protocol.name, epochs=1, out=tmp_path, progress=False,
                       options={"label_fraction": 0.1})
+
+
+def test_warm_start_loads_a_checkpoint_and_records_it(tmp_path):
+    source = tiny_net(seed=1)
+    path = tmp_path / "source.safetensors"
+    card = save_checkpoint(source, {"variant": "facenet-baseline", "profile": "tiny", "dev": {"dev_tar": 0.5}}, path)
+    model = tiny_net(seed=2)
+    started = warm_start(model, str(path), "tiny")
+    assert started == {"from": str(path), "variant": "facenet-baseline", "sha256": card["sha256"], "dev": {"dev_tar": 0.5}}
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), source.eval()(x))
+    assert warm_start(model, None, "tiny") is None and warm_start(model, "none", "tiny") is None
+    path.with_suffix(".json").unlink()  # a bare safetensors file: loaded strictly, its sha256 recorded
+    assert warm_start(tiny_net(), str(path), "tiny") == {"from": str(path), "sha256": card["sha256"]}
+
+
+def test_warm_start_refuses_what_it_cannot_start_from(tmp_path):
+    with pytest.raises(BadInputError, match="no shipped paper weights of a variant 'facenet-baseline'"):
+        warm_start(tiny_net(), "facenet-baseline", "paper")
+    with pytest.raises(BadInputError, match="no shipped tiny weights of a variant 'nope'"):
+        warm_start(tiny_net(), "nope", "tiny")
+    fas = get_variant("cdcn").build("tiny")
+    save_checkpoint(fas, {"variant": "cdcn", "profile": "tiny"}, tmp_path / "cdcn.safetensors")
+    with pytest.raises(CheckpointError, match="does not match the architecture"):
+        warm_start(tiny_net(), str(tmp_path / "cdcn.safetensors"), "tiny")
+
+
+def test_triplet_adv_fine_tunes_the_baseline_by_default_and_checks_the_clean_weight():
+    recipe = inspect.signature(get_variant("triplet-adv").recipe).parameters
+    assert recipe["init"].default == "facenet-baseline" and recipe["clean_weight"].default == 0.5
+    with pytest.raises(BadInputError, match="clean-weight"):
+        _train("triplet-adv", 1, clean_weight=1.0)
+
+
+def test_train_passes_init_and_refuses_it_where_the_recipe_has_none(toy_protocol, tmp_path):
+    source = tmp_path / "start.safetensors"
+    save_checkpoint(tiny_net(seed=3), {"variant": "facenet-baseline", "profile": "tiny"}, source)
+    out = tmp_path / "adv.safetensors"
+    r = CliRunner().invoke(main, ["train", "--model", "triplet-adv", "--protocol", toy_protocol.name, "--epochs", "1",
+                                  "--init", str(source), "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert training["init"]["from"] == str(source) and training["clean_weight"] == 0.5
+    r = CliRunner().invoke(main, ["train", "--model", "facenet-baseline", "--protocol", toy_protocol.name, "--epochs", "1",
+                                  "--init", str(source), "--out", str(tmp_path / "x.safetensors"), "-q"])
+    assert r.exit_code == 2 and "does not take --init" in r.output and "Traceback" not in r.output
+
+
+def test_zoo_build_fine_tunes_the_baseline_it_just_built(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_train(name, **kw):
+        calls.append((name, kw["options"], kw["command"]))
+        kw["out"].write_bytes(b"")  # what a real training leaves behind
+        return kw["out"], {"task": "fr"}
+
+    monkeypatch.setattr("models_zoo.training.train_variant", fake_train)
+    build_zoo("tiny", ["triplet-adv"], out_dir=tmp_path, progress=False)
+    assert calls[-1][1] == {}  # nothing built here: the recipe's default, the shipped baseline
+    build_zoo("tiny", ["facenet-baseline", "triplet-adv"], out_dir=tmp_path, progress=False)
+    fresh = str(tmp_path / "facenet-baseline-tiny.safetensors")
+    assert calls[-1][1] == {"init": fresh} and calls[-1][2].endswith(f"--init {fresh}")
 
 
 def test_models_lists_the_fr_adv_variants_with_the_baseline_network_and_no_weights():

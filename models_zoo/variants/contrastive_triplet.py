@@ -4,7 +4,8 @@
 Stage 1 (RoCL-style, no labels): two augmented views of every image; PGD (Linf 8/255, step 2/255) perturbs
 the first view to maximise its NT-Xent loss against the second; the network plus a projection head is then
 trained with NT-Xent (temperature 0.5) over the three views, the adversarial view joining each image's
-positive set. The projection head is discarded. Stage 2 is `triplet-adv`'s recipe for a few epochs.
+positive set. The projection head is discarded. Stage 2 is `triplet-adv`'s recipe (clean + adversarial
+triplet loss) for a few epochs, from the pre-trained weights.
 
 With `label_fraction` > 0 (`contrastive-triplet-semi`) a fraction of the identities is labelled and stage 1
 adds a supervised contrastive term whose anchors are the labelled images: every view of every image of the
@@ -28,7 +29,7 @@ from models_zoo.facenet import EmbeddingNet, facenet
 from models_zoo.losses import nt_xent_loss, supervised_contrastive_loss
 from models_zoo.registry import register_variant
 from models_zoo.training import OPTIMIZER, LossParts, fit, specialised_recipe
-from models_zoo.variants.triplet_adv import attack_card, resolve_attack_steps, train_triplet_adv
+from models_zoo.variants.triplet_adv import CLEAN_WEIGHT, attack_card, resolve_attack_steps, train_triplet_adv
 
 PROJECTION_DIM = 128
 
@@ -129,9 +130,9 @@ def pretrain_contrastive(learner: ContrastiveLearner, train: FaceSet, *, epochs:
 
 
 def stage_epochs(epochs: int, pretrain_epochs: Optional[int] = None, finetune_epochs: Optional[int] = None) -> tuple[int, int]:
-    """(pre-training, fine-tuning) epochs: fine-tuning a quarter of `epochs` and pre-training the rest unless
-    given, each at least one (so `epochs=1` trains one epoch of each)."""
-    finetune = max(1, epochs // 4) if finetune_epochs is None else finetune_epochs
+    """(pre-training, fine-tuning) epochs: fine-tuning half of `epochs` (rounded down) and pre-training the
+    rest unless given, each at least one (so `epochs=1` trains one epoch of each)."""
+    finetune = max(1, epochs // 2) if finetune_epochs is None else finetune_epochs
     pretrain = max(1, epochs - finetune) if pretrain_epochs is None else pretrain_epochs
     if pretrain < 1 or finetune < 1:
         raise BadInputError(f"both stages need at least one epoch (pretrain {pretrain}, finetune {finetune})")
@@ -144,11 +145,11 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
                                lr: float = 2e-3, pretrain_lr: float = 2e-3, batch: int = 64, p: int = 16, k: int = 4,
                                margin: float = 0.2, temperature: float = 0.5, supervised_weight: float = 1.0,
                                eps: float = LINF_EPS, step_size: float = LINF_STEP,
-                               attack_steps: Optional[int] = None) -> dict:
+                               attack_steps: Optional[int] = None, clean_weight: float = CLEAN_WEIGHT) -> dict:
     """Adversarial contrastive pre-training (+ a supervised term on `label_fraction` of the identities),
     then `triplet-adv` fine-tuning.
 
-    `epochs` is split between the stages: `finetune_epochs` (default a quarter, at least one) and
+    `epochs` is split between the stages: `finetune_epochs` (default half, at least one) and
     `pretrain_epochs` (default the rest, at least one). `attack_steps` (default 3 tiny, 7 paper) is the
     PGD length of both stages.
     """
@@ -190,7 +191,7 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
     start = time.time()
     finetune = train_triplet_adv(model, protocol, profile=profile, size=size, epochs=stage2, device=device, seed=seed,
                                  progress=progress, lr=lr, p=p, k=k, margin=margin, eps=eps, step_size=step_size,
-                                 attack_steps=steps)
+                                 attack_steps=steps, clean_weight=clean_weight, init=None)
     info.update(finetune)
     info["stage_wall_time_s"] = {"pretrain": round(pretrain_wall, 1), "finetune": round(time.time() - start, 1)}
     info["loss"] = "stage 1: " + pretrain_loss + "; stage 2: " + finetune["loss"]
@@ -212,7 +213,7 @@ train_contrastive_triplet = specialised_recipe(contrastive_triplet_recipe, "trai
     "(facebench's FR seed method, condition (c); stage 1 after Kim et al. RoCL, NeurIPS 2020; bibliographic "
     "reference not recorded in the repository yet)",
     recipe=train_contrastive_triplet,
-    zoo_epochs={"tiny": 8},  # provisional: not trained and shipped yet
+    zoo_epochs={"tiny": 4},  # 2 pre-training + 2 fine-tuning
 )
 def contrastive_triplet(profile: str) -> EmbeddingNet:
     return facenet(profile)

@@ -19,8 +19,8 @@ from bench.errors import BadInputError
 from models_zoo.losses import discriminator_loss, generator_adversarial_loss, map_loss
 from models_zoo.pseudo_depth import DISCRIMINATOR_WIDTHS, PatchDiscriminator, PseudoDepthLivenessNet, pseudo_depth_net
 from models_zoo.registry import register_variant
-from models_zoo.training import (LossParts, depth_side, downsample_maps, flipped_batch, shuffled_batches,
-                                 train_binary_fas)
+from models_zoo.training import (LossParts, autocast, depth_side, downsample_maps, flipped_batch, mixed_precision,
+                                 shuffled_batches, train_binary_fas)
 
 PRETRAIN_MODES = ("none", "l1", "gan")
 
@@ -36,20 +36,25 @@ def pretrain_pseudo_depth(generator: torch.nn.Module, train: FASSet, *, epochs: 
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.999)) if discriminator is not None else None
     batches, steps = shuffled_batches(len(train), batch, rng)
     parts = LossParts(steps)
+    amp = mixed_precision(device)
     bar = progress_bar(total=epochs * steps, show=progress, desc="pretrain", unit="step")
     for epoch in range(epochs):
         generator.train()
         for idx in batches(epoch):
             x, (d,) = flipped_batch(train.images, idx, (depth,), device, rng)
-            fake = generator(x)
+            with autocast(device, amp):
+                fake = generator(x).float()
             terms = {}
             known = ~torch.isnan(d).flatten(1).any(dim=1)  # frames of unknown depth: no real pair to show D
             if discriminator is not None and known.any():
-                loss_d = discriminator_loss(discriminator(x[known], d[known]), discriminator(x[known], fake[known].detach()))
+                with autocast(device, amp):
+                    loss_d = discriminator_loss(discriminator(x[known], d[known]),
+                                                discriminator(x[known], fake[known].detach())).float()
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
-                terms.update(d=loss_d, adv=generator_adversarial_loss(discriminator(x, fake)))
+                with autocast(device, amp):
+                    terms.update(d=loss_d, adv=generator_adversarial_loss(discriminator(x, fake)).float())
             terms["l1"] = map_loss(fake, d, p=1)
             loss_g = l1_weight * terms["l1"] + terms.get("adv", 0.0)
             opt_g.zero_grad(set_to_none=True)

@@ -6,6 +6,11 @@ triplets, and updates the network on the same triplets of the perturbed batch: t
 is the one the update lowers. In a P x K batch every image is an anchor (and the positive or negative of
 others), so the whole batch is perturbed. The triplets stay fixed during the attack because re-mining at
 every step undoes it (see `semihard_triplets`).
+
+Two departures from the method, both because the tiny network collapses without them (docs/zoo.md): the
+update mixes the clean batch's loss in (`clean_weight`, default 0.5, Goodfellow et al.'s mixture), and the
+zoo variant is adversarial fine-tuning of `facenet-baseline`'s weights (`init`) rather than training from
+random weights.
 """
 from __future__ import annotations
 
@@ -20,9 +25,14 @@ from models_zoo.adversarial import LINF_EPS, LINF_STEP, device_generator, pgd_ma
 from models_zoo.facenet import EmbeddingNet, facenet
 from models_zoo.losses import semihard_triplets, triplet_margin_loss
 from models_zoo.registry import register_variant
-from models_zoo.training import OPTIMIZER, LossParts, fit, pk_batches
+from models_zoo.training import OPTIMIZER, LossParts, fit, pk_batches, specialised_recipe, warm_start
 
 ATTACK_STEPS = {"tiny": 3, "paper": 7}
+CLEAN_WEIGHT = 0.5
+"""Weight of the clean batch's triplet loss. Adversarial anchors alone (0) collapse the tiny network: the
+loss falls to the margin with every embedding the same (docs/zoo.md)."""
+WARM_START = "facenet-baseline"
+WARM_START_LR = 5e-4
 """PGD steps while training: the method's 7 at paper scale, 3 at tiny to keep the CPU cost sane."""
 
 
@@ -42,7 +52,7 @@ def resolve_attack_steps(profile: str, attack_steps: Optional[int]) -> int:
 
 def adversarial_triplet_loss(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, *, margin: float,
                              eps: float, step_size: float, steps: int, generator: Optional[torch.Generator],
-                             parts: Optional[LossParts] = None) -> torch.Tensor:
+                             parts: Optional[LossParts] = None, clean_weight: float = 0.0) -> torch.Tensor:
     """The triplet loss of the batch perturbed by PGD to maximise it, on the semi-hard triplets mined on the
     clean batch. Mining and crafting run in eval mode; the returned loss is computed in whatever mode the
     model was in (train mode in a recipe). `parts` records the clean (eval) and adversarial loss."""
@@ -54,18 +64,29 @@ def adversarial_triplet_loss(model: torch.nn.Module, x: torch.Tensor, labels: to
     x_adv = pgd_maximise(lambda xa: triplet_margin_loss(model(xa), triplets, margin), x, eps=eps, step_size=step_size,
                          steps=steps, generator=generator)
     model.train(was_training)
-    loss = triplet_margin_loss(model(x_adv), triplets, margin)
+    if clean_weight > 0:
+        emb_clean, emb_adv = model(torch.cat([x, x_adv])).chunk(2)
+        adversarial = triplet_margin_loss(emb_adv, triplets, margin)
+        loss = clean_weight * triplet_margin_loss(emb_clean, triplets, margin) + (1 - clean_weight) * adversarial
+    else:
+        loss = adversarial = triplet_margin_loss(model(x_adv), triplets, margin)
     if parts is not None:
-        parts.add(clean=triplet_margin_loss(clean, triplets, margin), adversarial=loss)
+        parts.add(clean=triplet_margin_loss(clean, triplets, margin), adversarial=adversarial)
     return loss
 
 
 def train_triplet_adv(model: EmbeddingNet, protocol: FRProtocol, *, profile: str, size: int, epochs: int,
                       device: torch.device, seed: int, progress: bool = True, lr: float = 2e-3, p: int = 16, k: int = 4,
                       margin: float = 0.2, eps: float = LINF_EPS, step_size: float = LINF_STEP,
-                      attack_steps: Optional[int] = None) -> dict:
-    """Triplet loss (semi-hard mining, P x K batches, as `train_triplet`) on PGD-perturbed batches only."""
+                      attack_steps: Optional[int] = None, clean_weight: float = CLEAN_WEIGHT,
+                      init: Optional[str] = None) -> dict:
+    """Triplet loss (semi-hard mining, P x K batches, as `train_triplet`) on PGD-perturbed batches, mixed with
+    the clean batch's loss by `clean_weight` (0: adversarial only), starting from the weights `init` names
+    (a zoo variant or a .safetensors path; None: as built)."""
     steps = resolve_attack_steps(profile, attack_steps)
+    if not 0.0 <= clean_weight < 1.0:
+        raise BadInputError(f"--clean-weight must be in [0, 1), got {clean_weight}")
+    started_from = warm_start(model, init, profile)
     train = protocol.train_set(size)
     rng = np.random.default_rng(seed)
     generator = device_generator(device, seed)
@@ -75,12 +96,17 @@ def train_triplet_adv(model: EmbeddingNet, protocol: FRProtocol, *, profile: str
     history = fit(
         model, train.images, lambda epoch: pk_batches(train.identities, p, k, rng),
         lambda m, x, idx: adversarial_triplet_loss(m, x, labels[idx].to(device), margin=margin, eps=eps,
-                                                   step_size=step_size, steps=steps, generator=generator, parts=parts),
+                                                   step_size=step_size, steps=steps, generator=generator, parts=parts,
+                                                   clean_weight=clean_weight),
         epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, device=device, rng=rng, progress=progress,
     )
+    loss = "triplet loss of the PGD-perturbed batch, on the semi-hard triplets mined on the clean batch"
+    if clean_weight > 0:
+        loss = f"{clean_weight:g} * clean + {1 - clean_weight:g} * adversarial " + loss + " (both halves in one train-mode pass)"
     return {"loss_history": history, "loss_terms": parts.history(), "optimizer": f"{OPTIMIZER} {lr}",
-            "batch": f"P={p} x K={k}", "margin": margin,
-            "loss": "triplet loss of the PGD-perturbed batch (only), on the semi-hard triplets mined on the clean batch",
+            "batch": f"P={p} x K={k}", "margin": margin, "clean_weight": clean_weight,
+            "init": started_from or "as built (random)",
+            "loss": loss,
             "adversarial": attack_card(eps, step_size, steps, "the triplet loss of the semi-hard triplets mined on the "
                                        "clean batch (fixed during the attack)",
                                        "the whole P x K batch (every image is an anchor)")}
@@ -95,8 +121,9 @@ def train_triplet_adv(model: EmbeddingNet, protocol: FRProtocol, *, profile: str
     default_protocol="synth-fr",
     citation="Schroff et al. FaceNet (CVPR 2015) + Madry et al. PGD adversarial training (ICLR 2018): condition (b) "
     "of facebench's FR seed method (bibliographic reference not recorded in the repository yet)",
-    recipe=train_triplet_adv,
-    zoo_epochs={"tiny": 20},  # provisional: not trained and shipped yet
+    recipe=specialised_recipe(train_triplet_adv, "train_triplet_adv",
+                              defaults={"init": WARM_START, "lr": WARM_START_LR}),
+    zoo_epochs={"tiny": 4},
 )
 def triplet_adv(profile: str) -> EmbeddingNet:
     return facenet(profile)
