@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 import cv2
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 
 from bench.data.media import SUBTYPES, MediumStats, medium_params, present
@@ -281,6 +282,35 @@ def _blend(img: np.ndarray, mask: np.ndarray, color) -> np.ndarray:
     return img
 
 
+def _blend_patches(img: np.ndarray, mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, color) -> np.ndarray:
+    """`_blend` of a mask that is zero outside one window per sample: mask (N, h, w) at rows (N, h), cols (N, w)
+    (consecutive pixels).
+
+    The same pixels as `_blend(img, full_mask, color)`: only the batch's bounding box of mask > 1e-3 is
+    painted (elsewhere the mask counts as 0, which leaves a pixel as it is), with the same arithmetic.
+    """
+    n, s = img.shape[1], img.shape[2]
+    h, w = mask.shape[1:]
+    on = mask > 1e-3
+    row_on, col_on = np.zeros(s, bool), np.zeros(s, bool)
+    row_on[rows[on.any(axis=2)]] = True
+    col_on[cols[on.any(axis=1)]] = True
+    if not row_on.any():
+        return img
+    r = np.flatnonzero(row_on)
+    c = np.flatnonzero(col_on)
+    inside = ((rows >= r[0]) & (rows <= r[-1]))[:, :, None] & ((cols >= c[0]) & (cols <= c[-1]))[:, None, :]
+    # every sample's window as one (3, N, h, w) block: a strided view of img, gathered and written back
+    windows = sliding_window_view(img, (h, w), axis=(2, 3), writeable=True)
+    at = (slice(None), np.arange(n), rows[:, 0], cols[:, 0])
+    sub = windows[at]
+    delta = _planar(color) - sub
+    delta *= np.where(inside, mask, 0.0).astype(np.float32, copy=False)
+    sub += delta
+    windows[at] = sub
+    return img
+
+
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     if sigma < 0.3:
         return img
@@ -443,10 +473,23 @@ class FaceWorld:
         img = np.empty((3, n, s, s), np.float32)
         img[...] = top * (1 - t) + bottom * t
         blobs = np.asarray([d["blobs"] for d in nui])
+        lin = u0[0, 0].astype(np.float64)  # the pixel centres, the same along u and v
         for k in range(blobs.shape[1]):
             bx, by, br = blobs[:, k, 0] * 2 - 1, blobs[:, k, 1] * 2 - 1, 0.1 + 0.3 * blobs[:, k, 2]
-            m = _soft(br[:, None, None] - np.hypot(u0 - bx[:, None, None], v0 - by[:, None, None]), px)
-            img = _blend(img, m * 0.8, blobs[:, k, 3:6][:, None, None, :])
+            # A blob's mask is exactly 0 farther than br + 2 px from its centre (where the ramp ends), so it is
+            # computed only in a window around each blob (the same window size for the batch), with the same
+            # arithmetic as on the whole frame, and painted like _blend paints the whole-frame mask.
+            reach = br + 3 * px
+            c0, c1 = np.searchsorted(lin, bx - reach, "left"), np.searchsorted(lin, bx + reach, "right")
+            r0, r1 = np.searchsorted(lin, by - reach, "left"), np.searchsorted(lin, by + reach, "right")
+            w, h = int((c1 - c0).max()), int((r1 - r0).max())
+            if w <= 0 or h <= 0:
+                continue
+            cols = np.minimum(c0, s - w)[:, None] + np.arange(w)  # (N, w), holds [c0, c1)
+            rows = np.minimum(r0, s - h)[:, None] + np.arange(h)  # (N, h)
+            dist = np.hypot((lin[cols] - bx[:, None])[:, None, :], (lin[rows] - by[:, None])[:, :, None])
+            m = _soft(br[:, None, None] - dist, px)
+            img = _blend_patches(img, m * 0.8, rows, cols, blobs[:, k, 3:6][:, None, None, :])
         return img
 
     def _render_scene(self, idp: list[dict], nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
