@@ -36,3 +36,16 @@ def test_fas_intra_low_and_leave_one_out_clearly_higher():
     intra_acer, intra_hter, lodo_hter = intra.acer, intra.hter, lodo.hter
     assert intra_acer <= 0.05, intra_acer
     assert lodo_hter >= intra_hter + 0.05, (intra_hter, lodo_hter)
+
+
+def test_shipped_anti_spoofing_weights_are_evaluated_on_their_cards_protocol(capsys):
+    """`python -m bench.data.calibration --weights W` (the docs/zoo.md HTER figures) reads the protocol and the
+    input size from the card, and refuses a face-recognition checkpoint."""
+    from bench.data.calibration import evaluate_checkpoint, main
+    from bench.errors import BadInputError
+
+    result = evaluate_checkpoint(shipped_weights("depth-gan-spoof", "tiny"))
+    assert result.protocol == "depth-gan-spoof on synth-ocim->o"
+    assert 0.0 < result.test.hter < 0.5 and result.dev.acer > 0
+    with pytest.raises(BadInputError, match="not an anti-spoofing model"):
+        main(["--weights", str(shipped_weights("facenet-baseline", "tiny"))])

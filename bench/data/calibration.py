@@ -4,7 +4,8 @@
 protocol's train split (BCE, 30 epochs, seed 0), takes the EER threshold on its dev split and
 prints the error rates on dev and test (the table in docs/datasets.md). The calibration test uses
 the same function. `python -m bench.data.calibration --model depth-gan-spoof ...` evaluates shipped
-anti-spoofing weights the same way on the protocol of their card (the figures in docs/zoo.md).
+anti-spoofing weights the same way on the protocol of their card (the figures in docs/zoo.md);
+`--weights a.safetensors ...` does the same for any anti-spoofing checkpoint with its card.
 """
 from __future__ import annotations
 
@@ -61,28 +62,40 @@ def evaluate(model: torch.nn.Module, protocol: str, *, size: int = 64, train_sec
 
 
 def evaluate_shipped(name: str, profile: str = "tiny") -> Difficulty:
-    """`evaluate` for a zoo variant's shipped weights, on the protocol named in its card."""
+    """`evaluate_checkpoint` of a zoo variant's shipped weights."""
+    from bench.errors import BadInputError
+    from models_zoo.checkpoint import shipped_weights
+
+    weights = shipped_weights(name, profile)
+    if weights is None:
+        raise BadInputError(f"{name!r} has no shipped {profile} weights")
+    return evaluate_checkpoint(weights)
+
+
+def evaluate_checkpoint(weights) -> Difficulty:
+    """`evaluate` for a zoo anti-spoofing checkpoint (weights + card), on the protocol named in its card."""
     from bench.errors import BadInputError
     from models_zoo import get_variant
-    from models_zoo.checkpoint import load_checkpoint, shipped_weights
+    from models_zoo.checkpoint import load_checkpoint, read_card
 
-    spec = get_variant(name)
-    weights = shipped_weights(name, profile)
-    if weights is None or spec.task != "fas":
-        raise BadInputError(f"{name!r} has no shipped {profile} anti-spoofing weights")
-    model = spec.build(profile)
-    card = load_checkpoint(model, weights, variant=name, profile=profile)
-    return evaluate(model.eval(), card["protocol"], size=spec.input_size[profile], train_seconds=card["wall_time_s"],
-                    label=f"{name} on {card['protocol']}")
+    card = read_card(weights)
+    spec = get_variant(card.get("variant", "?"))
+    if spec.task != "fas":
+        raise BadInputError(f"{weights} holds {spec.name!r}, not an anti-spoofing model")
+    model = spec.build(card["profile"])
+    load_checkpoint(model, weights, variant=spec.name, profile=card["profile"])
+    return evaluate(model.eval(), card["protocol"], size=card["input_size"], train_seconds=card["wall_time_s"],
+                    label=f"{spec.name} on {card['protocol']}")
 
 
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    if argv[0] == "--model":
+    if argv[0] in ("--model", "--weights"):
         for name in argv[1:]:
-            print(evaluate_shipped(name).line(), flush=True)
+            result = evaluate_shipped(name) if argv[0] == "--model" else evaluate_checkpoint(name)
+            print(f"{name}: " * (argv[0] == "--weights") + result.line(), flush=True)
         return 0
     for name in argv:
         print(measure(name, progress=True).line(), flush=True)
