@@ -2,6 +2,9 @@
 from attacks.base import Attack, AttackOutput
 from attacks.registry import ATTACKS, make_attack, register_attack
 from attacks import native  # noqa: F401  (registers the native attacks)
+from attacks.native.minimal import minimal_eps, success_curve
+from attacks.native.transfer import TransferOutput, transfer
 from attacks.suites import SUITES, Suite, SuiteEntry, load_suite
 
-__all__ = ["ATTACKS", "Attack", "AttackOutput", "SUITES", "Suite", "SuiteEntry", "load_suite", "make_attack", "register_attack"]
+__all__ = ["ATTACKS", "Attack", "AttackOutput", "SUITES", "Suite", "SuiteEntry", "load_suite", "make_attack",
+           "minimal_eps", "register_attack", "success_curve", "transfer", "TransferOutput"]

@@ -15,11 +15,17 @@ Budget = Union[float, torch.Tensor]
 
 @dataclass
 class AttackOutput:
-    """Adversarial inputs (the successful point, else the best margin found), success and queries."""
+    """Adversarial inputs (the successful point, else the best margin found), success and queries.
+
+    `min_eps`, when an attack measures it (minimal-perturbation search, C&W), is the smallest budget
+    per sample at which it found the goal reached (0 for samples broken on clean input, inf where
+    none was found); other attacks leave it None.
+    """
 
     x_adv: torch.Tensor
     success: torch.Tensor
     queries: torch.Tensor
+    min_eps: Optional[torch.Tensor] = None
 
 
 @dataclass

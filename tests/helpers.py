@@ -26,3 +26,52 @@ class LinearLiveness(nn.Module):
 
     def forward(self, x):
         return x.flatten(1) @ self.w + self.b
+
+
+class LinearClassTask:
+    """A closed-set classification task on a linear model (logits = x W^T): the goal is any wrong class.
+
+    Stands in for an identification goal that exposes several class scores; it implements the
+    optional `num_targets` / `retarget` hook so targeted attacks can aim at each other class in turn.
+    """
+
+    goal = "misidentify"
+    threshold = 0.0
+
+    def __init__(self, weight: torch.Tensor, labels: torch.Tensor, target: "torch.Tensor | None" = None,
+                 bias: "torch.Tensor | None" = None) -> None:
+        self.weight, self.labels, self.target = weight, labels, target
+        self.bias = torch.zeros(weight.shape[0]) if bias is None else bias
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def scores(self, x):
+        return x.flatten(1) @ self.weight.T + self.bias
+
+    def margin_from_scores(self, s):
+        true = s.gather(1, self.labels[:, None]).squeeze(1)
+        if self.target is not None:
+            return s.gather(1, self.target[:, None]).squeeze(1) - true
+        other = s.scatter(1, self.labels[:, None], float("-inf")).max(1).values
+        return other - true
+
+    def success_from_scores(self, s):
+        return s.argmax(1) != self.labels
+
+    def subset(self, index):
+        return LinearClassTask(self.weight, self.labels[index], None if self.target is None else self.target[index], self.bias)
+
+    def margin(self, x):
+        return self.margin_from_scores(self.scores(x))
+
+    def success(self, x):
+        with torch.no_grad():
+            return self.success_from_scores(self.scores(x))
+
+    def num_targets(self) -> int:
+        return self.weight.shape[0] - 1
+
+    def retarget(self, clean_scores, rank):
+        order = clean_scores.scatter(1, self.labels[:, None], float("-inf")).argsort(1, descending=True)
+        return LinearClassTask(self.weight, self.labels, order[:, rank], self.bias)

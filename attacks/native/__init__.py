@@ -1,2 +1,4 @@
 """Native (pure torch) attacks; importing this package registers them."""
-from attacks.native import fgsm, pgd  # noqa: F401
+from attacks.native import apgd, cw, fgsm, masked, mim, minimal, pgd, transfer
+
+__all__ = ["apgd", "cw", "fgsm", "masked", "mim", "minimal", "pgd", "transfer"]

@@ -29,13 +29,16 @@ def gradient_attack(
     random_init: bool,
     restarts: int = 1,
     momentum: float = 0.0,
+    mask: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
 ) -> AttackOutput:
     """Iterated steepest ascent of the task margin inside the norm ball (FGSM, BIM, PGD, MIM).
 
     `step_size` is relative to the budget (0.25 = eps/4). Samples leave the batch as soon as they
     are broken, so later steps cost only what is still unbroken; for the others the point with the
-    largest margin seen is kept. `queries` counts forward passes per sample.
+    largest margin seen is kept. `queries` counts forward passes per sample. `mask` (broadcastable
+    to one sample, values 0 / 1) confines the perturbation to where it is 1 (eyeglass, patch attacks):
+    the perturbation is exactly zero elsewhere, and the budget applies inside the mask.
     """
     x = x.detach()
     n = x.shape[0]
@@ -50,6 +53,8 @@ def gradient_attack(
             break
         x0, e = x[act], eps_all[act]
         delta = random_start(x0, norm, e, generator) if random_init else torch.zeros_like(x0)
+        if mask is not None:
+            delta = delta * mask
         delta = project(delta, x0, norm, e)
         g_acc = torch.zeros_like(x0)
         for t in range(steps + 1):
@@ -71,6 +76,8 @@ def gradient_attack(
             if last or not bool(keep.any()):
                 break
             grad = torch.autograd.grad(m.sum(), xa)[0]
+            if mask is not None:
+                grad = grad * mask
             act, x0, e, delta, grad, g_acc = act[keep], x0[keep], e[keep], delta[keep], grad[keep], g_acc[keep]
             if momentum > 0:
                 g_acc = momentum * g_acc + grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)

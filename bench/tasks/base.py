@@ -44,6 +44,23 @@ class Task(ABC):
         with torch.no_grad():
             return self.success_from_scores(self.scores(x))
 
+    def num_targets(self) -> int:
+        """How many distinct targets a targeted attack can aim at (e.g. the classes other than the true one).
+
+        A binary decision (verification, liveness) has one: the goal itself. Tasks that expose several
+        class scores (identification) override this and `retarget`.
+        """
+        return 1
+
+    def retarget(self, clean_scores: torch.Tensor, rank: int) -> "Task":
+        """This task with its margin aimed at each sample's `rank`-th most likely other class.
+
+        `clean_scores` are this task's scores on the clean inputs (they fix the ranking, so the target
+        does not move while attacking). Success stays the task's own goal; only the margin that
+        gradient attacks climb changes. Binary tasks have nothing to retarget and return themselves.
+        """
+        return self
+
     def as_classifier(self, scale: float = 10.0) -> nn.Module:
         """An `nn.Module` with two logits per sample, [keep, goal]; the true label is 0.
 
