@@ -45,6 +45,11 @@ def _log(quiet: bool):
     return (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
 
 
+def _reliability(unreliable: bool, reason: str) -> str:
+    """The checks column: `ok`, or `UNRELIABLE: <why>`."""
+    return f"UNRELIABLE: {reason}" if unreliable else "ok"
+
+
 def _pct(v: float) -> str:
     return "n/a" if v != v else f"{100 * v:.1f}"
 
@@ -86,10 +91,14 @@ def main() -> None:
 @click.option("--profile", default=None, type=click.Choice(["tiny", "paper"]),
               help="Zoo model size profile: tiny (CPU) or paper (the published scale, GPU). Default: tiny.")
 @click.option("--batch-size", default=128, show_default=True, type=int, help="Samples attacked at once.")
+@click.option("--eot", default=None, type=int,
+              help="Expectation over transformation: average attack gradients over this many forward passes. "
+                   "Default: 8 when two forward passes on the same batch disagree (a randomized model), else none; "
+                   "1 = never.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
 def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, protocol: Optional[str], samples: int,
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: int,
-        quiet: bool) -> None:
+        eot: Optional[int], quiet: bool) -> None:
     """Evaluate MODEL against an attack suite and store every per-sample result.
 
     MODEL is a zoo variant, or your own model: `mypkg.models:build` or `path/to/file.py:build`, a function
@@ -99,7 +108,8 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
 
     Cells already in the store under the same configuration are reused, not recomputed.
     Prints a summary table: clean and robust accuracy and attack success rate (95 % interval)
-    per goal, attack and budget.
+    per goal, attack and budget, and whether the integrity checks passed (else the cell is unreliable
+    and the table says why).
     """
     from bench.runner import RunConfig, run_benchmark
     from bench.config import format_eps
@@ -112,16 +122,17 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
         command = "facebench run " + " ".join(f"{p.opts[0]} {shlex.quote(str(ctx.params[p.name]))}" for p in given)
     cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
                     store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
-                    task=task, input_size=input_size)
+                    task=task, input_size=input_size, eot=eot)
     _silence_bars(quiet)
     outcome = run_benchmark(cfg, progress=not quiet, log=_log(quiet))
     rows = [
         [s["goal"], s["attack"], f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
          _pct(s["robust_accuracy"]), f"{_pct(s['asr'])} [{_pct(s['asr_low'])}, {_pct(s['asr_high'])}]",
-         s["n"], f"{s['seconds']:.1f}"]
+         s["n"], f"{s['seconds']:.1f}", _reliability(s["unreliable"], s["unreliable_reason"])]
         for s in outcome.summaries
     ]
-    click.echo(tabulate(rows, headers=["goal", "attack", "budget", "clean acc %", "robust acc %", "ASR % [95% CI]", "n", "s"]))
+    click.echo(tabulate(rows, headers=["goal", "attack", "budget", "clean acc %", "robust acc %", "ASR % [95% CI]", "n", "s",
+                                       "checks"]))
     click.echo(f"run {outcome.run_id}: {outcome.computed} cells computed, {outcome.reused} reused -> {outcome.store}")
 
 
@@ -307,7 +318,9 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
     meta = st.run(run_id)
     cells = st.read_cells(meta["cell_ids"], arrays=False)
     if as_json:
-        click.echo(json.dumps({"run": meta, "cells": [{"cell_id": c.cell_id, **c.config, **c.summary} for c in cells]}, indent=2, default=str))
+        click.echo(json.dumps({"run": meta, "cells": [{"cell_id": c.cell_id, **c.config, **c.summary, "unreliable": c.unreliable,
+                                                       "unreliable_reason": c.unreliable_reason} for c in cells]},
+                              indent=2, default=str))
         return
     kind = (f"user model, {meta.get('task')}, {meta.get('input_size')} px" if meta.get("source") == "user"
             else meta.get("profile"))
@@ -315,11 +328,18 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
                f"protocol {meta['protocol']}  suite {meta['suite']}")
     click.echo(f"checkpoint {meta['checkpoint']} sha256 {meta['checkpoint_sha256'][:16]}  device {meta['device']}  seed {meta['seed']}")
     click.echo(f"threshold {float(meta['threshold']):.4f} ({meta['threshold_rule']})  started {meta.get('started')}  ended {meta.get('ended', '-')}")
+    if meta.get("integrity"):
+        integrity = json.loads(meta["integrity"]) if isinstance(meta["integrity"], str) else meta["integrity"]
+        eot = ", ".join(f"{g} EOT x{v['eot']}" for g, v in integrity.items() if int(v.get("eot", 1)) > 1)
+        click.echo(f"integrity: model {meta.get('eval_mode', '?')}; card {meta.get('card_check', '?')}"
+                   f"{'; ' + eot if eot else ''}; {meta.get('cells_unreliable', 0)} unreliable cells")
     rows = [[c.config["goal"], c.config["attack"], f"{c.config['norm']} {format_eps(c.config['norm'], c.config['eps'])}",
              _pct(c.summary["clean_accuracy"]), _pct(c.summary["robust_accuracy"]),
-             f"{_pct(c.summary['asr'])} [{_pct(c.summary['asr_low'])}, {_pct(c.summary['asr_high'])}]", c.summary["n"], c.cell_id]
+             f"{_pct(c.summary['asr'])} [{_pct(c.summary['asr_low'])}, {_pct(c.summary['asr_high'])}]", c.summary["n"], c.cell_id,
+             _reliability(c.unreliable, c.unreliable_reason)]
             for c in cells]
-    click.echo(tabulate(rows, headers=["goal", "attack", "budget", "clean acc %", "robust acc %", "ASR % [95% CI]", "n", "cell"]))
+    click.echo(tabulate(rows, headers=["goal", "attack", "budget", "clean acc %", "robust acc %", "ASR % [95% CI]", "n", "cell",
+                                       "checks"]))
 
 
 @main.command()

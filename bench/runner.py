@@ -24,7 +24,9 @@ from bench.errors import BadInputError, CheckpointError, UnknownNameError
 from bench.evaluation import embed, fas_dev_result, fr_dev_result, images_to_tensor
 from bench.metrics import wilson_interval
 from bench.store import DEFAULT_STORE, CellResult, ResultsStore
-from bench.tasks import DEFAULT_GOALS, GOALS, SpoofTask, Task, VerificationTask
+from bench import checks
+from bench.tasks import DEFAULT_GOALS, GOALS, IdentificationTask, SpoofTask, Task, VerificationTask, gallery_templates
+from bench.tasks.identification import DECISION_RULE
 from models_zoo.checkpoint import load_checkpoint, model_eval, shipped_weights
 from models_zoo.registry import VariantSpec, get_variant
 from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
@@ -57,6 +59,7 @@ class RunConfig:
     command: str = ""
     task: Optional[str] = None  # required for a user model (`module:function`); checked against a zoo variant's
     input_size: Optional[int] = None  # user models: default 64; zoo variants: their profile's size
+    eot: Optional[int] = None  # EOT samples for gradients: None = 8 only when the forward pass is random; 1 = never
 
 
 @dataclass
@@ -76,6 +79,7 @@ class GoalItems:
     x: torch.Tensor
     task: Task
     sample_ids: list[str]
+    rule: str = ""  # the decision rule when it is not the run's threshold (identification: top-1)
 
 
 def versions() -> dict:
@@ -115,6 +119,7 @@ class LoadedModel:
     checkpoint: str  # the weights file, or FACTORY_WEIGHTS
     sha256: str  # of the weights file, or of the factory's state_dict serialised as safetensors
     card: dict  # the model card ({} for a user model without one)
+    was_training: bool = False  # the network came in train mode and was put into eval mode on load
 
 
 def resolve_model(cfg: RunConfig) -> ModelUnderTest:
@@ -166,7 +171,8 @@ def load_model(mut: ModelUnderTest, cfg: RunConfig, device: torch.device) -> Loa
             checkpoint = str(cfg.checkpoint)
         else:
             sha, card, checkpoint = state_dict_sha256(model), {}, FACTORY_WEIGHTS
-        return LoadedModel(model_eval(model).to(device), checkpoint, sha, card)
+        was_training = bool(checks.training_modules(model))
+        return LoadedModel(model_eval(model).to(device), checkpoint, sha, card, was_training)
     assert mut.spec is not None
     weights = Path(cfg.checkpoint) if cfg.checkpoint else shipped_weights(mut.name, mut.profile)
     if weights is None:
@@ -176,7 +182,8 @@ def load_model(mut: ModelUnderTest, cfg: RunConfig, device: torch.device) -> Loa
         )
     model = mut.spec.build(mut.profile)
     card = load_checkpoint(model, weights, variant=mut.name, profile=mut.profile)
-    return LoadedModel(model_eval(model).to(device), str(weights), card["sha256"], card)
+    was_training = bool(checks.training_modules(model))
+    return LoadedModel(model_eval(model).to(device), str(weights), card["sha256"], card, was_training)
 
 
 def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold: float, cfg: RunConfig,
@@ -186,6 +193,15 @@ def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold:
         refs = embed(model, pairs.references, device).to(device)
         x = images_to_tensor(pairs.probes).to(device)
         return GoalItems(goal, x, VerificationTask(model, refs, threshold, goal), list(pairs.pair_ids))
+    if isinstance(protocol, FRProtocol) and goal in IdentificationTask.goals:
+        ident = protocol.identification(cfg.samples, cfg.seed, size)
+        k = len(ident.identities)
+        templates = gallery_templates(embed(model, ident.gallery, device), torch.as_tensor(ident.gallery_labels), k).to(device)
+        labels = torch.as_tensor(ident.probe_labels, device=device)
+        targets = torch.as_tensor(ident.targets, device=device) if goal == "target-identity" else None
+        x = images_to_tensor(ident.probes).to(device)
+        task = IdentificationTask(model, templates, labels, goal, targets)
+        return GoalItems(goal, x, task, list(ident.probe_ids), rule=f"{DECISION_RULE}, {k} identities")
     if isinstance(protocol, FASProtocol) and goal in SpoofTask.goals:
         test = protocol.frames("test", size)
         pool = np.flatnonzero(~test.live if goal == "spoof-to-live" else test.live)
@@ -230,18 +246,23 @@ def summarise(arrays: dict, seconds: float) -> dict:
 
 
 def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, norm: str,
-                eps: float, batch_size: int, seed: int) -> dict:
-    """Attack every clean-correct item of a goal at one budget; return the per-sample arrays."""
+                eps: float, batch_size: int, seed: int, attack_task: Optional[Task] = None) -> dict:
+    """Attack every clean-correct item of a goal at one budget; return the per-sample arrays.
+
+    Items already wrong on clean input (`Task.broken_on_clean`) count as broken and are not attacked.
+    `attack_task` is what the attack sees (e.g. the EOT view of the task); decisions are the task's own.
+    """
     task, x = items.task, items.x
-    clean_success = task.success_from_scores(clean_scores)
-    todo = (~clean_success).nonzero().squeeze(1)
+    attack_task = attack_task or task
+    clean_broken = task.broken_on_clean(clean_scores)
+    todo = (~clean_broken).nonzero().squeeze(1)
     x_adv = x.clone()
     queries = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     gen = torch.Generator(device=x.device)
     gen.manual_seed(seed)
     for start in range(0, todo.numel(), batch_size):
         idx = todo[start : start + batch_size]
-        out = attack.run(task.subset(idx), x[idx], norm, eps, generator=gen)
+        out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
         x_adv[idx] = out.x_adv.detach()
         queries[idx] = out.queries
     adv_scores = batched_scores(task, x_adv, batch_size)
@@ -251,18 +272,55 @@ def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, no
     used = linf if norm == "linf" else l2
     if bool((used > eps + BUDGET_TOLERANCE).any()):
         raise RuntimeError(f"attack {attack.name} exceeded its {norm} budget {eps:g}: {float(used.max()):g}")
-    success = task.success_from_scores(adv_scores)
+    success = task.success_from_scores(adv_scores) | clean_broken
     return {
         "sample_id": np.asarray(items.sample_ids, dtype=object),
-        "clean_score": clean_scores.cpu().numpy().astype(np.float32),
-        "adv_score": adv_scores.cpu().numpy().astype(np.float32),
-        "clean_correct": (~clean_success).cpu().numpy(),
-        "attacked": (~clean_success).cpu().numpy(),
+        "clean_score": task.sample_scores(clean_scores).cpu().numpy().astype(np.float32),
+        "adv_score": task.sample_scores(adv_scores).cpu().numpy().astype(np.float32),
+        "clean_correct": (~clean_broken).cpu().numpy(),
+        "attacked": (~clean_broken).cpu().numpy(),
         "success": success.cpu().numpy(),
         "linf": linf.cpu().numpy().astype(np.float32),
         "l2": l2.cpu().numpy().astype(np.float32),
         "queries": queries.cpu().numpy(),
     }
+
+
+@dataclass
+class PreparedGoal:
+    """A goal's items with their clean scores, what the attacks see, and the per-goal integrity checks."""
+
+    items: GoalItems
+    clean: torch.Tensor
+    attack_task: Task
+    eot: int
+    checks: list[checks.CheckResult]
+
+    def reasons(self) -> list[str]:
+        """Why this goal's cells are unreliable (a random forward pass handled by EOT is not a reason)."""
+        return [c.detail for c in self.checks if not c.passed and not (c.name == "deterministic" and self.eot > 1)]
+
+
+def prepare_goal(items: GoalItems, model: torch.nn.Module, eot: Optional[int], batch_size: int, seed: int) -> PreparedGoal:
+    """Clean scores, then the checks on the clean batch before any attack: determinism (EOT if needed),
+    eval mode, finite non-zero gradients and success at a large budget."""
+    task, x = items.task, items.x
+    clean = batched_scores(task, x, batch_size)
+    todo = (~task.broken_on_clean(clean)).nonzero().squeeze(1)[:batch_size]
+    if todo.numel() == 0:
+        todo = torch.arange(min(len(task), batch_size), device=x.device)
+    sub, xb = task.subset(todo), x[todo]
+    det = checks.check_determinism(sub, xb)
+    k = eot if eot is not None else (1 if det.passed else checks.EOT_SAMPLES)
+    if not det.passed:
+        det.detail += (f"; EOT over {k} samples applied to the attack gradients" if k > 1 else "; EOT disabled (eot=1)")
+    attack_task = checks.EOTTask(task, k) if k > 1 else task
+    gen = torch.Generator(device=x.device)
+    gen.manual_seed(seed)
+    results = [det, checks.check_gradients(attack_task.subset(todo), xb),
+               checks.check_large_eps(attack_task.subset(todo), xb, gen)]
+    results.append(checks.check_eval_mode(model))  # after the forwards: a model that switches itself to train is caught
+    return PreparedGoal(items, clean, attack_task, k, results)
 
 
 def plan(suite: Suite, goals: tuple[str, ...]) -> list[tuple[str, str, dict, str, float]]:
@@ -292,6 +350,8 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         raise BadInputError(f"--samples must be at least 1, got {cfg.samples}")
     if cfg.batch_size < 1:
         raise BadInputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if cfg.eot is not None and cfg.eot < 1:
+        raise BadInputError(f"--eot must be at least 1 (1 = no EOT), got {cfg.eot}")
     goals = suite.goals or DEFAULT_GOALS[mut.task]
     wrong = [g for g in goals if GOALS[g] != mut.task]
     if wrong:
@@ -312,6 +372,7 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     check_model_outputs(model, images_to_tensor(dev_split.images[:CHECK_BATCH]).to(device), mut.task, mut.name)
     weights_name = Path(loaded.checkpoint).name if loaded.checkpoint != FACTORY_WEIGHTS else loaded.checkpoint
     log(f"model {mut.name} ({mut.profile}, {size} px, {weights_name}, sha256 {loaded.sha256[:12]}) on {device}")
+    eval_note = "was in train mode; put into eval mode on load" if loaded.was_training else "in eval mode"
     if isinstance(protocol, FRProtocol):
         dev = fr_dev_result(model, dev_split, device)
         log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
@@ -325,6 +386,10 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     reproduces = card_tau is not None and abs(float(card_tau) - op.threshold) <= 1e-4
     if card_tau is not None and not reproduces:
         log(f"warning: the dev threshold {op.threshold:.4f} differs from the model card's {float(card_tau):.4f}")
+    card_check = checks.check_card(card, dev.as_card(), mut.task)
+    run_reasons = [card_check.detail] if card_check is not None and not card_check.passed else []
+    for reason in run_reasons:
+        log(f"integrity: {reason}; every cell of this run is marked unreliable")
     if create_parent:
         store.path.parent.mkdir(parents=True, exist_ok=True)
         store.check_writable()
@@ -352,11 +417,15 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         "dev_metrics": dev.as_card(),
         "card_threshold": card_tau,
         "card_reproduces": bool(reproduces),
+        "card_check": "no model card" if card_check is None else ("passed" if card_check.passed else card_check.detail),
+        "eval_mode": eval_note,
+        "eot_setting": "auto" if cfg.eot is None else cfg.eot,
         "cells_planned": len(grid),
     }
     run_id = store.begin_run(meta)
     outcome = RunOutcome(run_id, store.path)
-    items_cache: dict[str, tuple[GoalItems, torch.Tensor]] = {}
+    prepared: dict[str, PreparedGoal] = {}
+    integrity: dict[str, dict] = {}
     bar = progress_bar(grid, show=progress, desc="cells", unit="cell")
     try:
         for goal, attack_name, params, norm, eps in bar:
@@ -378,30 +447,56 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
             }
             if mut.source == "user":  # zoo cells keep their ids; a user cell can never take one of theirs
                 config.update(task=mut.task, input_size=size)
+            if goal in IdentificationTask.goals:
+                config["threshold_rule"] = "top-1 (closed-set identification, no threshold)"
+            if cfg.eot is not None:  # a forced EOT setting is part of the cell; the automatic one follows the model
+                config["eot"] = cfg.eot
             cid = cell_id_of(config)
             bar.set_postfix_str(f"{goal} {attack_name} {norm} {format_eps(norm, eps)}")
             if store.has_cell(cid):
                 outcome.reused += 1
                 cell = store.read_cells([cid], arrays=False)[0]
             else:
-                if goal not in items_cache:
+                if goal not in prepared:
                     items = goal_items(protocol, model, goal, op.threshold, cfg, size, device)
-                    items_cache[goal] = (items, batched_scores(items.task, items.x, cfg.batch_size))
-                items, clean = items_cache[goal]
+                    prep = prepared[goal] = prepare_goal(items, model, cfg.eot, cfg.batch_size, cfg.seed)
+                    integrity[goal] = {"eot": prep.eot, **{c.name: ("passed" if c.passed else c.detail) for c in prep.checks}}
+                    for c in prep.checks:
+                        if not c.passed:
+                            log(f"integrity ({goal}): {c.detail}")
+                prep = prepared[goal]
                 start = time.perf_counter()
-                arrays = attack_cell(items, clean, attack, norm, eps, cfg.batch_size,
-                                     seed=int(cid[:12], 16) ^ cfg.seed)
-                cell = CellResult(cid, config, arrays, summarise(arrays, time.perf_counter() - start),
-                                  {"run_id": run_id, "threshold": op.threshold})
+                arrays = attack_cell(prep.items, prep.clean, attack, norm, eps, cfg.batch_size,
+                                     seed=int(cid[:12], 16) ^ cfg.seed, attack_task=prep.attack_task)
+                reasons = run_reasons + prep.reasons()
+                threshold = float("nan") if goal in IdentificationTask.goals else op.threshold
+                attrs = {"run_id": run_id, "threshold": threshold, "eot": prep.eot}
+                if prep.items.rule:
+                    attrs["decision_rule"] = prep.items.rule
+                cell = CellResult(cid, config, arrays, summarise(arrays, time.perf_counter() - start), attrs,
+                                  bool(reasons), "; ".join(reasons))
                 store.write_cell(cell)
                 outcome.computed += 1
             store.add_cell_to_run(run_id, cid)
-            outcome.summaries.append({**config, **cell.summary, "cell_id": cid})
+            outcome.summaries.append({**config, **cell.summary, "cell_id": cid, "unreliable": cell.unreliable,
+                                      "unreliable_reason": cell.unreliable_reason})
+        # across the cells of the run (reused ones included), then the run-level reasons for reused cells
+        flags = checks.cross_cell_checks(outcome.summaries)
+        for s in outcome.summaries:
+            new = [r for r in flags.get(s["cell_id"], []) + run_reasons if r not in s["unreliable_reason"].split("; ")]
+            if new:
+                store.flag_cell(s["cell_id"], new)
+                s["unreliable"] = True
+                s["unreliable_reason"] = "; ".join([r for r in s["unreliable_reason"].split("; ") if r] + new)
+        for reason in sorted({r for rs in flags.values() for r in rs}):
+            log(f"integrity: {reason}")
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         store.finish_run(run_id, status, {"error": f"{type(e).__name__}: {e}"})
         raise
     finally:
         bar.close()
-    store.finish_run(run_id, "complete", {"cells_computed": outcome.computed, "cells_reused": outcome.reused})
+    store.finish_run(run_id, "complete", {"cells_computed": outcome.computed, "cells_reused": outcome.reused,
+                                          "integrity": integrity,
+                                          "cells_unreliable": sum(bool(s["unreliable"]) for s in outcome.summaries)})
     return outcome

@@ -1,4 +1,4 @@
-"""The HDF5 results store (schema v1, documented in docs/results-schema.md).
+"""The HDF5 results store (schema v1.1, documented in docs/results-schema.md).
 
 One file holds runs (with provenance) and cells (with per-sample arrays and a summary). The file
 is opened only for the duration of one operation, so readers can look between writes. A cell is
@@ -22,6 +22,7 @@ from bench import __version__
 from bench.errors import StoreError
 
 SCHEMA_VERSION = 1
+SCHEMA_MINOR = 1  # 1.1: cells carry `unreliable` and `unreliable_reason` (absent in 1.0 stores: reliable)
 DEFAULT_STORE = Path("results/facebench.h5")
 TMP_PREFIX = "_incomplete_"
 
@@ -47,6 +48,8 @@ class CellResult:
     arrays: dict[str, np.ndarray]
     summary: dict
     attrs: dict = field(default_factory=dict)
+    unreliable: bool = False  # an integrity check failed (bench/checks.py); `unreliable_reason` says which
+    unreliable_reason: str = ""
 
 
 def new_run_id() -> str:
@@ -114,6 +117,7 @@ class ResultsStore:
             if mode == "r" or len(f.keys()) > 0:
                 raise StoreError(f"{self.path} is an HDF5 file but not a facebench store (no schema_version)")
             f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["schema_minor"] = SCHEMA_MINOR
             f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             f.attrs["facebench_version"] = __version__
             f.create_group("runs")
@@ -169,6 +173,9 @@ class ResultsStore:
             g.attrs["config"] = json.dumps(cell.config, sort_keys=True)
             for k, v in {**cell.config, **cell.attrs}.items():
                 g.attrs[k] = _attr(v)
+            g.attrs["unreliable"] = bool(cell.unreliable)
+            g.attrs["unreliable_reason"] = cell.unreliable_reason
+            self._mark_minor(f)
             for name, dtype in SAMPLE_ARRAYS.items():
                 arr = cell.arrays[name]
                 if len(arr) != n:
@@ -182,6 +189,26 @@ class ResultsStore:
                 s.attrs[k] = _attr(v)
             f.flush()
             cells.move(tmp, cell.cell_id)
+
+    @staticmethod
+    def _mark_minor(f: h5py.File) -> None:
+        """A 1.0 store that receives 1.1 fields says so (1.0 readers ignore both)."""
+        if int(f.attrs.get("schema_minor", 0)) < SCHEMA_MINOR:
+            f.attrs["schema_minor"] = SCHEMA_MINOR
+
+    def flag_cell(self, cell_id: str, reasons: list[str]) -> None:
+        """Mark a stored cell unreliable, adding `reasons` to the ones it already has (no duplicates)."""
+        if not reasons:
+            return
+        with self._open("a") as f:
+            if cell_id not in f["cells"]:
+                raise StoreError(f"store {self.path} has no cell {cell_id!r}")
+            g = f["cells"][cell_id]
+            old = [r for r in str(_decode(g.attrs.get("unreliable_reason", ""))).split("; ") if r]
+            merged = old + [r for r in reasons if r not in old]
+            g.attrs["unreliable_reason"] = "; ".join(merged)
+            g.attrs["unreliable"] = True
+            self._mark_minor(f)
 
     # ------------------------------------------------------------------ reading
     def has_cell(self, cell_id: str) -> bool:
@@ -222,11 +249,13 @@ class ResultsStore:
                 g = cells[cid]
                 attrs = {k: _decode(v) for k, v in g.attrs.items()}
                 config = json.loads(attrs.pop("config"))
+                unreliable = bool(attrs.pop("unreliable", False))  # 1.0 stores: no checks stored, reliable
+                reason = str(attrs.pop("unreliable_reason", ""))
                 data = {}
                 if arrays:
                     for name in SAMPLE_ARRAYS:
                         v = g[name][()]
                         data[name] = np.asarray([s.decode() if isinstance(s, bytes) else s for s in v], dtype=object) if v.dtype == object else v
                 summary = {k: _decode(v) for k, v in g["summary"].attrs.items()}
-                out.append(CellResult(cid, config, data, summary, attrs))
+                out.append(CellResult(cid, config, data, summary, attrs, unreliable, reason))
         return out

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterator
+from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 
 from bench.data.world import FaceWorld
+from bench.errors import BadInputError
 from bench.registry import Registry
+
+GALLERY_PER_ID = 3  # gallery images per identity (fewer when an identity has fewer than 4 images)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,26 @@ class PairSet:
 
 
 @dataclass(frozen=True)
+class IdentificationSet:
+    """Closed-set identification items: a gallery (several images per identity) and probes of the same identities.
+
+    Labels are class indices into `identities`; `targets` holds, per probe, the target identity of the
+    `target-identity` goal (never the probe's own).
+    """
+
+    gallery: np.ndarray
+    gallery_labels: np.ndarray
+    probes: np.ndarray
+    probe_labels: np.ndarray
+    targets: np.ndarray
+    identities: list[str]
+    probe_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.probe_labels)
+
+
+@dataclass(frozen=True)
 class Protocol:
     """A named split over a dataset: its task, its threshold rule and a description of each split."""
 
@@ -58,6 +81,57 @@ class FRProtocol(Protocol):
 
     def test_pairs(self, kind: str, n: int | None, seed: int, size: int) -> PairSet:
         raise NotImplementedError
+
+    def identification(self, n: int | None, seed: int, size: int) -> IdentificationSet:
+        """Gallery and `n` probes from the test identities, chosen by `seed` (protocols that can form them)."""
+        raise BadInputError(f"protocol {self.name!r} does not provide identification items (gallery and probes); "
+                            "use synth-fr for the misidentify and target-identity goals")
+
+
+def identification_split(
+    keys: Sequence[Hashable],
+    identities: Sequence[str],
+    n: int | None,
+    seed: int,
+    load: Callable[[list], np.ndarray],
+    sample_id: Callable[[Hashable], str],
+) -> IdentificationSet:
+    """Gallery / probe split of the test faces `keys` (with their `identities`), deterministic in `seed`.
+
+    Only identities with at least two images take part (one gallery image and one probe at least).
+    Per identity, a seeded permutation puts up to GALLERY_PER_ID images in the gallery (always leaving
+    one probe); the `n` probes are drawn with `choose_items` (salt 4) from the rest, and each probe's
+    target identity is drawn uniformly from the other gallery identities.
+    """
+    by_id: dict[str, list] = {}
+    for key, who in zip(keys, identities):
+        by_id.setdefault(str(who), []).append(key)
+    names = sorted(i for i in by_id if len(by_id[i]) >= 2)
+    if len(names) < 2:
+        raise BadInputError("identification needs at least two test identities with two images or more")
+    gallery, gallery_labels, pool, pool_labels = [], [], [], []
+    for c, name in enumerate(names):
+        group = by_id[name]
+        order = np.random.default_rng([seed, 505, c]).permutation(len(group))
+        g = min(GALLERY_PER_ID, len(group) - 1)
+        gallery += [group[i] for i in order[:g]]
+        gallery_labels += [c] * g
+        pool += [group[i] for i in order[g:]]
+        pool_labels += [c] * (len(group) - g)
+    k = len(names)
+    offsets = np.random.default_rng([seed, 606]).integers(1, k, size=len(pool))  # never 0: never the own identity
+    chosen = np.sort(choose_items(len(pool), n, seed, 4))
+    probe_labels = np.asarray(pool_labels, dtype=np.int64)[chosen]
+    probes = [pool[i] for i in chosen]
+    return IdentificationSet(
+        gallery=load(gallery),
+        gallery_labels=np.asarray(gallery_labels, dtype=np.int64),
+        probes=load(probes),
+        probe_labels=probe_labels,
+        targets=(probe_labels + offsets[chosen]) % k,
+        identities=names,
+        probe_ids=[f"i:{sample_id(p)}" for p in probes],
+    )
 
 
 @dataclass(frozen=True)
@@ -258,6 +332,23 @@ class SynthFRProtocol(FRProtocol):
     def test_pairs(self, kind: str, n: int | None, seed: int, size: int) -> PairSet:
         return synth_fr_pairs(kind, n, seed, size)
 
+    def identification(self, n: int | None, seed: int, size: int) -> IdentificationSet:
+        return synth_fr_identification(n, seed, size)
+
+
+def synth_fr_identification(n: int | None, seed: int, size: int = 64, world_seed: int = 0) -> IdentificationSet:
+    """Gallery + `n` probes over the synth-fr test identities (all of them in the gallery), rendered in memory."""
+    keys = [(int(i), s) for i in SYNTH_FR.test_ids for s in range(SYNTH_FR.test_per_id)]
+    world = _world(world_seed, size)
+
+    def load(chosen: list) -> np.ndarray:
+        if not chosen:
+            return np.zeros((0, size, size, 3), np.uint8)
+        a = np.asarray(chosen, dtype=np.int64)
+        return world.render(a[:, 0], a[:, 1]).images
+
+    return identification_split(keys, [f"id{i}" for i, _ in keys], n, seed, load, lambda k: f"id{k[0]}/s{k[1]}")
+
 
 register_protocol(
     SynthFRProtocol(
@@ -270,6 +361,8 @@ register_protocol(
             "dev": f"{len(SYNTH_FR.dev_ids)} identities x {SYNTH_FR.dev_per_id} images",
             "test": f"{SYNTH_FR.test_pairs_per_kind} genuine + {SYNTH_FR.test_pairs_per_kind} impostor pairs "
             f"over {len(SYNTH_FR.test_ids)} unseen identities",
+            "identification": f"gallery of {len(SYNTH_FR.test_ids)} test identities x {GALLERY_PER_ID} images "
+            f"(one template each); probes: their other {SYNTH_FR.test_per_id - GALLERY_PER_ID} images",
         },
     )
 )

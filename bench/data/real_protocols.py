@@ -18,7 +18,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from bench.data.protocols import FaceSet, FASProtocol, FASSet, FRProtocol, PairSet, choose_items, register_protocol
+from bench.data.protocols import (FaceSet, FASProtocol, FASSet, FRProtocol, IdentificationSet, PairSet, choose_items,
+                                  identification_split, register_protocol)
 from bench.data.real import DatasetError, ImageRecord, VideoRecord, list_frames, open_dataset, read_image
 
 DATA_ENV = "FACEBENCH_DATA"
@@ -62,6 +63,13 @@ def _pairs(chosen: list[tuple[ImageRecord, ImageRecord]], kind: str, size: int) 
     return PairSet(probes, refs, np.full(len(chosen), kind == "genuine"), ids)
 
 
+def _identification(records: list[ImageRecord], n: Optional[int], seed: int, size: int) -> IdentificationSet:
+    def load(chosen: list) -> np.ndarray:
+        return np.stack([read_image(r.path, size) for r in chosen]) if chosen else np.zeros((0, size, size, 3), np.uint8)
+
+    return identification_split(records, [r.identity for r in records], n, seed, load, lambda r: r.sample_id)
+
+
 class CelebAToLFW(FRProtocol):
     """`celeba->lfw`: train on CelebA's train partition, threshold on its validation identities, test on LFW's pairs."""
 
@@ -75,6 +83,10 @@ class CelebAToLFW(FRProtocol):
         pairs = [p for p in loader("lfw").pairs() if p.genuine == (kind == "genuine")]
         pick = choose_items(len(pairs), n, seed, 0 if kind == "genuine" else 1)
         return _pairs([(pairs[i].a, pairs[i].b) for i in pick], kind, size)
+
+    def identification(self, n: Optional[int], seed: int, size: int) -> IdentificationSet:
+        """Closed-set identification over LFW's people with two images or more."""
+        return _identification(loader("lfw").faces(), n, seed, size)
 
 
 class CelebAIntra(CelebAToLFW):
@@ -101,6 +113,10 @@ class CelebAIntra(CelebAToLFW):
                 chosen.append((by_id[ids[i]][rng.integers(len(by_id[ids[i]]))], by_id[ids[j]][rng.integers(len(by_id[ids[j]]))]))
         pick = choose_items(len(chosen), n, seed, 0 if kind == "genuine" else 1)
         return _pairs([chosen[i] for i in pick], kind, size)
+
+    def identification(self, n: Optional[int], seed: int, size: int) -> IdentificationSet:
+        """Closed-set identification over CelebA's held-out test identities with two images or more."""
+        return _identification(loader("celeba").faces("test"), n, seed, size)
 
 
 # --------------------------------------------------------------------------- anti-spoofing

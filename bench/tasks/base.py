@@ -37,6 +37,14 @@ class Task(ABC):
     @abstractmethod
     def __len__(self) -> int: ...
 
+    def broken_on_clean(self, scores: torch.Tensor) -> torch.Tensor:
+        """Items already wrong on clean input: counted as broken and not attacked (default: the goal is reached)."""
+        return self.success_from_scores(scores)
+
+    def sample_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        """One float per item for the store (default: the decision score itself)."""
+        return scores
+
     def margin(self, x: torch.Tensor) -> torch.Tensor:
         return self.margin_from_scores(self.scores(x))
 

@@ -1,0 +1,256 @@
+"""Integrity checks that make a robustness number trustworthy; a failed check marks cells `unreliable`.
+
+Three kinds, run with every suite:
+- per goal, on the clean batch before any attack: the model is in eval mode, the forward pass is
+  deterministic (if not, EOT over the randomness is applied to the gradient), the input gradient of
+  the margin is finite and non-zero, and PGD at a large budget breaks (almost) every sample;
+- per run: the clean dev metrics reproduce the model card;
+- across the cells of a run: success grows with eps, iterative >= single-step, more steps or restarts
+  never lower success, and black-box attacks do not beat white-box ones at the same budget.
+Cross-cell comparisons allow a slack of one sample in a hundred (at least one sample).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from bench.tasks.base import Task
+
+EOT_SAMPLES = 8  # draws of the model's randomness averaged when the forward pass is not deterministic
+DETERMINISM_TOLERANCE = 1e-5
+CARD_THRESHOLD_TOLERANCE = 1e-3
+CARD_METRIC_TOLERANCE = 0.01  # absolute, on the dev metric (TAR for FR, ACER for FAS)
+CARD_METRIC = {"fr": "dev_tar", "fas": "dev_acer"}
+LARGE_EPS = 128 / 255  # Linf budget at which PGD must break nearly every sample
+LARGE_EPS_STEPS = 40
+LARGE_EPS_STEP_SIZE = 0.05  # relative to the budget: 6.4/255 per step (large steps oscillate)
+LARGE_EPS_SAMPLES = 32
+LARGE_EPS_MIN_SUCCESS = 0.95
+SINGLE_STEP = {"fgsm"}  # besides attacks whose `steps` parameter is 1
+BLACK_BOX = {"square", "hopskipjump", "boundary", "transfer"}  # besides attack classes with `black_box = True`
+
+
+@dataclass
+class CheckResult:
+    """One check's verdict; `detail` says why it failed (or what was done about it)."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+class EOTTask(Task):
+    """Expectation over transformation: a task whose scores are averaged over `k` forward passes.
+
+    Every task's margin is a (piecewise) linear function of its scores, so the gradient of the
+    averaged scores is the average of the `k` gradients over the model's randomness. Success,
+    thresholds and subsets delegate to the wrapped task.
+    """
+
+    def __init__(self, task: Task, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"EOT needs at least one sample, got {k}")
+        self.task = task
+        self.k = int(k)
+        self.goal = task.goal
+        self.threshold = task.threshold
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.task.scores(x) for _ in range(self.k)]).mean(dim=0)
+
+    def margin_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.margin_from_scores(scores)
+
+    def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.success_from_scores(scores)
+
+    def broken_on_clean(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.broken_on_clean(scores)
+
+    def sample_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.sample_scores(scores)
+
+    def subset(self, index: torch.Tensor) -> "EOTTask":
+        return EOTTask(self.task.subset(index), self.k)
+
+
+# ---------------------------------------------------------------------------- per goal, before attacking
+
+
+def training_modules(model: nn.Module) -> list[str]:
+    """Names of the submodules in train mode ('' is the model itself)."""
+    return [name or "<model>" for name, m in model.named_modules() if m.training]
+
+
+def check_eval_mode(model: nn.Module) -> CheckResult:
+    """Dropout, batch norm and the like must be in eval mode while a model is attacked."""
+    training = training_modules(model)
+    if training:
+        shown = ", ".join(training[:3]) + (f" and {len(training) - 3} more" if len(training) > 3 else "")
+        return CheckResult("eval_mode", False, f"model in train mode while attacked ({shown})")
+    return CheckResult("eval_mode", True)
+
+
+@torch.no_grad()
+def check_determinism(task: Task, x: torch.Tensor) -> CheckResult:
+    """Two forward passes on the same batch must agree; if not, attacks need EOT."""
+    a, b = task.scores(x), task.scores(x)
+    diff = float((a - b).abs().max()) if a.numel() else 0.0
+    if not math.isfinite(diff) or diff > DETERMINISM_TOLERANCE * max(1.0, float(a.abs().max()) if a.numel() else 1.0):
+        return CheckResult("deterministic", False, f"forward pass not deterministic (two passes differ by up to {diff:.3g})")
+    return CheckResult("deterministic", True)
+
+
+def check_gradients(task: Task, x: torch.Tensor) -> CheckResult:
+    """The input gradient of the attacker's margin must be finite and non-zero for every sample."""
+    if x.shape[0] == 0:
+        return CheckResult("gradients", True, "no sample to attack")
+    xg = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        m = task.margin(xg)
+        if not m.requires_grad:
+            return CheckResult("gradients", False, "the margin does not depend differentiably on the input")
+        (g,) = torch.autograd.grad(m.sum(), xg, allow_unused=True)
+    if g is None:
+        return CheckResult("gradients", False, "the margin has no gradient with respect to the input")
+    g = g.flatten(1)
+    finite = torch.isfinite(g).all(dim=1)
+    if not bool(finite.all()):
+        return CheckResult("gradients", False, f"non-finite input gradient on {int((~finite).sum())} of {len(g)} samples")
+    zero = (g == 0).all(dim=1)
+    if bool(zero.any()):
+        return CheckResult("gradients", False, f"zero input gradient on {int(zero.sum())} of {len(g)} samples")
+    return CheckResult("gradients", True)
+
+
+def check_large_eps(task: Task, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> CheckResult:
+    """PGD at a budget large enough to reach any decision must break nearly every sample (else: masking)."""
+    from attacks.native.engine import gradient_attack
+
+    x = x[:LARGE_EPS_SAMPLES]
+    if x.shape[0] == 0:
+        return CheckResult("large_eps", True, "no sample to attack")
+    sub = task.subset(torch.arange(x.shape[0], device=x.device))
+    out = gradient_attack(sub, x, "linf", LARGE_EPS, steps=LARGE_EPS_STEPS, step_size=LARGE_EPS_STEP_SIZE, random_init=True,
+                          generator=generator)
+    rate = float(out.success.float().mean())
+    if rate < LARGE_EPS_MIN_SUCCESS:
+        return CheckResult("large_eps", False, f"PGD-{LARGE_EPS_STEPS} at Linf {round(LARGE_EPS * 255)}/255 breaks only "
+                           f"{rate:.0%} of {x.shape[0]} samples (< {LARGE_EPS_MIN_SUCCESS:.0%}): gradient masking suspected")
+    return CheckResult("large_eps", True)
+
+
+# ---------------------------------------------------------------------------- per run
+
+
+def check_card(card: dict, dev: dict, task: str) -> Optional[CheckResult]:
+    """The dev threshold and dev metric re-measured on load must match the model card (None: no card)."""
+    card_dev = card.get("dev") or {}
+    metric = CARD_METRIC[task]
+    if "threshold" not in card_dev:
+        return None
+    problems = []
+    if abs(float(card_dev["threshold"]) - float(dev["threshold"])) > CARD_THRESHOLD_TOLERANCE:
+        problems.append(f"threshold {float(dev['threshold']):.4f} vs card {float(card_dev['threshold']):.4f}")
+    if metric in card_dev and metric in dev and abs(float(card_dev[metric]) - float(dev[metric])) > CARD_METRIC_TOLERANCE:
+        problems.append(f"{metric} {float(dev[metric]):.3f} vs card {float(card_dev[metric]):.3f}")
+    if problems:
+        return CheckResult("card", False, "clean dev metrics do not reproduce the model card: " + ", ".join(problems))
+    return CheckResult("card", True)
+
+
+# ---------------------------------------------------------------------------- across cells
+
+
+def _broken(summary: dict) -> int:
+    """Samples broken in a cell (clean-wrong included): n minus the robust ones."""
+    return int(summary["n"]) - int(round(float(summary["robust_accuracy"]) * int(summary["n"])))
+
+
+def _slack(n: int) -> int:
+    return max(1, math.ceil(n / 100))
+
+
+def _is_black_box(attack: str) -> bool:
+    from attacks.registry import ATTACKS
+
+    cls = ATTACKS.get(attack) if attack in ATTACKS else None
+    return bool(getattr(cls, "black_box", False)) or attack in BLACK_BOX
+
+
+def _steps(cell: dict) -> int:
+    if cell["attack"] in SINGLE_STEP:
+        return 1
+    return int(cell["params"].get("steps", 0) or 0)
+
+
+def cross_cell_checks(cells: list[dict]) -> dict[str, list[str]]:
+    """Reasons per cell id for the comparisons between cells of one run that fail.
+
+    `cells` are dicts with the cell's config (goal, attack, params, norm, eps), its summary (n,
+    robust_accuracy) and `cell_id`. All cells of one goal are on the same samples.
+    """
+    reasons: dict[str, list[str]] = {}
+
+    def flag(c: dict, why: str) -> None:
+        reasons.setdefault(c["cell_id"], []).append(why)
+
+    def eps_label(c: dict) -> str:
+        from bench.config import format_eps
+
+        return f"{c['norm']} {format_eps(c['norm'], c['eps'])}"
+
+    def key(c: dict, drop: tuple[str, ...] = ()) -> str:
+        return json.dumps({k: v for k, v in c["params"].items() if k not in drop}, sort_keys=True)
+
+    # success grows with eps, per attack configuration
+    groups: dict[tuple, list[dict]] = {}
+    for c in cells:
+        groups.setdefault((c["goal"], c["attack"], key(c), c["norm"]), []).append(c)
+    for group in groups.values():
+        best = None
+        for c in sorted(group, key=lambda c: c["eps"]):
+            b = _broken(c)
+            if best is not None and b < _broken(best) - _slack(int(c["n"])):
+                flag(c, f"success falls with eps: {b} broken at {eps_label(c)} < {_broken(best)} at {eps_label(best)}")
+            if best is None or b > _broken(best):
+                best = c
+    by_budget: dict[tuple, list[dict]] = {}
+    for c in cells:
+        by_budget.setdefault((c["goal"], c["norm"], round(float(c["eps"]), 9)), []).append(c)
+    for group in by_budget.values():
+        white = [c for c in group if not _is_black_box(c["attack"])]
+        # iterative >= single-step at the same budget
+        single = [c for c in white if _steps(c) == 1]
+        if single:
+            top = max(single, key=_broken)
+            for c in white:
+                if _steps(c) > 1 and _broken(c) < _broken(top) - _slack(int(c["n"])):
+                    flag(c, f"iterative {c['attack']} breaks {_broken(c)} < single-step {top['attack']}'s {_broken(top)}")
+        # more steps or restarts never lower success (same attack, same other parameters)
+        same: dict[tuple, list[dict]] = {}
+        for c in white:
+            same.setdefault((c["attack"], key(c, ("steps", "restarts"))), []).append(c)
+        for variants in same.values():
+            for c in variants:
+                for d in variants:
+                    cs, ds = (_steps(c), int(c["params"].get("restarts", 1))), (_steps(d), int(d["params"].get("restarts", 1)))
+                    if cs >= ds and cs != ds and _broken(c) < _broken(d) - _slack(int(c["n"])):
+                        flag(c, f"more steps/restarts {cs} break {_broken(c)} < {_broken(d)} with {ds}")
+        # black-box does not beat white-box
+        black = [c for c in group if _is_black_box(c["attack"])]
+        if black and white:
+            bb = max(black, key=_broken)
+            wb = max(_broken(c) for c in white)
+            if _broken(bb) > wb + _slack(int(bb["n"])):
+                for c in white:
+                    flag(c, f"black-box {bb['attack']} breaks {_broken(bb)} > best white-box {wb}: gradient masking suspected")
+    return reasons

@@ -1,0 +1,210 @@
+"""Integrity checks on hand-built models whose flaw is known, and the cross-cell comparisons."""
+import json
+import textwrap
+
+import h5py
+import pytest
+import torch
+from torch import nn
+
+from bench import checks
+from bench.runner import RunConfig, run_benchmark
+from bench.store import ResultsStore
+from bench.tasks import VerificationTask
+from tests.helpers import LinearEmbedder
+
+MODELS = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Embedder(nn.Module):
+        def __init__(self, mode="plain"):
+            super().__init__()
+            g = torch.Generator().manual_seed(0)
+            self.proj = nn.Linear(3 * 8 * 8, 16)
+            self.proj.weight.data = torch.randn(16, 3 * 8 * 8, generator=g) / 14
+            self.proj.bias.data.zero_()
+            self.drop = nn.Dropout(0.5)
+            self.mode = mode
+
+        def forward(self, x):
+            x = F.adaptive_avg_pool2d(x, 8)
+            if self.mode == "step":  # a step function: zero gradient everywhere, still in the graph
+                x = torch.round(x * 4) / 4
+            e = self.proj(self.drop(x.flatten(1) - 0.5))
+            if self.mode == "noisy":  # explicit randomness in every forward pass
+                e = e + 0.3 * torch.randn_like(e)
+            if self.mode == "sneaky":  # switches itself back to train mode
+                self.train()
+            return F.normalize(e, dim=1)
+
+
+    def plain():
+        return Embedder()  # left in train mode with dropout: the runner must put it into eval mode
+
+
+    def step():
+        return Embedder("step")
+
+
+    def noisy():
+        return Embedder("noisy")
+
+
+    def sneaky():
+        return Embedder("sneaky")
+''')
+
+SUITE = "attacks:\n  - attack: pgd\n    eps: [4/255, 16/255]\n    params: {steps: 5}\n"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("checkmodels")
+    (d / "check_models.py").write_text(MODELS)
+    (d / "suite.yaml").write_text(SUITE)
+    return d
+
+
+def _run(models, name, tmp_path, **kw):
+    store = tmp_path / f"{name}.h5"
+    cfg = RunConfig(model=f"{models / 'check_models.py'}:{name}", task="fr", suite=str(models / "suite.yaml"), samples=6,
+                    store=str(store), device="cpu", **kw)
+    outcome = run_benchmark(cfg, progress=False)
+    run = ResultsStore(store).run(outcome.run_id)
+    return outcome, run, json.loads(run["integrity"]), ResultsStore(store).read_cells([s["cell_id"] for s in outcome.summaries], arrays=False)
+
+
+def test_zero_gradient_model_is_flagged(models, tmp_path):
+    outcome, run, integrity, cells = _run(models, "step", tmp_path)
+    for goal in ("dodging", "impersonation"):
+        assert "zero input gradient" in integrity[goal]["gradients"]
+    assert cells and all(c.unreliable and "zero input gradient" in c.unreliable_reason for c in cells)
+    assert all(s["unreliable"] for s in outcome.summaries)
+    assert run["cells_unreliable"] == len(cells)
+
+
+def test_train_mode_model_is_put_into_eval_and_recorded(models, tmp_path):
+    outcome, run, integrity, cells = _run(models, "plain", tmp_path)
+    assert run["eval_mode"] == "was in train mode; put into eval mode on load"
+    for goal in ("dodging", "impersonation"):
+        assert integrity[goal]["eval_mode"] == "passed"
+        assert integrity[goal]["deterministic"] == "passed" and integrity[goal]["eot"] == 1  # dropout is off
+        assert integrity[goal]["gradients"] == "passed"
+
+
+def test_model_that_switches_to_train_mode_is_flagged(models, tmp_path):
+    _, _, integrity, cells = _run(models, "sneaky", tmp_path)
+    assert "train mode" in integrity["dodging"]["eval_mode"]
+    assert all(c.unreliable and "train mode" in c.unreliable_reason for c in cells)
+
+
+def test_randomized_model_engages_eot(models, tmp_path):
+    logs = []
+    outcome, run, integrity, cells = _run(models, "noisy", tmp_path)
+    for goal in ("dodging", "impersonation"):
+        assert "not deterministic" in integrity[goal]["deterministic"] and integrity[goal]["eot"] == checks.EOT_SAMPLES
+    assert all(c.attrs["eot"] == checks.EOT_SAMPLES for c in cells)
+    assert not any("not deterministic" in c.unreliable_reason for c in cells)  # handled by EOT
+    # with EOT switched off the same randomness makes every cell unreliable, and the run says so
+    out2 = run_benchmark(RunConfig(model=f"{models / 'check_models.py'}:noisy", task="fr", suite=str(models / "suite.yaml"),
+                                   samples=6, store=str(tmp_path / "off.h5"), device="cpu", eot=1),
+                         progress=False, log=logs.append)
+    assert all(s["unreliable"] and "not deterministic" in s["unreliable_reason"] for s in out2.summaries)
+    assert any("EOT disabled" in line for line in logs)
+
+
+def test_eot_task_averages_gradients():
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base = LinearEmbedder(3 * 4 * 4)
+
+        def forward(self, x):
+            return self.base(x + 0.1 * torch.randn_like(x))
+
+    torch.manual_seed(0)
+    model = Noisy()
+    x = torch.rand(4, 3, 4, 4)
+    task = VerificationTask(model, model.base(torch.rand(4, 3, 4, 4)).detach(), 0.5, "impersonation")
+    assert not checks.check_determinism(task, x).passed
+    assert checks.check_determinism(VerificationTask(model.base, task.references, 0.5, "impersonation"), x).passed
+
+    eot = checks.EOTTask(task, 16)
+    calls = []
+    orig = task.scores
+    task.scores = lambda z: (calls.append(1), orig(z))[1]
+    torch.manual_seed(0)
+    xg = x.clone().requires_grad_(True)
+    g = torch.autograd.grad(eot.margin(xg).sum(), xg)[0]
+    assert len(calls) == 16
+    task.scores = orig
+    # reproduce the same draws one by one and compare with the mean
+    torch.manual_seed(0)
+    per = []
+    for _ in range(16):
+        xs = x.clone().requires_grad_(True)
+        per.append(torch.autograd.grad(task.margin(xs).sum(), xs)[0])
+    assert torch.allclose(g, torch.stack(per).mean(0), atol=1e-6)
+    assert eot.subset(torch.tensor([1])).k == 16
+
+
+def test_eval_mode_check_on_a_module_in_train_mode():
+    m = nn.Sequential(nn.Linear(2, 2), nn.Dropout())
+    assert not checks.check_eval_mode(m).passed
+    assert checks.check_eval_mode(m.eval()).passed
+
+
+def _cell(cid, attack, eps, broken, n=100, goal="dodging", **params):
+    return {"cell_id": cid, "goal": goal, "attack": attack, "params": params, "norm": "linf", "eps": eps / 255,
+            "n": n, "robust_accuracy": (n - broken) / n}
+
+
+def test_cross_cell_checks_flag_exactly_the_inconsistent_cells():
+    cells = [
+        _cell("f2", "fgsm", 2, 30), _cell("f8", "fgsm", 8, 60),
+        _cell("p2", "pgd", 2, 40, steps=10), _cell("p4", "pgd", 4, 55, steps=10), _cell("p8", "pgd", 8, 50, steps=10),  # falls
+        _cell("q8", "pgd", 8, 58, steps=20),  # below fgsm at 8/255 (60 - 1 slack) and... above pgd-10: fine on steps
+        _cell("r8", "pgd", 8, 45, steps=40),  # more steps, fewer broken than pgd-20 (58)
+        _cell("s8", "square", 8, 90),  # black-box beats every white-box at 8/255
+        _cell("i2", "fgsm", 2, 20, goal="impersonation"), _cell("j2", "pgd", 2, 20, goal="impersonation", steps=10),
+    ]
+    flags = checks.cross_cell_checks(cells)
+    assert any("falls with eps" in r for r in flags["p8"])
+    assert any("single-step" in r for r in flags["q8"]) and any("single-step" in r for r in flags["p8"])
+    assert any("more steps" in r for r in flags["r8"])
+    assert all(any("black-box square" in r for r in flags[c]) for c in ("f8", "p8", "q8", "r8"))
+    assert "s8" not in flags and "f2" not in flags and "p2" not in flags and "p4" not in flags
+    assert "i2" not in flags and "j2" not in flags  # other goal, consistent
+    # within the slack (one sample in a hundred) nothing is flagged
+    assert checks.cross_cell_checks([_cell("a", "pgd", 2, 41, steps=10), _cell("b", "pgd", 4, 40, steps=10)]) == {}
+
+
+def test_card_check():
+    card = {"dev": {"threshold": 0.85, "dev_tar": 0.69}}
+    assert checks.check_card(card, {"threshold": 0.8502, "dev_tar": 0.695}, "fr").passed
+    bad = checks.check_card(card, {"threshold": 0.85, "dev_tar": 0.60}, "fr")
+    assert not bad.passed and "dev_tar 0.600 vs card 0.690" in bad.detail
+    assert checks.check_card({}, {"threshold": 0.5}, "fr") is None
+
+
+def test_store_flags_merge_and_old_cells_read_reliable(tmp_path):
+    from tests.test_store import _cell as store_cell  # a complete stored cell
+
+    st = ResultsStore(tmp_path / "s.h5")
+    cell = store_cell("c1")
+    st.write_cell(cell)
+    with h5py.File(tmp_path / "s.h5", "a") as f:  # a v1.0 cell has neither field
+        del f["cells"]["c1"].attrs["unreliable"]
+        del f["cells"]["c1"].attrs["unreliable_reason"]
+        del f.attrs["schema_minor"]
+    (old,) = st.read_cells(["c1"], arrays=False)
+    assert not old.unreliable and old.unreliable_reason == ""
+    st.flag_cell("c1", ["a"])
+    st.flag_cell("c1", ["a", "b"])
+    (new,) = st.read_cells(["c1"], arrays=False)
+    assert new.unreliable and new.unreliable_reason == "a; b"
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert int(f.attrs["schema_minor"]) == 1
