@@ -163,3 +163,31 @@ def test_run_with_identification_goals_stores_cells(tmp_path):
     mis, tgt = outcome.summaries
     assert mis["asr"] >= tgt["asr"]  # any other identity is easier than one given identity
     assert mis["asr"] > 0.5  # the undefended baseline is misidentified at 8/255
+
+
+def test_misidentify_retargets_to_each_other_identity_and_apgd_t_uses_it():
+    model, templates, x, labels = _setup(n=16, k=4)
+    task = IdentificationTask(model, templates, labels, "misidentify")
+    assert task.num_targets() == 3
+    with torch.no_grad():
+        clean = task.scores(x)
+    ranked = clean.scatter(1, labels.view(-1, 1), -torch.inf).argsort(1, descending=True)
+    for rank in range(3):
+        aimed = task.retarget(clean, rank)
+        assert torch.equal(aimed.aim, ranked[:, rank])
+        s = aimed.scores(x)
+        expected = s.gather(1, ranked[:, rank:rank + 1]).squeeze(1) - s.gather(1, labels.view(-1, 1)).squeeze(1)
+        assert torch.allclose(aimed.margin_from_scores(s), expected)
+        assert torch.equal(aimed.success(x), task.success(x))  # the goal stays "any wrong identity"
+        assert torch.equal(aimed.subset(torch.tensor([3, 1])).aim, ranked[[3, 1], rank])
+    with pytest.raises(ValueError, match="rank 3"):
+        task.retarget(clean, 3)
+    target = IdentificationTask(model, templates, labels, "target-identity", (labels + 1) % 4)
+    assert target.num_targets() == 1 and target.retarget(clean, 0) is target
+    # a targeted APGD over every other identity breaks at least what the untargeted one breaks
+    from attacks import make_attack
+
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    untargeted = make_attack("apgd", {"steps": 20}).run(task, x, "linf", 0.05, gen()).success
+    targeted = make_attack("apgd-t", {"steps": 20, "n_targets": 3}).run(task, x, "linf", 0.05, gen()).success
+    assert int(targeted.sum()) >= int(untargeted.sum()) and 0 < int(targeted.sum())

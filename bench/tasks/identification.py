@@ -42,7 +42,7 @@ class IdentificationTask(Task):
     threshold = float("nan")
 
     def __init__(self, model: nn.Module, templates: torch.Tensor, labels: torch.Tensor, goal: str,
-                 targets: Optional[torch.Tensor] = None) -> None:
+                 targets: Optional[torch.Tensor] = None, aim: Optional[torch.Tensor] = None) -> None:
         if goal not in self.goals:
             raise ValueError(f"identification goal must be one of {self.goals}, got {goal!r}")
         if templates.shape[0] < 2:
@@ -59,6 +59,7 @@ class IdentificationTask(Task):
         self.labels = labels
         self.targets = targets
         self.goal = goal
+        self.aim = None if aim is None else aim.long().to(labels.device)  # `retarget`: the class a margin climbs to
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -85,6 +86,8 @@ class IdentificationTask(Task):
     def margin_from_scores(self, s: torch.Tensor) -> torch.Tensor:
         if self.goal == "misidentify":
             own, others = self._split(s, self.labels)
+            if self.aim is not None:  # retargeted: climb towards one chosen other identity
+                return s.gather(1, self.aim.to(s.device).view(-1, 1)).squeeze(1) - own
             return others - own
         target, others = self._split(s, self.targets)
         return target - others
@@ -111,7 +114,23 @@ class IdentificationTask(Task):
     def subset(self, index: torch.Tensor) -> "IdentificationTask":
         index = index.to(self.labels.device)
         targets = None if self.targets is None else self.targets[index]
-        return IdentificationTask(self.model, self.templates, self.labels[index], self.goal, targets)
+        aim = None if self.aim is None else self.aim[index]
+        return IdentificationTask(self.model, self.templates, self.labels[index], self.goal, targets, aim)
+
+    def num_targets(self) -> int:
+        """`misidentify` can be reached through any other identity; `target-identity` through its target only."""
+        return self.n_classes - 1 if self.goal == "misidentify" else 1
+
+    def retarget(self, clean_scores: torch.Tensor, rank: int) -> "IdentificationTask":
+        """`misidentify` with its margin aimed at each probe's `rank`-th most similar other identity on clean
+        input (success is still any wrong identity); `target-identity` is already targeted (returned as is)."""
+        if self.goal != "misidentify":
+            return self
+        if not 0 <= rank < self.num_targets():
+            raise ValueError(f"rank {rank} outside the {self.num_targets()} other identities")
+        labels = self.labels.to(clean_scores.device)
+        order = clean_scores.scatter(1, labels.view(-1, 1), -torch.inf).argsort(dim=1, descending=True)
+        return IdentificationTask(self.model, self.templates, self.labels, self.goal, self.targets, order[:, rank])
 
     def as_identity_classifier(self, scale: float = 10.0) -> nn.Module:
         """An `nn.Module` with K logits (scaled similarities); true classes `labels`, target classes `targets`."""
