@@ -166,9 +166,6 @@ def impersonation():
     return shipped_items("facenet-baseline", "impersonation", 100)
 
 
-CROSS_CHECK = {}  # (goal, norm, eps) -> {attack: successes}, reported at the end of the agreement test
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("goal,norm,eps", [("dodging", "linf", 1 / 255), ("dodging", "l2", 0.25), ("impersonation", "linf", 8 / 255)])
 def test_native_pgd_at_least_as_strong_as_every_library_pgd(goal, norm, eps, dodging, impersonation, capsys):
@@ -188,7 +185,7 @@ def test_native_pgd_at_least_as_strong_as_every_library_pgd(goal, norm, eps, dod
 
 
 @pytest.mark.slow
-def test_black_box_does_not_beat_white_box(dodging):
+def test_black_box_does_not_beat_white_box(dodging, capsys):
     task, x = dodging
     task, x = task.subset(torch.arange(10)), x[:10]
     eps = 1 / 255
@@ -197,4 +194,7 @@ def test_black_box_does_not_beat_white_box(dodging):
                          ("art-hopskipjump", {"max_queries": 200, "max_iter": 5, "max_eval": 50, "init_eval": 10})]:
         out = make_attack(name, params).run(task, x, "linf", eps, torch.Generator().manual_seed(0))
         assert (out.queries > 0).all() and (out.queries <= 200).all(), name
+        with capsys.disabled():
+            print(f"\n[black-box vs PGD-20] {name}: {int(out.success.sum())} vs {int(white.success.sum())} of {len(x)}, "
+                  f"median queries {int(out.queries.median())}")
         assert int(out.success.sum()) <= int(white.success.sum()), name
