@@ -2,6 +2,7 @@
 from attacks.base import Attack, AttackOutput
 from attacks.registry import ATTACKS, make_attack, register_attack
 from attacks import native  # noqa: F401  (registers the native attacks)
+from attacks import backends  # noqa: F401  (registers the ART / foolbox / torchattacks adapters)
 from attacks.native.minimal import minimal_eps, success_curve
 from attacks.native.transfer import TransferOutput, transfer
 from attacks.suites import SUITES, Suite, SuiteEntry, load_suite
