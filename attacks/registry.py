@@ -73,5 +73,6 @@ def make_attack(name: str, params: Optional[dict] = None) -> Attack:
 
 
 def describe_params(name: str) -> str:
-    cls = ATTACKS.get(name)
-    return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
+    """The attack's parameters with their defaults (what identifies a cell; run-only switches such as a
+    library's `verbose` are left out, as `Attack.params` leaves them out)."""
+    return ", ".join(f"{k}={v!r}" for k, v in ATTACKS.get(name)().params().items())

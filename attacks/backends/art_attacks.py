@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attacks.backends.common import BackendAttack, CountingClassifier, check_positive, check_relative_step
+from attacks.backends.common import BackendAttack, CountingClassifier, LibraryPGD, LibrarySquare, check_count, check_positive
 from attacks.registry import register_attack
 from bench.errors import BadInputError
 
@@ -59,34 +59,15 @@ def seeded_start(model: CountingClassifier, x: torch.Tensor, tries: int, chunk: 
     return None
 
 
-def check_queries(attack: str, max_queries: int) -> None:
-    if max_queries < 1:
-        raise BadInputError(f"{attack}: max_queries must be >= 1, got {max_queries}")
-
-
 @register_attack
 @dataclass
-class ARTSquare(BackendAttack):
+class ARTSquare(LibrarySquare):
     """Square attack (Andriushchenko et al., 2020): score-based random search over square patches."""
 
     name = "art-square"
     backend = "art"
     norms = ("linf", "l2")
-    black_box = True
-    per_sample = True
-    query_cap = "max_queries"
     description = "ART Square attack: score-based random search (black-box), one sample at a time"
-
-    max_queries: int = 5000
-    p_init: float = 0.8
-    restarts: int = 1
-
-    def validate(self) -> None:
-        check_queries(self.name, self.max_queries)
-        if not 0 < self.p_init <= 1:
-            raise BadInputError(f"{self.name}: p_init must be in (0, 1], got {self.p_init}")
-        if self.restarts < 1:
-            raise BadInputError(f"{self.name}: restarts must be >= 1, got {self.restarts}")
 
     def generate(self, lib, model, x, norm, eps):
         from art.attacks.evasion import SquareAttack
@@ -118,10 +99,8 @@ class ARTHopSkipJump(BackendAttack):
     init_size: int = 100
 
     def validate(self) -> None:
-        check_queries(self.name, self.max_queries)
-        for field in ("max_iter", "max_eval", "init_eval", "init_size"):
-            if getattr(self, field) < 1:
-                raise BadInputError(f"{self.name}: {field} must be >= 1, got {getattr(self, field)}")
+        check_count(self.name, max_queries=self.max_queries, max_iter=self.max_iter, max_eval=self.max_eval,
+                    init_eval=self.init_eval, init_size=self.init_size)
         if self.init_eval > self.max_eval:
             raise BadInputError(f"{self.name}: init_eval ({self.init_eval}) must not exceed max_eval ({self.max_eval})")
 
@@ -160,10 +139,8 @@ class ARTBoundary(BackendAttack):
     init_size: int = 100
 
     def validate(self) -> None:
-        check_queries(self.name, self.max_queries)
-        for field in ("max_iter", "num_trial", "init_size"):
-            if getattr(self, field) < 1:
-                raise BadInputError(f"{self.name}: {field} must be >= 1, got {getattr(self, field)}")
+        check_count(self.name, max_queries=self.max_queries, max_iter=self.max_iter, num_trial=self.num_trial,
+                    init_size=self.init_size)
         check_positive(self.name, delta=self.delta, epsilon=self.epsilon)
 
     def generate(self, lib, model, x, norm, eps):
@@ -181,22 +158,13 @@ class ARTBoundary(BackendAttack):
 
 @register_attack
 @dataclass
-class ARTPGD(BackendAttack):
+class ARTPGD(LibraryPGD):
     """ART's PGD (PyTorch implementation) for cross-checking the native one: same steps, step size and start."""
 
     name = "art-pgd"
     backend = "art"
     norms = ("linf", "l2")
     description = "ART projected gradient descent (white-box, cross-check of native pgd)"
-
-    steps: int = 10
-    step_size: float = 0.25  # relative to eps, as native pgd
-    random_start: bool = True
-
-    def validate(self) -> None:
-        if self.steps < 1:
-            raise BadInputError(f"{self.name}: steps must be >= 1, got {self.steps}")
-        check_relative_step(self.name, self.step_size)
 
     def generate(self, lib, model, x, norm, eps):
         from art.attacks.evasion import ProjectedGradientDescentPyTorch

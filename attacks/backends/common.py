@@ -178,6 +178,13 @@ def check_positive(attack: str, **values: float) -> None:
             raise BadInputError(f"{attack}: {name} must be positive, got {v}")
 
 
+def check_count(attack: str, **counts: int) -> None:
+    """Step, iteration and query counts must be at least one."""
+    for key, value in counts.items():
+        if value < 1:
+            raise BadInputError(f"{attack}: {key} must be >= 1, got {value}")
+
+
 def check_relative_step(attack: str, step_size: float) -> None:
     if not 0 < step_size <= 1:
         raise BadInputError(f"{attack}: step_size is relative to eps and must be in (0, 1], got {step_size}")
@@ -254,6 +261,50 @@ class BackendAttack(Attack):
         with torch.no_grad():
             take = task.margin(best) > task.margin(out)
         return torch.where(take.view(-1, *([1] * (out.dim() - 1))), best, out)
+
+
+@dataclass
+class LibraryPGD(BackendAttack):
+    """The parameters every library's PGD shares with the native one (cross-checks use the same values)."""
+
+    steps: int = 10
+    step_size: float = 0.25  # relative to eps, as native pgd
+    random_start: bool = True
+
+    def validate(self) -> None:
+        check_count(self.name, steps=self.steps)
+        check_relative_step(self.name, self.step_size)
+
+
+@dataclass
+class LibrarySquare(BackendAttack):
+    """Square attack (Andriushchenko et al., 2020), score-based random search: the parameters of both libraries'."""
+
+    black_box = True
+    per_sample = True
+    query_cap = "max_queries"
+
+    max_queries: int = 5000
+    p_init: float = 0.8
+    restarts: int = 1
+
+    def validate(self) -> None:
+        check_count(self.name, max_queries=self.max_queries, restarts=self.restarts)
+        if not 0 < self.p_init <= 1:
+            raise BadInputError(f"{self.name}: p_init must be in (0, 1], got {self.p_init}")
+
+
+@dataclass
+class LibraryDeepFool(BackendAttack):
+    """DeepFool (Moosavi-Dezfooli et al., 2016): minimal perturbation, success within the budget."""
+
+    steps: int = 50
+    overshoot: float = 0.02
+
+    def validate(self) -> None:
+        check_count(self.name, steps=self.steps)
+        if self.overshoot < 0:
+            raise BadInputError(f"{self.name}: overshoot must be >= 0, got {self.overshoot}")
 
 
 def labels_zero(n: int, device: torch.device) -> torch.Tensor:

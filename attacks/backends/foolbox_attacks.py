@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from attacks.backends.common import BackendAttack, CountingClassifier, check_positive, check_relative_step, labels_zero
+from attacks.backends.common import (BackendAttack, CountingClassifier, LibraryDeepFool, LibraryPGD, check_count, check_positive,
+                                     labels_zero)
 from attacks.registry import register_attack
 from bench.errors import BadInputError
 
@@ -40,10 +41,7 @@ class FoolboxBoundary(BackendAttack):
     step_adaptation: float = 1.5
 
     def validate(self) -> None:
-        if self.max_queries < 1:
-            raise BadInputError(f"{self.name}: max_queries must be >= 1, got {self.max_queries}")
-        if self.steps < 1:
-            raise BadInputError(f"{self.name}: steps must be >= 1, got {self.steps}")
+        check_count(self.name, max_queries=self.max_queries, steps=self.steps)
         check_positive(self.name, spherical_step=self.spherical_step, source_step=self.source_step)
         if self.step_adaptation <= 1:
             raise BadInputError(f"{self.name}: step_adaptation must be > 1, got {self.step_adaptation}")
@@ -59,22 +57,13 @@ class FoolboxBoundary(BackendAttack):
 
 @register_attack
 @dataclass
-class FoolboxDeepFool(BackendAttack):
+class FoolboxDeepFool(LibraryDeepFool):
     """DeepFool (Moosavi-Dezfooli et al., 2016): linearise the boundary and step across it; success within eps."""
 
     name = "foolbox-deepfool"
     backend = "foolbox"
     norms = ("linf", "l2")
     description = "foolbox DeepFool (L2 or Linf): minimal-perturbation white-box attack, success within the budget"
-
-    steps: int = 50
-    overshoot: float = 0.02
-
-    def validate(self) -> None:
-        if self.steps < 1:
-            raise BadInputError(f"{self.name}: steps must be >= 1, got {self.steps}")
-        if self.overshoot < 0:
-            raise BadInputError(f"{self.name}: overshoot must be >= 0, got {self.overshoot}")
 
     def generate(self, fb, model, x, norm, eps):
         cls = fb.attacks.LinfDeepFoolAttack if norm == "linf" else fb.attacks.L2DeepFoolAttack
@@ -85,22 +74,13 @@ class FoolboxDeepFool(BackendAttack):
 
 @register_attack
 @dataclass
-class FoolboxPGD(BackendAttack):
+class FoolboxPGD(LibraryPGD):
     """foolbox's PGD (LinfPGD / L2PGD, cross-entropy) for cross-checking the native one."""
 
     name = "foolbox-pgd"
     backend = "foolbox"
     norms = ("linf", "l2")
     description = "foolbox projected gradient descent (white-box, cross-check of native pgd)"
-
-    steps: int = 10
-    step_size: float = 0.25  # relative to eps, as native pgd
-    random_start: bool = True
-
-    def validate(self) -> None:
-        if self.steps < 1:
-            raise BadInputError(f"{self.name}: steps must be >= 1, got {self.steps}")
-        check_relative_step(self.name, self.step_size)
 
     def generate(self, fb, model, x, norm, eps):
         cls = fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD

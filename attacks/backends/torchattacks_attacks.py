@@ -11,37 +11,21 @@ from dataclasses import dataclass
 
 import torch
 
-from attacks.backends.common import BackendAttack, check_relative_step, labels_zero
+from attacks.backends.common import LibraryDeepFool, LibraryPGD, LibrarySquare, labels_zero
 from attacks.registry import register_attack
-from bench.errors import BadInputError
 
 TA_NORMS = {"linf": "Linf", "l2": "L2"}
 
 
 @register_attack
 @dataclass
-class TorchattacksSquare(BackendAttack):
+class TorchattacksSquare(LibrarySquare):
     """Square attack (Andriushchenko et al., 2020), torchattacks' version: score-based random search."""
 
     name = "torchattacks-square"
     backend = "torchattacks"
     norms = ("linf", "l2")
-    black_box = True
-    per_sample = True
-    query_cap = "max_queries"
     description = "torchattacks Square attack: score-based random search (black-box), one sample at a time"
-
-    max_queries: int = 5000
-    p_init: float = 0.8
-    restarts: int = 1
-
-    def validate(self) -> None:
-        if self.max_queries < 1:
-            raise BadInputError(f"{self.name}: max_queries must be >= 1, got {self.max_queries}")
-        if not 0 < self.p_init <= 1:
-            raise BadInputError(f"{self.name}: p_init must be in (0, 1], got {self.p_init}")
-        if self.restarts < 1:
-            raise BadInputError(f"{self.name}: restarts must be >= 1, got {self.restarts}")
 
     def generate(self, ta, model, x, norm, eps):
         # torchattacks seeds its own global torch RNG with `seed`; the adapter restores it afterwards
@@ -53,7 +37,7 @@ class TorchattacksSquare(BackendAttack):
 
 @register_attack
 @dataclass
-class TorchattacksDeepFool(BackendAttack):
+class TorchattacksDeepFool(LibraryDeepFool):
     """DeepFool (Moosavi-Dezfooli et al., 2016), torchattacks' L2 version; success within eps.
 
     torchattacks calls the model on one image at a time, so this adapter runs per sample.
@@ -65,15 +49,6 @@ class TorchattacksDeepFool(BackendAttack):
     per_sample = True
     description = "torchattacks DeepFool (L2): minimal-perturbation white-box attack, success within the budget"
 
-    steps: int = 50
-    overshoot: float = 0.02
-
-    def validate(self) -> None:
-        if self.steps < 1:
-            raise BadInputError(f"{self.name}: steps must be >= 1, got {self.steps}")
-        if self.overshoot < 0:
-            raise BadInputError(f"{self.name}: overshoot must be >= 0, got {self.overshoot}")
-
     def generate(self, ta, model, x, norm, eps):
         attack = ta.DeepFool(model, steps=self.steps, overshoot=self.overshoot)
         return attack(x, labels_zero(x.shape[0], x.device))
@@ -81,22 +56,13 @@ class TorchattacksDeepFool(BackendAttack):
 
 @register_attack
 @dataclass
-class TorchattacksPGD(BackendAttack):
+class TorchattacksPGD(LibraryPGD):
     """torchattacks' PGD / PGDL2 (cross-entropy) for cross-checking the native one."""
 
     name = "torchattacks-pgd"
     backend = "torchattacks"
     norms = ("linf", "l2")
     description = "torchattacks projected gradient descent (white-box, cross-check of native pgd)"
-
-    steps: int = 10
-    step_size: float = 0.25  # relative to eps, as native pgd
-    random_start: bool = True
-
-    def validate(self) -> None:
-        if self.steps < 1:
-            raise BadInputError(f"{self.name}: steps must be >= 1, got {self.steps}")
-        check_relative_step(self.name, self.step_size)
 
     def generate(self, ta, model, x, norm, eps):
         cls = ta.PGD if norm == "linf" else ta.PGDL2
