@@ -19,7 +19,7 @@ from bench.errors import BadInputError, CheckpointError
 from models_zoo import get_variant
 from models_zoo.adversarial import pgd_maximise
 from models_zoo.augment import ViewAugmentation
-from models_zoo.checkpoint import load_checkpoint, save_checkpoint
+from models_zoo.checkpoint import load_checkpoint, save_checkpoint, shipped_weights
 from models_zoo.losses import (nt_xent_loss, semihard_triplets, supervised_contrastive_loss, triplet_margin_loss,
                                triplet_semihard_loss)
 from models_zoo.training import build_zoo, specialised_recipe, train_variant, warm_start
@@ -480,14 +480,17 @@ def test_zoo_build_fine_tunes_the_baseline_it_just_built(monkeypatch, tmp_path):
     assert calls[-1][1] == {"init": fresh} and calls[-1][2].endswith(f"--init {fresh}")
 
 
-def test_models_lists_the_fr_adv_variants_with_the_baseline_network_and_no_weights():
+def test_models_lists_the_fr_adv_variants_with_the_baseline_network_and_their_weights():
     r = CliRunner().invoke(main, ["models"])
     assert r.exit_code == 0, r.output
     lines = {line.split()[0]: line for line in r.output.splitlines()[2:] if line.strip()}
     baseline_counts = lines["facenet-baseline"].split()[2:4]
     for name in FR_ADV_VARIANTS:
         line = lines[name]
-        assert line.split()[1] == "fr" and "not shipped" in line
+        weights = shipped_weights(name, "tiny")
+        shown = "not shipped" if weights is None else \
+            f"tiny: TAR {100 * json.loads(weights.with_suffix('.json').read_text())['dev']['dev_tar']:.1f} %"
+        assert line.split()[1] == "fr" and shown in line
         assert line.split()[2:4] == baseline_counts  # same network as facenet-baseline, tiny and paper
     for name in FR_ADV_VARIANTS:
         spec = get_variant(name)
