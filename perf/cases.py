@@ -6,6 +6,7 @@ memory are meant to arrive as further cases.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -60,6 +61,11 @@ def register_case(name: str, description: str):
     return deco
 
 
+def paired(a: Timing, b: Timing) -> float:
+    """Median over rounds of a's time / b's time in the same round (robust to load that drifts between rounds)."""
+    return statistics.median(x / y for x, y in zip(a.seconds, b.seconds))
+
+
 def contender_rows(contenders: list[Contender], timings: dict[str, Timing], baseline: str) -> list[dict]:
     base = timings[baseline].median
     return [{
@@ -67,18 +73,27 @@ def contender_rows(contenders: list[Contender], timings: dict[str, Timing], base
         "seconds": [round(s, 6) for s in timings[c.name].seconds], "median_s": round(timings[c.name].median, 6),
         "samples_per_s": round(c.samples / timings[c.name].median, 3),
         "ratio_to_bare": round(timings[c.name].median / base, 4),
+        "paired_ratio_to_bare": round(paired(timings[c.name], timings[baseline]), 4),
     } for c in contenders]
 
 
-def native_summary(rows: list[dict], native: str = "native pgd") -> dict:
-    """Native's cost relative to the bare loop and to each library (time ratios: < 1 means native is faster)."""
+def native_summary(rows: list[dict], timings: dict[str, Timing], native: str = "native pgd") -> dict:
+    """Native's cost relative to the bare loop and to each library (time ratios: < 1 means native is faster).
+
+    `ratio_to_bare` and `time_ratio_vs` are ratios of medians; the `paired_` ones are medians of the
+    per-round ratios.
+    """
     by = {r["name"]: r for r in rows}
     t = by[native]["median_s"]
     vs: dict[str, dict[str, float]] = {}
+    vs_paired: dict[str, dict[str, float]] = {}
     for r in rows:
         if r["kind"] in ("library", "adapter"):
-            vs.setdefault(r["library"], {})["direct" if r["kind"] == "library" else "adapter"] = round(t / r["median_s"], 4)
-    return {"ratio_to_bare": by[native]["ratio_to_bare"], "time_ratio_vs": vs,
+            how = "direct" if r["kind"] == "library" else "adapter"
+            vs.setdefault(r["library"], {})[how] = round(t / r["median_s"], 4)
+            vs_paired.setdefault(r["library"], {})[how] = round(paired(timings[native], timings[r["name"]]), 4)
+    return {"ratio_to_bare": by[native]["ratio_to_bare"], "paired_ratio_to_bare": by[native]["paired_ratio_to_bare"],
+            "time_ratio_vs": vs, "paired_time_ratio_vs": vs_paired,
             "faster_than_every_library": all(v < 1 for lib in vs.values() for v in lib.values())}
 
 
@@ -98,7 +113,7 @@ def pgd_case(name: str, description: str, settings: Settings, w: Workload, eps: 
     cs = pgd.contenders(w, eps, settings.steps, STEP_SIZE, settings.libraries, settings.adapters)
     timings = interleaved(cs, settings.repeats, settings.device, settings.warmup)
     rows = contender_rows(cs, timings, "bare torch loop")
-    summary = native_summary(rows)
+    summary = native_summary(rows, timings)
     summary.update({"native_broken": broken, "native_stopped_early": early})
     if check_target:
         summary["max_ratio_to_bare"] = MAX_RATIO_TO_BARE

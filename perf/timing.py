@@ -39,11 +39,16 @@ def synchronizer(device: torch.device) -> Callable[[], None]:
 
 
 def interleaved(contenders: list[Contender], repeats: int, device: torch.device, warmup: int = 1) -> dict[str, Timing]:
-    """Time each contender `repeats` times in rounds A B C A B C ...; `warmup` untimed rounds first."""
+    """Time each contender `repeats` times in rounds (A B C, B C A, C A B, ...); `warmup` untimed rounds first.
+
+    Every round runs every contender once; the order rotates so that no contender always runs
+    right after the same neighbour. Round i of each contender's `seconds` is from the same round.
+    """
     sync = synchronizer(device)
     out = {c.name: Timing(c.name) for c in contenders}
+    k = len(contenders)
     for r in range(warmup + repeats):
-        for c in contenders:
+        for c in contenders[r % k:] + contenders[:r % k]:
             sync()
             t0 = time.perf_counter()
             c.fn()
