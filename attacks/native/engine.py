@@ -52,34 +52,44 @@ def gradient_attack(
         if act.numel() == 0:
             break
         x0, e = x[act], eps_all[act]
+        sub = task.subset(act)
         delta = random_start(x0, norm, e, generator) if random_init else torch.zeros_like(x0)
         if mask is not None:
             delta = delta * mask
         delta = project(delta, x0, norm, e)
-        g_acc = torch.zeros_like(x0)
+        g_acc = torch.zeros_like(x0) if momentum > 0 else None
         for t in range(steps + 1):
             last = t == steps
             xa = (x0 + delta).requires_grad_(not last)
-            sub = task.subset(act)
             with torch.enable_grad() if not last else torch.no_grad():
                 s = sub.scores(xa)
                 m = sub.margin_from_scores(s)
             ok = sub.success_from_scores(s.detach())
-            md = m.detach()
-            queries[act] += 1
+            md, xd = m.detach(), xa.detach()
+            queries.index_add_(0, act, torch.ones_like(act))
             better = ok | (md > best_m[act])
-            idx = act[better]
-            best_x[idx] = xa.detach()[better]
-            best_m[idx] = md[better]
-            done[act[ok]] = True
-            keep = ~ok
-            if last or not bool(keep.any()):
+            n_ok, n_better = torch.stack([ok.sum(), better.sum()]).tolist()  # the one host sync per step
+            if n_better == act.numel():  # every sample improved: a plain row copy, no mask gather
+                best_x.index_copy_(0, act, xd)
+                best_m.index_copy_(0, act, md)
+            elif n_better:
+                idx = act[better]
+                best_x[idx] = xd[better]
+                best_m[idx] = md[better]
+            if n_ok:
+                done[act[ok]] = True
+            if last or n_ok == act.numel():
                 break
             grad = torch.autograd.grad(m.sum(), xa)[0]
             if mask is not None:
                 grad = grad * mask
-            act, x0, e, delta, grad, g_acc = act[keep], x0[keep], e[keep], delta[keep], grad[keep], g_acc[keep]
-            if momentum > 0:
+            if n_ok:  # re-pack the batch around the samples still unbroken
+                keep = (~ok).nonzero().squeeze(1)
+                act, x0, e, delta, grad = act[keep], x0[keep], e[keep], delta[keep], grad[keep]
+                sub = task.subset(act)
+                if g_acc is not None:
+                    g_acc = g_acc[keep]
+            if g_acc is not None:
                 g_acc = momentum * g_acc + grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
                 grad = g_acc
             delta = project(delta + step_size * e * steepest_step(grad, norm), x0, norm, e)

@@ -1,0 +1,3 @@
+from perf.cli import main
+
+raise SystemExit(main())

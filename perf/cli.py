@@ -1,0 +1,105 @@
+"""`python -m perf`: run the benchmark cases, print a table, write perf/results.json."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
+SCHEMA = "facebench-perf/1"
+
+
+def parse(argv: Optional[list[str]]) -> argparse.Namespace:
+    from perf.cases import CASES
+
+    p = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--case", action="append", choices=sorted(CASES), help="run only this case (repeatable)")
+    p.add_argument("--batch", type=int, default=32, help="samples per attack call (default 32)")
+    p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds per case; medians are reported (default 5)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--no-adapters", action="store_true", help="time the libraries directly only, not through our adapters")
+    p.add_argument("--quick", action="store_true", help="a smoke run: batch 4, 2 steps, 1 round, no warm-up")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})")
+    return p.parse_args(argv)
+
+
+def machine(device: torch.device) -> dict:
+    out = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    return out
+
+
+def table(results) -> str:
+    from tabulate import tabulate
+
+    rows = []
+    for r in results:
+        native_t = next(c["median_s"] for c in r.contenders if c["name"] == "native pgd")
+        for c in r.contenders:
+            vs = f"{native_t / c['median_s']:.3f}" if c["kind"] in ("library", "adapter") else ""
+            rows.append([r.name, c["name"], f"{c['median_s']:.3f}", f"{c['samples_per_s']:.1f}", f"{c['ratio_to_bare']:.3f}",
+                         f"{c['paired_ratio_to_bare']:.3f}", vs])
+    return tabulate(rows, headers=["case", "contender", "median s", "samples/s", "time / bare", "paired", "native time / this"])
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"perf: --device cuda asked for, but this torch {torch.__version__} sees no CUDA device", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from perf.cases import Settings, run_cases
+
+    device = torch.device(args.device)
+    settings = Settings(device=device, batch=args.batch, steps=args.steps, repeats=args.repeats,
+                        adapters=not args.no_adapters)
+    if args.quick:
+        settings.batch, settings.steps, settings.repeats, settings.warmup = 4, 2, 1, 0
+    for name in ("batch", "steps", "repeats"):
+        if getattr(settings, name) < 1:
+            print(f"perf: --{name} must be at least 1, got {getattr(settings, name)}", file=sys.stderr)
+            return 2
+    from bench.runner import versions
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    results = run_cases(args.case, settings, log=lambda s: print(s, file=sys.stderr, flush=True))
+    doc = {
+        "schema": SCHEMA,
+        "date": started.isoformat(timespec="seconds"),
+        "seconds": round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(), 1),
+        "command": "python -m perf " + " ".join(sys.argv[1:] if argv is None else argv),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "machine": machine(device),
+        "torch": torch.__version__,
+        "versions": versions(),
+        "settings": {"batch": settings.batch, "steps": settings.steps, "repeats": settings.repeats,
+                     "warmup": settings.warmup, "seed": settings.seed, "quick": args.quick,
+                     "timing": "interleaved rounds in one process; medians over repeats"},
+        "cases": [asdict(r) for r in results],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(table(results))
+    for r in results:
+        s = r.summary
+        vs = ", ".join(f"{lib} {'/'.join(f'{k} {v:.2f}' for k, v in d.items())}" for lib, d in s["time_ratio_vs"].items())
+        line = f"{r.name}: native pgd = {s['ratio_to_bare']:.3f} x bare loop (paired {s['paired_ratio_to_bare']:.3f})"
+        if "within_max_ratio" in s:
+            line += f" (target <= {s['max_ratio_to_bare']}: {'met' if s['within_max_ratio'] else 'NOT met'})"
+        print(f"{line}; native time / library time: {vs}; broken {s['native_broken']}, stopped early {s['native_stopped_early']} of {r.workload['batch']}")
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,65 @@
+"""The performance harness runs end to end and writes a well-formed results file (no timing asserted here)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_perf(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "perf", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_quick_run_writes_results_json(tmp_path):
+    out = tmp_path / "results.json"
+    proc = run_perf("--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "native pgd" in proc.stdout and str(out) in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "facebench-perf/1"
+    for key in ("date", "device", "machine", "torch", "versions", "command"):
+        assert doc[key], key
+    assert doc["device"] == "cpu" and doc["torch"]
+    assert doc["settings"]["quick"] is True
+    assert {k: doc["settings"][k] for k in ("batch", "steps", "repeats")} == {"batch": 4, "steps": 2, "repeats": 1}
+    assert {c["name"] for c in doc["cases"]} == {"pgd-full-steps", "pgd-early-stop"}
+    for case in doc["cases"]:
+        assert case["attack"]["steps"] == 2 and case["workload"]["model"] == "facenet-baseline"
+        names = {c["name"] for c in case["contenders"]}
+        assert {"bare torch loop", "native pgd", "torchattacks PGD (direct)", "torchattacks-pgd", "foolbox PGD (direct)",
+                "foolbox-pgd", "art PGD (direct)", "art-pgd"} <= names
+        for c in case["contenders"]:
+            assert len(c["seconds"]) == 1 and c["median_s"] > 0 and c["samples_per_s"] > 0
+            assert c["samples"] == case["workload"]["batch"] >= 1
+        bare = next(c for c in case["contenders"] if c["name"] == "bare torch loop")
+        assert bare["ratio_to_bare"] == 1
+        s = case["summary"]
+        assert set(s["time_ratio_vs"]) == {"torchattacks", "foolbox", "art"}
+        assert all(set(v) == {"direct", "adapter"} for v in s["time_ratio_vs"].values())
+        assert s["ratio_to_bare"] > 0
+    full = next(c for c in doc["cases"] if c["name"] == "pgd-full-steps")
+    assert "within_max_ratio" in full["summary"]
+
+
+def test_one_case_without_adapters(tmp_path):
+    out = tmp_path / "r.json"
+    proc = run_perf("--quick", "--case", "pgd-early-stop", "--no-adapters", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (case,) = json.loads(out.read_text())["cases"]
+    assert case["name"] == "pgd-early-stop"
+    assert {c["kind"] for c in case["contenders"]} == {"baseline", "native", "library"}
+
+
+def test_cuda_without_a_device_is_one_clear_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    proc = run_perf("--device", "cuda", "--out", str(tmp_path / "r.json"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "CUDA" in proc.stderr
+    assert not (tmp_path / "r.json").exists()
