@@ -189,6 +189,8 @@ def _is_black_box(attack: str) -> bool:
 def _steps(cell: dict) -> int:
     if cell["attack"] in SINGLE_STEP:
         return 1
+    if cell["attack"] == "cascade":  # iterative if any stage is (a cascade of single steps counts as one)
+        return max((_steps({"attack": s["attack"], "params": s["params"]}) for s in cell["params"]["stages"]), default=0)
     return int(cell["params"].get("steps", 0) or 0)
 
 
