@@ -50,6 +50,13 @@ def _reliability(unreliable: bool, reason: str) -> str:
     return f"UNRELIABLE: {reason}" if unreliable else "ok"
 
 
+def _attack_label(cell: dict) -> str:
+    """The attack column: a transfer cell names its source model."""
+    if cell["attack"] == "transfer":
+        return f"transfer from {cell['params']['source']}"
+    return cell["attack"]
+
+
 def _pct(v: float) -> str:
     return "n/a" if v != v else f"{100 * v:.1f}"
 
@@ -126,7 +133,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
     _silence_bars(quiet)
     outcome = run_benchmark(cfg, progress=not quiet, log=_log(quiet))
     rows = [
-        [s["goal"], s["attack"], f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
+        [s["goal"], _attack_label(s), f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
          _pct(s["robust_accuracy"]), f"{_pct(s['asr'])} [{_pct(s['asr_low'])}, {_pct(s['asr_high'])}]",
          s["n"], f"{s['seconds']:.1f}", _reliability(s["unreliable"], s["unreliable_reason"])]
         for s in outcome.summaries
@@ -333,7 +340,7 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
         eot = ", ".join(f"{g} EOT x{v['eot']}" for g, v in integrity.items() if int(v.get("eot", 1)) > 1)
         click.echo(f"integrity: model {meta.get('eval_mode', '?')}; card {meta.get('card_check', '?')}"
                    f"{'; ' + eot if eot else ''}; {meta.get('cells_unreliable', 0)} unreliable cells")
-    rows = [[c.config["goal"], c.config["attack"], f"{c.config['norm']} {format_eps(c.config['norm'], c.config['eps'])}",
+    rows = [[c.config["goal"], _attack_label(c.config), f"{c.config['norm']} {format_eps(c.config['norm'], c.config['eps'])}",
              _pct(c.summary["clean_accuracy"]), _pct(c.summary["robust_accuracy"]),
              f"{_pct(c.summary['asr'])} [{_pct(c.summary['asr_low'])}, {_pct(c.summary['asr_high'])}]", c.summary["n"], c.cell_id,
              _reliability(c.unreliable, c.unreliable_reason)]

@@ -39,7 +39,7 @@ USER_DEFAULT_PROTOCOL = {"fr": "synth-fr", "fas": "synth-oulu"}
 USER_DEFAULT_INPUT_SIZE = 64  # the tiny embedded world
 USER_PROFILE = "user"  # what a user model's runs and cells store as their profile
 INPUT_SIZE_RANGE = (16, 1024)
-PER_SAMPLE_CHUNK = 8  # samples per call of a library attack that runs one sample at a time
+PER_SAMPLE_CHUNK = 1  # samples per call of a library attack that runs one sample at a time (progress per sample)
 CHECK_BATCH = 8  # images of the dev split that every model's outputs are checked on before any attack
 
 
