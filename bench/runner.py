@@ -642,6 +642,9 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         store.check_writable()
 
     grid = plan(suite, goals, default_src)
+    if any(isinstance(e, TransferEntry) for e in suite.entries):
+        log(f"transfer sources: {', '.join(sources)}" if sources else
+            f"transfer: no other zoo model of task {mut.task} has shipped weights at {mut.input_size} px; no transfer cells")
     meta = {
         "model": mut.name,
         "source": mut.source,

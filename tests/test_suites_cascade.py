@@ -313,19 +313,26 @@ def test_old_cells_without_optional_arrays_read_back(tmp_path):
 
 @pytest.mark.slow
 def test_standard_cascade_at_least_as_strong_as_each_library_pgd(tmp_path):
+    """The `standard` Linf cascade without its last stage (Square-5000, hours on CPU for robust samples) is at
+    least as strong as ART's, foolbox's and torchattacks' PGD-10. A cascade's first stages see the same samples
+    with the same seeds whatever follows, and it breaks the union of its stages (tested above), so the full
+    `standard` cascade breaks at least what this one does."""
     from attacks.suites import standard_cascade
 
-    stages = [{"attack": s.attack, "params": s.params} for s in standard_cascade("linf")]
-    pgd = "\n".join(f"  - {{attack: {a}, eps: 4/255, params: {{steps: 10}}}}" for a in ("art-pgd", "foolbox-pgd", "torchattacks-pgd"))
-    suite = _suite_file(tmp_path, "attacks:\n  - cascade: " + json.dumps(stages) + "\n    eps: 4/255\n" + pgd + "\n")
+    stages = [{"attack": s.attack, "params": s.params} for s in standard_cascade("linf")[:-1]]
+    pgd = "\n".join(f"  - {{attack: {a}, eps: [4/255, 8/255], params: {{steps: 10}}}}"
+                    for a in ("art-pgd", "foolbox-pgd", "torchattacks-pgd"))
+    suite = _suite_file(tmp_path, "attacks:\n  - cascade: " + json.dumps(stages) + "\n    eps: [4/255, 8/255]\n" + pgd + "\n")
     outcome = run_benchmark(RunConfig(model="facenet-baseline", suite=suite, samples=48, store=str(tmp_path / "r.h5"),
                                       device="cpu"), progress=False)
     for goal in ("dodging", "impersonation"):
-        by = {s["attack"]: s["n"] - round(s["robust_accuracy"] * s["n"]) for s in outcome.summaries if s["goal"] == goal}
-        print(goal, by)
-        assert by["art-pgd"] > 0
-        for lib in ("art-pgd", "foolbox-pgd", "torchattacks-pgd"):
-            assert by["cascade"] >= by[lib], (goal, by)
+        for eps in (4 / 255, 8 / 255):
+            by = {s["attack"]: s["n"] - round(s["robust_accuracy"] * s["n"]) for s in outcome.summaries
+                  if s["goal"] == goal and abs(s["eps"] - eps) < 1e-9}
+            print(goal, round(eps * 255), by)
+            assert max(by[lib] for lib in ("art-pgd", "foolbox-pgd", "torchattacks-pgd")) > 0
+            for lib in ("art-pgd", "foolbox-pgd", "torchattacks-pgd"):
+                assert by["cascade"] >= by[lib], (goal, eps, by)
 
 
 @pytest.mark.slow
