@@ -214,15 +214,26 @@ def attacks() -> None:
 
 
 @main.command()
-def suites() -> None:
-    """List the built-in attack suites (a YAML file can be passed to `run --attack-suite` too)."""
-    from attacks import SUITES
+@click.option("--brief", is_flag=True, help="One line per suite instead of its grid.")
+def suites(brief: bool) -> None:
+    """List the built-in attack suites and their grids (a YAML file can be passed to `run --attack-suite` too).
 
-    rows = []
-    for name in SUITES:
+    Each entry is an attack, a worst-case cascade (stages in order, each on the samples still unbroken)
+    or a transfer row (crafted on other zoo models, scored on the model under test), at its budgets.
+    """
+    from attacks import SUITES
+    from bench.config import format_eps
+
+    if brief:
+        rows = [[name, len(SUITES.get(name).entries), ", ".join(dict.fromkeys(SUITES.get(name).budgets())),
+                 SUITES.get(name).description] for name in SUITES]
+        click.echo(tabulate(rows, headers=["suite", "entries", "budgets", "description"]))
+        return
+    for i, name in enumerate(SUITES):
         s = SUITES.get(name)
-        rows.append([name, ", ".join(e.label() for e in s.entries), ", ".join(dict.fromkeys(s.budgets())), s.description])
-    click.echo(tabulate(rows, headers=["suite", "attacks", "budgets", "description"]))
+        click.echo(("\n" if i else "") + f"{name}: {s.description}")
+        rows = [[e.kind, e.label(), e.norm, ", ".join(format_eps(e.norm, v) for v in e.eps)] for e in s.entries]
+        click.echo(tabulate(rows, headers=["kind", "attack", "norm", "budgets"]))
 
 
 @main.group()
