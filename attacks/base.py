@@ -37,6 +37,7 @@ class Attack:
     norms: ClassVar[tuple[str, ...]] = ("linf",)
     goals: ClassVar[Optional[tuple[str, ...]]] = None  # None: every goal
     description: ClassVar[str] = ""
+    measures_min_eps: ClassVar[bool] = False  # its output carries `min_eps` (the runner stores it per sample)
 
     def validate(self) -> None:
         """Refuse nonsensical parameters; subclasses extend this."""

@@ -50,6 +50,13 @@ def _reliability(unreliable: bool, reason: str) -> str:
     return f"UNRELIABLE: {reason}" if unreliable else "ok"
 
 
+def _attack_label(cell: dict) -> str:
+    """The attack column: a transfer cell names its source model."""
+    if cell["attack"] == "transfer":
+        return f"transfer from {cell['params']['source']}"
+    return cell["attack"]
+
+
 def _pct(v: float) -> str:
     return "n/a" if v != v else f"{100 * v:.1f}"
 
@@ -126,7 +133,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
     _silence_bars(quiet)
     outcome = run_benchmark(cfg, progress=not quiet, log=_log(quiet))
     rows = [
-        [s["goal"], s["attack"], f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
+        [s["goal"], _attack_label(s), f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
          _pct(s["robust_accuracy"]), f"{_pct(s['asr'])} [{_pct(s['asr_low'])}, {_pct(s['asr_high'])}]",
          s["n"], f"{s['seconds']:.1f}", _reliability(s["unreliable"], s["unreliable_reason"])]
         for s in outcome.summaries
@@ -207,15 +214,26 @@ def attacks() -> None:
 
 
 @main.command()
-def suites() -> None:
-    """List the built-in attack suites (a YAML file can be passed to `run --attack-suite` too)."""
-    from attacks import SUITES
+@click.option("--brief", is_flag=True, help="One line per suite instead of its grid.")
+def suites(brief: bool) -> None:
+    """List the built-in attack suites and their grids (a YAML file can be passed to `run --attack-suite` too).
 
-    rows = []
-    for name in SUITES:
+    Each entry is an attack, a worst-case cascade (stages in order, each on the samples still unbroken)
+    or a transfer row (crafted on other zoo models, scored on the model under test), at its budgets.
+    """
+    from attacks import SUITES
+    from bench.config import format_eps
+
+    if brief:
+        rows = [[name, len(SUITES.get(name).entries), ", ".join(dict.fromkeys(SUITES.get(name).budgets())),
+                 SUITES.get(name).description] for name in SUITES]
+        click.echo(tabulate(rows, headers=["suite", "entries", "budgets", "description"]))
+        return
+    for i, name in enumerate(SUITES):
         s = SUITES.get(name)
-        rows.append([name, ", ".join(e.label() for e in s.entries), ", ".join(dict.fromkeys(s.budgets())), s.description])
-    click.echo(tabulate(rows, headers=["suite", "attacks", "budgets", "description"]))
+        click.echo(("\n" if i else "") + f"{name}: {s.description}")
+        rows = [[e.kind, e.label(), e.norm, ", ".join(format_eps(e.norm, v) for v in e.eps)] for e in s.entries]
+        click.echo(tabulate(rows, headers=["kind", "attack", "norm", "budgets"]))
 
 
 @main.group()
@@ -333,7 +351,7 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
         eot = ", ".join(f"{g} EOT x{v['eot']}" for g, v in integrity.items() if int(v.get("eot", 1)) > 1)
         click.echo(f"integrity: model {meta.get('eval_mode', '?')}; card {meta.get('card_check', '?')}"
                    f"{'; ' + eot if eot else ''}; {meta.get('cells_unreliable', 0)} unreliable cells")
-    rows = [[c.config["goal"], c.config["attack"], f"{c.config['norm']} {format_eps(c.config['norm'], c.config['eps'])}",
+    rows = [[c.config["goal"], _attack_label(c.config), f"{c.config['norm']} {format_eps(c.config['norm'], c.config['eps'])}",
              _pct(c.summary["clean_accuracy"]), _pct(c.summary["robust_accuracy"]),
              f"{_pct(c.summary['asr'])} [{_pct(c.summary['asr_low'])}, {_pct(c.summary['asr_high'])}]", c.summary["n"], c.cell_id,
              _reliability(c.unreliable, c.unreliable_reason)]

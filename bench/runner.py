@@ -15,7 +15,7 @@ import torch
 from bench.progress import bar as progress_bar
 
 from attacks import Attack, make_attack
-from attacks.suites import Suite, load_suite
+from attacks.suites import CascadeEntry, Suite, TransferEntry, load_suite
 from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
 from bench.data.protocols import FASProtocol, FRProtocol, Protocol, choose_items, get_protocol
@@ -27,7 +27,7 @@ from bench.store import DEFAULT_STORE, CellResult, ResultsStore
 from bench import checks
 from bench.tasks import DEFAULT_GOALS, GOALS, IdentificationTask, SpoofTask, Task, VerificationTask, gallery_templates
 from bench.tasks.identification import DECISION_RULE
-from models_zoo.checkpoint import load_checkpoint, model_eval, shipped_weights
+from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights
 from models_zoo.registry import VariantSpec, get_variant
 from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
 
@@ -39,6 +39,7 @@ USER_DEFAULT_PROTOCOL = {"fr": "synth-fr", "fas": "synth-oulu"}
 USER_DEFAULT_INPUT_SIZE = 64  # the tiny embedded world
 USER_PROFILE = "user"  # what a user model's runs and cells store as their profile
 INPUT_SIZE_RANGE = (16, 1024)
+PER_SAMPLE_CHUNK = 1  # samples per call of a library attack that runs one sample at a time (progress per sample)
 CHECK_BATCH = 8  # images of the dev split that every model's outputs are checked on before any attack
 
 
@@ -242,36 +243,45 @@ def summarise(arrays: dict, seconds: float) -> dict:
         "median_linf": float(np.median(arrays["linf"][attacked])) if n_att else float("nan"),
         "mean_queries": float(arrays["queries"][attacked].mean()) if n_att else 0.0,
         "seconds": round(seconds, 3),
+        **({"median_min_eps": float(np.median(arrays["min_eps"][attacked])) if n_att else float("nan")}
+           if "min_eps" in arrays else {}),
     }
 
 
-def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, norm: str,
-                eps: float, batch_size: int, seed: int, attack_task: Optional[Task] = None) -> dict:
-    """Attack every clean-correct item of a goal at one budget; return the per-sample arrays.
+class SampleMeter:
+    """A second progress bar under the cells bar: samples attacked in the current cell (or stage), with samples/s."""
 
-    Items already wrong on clean input (`Task.broken_on_clean`) count as broken and are not attacked.
-    `attack_task` is what the attack sees (e.g. the EOT view of the task); decisions are the task's own.
-    """
+    def __init__(self, show: bool) -> None:
+        self.bar = progress_bar(show=show, desc="samples", unit="sample", leave=False, position=1)
+
+    def start(self, label: str, total: int) -> None:
+        self.bar.reset(total=total)
+        self.bar.set_description_str(label)
+
+    def update(self, k: int) -> None:
+        self.bar.update(k)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _chunk(attack: Attack, batch_size: int) -> int:
+    """Batch size for an attack: libraries that run one sample at a time get small chunks, so progress moves."""
+    return min(batch_size, PER_SAMPLE_CHUNK) if getattr(attack, "per_sample", False) else batch_size
+
+
+def _cell_arrays(items: GoalItems, clean_scores: torch.Tensor, x_adv: torch.Tensor, queries: torch.Tensor,
+                 name: str, norm: str, eps: float, batch_size: int) -> dict:
+    """The per-sample arrays of a cell from its final inputs: decisions by the task, budget checked."""
     task, x = items.task, items.x
-    attack_task = attack_task or task
     clean_broken = task.broken_on_clean(clean_scores)
-    todo = (~clean_broken).nonzero().squeeze(1)
-    x_adv = x.clone()
-    queries = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-    gen = torch.Generator(device=x.device)
-    gen.manual_seed(seed)
-    for start in range(0, todo.numel(), batch_size):
-        idx = todo[start : start + batch_size]
-        out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
-        x_adv[idx] = out.x_adv.detach()
-        queries[idx] = out.queries
     adv_scores = batched_scores(task, x_adv, batch_size)
     delta = (x_adv - x).flatten(1)
     linf = delta.abs().max(dim=1).values
     l2 = delta.norm(dim=1)
     used = linf if norm == "linf" else l2
     if bool((used > eps + BUDGET_TOLERANCE).any()):
-        raise RuntimeError(f"attack {attack.name} exceeded its {norm} budget {eps:g}: {float(used.max()):g}")
+        raise RuntimeError(f"attack {name} exceeded its {norm} budget {eps:g}: {float(used.max()):g}")
     success = task.success_from_scores(adv_scores) | clean_broken
     return {
         "sample_id": np.asarray(items.sample_ids, dtype=object),
@@ -284,6 +294,166 @@ def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, no
         "l2": l2.cpu().numpy().astype(np.float32),
         "queries": queries.cpu().numpy(),
     }
+
+
+def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, norm: str,
+                eps: float, batch_size: int, seed: int, attack_task: Optional[Task] = None,
+                meter: Optional[SampleMeter] = None) -> dict:
+    """Attack every clean-correct item of a goal at one budget; return the per-sample arrays.
+
+    Items already wrong on clean input (`Task.broken_on_clean`) count as broken and are not attacked.
+    `attack_task` is what the attack sees (e.g. the EOT view of the task); decisions are the task's own.
+    Attacks that measure a minimal budget (`AttackOutput.min_eps`) add the array `min_eps`
+    (0 for items broken on clean input, inf where none was found).
+    """
+    task, x = items.task, items.x
+    attack_task = attack_task or task
+    clean_broken = task.broken_on_clean(clean_scores)
+    todo = (~clean_broken).nonzero().squeeze(1)
+    x_adv = x.clone()
+    queries = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    min_eps = torch.zeros(x.shape[0], device=x.device) if attack.measures_min_eps else None
+    gen = torch.Generator(device=x.device)
+    gen.manual_seed(seed)
+    chunk = _chunk(attack, batch_size)
+    for start in range(0, todo.numel(), chunk):
+        idx = todo[start : start + chunk]
+        out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
+        x_adv[idx] = out.x_adv.detach()
+        queries[idx] = out.queries
+        if out.min_eps is not None:
+            if min_eps is None:
+                min_eps = torch.zeros(x.shape[0], device=x.device)
+            min_eps[idx] = out.min_eps.to(min_eps)
+        if meter is not None:
+            meter.update(idx.numel())
+    arrays = _cell_arrays(items, clean_scores, x_adv, queries, attack.name, norm, eps, batch_size)
+    if min_eps is not None:
+        arrays["min_eps"] = min_eps.cpu().numpy().astype(np.float32)
+    return arrays
+
+
+@dataclass
+class CascadeResult:
+    """A cascade cell's per-sample arrays and, per stage, the samples it saw and broke."""
+
+    arrays: dict
+    stage_attacked: list[int]
+    stage_broken: list[int]
+    stage_seconds: list[float]
+
+
+def cascade_cell(items: GoalItems, clean_scores: torch.Tensor, stages: list[Attack], norm: str, eps: float,
+                 batch_size: int, seed: int, attack_task: Optional[Task] = None,
+                 meter: Optional[SampleMeter] = None, labels: Optional[list[str]] = None) -> CascadeResult:
+    """A worst-case cascade: each stage attacks only the samples every earlier stage failed on.
+
+    The stages' inputs are re-packed into batches of the still-unbroken samples. A sample is broken
+    if any stage breaks it (judged by the task on that stage's output); its stored input and score
+    are those of the breaking stage, and `stage` says which (1-based; 0 = none). Unbroken samples keep
+    the point of largest margin any stage reached. `queries` sums every stage's queries per sample.
+    Each stage draws its random numbers from its own generator (seeded from `seed` and its position).
+    """
+    task, x = items.task, items.x
+    attack_task = attack_task or task
+    clean_broken = task.broken_on_clean(clean_scores)
+    broken = clean_broken.clone()
+    n = x.shape[0]
+    x_adv = x.clone()
+    best_m = torch.full((n,), -torch.inf, device=x.device)
+    queries = torch.zeros(n, dtype=torch.long, device=x.device)
+    stage_of = torch.zeros(n, dtype=torch.int16, device=x.device)
+    attacked_per, broken_per, seconds_per = [], [], []
+    for k, attack in enumerate(stages):
+        todo = (~broken).nonzero().squeeze(1)
+        attacked_per.append(int(todo.numel()))
+        gen = torch.Generator(device=x.device)
+        gen.manual_seed((seed + 7919 * (k + 1)) % (2**63))
+        if meter is not None:
+            meter.start(f"stage {k + 1}/{len(stages)} {labels[k] if labels else attack.name}", int(todo.numel()))
+        t0 = time.perf_counter()
+        newly = 0
+        chunk = _chunk(attack, batch_size)
+        for start in range(0, todo.numel(), chunk):
+            idx = todo[start : start + chunk]
+            out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
+            xa = out.x_adv.detach()
+            with torch.no_grad():
+                s = task.subset(idx).scores(xa)
+            sub = task.subset(idx)
+            ok = sub.success_from_scores(s)
+            m = sub.margin_from_scores(s)
+            take = ok | (m > best_m[idx])
+            x_adv[idx[take]] = xa[take]
+            best_m[idx[take]] = m[take]
+            queries[idx] += out.queries.to(queries)
+            broken[idx[ok]] = True
+            stage_of[idx[ok]] = k + 1
+            newly += int(ok.sum())
+            if meter is not None:
+                meter.update(idx.numel())
+        broken_per.append(newly)
+        seconds_per.append(round(time.perf_counter() - t0, 3))
+    arrays = _cell_arrays(items, clean_scores, x_adv, queries, "cascade", norm, eps, batch_size)
+    arrays["stage"] = stage_of.cpu().numpy()
+    return CascadeResult(arrays, attacked_per, broken_per, seconds_per)
+
+
+class NoStopTask(Task):
+    """A task whose goal is never reported reached: attacks run every step and keep the largest margin.
+
+    Used to craft transfer examples on a source model, whose own decision does not matter.
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.goal = task.goal
+        self.threshold = task.threshold
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.task.scores(x)
+
+    def margin_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.margin_from_scores(scores)
+
+    def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
+
+    def subset(self, index: torch.Tensor) -> "NoStopTask":
+        return NoStopTask(self.task.subset(index))
+
+
+def transfer_cell(items: GoalItems, clean_scores: torch.Tensor, source: GoalItems, attack: Attack, norm: str,
+                  eps: float, batch_size: int, seed: int, meter: Optional[SampleMeter] = None) -> tuple[dict, float]:
+    """Craft with `attack` on the source model's task (same items), judge on the model under test.
+
+    Only items correct on clean input under test are attacked. Every step runs on the source (no
+    early stop); `queries` is 1 per attacked item (one forward pass of the model under test).
+    Returns the arrays and the mean number of source queries per attacked item.
+    """
+    if list(source.sample_ids) != list(items.sample_ids):
+        raise RuntimeError("transfer: the source model's items differ from the items under test")
+    task, x = items.task, items.x
+    clean_broken = task.broken_on_clean(clean_scores)
+    todo = (~clean_broken).nonzero().squeeze(1)
+    x_adv = x.clone()
+    queries = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    source_queries = 0
+    gen = torch.Generator(device=x.device)
+    gen.manual_seed(seed)
+    for start in range(0, todo.numel(), batch_size):
+        idx = todo[start : start + batch_size]
+        out = attack.run(NoStopTask(source.task.subset(idx)), source.x[idx], norm, eps, generator=gen)
+        x_adv[idx] = out.x_adv.detach()
+        queries[idx] = 1
+        source_queries += int(out.queries.sum())
+        if meter is not None:
+            meter.update(idx.numel())
+    arrays = _cell_arrays(items, clean_scores, x_adv, queries, f"transfer[{attack.name}]", norm, eps, batch_size)
+    return arrays, source_queries / max(int(todo.numel()), 1)
 
 
 @dataclass
@@ -323,15 +493,90 @@ def prepare_goal(items: GoalItems, model: torch.nn.Module, eot: Optional[int], b
     return PreparedGoal(items, clean, attack_task, k, results)
 
 
-def plan(suite: Suite, goals: tuple[str, ...]) -> list[tuple[str, str, dict, str, float]]:
-    """The grid: (goal, attack, params, norm, eps) in a stable order."""
+@dataclass
+class PlannedCell:
+    """One cell of the grid, before it is computed: what attacks which goal at which budget."""
+
+    goal: str
+    kind: str  # "attack", "cascade" or "transfer"
+    attack: str  # the attack's name; "cascade" / "transfer" for those kinds
+    params: dict  # the attack's full parameters (a cascade: its stages; a transfer: the source and crafting attack)
+    norm: str
+    eps: float
+    entry: object = None
+    source: Optional[str] = None  # transfer: the zoo model the examples are crafted on
+
+
+def plan(suite: Suite, goals: tuple[str, ...], transfer_sources: tuple[str, ...] = ()) -> list[PlannedCell]:
+    """The grid in a stable order. Transfer entries give one cell per source (their own `sources`, else
+    `transfer_sources`: every other zoo model of the task) and budget."""
     cells = []
     for goal in goals:
         for entry in suite.entries:
-            params = make_attack(entry.attack, entry.params).params()
-            for eps in entry.eps:
-                cells.append((goal, entry.attack, params, entry.norm, eps))
+            if isinstance(entry, CascadeEntry):
+                params = entry.cell_params()
+                cells += [PlannedCell(goal, "cascade", "cascade", params, entry.norm, eps, entry) for eps in entry.eps]
+            elif isinstance(entry, TransferEntry):
+                crafted = {"attack": entry.attack, "params": make_attack(entry.attack, entry.params).params()}
+                for source in entry.sources or transfer_sources:
+                    cells += [PlannedCell(goal, "transfer", "transfer", {"source": source, **crafted}, entry.norm, eps,
+                                          entry, source) for eps in entry.eps]
+            else:
+                params = make_attack(entry.attack, entry.params).params()
+                cells += [PlannedCell(goal, "attack", entry.attack, params, entry.norm, eps, entry) for eps in entry.eps]
     return cells
+
+
+@dataclass
+class SourceModel:
+    """A zoo model that transfer examples are crafted on."""
+
+    name: str
+    loaded: LoadedModel
+
+
+def transfer_sources(mut: ModelUnderTest, suite: Suite) -> tuple[dict[str, ModelUnderTest], tuple[str, ...]]:
+    """The source models the suite's transfer entries need, resolved (not loaded) before any work,
+    and the default sources (for entries that name none).
+
+    Default: every other zoo variant of the same task with shipped weights at the model's profile (the
+    tiny one for a user model) and the same input size. Sources named in a suite must be such models.
+    """
+    entries = [e for e in suite.entries if isinstance(e, TransferEntry)]
+    if not entries:
+        return {}, ()
+    from models_zoo import VARIANTS
+
+    profile = mut.profile if mut.source == "zoo" else "tiny"
+
+    def usable(name: str) -> Optional[str]:
+        """Why `name` cannot be a source (None: it can)."""
+        if name not in VARIANTS:
+            return "not a zoo model"
+        spec = VARIANTS.get(name)
+        if spec.task != mut.task:
+            return f"a {spec.task} model, not {mut.task}"
+        if spec.input_size.get(profile) != mut.input_size:
+            return f"takes {spec.input_size.get(profile)} px at profile {profile}, not {mut.input_size}"
+        if shipped_weights(name, profile) is None:
+            return f"has no shipped {profile} weights"
+        return None
+
+    def resolved(name: str) -> ModelUnderTest:
+        return ModelUnderTest(name, "zoo", mut.task, profile, mut.input_size, mut.default_protocol, spec=VARIANTS.get(name))
+
+    out: dict[str, ModelUnderTest] = {}
+    defaults: tuple[str, ...] = ()
+    for entry in entries:
+        for name in entry.sources or ():
+            why = usable(name)
+            if why is not None:
+                raise BadInputError(f"suite {suite.name!r}: transfer source {name!r} cannot be used: {why}")
+            out[name] = resolved(name)
+    if any(not e.sources for e in entries):
+        defaults = tuple(n for n in VARIANTS if n != mut.name and usable(n) is None)
+        out.update({n: resolved(n) for n in defaults})
+    return out, defaults
 
 
 def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = lambda s: None) -> RunOutcome:
@@ -356,6 +601,8 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     wrong = [g for g in goals if GOALS[g] != mut.task]
     if wrong:
         raise BadInputError(f"suite {suite.name!r} asks for goals {wrong} that a {mut.task} model cannot serve")
+    sources, default_src = transfer_sources(mut, suite)
+    source_sha = {name: read_card(shipped_weights(name, src.profile))["sha256"] for name, src in sources.items()}
     store = ResultsStore(cfg.store)
     # the default location is ours to create (once the run starts); a named one's directory must exist
     create_parent = store.path == DEFAULT_STORE and not store.path.parent.exists()
@@ -394,7 +641,10 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         store.path.parent.mkdir(parents=True, exist_ok=True)
         store.check_writable()
 
-    grid = plan(suite, goals)
+    grid = plan(suite, goals, default_src)
+    if any(isinstance(e, TransferEntry) for e in suite.entries):
+        log(f"transfer sources: {', '.join(sources)}" if sources else
+            f"transfer: no other zoo model of task {mut.task} has shipped weights at {mut.input_size} px; no transfer cells")
     meta = {
         "model": mut.name,
         "source": mut.source,
@@ -421,15 +671,29 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         "eval_mode": eval_note,
         "eot_setting": "auto" if cfg.eot is None else cfg.eot,
         "cells_planned": len(grid),
+        "transfer_sources": list(sources),
     }
     run_id = store.begin_run(meta)
     outcome = RunOutcome(run_id, store.path)
     prepared: dict[str, PreparedGoal] = {}
     integrity: dict[str, dict] = {}
+    source_items: dict[tuple[str, str], GoalItems] = {}
+    source_loaded: dict[str, LoadedModel] = {}
     bar = progress_bar(grid, show=progress, desc="cells", unit="cell")
+    meter = SampleMeter(progress)
     try:
-        for goal, attack_name, params, norm, eps in bar:
-            attack = make_attack(attack_name, params)
+        for pc in bar:
+            goal, attack_name, params, norm, eps = pc.goal, pc.attack, pc.params, pc.norm, pc.eps
+            if pc.kind == "attack":
+                attack = make_attack(attack_name, params)
+                backend = attack.backend
+            elif pc.kind == "cascade":
+                stages = [make_attack(st["attack"], st["params"]) for st in params["stages"]]
+                backend = "+".join(dict.fromkeys(a.backend for a in stages))
+            else:
+                attack = make_attack(params["attack"], params["params"])
+                backend = attack.backend
+                params = {**params, "source_sha256": source_sha[pc.source]}
             config = {
                 "model": mut.name,
                 "profile": mut.profile,
@@ -437,7 +701,7 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
                 "protocol": protocol.name,
                 "goal": goal,
                 "attack": attack_name,
-                "backend": attack.backend,
+                "backend": backend,
                 "params": params,
                 "norm": norm,
                 "eps": eps,
@@ -452,7 +716,8 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
             if cfg.eot is not None:  # a forced EOT setting is part of the cell; the automatic one follows the model
                 config["eot"] = cfg.eot
             cid = cell_id_of(config)
-            bar.set_postfix_str(f"{goal} {attack_name} {norm} {format_eps(norm, eps)}")
+            shown = f"{attack_name} from {pc.source}" if pc.source else attack_name
+            bar.set_postfix_str(f"{goal} {shown} {norm} {format_eps(norm, eps)}")
             if store.has_cell(cid):
                 outcome.reused += 1
                 cell = store.read_cells([cid], arrays=False)[0]
@@ -466,11 +731,36 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
                             log(f"integrity ({goal}): {c.detail}")
                 prep = prepared[goal]
                 start = time.perf_counter()
-                arrays = attack_cell(prep.items, prep.clean, attack, norm, eps, cfg.batch_size,
-                                     seed=int(cid[:12], 16) ^ cfg.seed, attack_task=prep.attack_task)
-                reasons = run_reasons + prep.reasons()
+                seed = int(cid[:12], 16) ^ cfg.seed
                 threshold = float("nan") if goal in IdentificationTask.goals else op.threshold
                 attrs = {"run_id": run_id, "threshold": threshold, "eot": prep.eot}
+                n_todo = int((~prep.items.task.broken_on_clean(prep.clean)).sum())
+                meter.start(f"{goal} {shown} {norm} {format_eps(norm, eps)}", n_todo)
+                if pc.kind == "attack":
+                    arrays = attack_cell(prep.items, prep.clean, attack, norm, eps, cfg.batch_size, seed=seed,
+                                         attack_task=prep.attack_task, meter=meter)
+                elif pc.kind == "cascade":
+                    res = cascade_cell(prep.items, prep.clean, stages, norm, eps, cfg.batch_size, seed=seed,
+                                       attack_task=prep.attack_task, meter=meter,
+                                       labels=[st.label() for st in pc.entry.stages])
+                    arrays = res.arrays
+                    attrs.update(stages=[st.label() for st in pc.entry.stages], stage_attacked=res.stage_attacked,
+                                 stage_broken=res.stage_broken, stage_seconds=res.stage_seconds)
+                    log(f"{goal} cascade {norm} {format_eps(norm, eps)}: broken per stage "
+                        + ", ".join(f"{st.attack} {b}/{a}" for st, a, b in zip(pc.entry.stages, res.stage_attacked, res.stage_broken))
+                        + f" ({', '.join(f'{t:.0f}' for t in res.stage_seconds)} s)")
+                else:
+                    key = (pc.source, goal)
+                    if key not in source_items:
+                        if pc.source not in source_loaded:
+                            source_loaded[pc.source] = load_model(sources[pc.source], replace(cfg, checkpoint=None), device)
+                        source_items[key] = goal_items(protocol, source_loaded[pc.source].module, goal, op.threshold, cfg,
+                                                       size, device)
+                    arrays, src_q = transfer_cell(prep.items, prep.clean, source_items[key], attack, norm, eps,
+                                                  cfg.batch_size, seed=seed, meter=meter)
+                    attrs.update(source_model=pc.source, source_checkpoint=source_loaded[pc.source].checkpoint,
+                                 source_checkpoint_sha256=source_sha[pc.source], source_queries_mean=round(src_q, 3))
+                reasons = run_reasons + prep.reasons()
                 if prep.items.rule:
                     attrs["decision_rule"] = prep.items.rule
                 cell = CellResult(cid, config, arrays, summarise(arrays, time.perf_counter() - start), attrs,
@@ -495,6 +785,7 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         store.finish_run(run_id, status, {"error": f"{type(e).__name__}: {e}"})
         raise
     finally:
+        meter.close()
         bar.close()
     store.finish_run(run_id, "complete", {"cells_computed": outcome.computed, "cells_reused": outcome.reused,
                                           "integrity": integrity,

@@ -1,4 +1,4 @@
-"""The HDF5 results store (schema v1.1, documented in docs/results-schema.md).
+"""The HDF5 results store (schema v1.2, documented in docs/results-schema.md).
 
 One file holds runs (with provenance) and cells (with per-sample arrays and a summary). The file
 is opened only for the duration of one operation, so readers can look between writes. A cell is
@@ -22,7 +22,8 @@ from bench import __version__
 from bench.errors import StoreError
 
 SCHEMA_VERSION = 1
-SCHEMA_MINOR = 1  # 1.1: cells carry `unreliable` and `unreliable_reason` (absent in 1.0 stores: reliable)
+SCHEMA_MINOR = 2  # 1.1: cells carry `unreliable` and `unreliable_reason` (absent in 1.0 stores: reliable);
+# 1.2: cells may carry the optional per-sample datasets of OPTIONAL_ARRAYS (absent in older stores)
 DEFAULT_STORE = Path("results/facebench.h5")
 TMP_PREFIX = "_incomplete_"
 
@@ -36,6 +37,12 @@ SAMPLE_ARRAYS = {
     "linf": np.float32,
     "l2": np.float32,
     "queries": np.int64,
+}
+# per-sample datasets only some cells have (v1.2): minimal budgets of minimal-perturbation attacks, and
+# the cascade stage that broke each sample (1-based; 0 = none)
+OPTIONAL_ARRAYS = {
+    "min_eps": np.float32,
+    "stage": np.int16,
 }
 
 
@@ -161,6 +168,9 @@ class ResultsStore:
         missing = set(SAMPLE_ARRAYS) - set(cell.arrays)
         if missing:
             raise ValueError(f"cell {cell.cell_id} lacks arrays {sorted(missing)}")
+        unknown = set(cell.arrays) - set(SAMPLE_ARRAYS) - set(OPTIONAL_ARRAYS)
+        if unknown:
+            raise ValueError(f"cell {cell.cell_id} has arrays the schema does not know: {sorted(unknown)}")
         n = len(cell.arrays["sample_id"])
         with self._open("a") as f:
             cells = f["cells"]
@@ -175,8 +185,8 @@ class ResultsStore:
                 g.attrs[k] = _attr(v)
             g.attrs["unreliable"] = bool(cell.unreliable)
             g.attrs["unreliable_reason"] = cell.unreliable_reason
-            self._mark_minor(f)
-            for name, dtype in SAMPLE_ARRAYS.items():
+            self._mark_minor(f, 2 if set(OPTIONAL_ARRAYS) & set(cell.arrays) else 1)
+            for name, dtype in {**SAMPLE_ARRAYS, **{k: v for k, v in OPTIONAL_ARRAYS.items() if k in cell.arrays}}.items():
                 arr = cell.arrays[name]
                 if len(arr) != n:
                     raise ValueError(f"cell {cell.cell_id}: array {name} has {len(arr)} rows, expected {n}")
@@ -191,10 +201,10 @@ class ResultsStore:
             cells.move(tmp, cell.cell_id)
 
     @staticmethod
-    def _mark_minor(f: h5py.File) -> None:
-        """A 1.0 store that receives 1.1 fields says so (1.0 readers ignore both)."""
-        if int(f.attrs.get("schema_minor", 0)) < SCHEMA_MINOR:
-            f.attrs["schema_minor"] = SCHEMA_MINOR
+    def _mark_minor(f: h5py.File, minor: int) -> None:
+        """An older store that receives fields of a newer minor version says so (older readers ignore them)."""
+        if int(f.attrs.get("schema_minor", 0)) < minor:
+            f.attrs["schema_minor"] = minor
 
     def flag_cell(self, cell_id: str, reasons: list[str]) -> None:
         """Mark a stored cell unreliable, adding `reasons` to the ones it already has (no duplicates)."""
@@ -208,7 +218,7 @@ class ResultsStore:
             merged = old + [r for r in reasons if r not in old]
             g.attrs["unreliable_reason"] = "; ".join(merged)
             g.attrs["unreliable"] = True
-            self._mark_minor(f)
+            self._mark_minor(f, 1)
 
     # ------------------------------------------------------------------ reading
     def has_cell(self, cell_id: str) -> bool:
@@ -253,7 +263,7 @@ class ResultsStore:
                 reason = str(attrs.pop("unreliable_reason", ""))
                 data = {}
                 if arrays:
-                    for name in SAMPLE_ARRAYS:
+                    for name in [*SAMPLE_ARRAYS, *(k for k in OPTIONAL_ARRAYS if k in g)]:
                         v = g[name][()]
                         data[name] = np.asarray([s.decode() if isinstance(s, bytes) else s for s in v], dtype=object) if v.dtype == object else v
                 summary = {k: _decode(v) for k, v in g["summary"].attrs.items()}

@@ -124,6 +124,7 @@ class CarliniWagnerL2(Attack):
     backend = "native"
     norms = ("l2",)
     description = "Carlini-Wagner L2 (tanh box, binary search over c, confidence kappa) on the task margin"
+    measures_min_eps = True
 
     steps: int = 100
     search_steps: int = 9

@@ -81,6 +81,7 @@ class MinimalEps(Attack):
     backend = "native"
     norms = ("linf", "l2")
     description = "per-sample minimal budget by bisection of a native attack (output carries min_eps)"
+    measures_min_eps = True
 
     attack: str = "pgd"
     attack_steps: int = 20
