@@ -219,21 +219,14 @@ class APGD(Attack):
 
 @register_attack
 @dataclass
-class APGDTargeted(Attack):
+class APGDTargeted(APGD):
     name = "apgd-t"
-    backend = "native"
-    norms = ("linf", "l2")
     description = "targeted APGD on the top-k other classes (the task's retarget hook); untargeted on binary goals"
 
-    steps: int = 100
     n_targets: int = 9
-    restarts: int = 1
-    random_start: bool = True
-    alpha: float = 0.75
-    rho: float = 0.75
 
     def validate(self) -> None:
-        _check_common(self.name, self.steps, self.restarts, self.alpha, self.rho)
+        super().validate()
         if self.n_targets < 1:
             raise BadInputError(f"apgd-t: n_targets must be >= 1, got {self.n_targets}")
 

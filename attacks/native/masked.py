@@ -64,13 +64,11 @@ def _check_pgd(name: str, steps: int, step_size: float, restarts: int) -> None:
         raise BadInputError(f"{name}: restarts must be >= 1, got {restarts}")
 
 
-@register_attack
 @dataclass
-class Eyeglass(Attack):
-    name = "eyeglass"
-    backend = "native"
+class MaskedPGD(Attack):
+    """PGD confined to `mask(x)` (1 inside, 0 outside: the perturbation is exactly zero outside)."""
+
     norms = ("linf",)
-    description = "PGD confined to an eyeglass-frame mask (eps: Linf bound inside the frame; 1.0 = any colour)"
 
     steps: int = 50
     step_size: float = 0.05  # relative to eps
@@ -81,7 +79,7 @@ class Eyeglass(Attack):
         _check_pgd(self.name, self.steps, self.step_size, self.restarts)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        return eyeglass_mask(x.shape[-2], x.shape[-1], x.device).to(x.dtype)
+        raise NotImplementedError
 
     def run(self, task, x, norm, eps, generator=None) -> AttackOutput:
         return gradient_attack(task, x, norm, eps, steps=self.steps, step_size=self.step_size,
@@ -91,22 +89,28 @@ class Eyeglass(Attack):
 
 @register_attack
 @dataclass
-class Patch(Attack):
+class Eyeglass(MaskedPGD):
+    name = "eyeglass"
+    backend = "native"
+    description = "PGD confined to an eyeglass-frame mask (eps: Linf bound inside the frame; 1.0 = any colour)"
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        return eyeglass_mask(x.shape[-2], x.shape[-1], x.device).to(x.dtype)
+
+
+@register_attack
+@dataclass
+class Patch(MaskedPGD):
     name = "patch"
     backend = "native"
-    norms = ("linf",)
     description = "PGD confined to a square patch (size: side as a fraction of the image; cx, cy: its centre)"
 
     size: float = 0.2
     cx: float = 0.5
     cy: float = 0.5
-    steps: int = 50
-    step_size: float = 0.05  # relative to eps
-    random_start: bool = True
-    restarts: int = 1
 
     def validate(self) -> None:
-        _check_pgd(self.name, self.steps, self.step_size, self.restarts)
+        super().validate()
         if not 0 < self.size <= 1:
             raise BadInputError(f"patch: size is a fraction of the image side and must be in (0, 1], got {self.size}")
         for key in ("cx", "cy"):
@@ -115,8 +119,3 @@ class Patch(Attack):
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         return patch_mask(x.shape[-2], x.shape[-1], self.size, self.cx, self.cy, x.device).to(x.dtype)
-
-    def run(self, task, x, norm, eps, generator=None) -> AttackOutput:
-        return gradient_attack(task, x, norm, eps, steps=self.steps, step_size=self.step_size,
-                               random_init=self.random_start, restarts=self.restarts, mask=self.mask(x),
-                               generator=generator)
