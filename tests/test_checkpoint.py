@@ -76,8 +76,10 @@ def test_missing_card_is_refused(tmp_path):
 SHIPPED = [n for n in VARIANTS.names() if shipped_weights(n, "tiny") is not None]
 
 
-def test_the_baseline_ships():
-    assert "facenet-baseline" in SHIPPED
+def test_every_variant_ships_tiny_weights_of_a_few_mb():
+    assert SHIPPED == VARIANTS.names()
+    for name in SHIPPED:
+        assert shipped_weights(name, "tiny").stat().st_size < 5 * 2**20, name
 
 
 @pytest.mark.parametrize("name", SHIPPED)
