@@ -164,7 +164,7 @@ def test_built_in_suites_declare_the_cascade_and_transfer():
         ("linf", 4.0), ("linf", 8.0), ("l2", 0.5)}
     for e in cascades:
         names = [s.attack for s in e.stages]
-        assert names[:2] == ["apgd", "apgd-t"] and names[-1] == "torchattacks-square"
+        assert names[:2] == ["apgd", "apgd-t"] and names[-1] == "square"
         assert e.stages[-1].params["max_queries"] == 5000
     assert all(any(e == f for f in full.entries) for e in std.entries)
     attacks = {getattr(e, "attack", None) for e in full.entries}
