@@ -32,7 +32,7 @@ LARGE_EPS_STEP_SIZE = 0.05  # relative to the budget: 6.4/255 per step (large st
 LARGE_EPS_SAMPLES = 32
 LARGE_EPS_MIN_SUCCESS = 0.95
 SINGLE_STEP = {"fgsm"}  # besides attacks whose `steps` parameter is 1
-BLACK_BOX = {"square", "hopskipjump", "boundary", "transfer"}  # besides attack classes with `black_box = True`
+BLACK_BOX = {"transfer"}  # cells of no registered attack; registered ones say so with `black_box = True`
 
 
 @dataclass

@@ -79,6 +79,15 @@ class ARTSquare(LibrarySquare):
         return attack.generate(to_numpy(x), art_labels(x.shape[0]))
 
 
+def generate_from_seeded_start(attack, model, x: torch.Tensor, init_size: int):
+    """Run a decision-based ART attack from a start drawn by `seeded_start` (ART's own draw is unseeded);
+    the clean input when none of `init_size` draws reaches the goal."""
+    start = seeded_start(model, x, init_size)
+    if start is None:
+        return x
+    return attack.generate(to_numpy(x), art_labels(x.shape[0]), x_adv_init=start)
+
+
 @register_attack
 @dataclass
 class ARTHopSkipJump(BackendAttack):
@@ -112,10 +121,7 @@ class ARTHopSkipJump(BackendAttack):
             max_iter=self.max_iter, max_eval=self.max_eval, init_eval=self.init_eval, init_size=self.init_size,
             verbose=self.verbose,
         )
-        start = seeded_start(model, x, self.init_size)
-        if start is None:
-            return x
-        return attack.generate(to_numpy(x), art_labels(x.shape[0]), x_adv_init=start)
+        return generate_from_seeded_start(attack, model, x, self.init_size)
 
 
 @register_attack
@@ -150,10 +156,7 @@ class ARTBoundary(BackendAttack):
             art_classifier(lib, model, x), batch_size=64, targeted=False, delta=self.delta, epsilon=self.epsilon,
             max_iter=self.max_iter, num_trial=self.num_trial, init_size=self.init_size, verbose=self.verbose,
         )
-        start = seeded_start(model, x, self.init_size)
-        if start is None:
-            return x
-        return attack.generate(to_numpy(x), art_labels(x.shape[0]), x_adv_init=start)
+        return generate_from_seeded_start(attack, model, x, self.init_size)
 
 
 @register_attack
