@@ -57,6 +57,13 @@ def _attack_label(cell: dict) -> str:
     return cell["attack"]
 
 
+def _json_default(value):
+    """numpy scalars and the like in JSON output."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
 def _pct(v: float) -> str:
     return "n/a" if v != v else f"{100 * v:.1f}"
 
@@ -102,10 +109,28 @@ def main() -> None:
               help="Expectation over transformation: average attack gradients over this many forward passes. "
                    "Default: 8 when two forward passes on the same batch disagree (a randomized model), else none; "
                    "1 = never.")
+@click.option("--resume", is_flag=True,
+              help="Continue the newest unfinished (crashed, killed or interrupted) run of this same configuration "
+                   "in the store, under its run id. Without it, the same command run again also skips the cells "
+                   "already stored, under a new run id.")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+              help="Where cells are computed: in this process, or as Ray tasks (docs/scaling.md). Only this process "
+                   "writes the store.")
+@click.option("--address", default=None, metavar="auto|HOST:PORT",
+              help="Ray cluster to join (with --executor ray). Default: start a local Ray on this machine.")
+@click.option("--shard-size", default=None, type=int, metavar="N",
+              help="Split every cell into shards of N samples (each a task of its own; merged into one cell). "
+                   "Sharded cells draw their own random numbers, so they are stored apart from unsharded ones.")
+@click.option("--cpus-per-cell", default=1.0, show_default=True, type=float, help="Ray: CPUs each cell or shard task asks for.")
+@click.option("--gpus-per-cell", default=None, type=float,
+              help="Ray: GPUs each task asks for. Default: 1 on a cluster with GPUs, else 0.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable: progress and log events as JSON lines on stderr, the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
 def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, protocol: Optional[str], samples: int,
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: int,
-        eot: Optional[int], quiet: bool) -> None:
+        eot: Optional[int], resume: bool, executor: str, address: Optional[str], shard_size: Optional[int],
+        cpus_per_cell: float, gpus_per_cell: Optional[float], as_json: bool, quiet: bool) -> None:
     """Evaluate MODEL against an attack suite and store every per-sample result.
 
     MODEL is a zoo variant, or your own model: `mypkg.models:build` or `path/to/file.py:build`, a function
@@ -129,8 +154,15 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
         command = "facebench run " + " ".join(f"{p.opts[0]} {shlex.quote(str(ctx.params[p.name]))}" for p in given)
     cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
                     store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
-                    task=task, input_size=input_size, eot=eot)
-    _silence_bars(quiet)
+                    task=task, input_size=input_size, eot=eot, shard_size=shard_size, executor=executor,
+                    address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume)
+    _silence_bars(quiet or as_json)
+    if as_json:
+        log = (lambda s: None) if quiet else (lambda s: click.echo(json.dumps({"event": "log", "message": s}), err=True))
+        outcome = run_benchmark(cfg, progress=False if quiet else "json", log=log)
+        click.echo(json.dumps({"run_id": outcome.run_id, "store": str(outcome.store), "computed": outcome.computed,
+                               "reused": outcome.reused, "cells": outcome.summaries}, default=_json_default))
+        return
     outcome = run_benchmark(cfg, progress=not quiet, log=_log(quiet))
     rows = [
         [s["goal"], _attack_label(s), f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),

@@ -27,3 +27,7 @@ class ModelFactoryError(FacebenchError):
 
 class ModelOutputError(FacebenchError):
     """A model whose outputs break the FR or FAS convention (shape, normalisation, differentiability)."""
+
+
+class CellFailedError(FacebenchError):
+    """Cells whose computation failed (after the executor's retries); the run's other cells are stored."""

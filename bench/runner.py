@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from bench.progress import bar as progress_bar
+from bench.progress import SampleMeter
 
 from attacks import Attack, make_attack
 from attacks.suites import CascadeEntry, Suite, TransferEntry, load_suite
@@ -20,7 +20,7 @@ from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
 from bench.data.protocols import FASProtocol, FRProtocol, Protocol, choose_items, get_protocol
 from bench.conventions import check_model_outputs
-from bench.errors import BadInputError, CheckpointError, UnknownNameError
+from bench.errors import BadInputError, CellFailedError, CheckpointError, UnknownNameError
 from bench.evaluation import embed, fas_dev_result, fr_dev_result, images_to_tensor
 from bench.metrics import wilson_interval
 from bench.store import DEFAULT_STORE, CellResult, ResultsStore
@@ -61,6 +61,16 @@ class RunConfig:
     task: Optional[str] = None  # required for a user model (`module:function`); checked against a zoo variant's
     input_size: Optional[int] = None  # user models: default 64; zoo variants: their profile's size
     eot: Optional[int] = None  # EOT samples for gradients: None = 8 only when the forward pass is random; 1 = never
+    shard_size: Optional[int] = None  # split each cell into shards of this many samples (None: a cell is one unit)
+    executor: str = "local"  # "local" or "ray" (bench/executors.py)
+    address: Optional[str] = None  # ray: the cluster to join ("auto", HOST:PORT); None starts a local Ray
+    cpus_per_cell: float = 1.0  # ray: CPUs each cell (or shard) task asks for
+    gpus_per_cell: Optional[float] = None  # ray: GPUs each task asks for; None: 1 when the cluster has GPUs, else 0
+    resume: bool = False  # continue the newest unfinished run of this configuration in the store
+
+
+# fields of RunConfig that say how a run is executed, not what it computes: a resumed run may change them
+EXECUTION_FIELDS = ("command", "executor", "address", "cpus_per_cell", "gpus_per_cell", "resume")
 
 
 @dataclass
@@ -246,23 +256,6 @@ def summarise(arrays: dict, seconds: float) -> dict:
         **({"median_min_eps": float(np.median(arrays["min_eps"][attacked])) if n_att else float("nan")}
            if "min_eps" in arrays else {}),
     }
-
-
-class SampleMeter:
-    """A second progress bar under the cells bar: samples attacked in the current cell (or stage), with samples/s."""
-
-    def __init__(self, show: bool) -> None:
-        self.bar = progress_bar(show=show, desc="samples", unit="sample", leave=False, position=1)
-
-    def start(self, label: str, total: int) -> None:
-        self.bar.reset(total=total)
-        self.bar.set_description_str(label)
-
-    def update(self, k: int) -> None:
-        self.bar.update(k)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def _chunk(attack: Attack, batch_size: int) -> int:
@@ -579,24 +572,247 @@ def transfer_sources(mut: ModelUnderTest, suite: Suite) -> tuple[dict[str, Model
     return out, defaults
 
 
-def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = lambda s: None) -> RunOutcome:
-    """Evaluate one model against one suite on one protocol; every cell goes to the store.
+@dataclass
+class RunSetup:
+    """What any process needs to rebuild a run's state and compute its cells (picklable, sent to workers).
 
-    Everything a user can get wrong (names, task, factory, checkpoint, output convention) is refused
-    before the store is created or touched.
+    `cfg` is resolved (profile, input size and task filled in); `threshold` is the operating threshold
+    the driver measured on the dev split, so workers judge with exactly the driver's.
     """
-    mut = resolve_model(cfg)
-    suite = load_suite(cfg.suite)
-    protocol = get_protocol(cfg.protocol or mut.default_protocol)
-    if protocol.task != mut.task:
-        flag = f" (--task {mut.task})" if mut.source == "user" else ""
-        raise BadInputError(f"protocol {protocol.name!r} is for {protocol.task} models but {mut.name!r} is a {mut.task} model{flag}")
+
+    cfg: RunConfig
+    threshold: float
+    sources: tuple[str, ...] = ()  # transfer source models (zoo variants)
+
+
+class RunState:
+    """The loaded state cells are computed from: the model under test, its protocol and threshold, the
+    items of each goal (built once and reused by every cell of the goal) and the transfer source models.
+
+    The driver builds one around the model it has already loaded and checked; each Ray worker builds its
+    own from the same `RunSetup` (and keeps it for the next cell of the same run).
+    """
+
+    def __init__(self, setup: RunSetup, device: torch.device, loaded: Optional[LoadedModel] = None) -> None:
+        self.setup = setup
+        self.cfg = setup.cfg
+        self.device = device
+        self.mut = resolve_model(self.cfg)
+        self.loaded = loaded or load_model(self.mut, self.cfg, device)
+        self.protocol = get_protocol(self.cfg.protocol or self.mut.default_protocol)
+        self.goals: dict[str, PreparedGoal] = {}
+        self.source_loaded: dict[str, LoadedModel] = {}
+        self.source_items: dict[tuple[str, str], GoalItems] = {}
+
+    def items(self, goal: str) -> GoalItems:
+        return goal_items(self.protocol, self.loaded.module, goal, self.setup.threshold, self.cfg, self.mut.input_size,
+                          self.device)
+
+    def prepared(self, goal: str, eot: Optional[int] = None, run_checks: bool = False) -> PreparedGoal:
+        """A goal's items, clean scores and attack view. With `run_checks` (the driver), the integrity checks
+        run first and decide EOT (unless forced); a worker is told the driver's EOT and runs no checks."""
+        if goal not in self.goals:
+            items = self.items(goal)
+            if run_checks:
+                self.goals[goal] = prepare_goal(items, self.loaded.module, eot, self.cfg.batch_size, self.cfg.seed)
+            else:
+                k = eot or 1
+                clean = batched_scores(items.task, items.x, self.cfg.batch_size)
+                self.goals[goal] = PreparedGoal(items, clean, checks.EOTTask(items.task, k) if k > 1 else items.task, k, [])
+        return self.goals[goal]
+
+    def source(self, name: str, goal: str) -> tuple[LoadedModel, GoalItems]:
+        """A transfer source model (loaded once) and its view of the goal's items."""
+        if name not in self.source_loaded:
+            src_cfg = replace(self.cfg, model=name, checkpoint=None, task=None, input_size=None,
+                              profile=self.mut.profile if self.mut.source == "zoo" else "tiny")
+            self.source_loaded[name] = load_model(resolve_model(src_cfg), src_cfg, self.device)
+        key = (name, goal)
+        if key not in self.source_items:
+            self.source_items[key] = goal_items(self.protocol, self.source_loaded[name].module, goal, self.setup.threshold,
+                                                self.cfg, self.mut.input_size, self.device)
+        return self.source_loaded[name], self.source_items[key]
+
+
+def subset_items(items: GoalItems, start: int, stop: int) -> GoalItems:
+    idx = torch.arange(start, stop, device=items.x.device)
+    return GoalItems(items.goal, items.x[idx], items.task.subset(idx), list(items.sample_ids[start:stop]), items.rule)
+
+
+@dataclass
+class CellJob:
+    """A unit of work: one cell, or one shard (a contiguous range of the goal's items) of a cell."""
+
+    index: int  # the cell's position in the plan
+    cell_id: str
+    cell: PlannedCell
+    seed: int
+    eot: int
+    label: str
+    shard: int = 0
+    shards: int = 1
+    start: int = 0
+    stop: int = -1  # -1: every item
+
+
+@dataclass
+class ShardOutput:
+    """What computing a job gives back: per-sample arrays (numpy) and the cell attributes it measured."""
+
+    index: int
+    cell_id: str
+    shard: int
+    arrays: dict
+    attrs: dict
+    seconds: float
+
+
+def shard_seed(seed: int, shard: int, shards: int) -> int:
+    """A shard's own seed (a cell computed whole keeps the cell's seed)."""
+    return seed if shards == 1 else (seed + 104729 * (shard + 1)) % (2**63)
+
+
+def compute_job(state: RunState, job: CellJob, meter: Optional[SampleMeter] = None) -> ShardOutput:
+    """Compute one cell or shard on `state`; a pure function of the run setup and the job."""
+    pc = job.cell
+    prep = state.prepared(pc.goal, job.eot)
+    items, clean, attack_task = prep.items, prep.clean, prep.attack_task
+    if job.shards > 1:
+        stop = len(items.sample_ids) if job.stop < 0 else job.stop
+        items = subset_items(items, job.start, stop)
+        idx = torch.arange(job.start, stop, device=clean.device)
+        clean, attack_task = clean[idx], attack_task.subset(idx)
+    seed = shard_seed(job.seed, job.shard, job.shards)
+    batch_size = state.cfg.batch_size
+    start = time.perf_counter()
+    attrs: dict = {}
+    if meter is not None:
+        meter.start(job.label, int((~items.task.broken_on_clean(clean)).sum()))
+    if pc.kind == "attack":
+        arrays = attack_cell(items, clean, make_attack(pc.attack, pc.params), pc.norm, pc.eps, batch_size, seed=seed,
+                             attack_task=attack_task, meter=meter)
+    elif pc.kind == "cascade":
+        stages = [make_attack(st["attack"], st["params"]) for st in pc.params["stages"]]
+        res = cascade_cell(items, clean, stages, pc.norm, pc.eps, batch_size, seed=seed, attack_task=attack_task,
+                           meter=meter, labels=[st.label() for st in pc.entry.stages])
+        arrays = res.arrays
+        attrs.update(stage_attacked=res.stage_attacked, stage_broken=res.stage_broken, stage_seconds=res.stage_seconds)
+    else:
+        src_loaded, src_items = state.source(pc.source, pc.goal)
+        if job.shards > 1:
+            src_items = subset_items(src_items, job.start, len(src_items.sample_ids) if job.stop < 0 else job.stop)
+        arrays, src_q = transfer_cell(items, clean, src_items, make_attack(pc.params["attack"], pc.params["params"]),
+                                      pc.norm, pc.eps, batch_size, seed=seed, meter=meter)
+        attrs.update(source_model=pc.source, source_checkpoint=src_loaded.checkpoint,
+                     source_queries_total=src_q * max(int(arrays["attacked"].sum()), 1))
+    return ShardOutput(job.index, job.cell_id, job.shard, arrays, attrs, time.perf_counter() - start)
+
+
+def merge_shards(outputs: list[ShardOutput]) -> tuple[dict, dict, float]:
+    """One cell's arrays, measured attributes and compute seconds from its shards (in shard order)."""
+    outputs = sorted(outputs, key=lambda o: o.shard)
+    arrays = {k: np.concatenate([o.arrays[k] for o in outputs]) for k in outputs[0].arrays}
+    attrs = dict(outputs[0].attrs)
+    for key in ("stage_attacked", "stage_broken"):
+        if key in attrs:
+            attrs[key] = [int(sum(v)) for v in zip(*(o.attrs[key] for o in outputs))]
+    if "stage_seconds" in attrs:
+        attrs["stage_seconds"] = [round(float(sum(v)), 3) for v in zip(*(o.attrs["stage_seconds"] for o in outputs))]
+    if "source_queries_total" in attrs:
+        total = sum(o.attrs["source_queries_total"] for o in outputs)
+        del attrs["source_queries_total"]
+        attrs["source_queries_mean"] = round(total / max(int(arrays["attacked"].sum()), 1), 3)
+    return arrays, attrs, sum(o.seconds for o in outputs)
+
+
+def shard_ranges(n: int, shard_size: Optional[int]) -> list[tuple[int, int]]:
+    """Contiguous item ranges of a cell: one range for the whole cell unless a shard size is set."""
+    if not shard_size or shard_size >= n:
+        return [(0, -1)]
+    return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
+
+
+def same_run(meta: dict, cfg: RunConfig) -> bool:
+    """Whether a stored run was made with the configuration of `cfg` (ignoring how it is executed)."""
+    try:
+        stored = json.loads(meta["config"]) if isinstance(meta.get("config"), str) else dict(meta.get("config") or {})
+    except ValueError:
+        return False
+    return {k: v for k, v in stored.items() if k not in EXECUTION_FIELDS} == \
+        {k: v for k, v in asdict(cfg).items() if k not in EXECUTION_FIELDS}
+
+
+def cell_config(pc: PlannedCell, mut: ModelUnderTest, cfg: RunConfig, protocol: Protocol, sha256: str, rule: str,
+                source_sha: dict[str, str]) -> dict:
+    """A cell's configuration: everything its per-sample results depend on (its id is the hash of this)."""
+    if pc.kind == "cascade":
+        backend = "+".join(dict.fromkeys(make_attack(st["attack"], st["params"]).backend for st in pc.params["stages"]))
+    elif pc.kind == "transfer":
+        backend = make_attack(pc.params["attack"], pc.params["params"]).backend
+    else:
+        backend = make_attack(pc.attack, pc.params).backend
+    params = {**pc.params, "source_sha256": source_sha[pc.source]} if pc.kind == "transfer" else pc.params
+    config = {
+        "model": mut.name,
+        "profile": mut.profile,
+        "checkpoint_sha256": sha256,
+        "protocol": protocol.name,
+        "goal": pc.goal,
+        "attack": pc.attack,
+        "backend": backend,
+        "params": params,
+        "norm": pc.norm,
+        "eps": pc.eps,
+        "samples": cfg.samples,
+        "seed": cfg.seed,
+        "threshold_rule": rule,
+    }
+    if mut.source == "user":  # zoo cells keep their ids; a user cell can never take one of theirs
+        config.update(task=mut.task, input_size=mut.input_size)
+    if pc.goal in IdentificationTask.goals:
+        config["threshold_rule"] = "top-1 (closed-set identification, no threshold)"
+    if cfg.eot is not None:  # a forced EOT setting is part of the cell; the automatic one follows the model
+        config["eot"] = cfg.eot
+    if cfg.shard_size:  # shards draw their own random numbers: a sharded cell is a different computation
+        config["shard_size"] = cfg.shard_size
+    return config
+
+
+def validate_config(cfg: RunConfig) -> None:
+    """The numeric and execution options, refused before any work."""
     if cfg.samples < 1:
         raise BadInputError(f"--samples must be at least 1, got {cfg.samples}")
     if cfg.batch_size < 1:
         raise BadInputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.eot is not None and cfg.eot < 1:
         raise BadInputError(f"--eot must be at least 1 (1 = no EOT), got {cfg.eot}")
+    if cfg.shard_size is not None and cfg.shard_size < 1:
+        raise BadInputError(f"--shard-size must be at least 1 sample, got {cfg.shard_size}")
+    from bench.executors import check_executor
+
+    check_executor(cfg)
+
+
+def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[str], None] = lambda s: None) -> RunOutcome:
+    """Evaluate one model against one suite on one protocol; every cell goes to the store.
+
+    Everything a user can get wrong (names, task, factory, checkpoint, output convention, executor) is
+    refused before the store is created or touched. Cells already stored under the same configuration
+    are reused; `cfg.resume` continues the newest unfinished run of the same configuration (same run id).
+    Cells are computed by the executor (`cfg.executor`: in this process, or as Ray tasks); only this
+    process writes the store, one whole cell at a time. `progress`: True (bars), False, or "json"
+    (one JSON line per event on stderr).
+    """
+    from bench.executors import make_executor
+    from bench.progress import RunProgress
+
+    mut = resolve_model(cfg)
+    suite = load_suite(cfg.suite)
+    protocol = get_protocol(cfg.protocol or mut.default_protocol)
+    if protocol.task != mut.task:
+        flag = f" (--task {mut.task})" if mut.source == "user" else ""
+        raise BadInputError(f"protocol {protocol.name!r} is for {protocol.task} models but {mut.name!r} is a {mut.task} model{flag}")
+    validate_config(cfg)
     goals = suite.goals or DEFAULT_GOALS[mut.task]
     wrong = [g for g in goals if GOALS[g] != mut.task]
     if wrong:
@@ -645,6 +861,8 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
     if any(isinstance(e, TransferEntry) for e in suite.entries):
         log(f"transfer sources: {', '.join(sources)}" if sources else
             f"transfer: no other zoo model of task {mut.task} has shipped weights at {mut.input_size} px; no transfer cells")
+    configs = [cell_config(pc, mut, cfg, protocol, loaded.sha256, op.rule, source_sha) for pc in grid]
+    cids = [cell_id_of(c) for c in configs]
     meta = {
         "model": mut.name,
         "source": mut.source,
@@ -672,107 +890,109 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
         "eot_setting": "auto" if cfg.eot is None else cfg.eot,
         "cells_planned": len(grid),
         "transfer_sources": list(sources),
+        "executor": cfg.executor,
     }
-    run_id = store.begin_run(meta)
+    resumed = None
+    if cfg.resume and store.path.exists():
+        resumed = next((r for r in reversed(store.runs()) if r.get("status") != "complete" and same_run(r, cfg)), None)
+        if resumed is None:
+            log("--resume: the store holds no unfinished run of this configuration; starting a new run")
+    if resumed is not None:
+        run_id = resumed["run_id"]
+        store.reopen_run(run_id, {"command": cfg.command, "executor": cfg.executor})
+        in_run = set(resumed["cell_ids"])
+        log(f"resuming run {run_id} ({resumed.get('status')}, {len(in_run)} of {len(grid)} cells stored)")
+    else:
+        run_id = store.begin_run(meta)
+        in_run = set()
     outcome = RunOutcome(run_id, store.path)
-    prepared: dict[str, PreparedGoal] = {}
+    state = RunState(RunSetup(cfg, op.threshold, tuple(sources)), device, loaded)
     integrity: dict[str, dict] = {}
-    source_items: dict[tuple[str, str], GoalItems] = {}
-    source_loaded: dict[str, LoadedModel] = {}
-    bar = progress_bar(grid, show=progress, desc="cells", unit="cell")
-    meter = SampleMeter(progress)
-    try:
-        for pc in bar:
-            goal, attack_name, params, norm, eps = pc.goal, pc.attack, pc.params, pc.norm, pc.eps
-            if pc.kind == "attack":
-                attack = make_attack(attack_name, params)
-                backend = attack.backend
-            elif pc.kind == "cascade":
-                stages = [make_attack(st["attack"], st["params"]) for st in params["stages"]]
-                backend = "+".join(dict.fromkeys(a.backend for a in stages))
-            else:
-                attack = make_attack(params["attack"], params["params"])
-                backend = attack.backend
-                params = {**params, "source_sha256": source_sha[pc.source]}
-            config = {
-                "model": mut.name,
-                "profile": mut.profile,
-                "checkpoint_sha256": loaded.sha256,
-                "protocol": protocol.name,
-                "goal": goal,
-                "attack": attack_name,
-                "backend": backend,
-                "params": params,
-                "norm": norm,
-                "eps": eps,
-                "samples": cfg.samples,
-                "seed": cfg.seed,
-                "threshold_rule": op.rule,
-            }
-            if mut.source == "user":  # zoo cells keep their ids; a user cell can never take one of theirs
-                config.update(task=mut.task, input_size=size)
-            if goal in IdentificationTask.goals:
-                config["threshold_rule"] = "top-1 (closed-set identification, no threshold)"
-            if cfg.eot is not None:  # a forced EOT setting is part of the cell; the automatic one follows the model
-                config["eot"] = cfg.eot
-            cid = cell_id_of(config)
-            shown = f"{attack_name} from {pc.source}" if pc.source else attack_name
-            bar.set_postfix_str(f"{goal} {shown} {norm} {format_eps(norm, eps)}")
-            if store.has_cell(cid):
-                outcome.reused += 1
-                cell = store.read_cells([cid], arrays=False)[0]
-            else:
-                if goal not in prepared:
-                    items = goal_items(protocol, model, goal, op.threshold, cfg, size, device)
-                    prep = prepared[goal] = prepare_goal(items, model, cfg.eot, cfg.batch_size, cfg.seed)
-                    integrity[goal] = {"eot": prep.eot, **{c.name: ("passed" if c.passed else c.detail) for c in prep.checks}}
-                    for c in prep.checks:
-                        if not c.passed:
-                            log(f"integrity ({goal}): {c.detail}")
-                prep = prepared[goal]
-                start = time.perf_counter()
-                seed = int(cid[:12], 16) ^ cfg.seed
-                threshold = float("nan") if goal in IdentificationTask.goals else op.threshold
-                attrs = {"run_id": run_id, "threshold": threshold, "eot": prep.eot}
-                n_todo = int((~prep.items.task.broken_on_clean(prep.clean)).sum())
-                meter.start(f"{goal} {shown} {norm} {format_eps(norm, eps)}", n_todo)
-                if pc.kind == "attack":
-                    arrays = attack_cell(prep.items, prep.clean, attack, norm, eps, cfg.batch_size, seed=seed,
-                                         attack_task=prep.attack_task, meter=meter)
-                elif pc.kind == "cascade":
-                    res = cascade_cell(prep.items, prep.clean, stages, norm, eps, cfg.batch_size, seed=seed,
-                                       attack_task=prep.attack_task, meter=meter,
-                                       labels=[st.label() for st in pc.entry.stages])
-                    arrays = res.arrays
-                    attrs.update(stages=[st.label() for st in pc.entry.stages], stage_attacked=res.stage_attacked,
-                                 stage_broken=res.stage_broken, stage_seconds=res.stage_seconds)
-                    log(f"{goal} cascade {norm} {format_eps(norm, eps)}: broken per stage "
-                        + ", ".join(f"{st.attack} {b}/{a}" for st, a, b in zip(pc.entry.stages, res.stage_attacked, res.stage_broken))
-                        + f" ({', '.join(f'{t:.0f}' for t in res.stage_seconds)} s)")
-                else:
-                    key = (pc.source, goal)
-                    if key not in source_items:
-                        if pc.source not in source_loaded:
-                            source_loaded[pc.source] = load_model(sources[pc.source], replace(cfg, checkpoint=None), device)
-                        source_items[key] = goal_items(protocol, source_loaded[pc.source].module, goal, op.threshold, cfg,
-                                                       size, device)
-                    arrays, src_q = transfer_cell(prep.items, prep.clean, source_items[key], attack, norm, eps,
-                                                  cfg.batch_size, seed=seed, meter=meter)
-                    attrs.update(source_model=pc.source, source_checkpoint=source_loaded[pc.source].checkpoint,
-                                 source_checkpoint_sha256=source_sha[pc.source], source_queries_mean=round(src_q, 3))
-                reasons = run_reasons + prep.reasons()
-                if prep.items.rule:
-                    attrs["decision_rule"] = prep.items.rule
-                cell = CellResult(cid, config, arrays, summarise(arrays, time.perf_counter() - start), attrs,
-                                  bool(reasons), "; ".join(reasons))
-                store.write_cell(cell)
-                outcome.computed += 1
+    summaries: dict[int, dict] = {}
+    shards_of: dict[str, list[ShardOutput]] = {}
+    expected: dict[str, int] = {}
+    meta_of: dict[str, tuple[int, dict, dict]] = {}  # cell id -> (plan index, config, attrs of the cell)
+    monitor = RunProgress(progress, total=len(grid), concurrent=cfg.executor != "local")
+    executor = None
+
+    def record(index: int, cid: str, cell: CellResult, computed: bool) -> None:
+        if cid not in in_run:
             store.add_cell_to_run(run_id, cid)
-            outcome.summaries.append({**config, **cell.summary, "cell_id": cid, "unreliable": cell.unreliable,
-                                      "unreliable_reason": cell.unreliable_reason})
+            in_run.add(cid)
+        summaries[index] = {**configs[index], **cell.summary, "cell_id": cid, "unreliable": cell.unreliable,
+                            "unreliable_reason": cell.unreliable_reason}
+        if computed:
+            outcome.computed += 1
+        else:
+            outcome.reused += 1
+        monitor.cell_done(_cell_label(grid[index]), computed, cell.summary)
+
+    def finish(outputs: list[ShardOutput]) -> None:
+        for out in outputs:
+            shards_of.setdefault(out.cell_id, []).append(out)
+            if len(shards_of[out.cell_id]) < expected[out.cell_id]:
+                continue
+            index, config, attrs = meta_of[out.cell_id]
+            arrays, measured, seconds = merge_shards(shards_of.pop(out.cell_id))
+            attrs = {**attrs, **measured}
+            pc = grid[index]
+            if pc.kind == "cascade":
+                attrs["stages"] = [st.label() for st in pc.entry.stages]
+                log(f"{pc.goal} cascade {pc.norm} {format_eps(pc.norm, pc.eps)}: broken per stage "
+                    + ", ".join(f"{st.attack} {b}/{a}" for st, a, b in
+                                zip(pc.entry.stages, attrs["stage_attacked"], attrs["stage_broken"]))
+                    + f" ({', '.join(f'{t:.0f}' for t in attrs['stage_seconds'])} s)")
+            if pc.kind == "transfer":
+                attrs["source_checkpoint_sha256"] = source_sha[pc.source]
+            prep = state.goals[pc.goal]
+            reasons = run_reasons + prep.reasons()
+            if prep.items.rule:
+                attrs["decision_rule"] = prep.items.rule
+            cell = CellResult(out.cell_id, config, arrays, summarise(arrays, seconds), attrs, bool(reasons),
+                              "; ".join(reasons))
+            store.write_cell(cell)
+            record(index, out.cell_id, cell, computed=True)
+
+    failures: list[str] = []
+    duplicates: list[tuple[int, str]] = []
+    try:
+        executor = make_executor(cfg, state, monitor.meter, log)
+        for index, (pc, config, cid) in enumerate(zip(grid, configs, cids)):
+            if cid in expected:  # the same cell twice in one grid: computed once, listed twice
+                duplicates.append((index, cid))
+                continue
+            if store.has_cell(cid):
+                record(index, cid, store.read_cells([cid], arrays=False)[0], computed=False)
+                continue
+            if pc.goal not in state.goals:
+                prep = state.prepared(pc.goal, cfg.eot, run_checks=True)
+                integrity[pc.goal] = {"eot": prep.eot, **{c.name: ("passed" if c.passed else c.detail) for c in prep.checks}}
+                for c in prep.checks:
+                    if not c.passed:
+                        log(f"integrity ({pc.goal}): {c.detail}")
+            prep = state.goals[pc.goal]
+            threshold = float("nan") if pc.goal in IdentificationTask.goals else op.threshold
+            meta_of[cid] = (index, config, {"run_id": run_id, "threshold": threshold, "eot": prep.eot})
+            ranges = shard_ranges(len(prep.items.sample_ids), cfg.shard_size)
+            expected[cid] = len(ranges)
+            seed = int(cid[:12], 16) ^ cfg.seed
+            for k, (start, stop) in enumerate(ranges):
+                job = CellJob(index, cid, pc, seed, prep.eot, _cell_label(pc), k, len(ranges), start, stop)
+                monitor.cell_started(job.label, k, len(ranges))
+                executor.submit(job)
+            finish(executor.ready(block=False))
+        while executor.pending():
+            finish(executor.ready(block=True))
+        failures = executor.failures()
+        first = {cid: i for i, cid in reversed(list(enumerate(cids)))}
+        for index, cid in duplicates:
+            if first[cid] in summaries:
+                summaries[index] = dict(summaries[first[cid]])
+                outcome.reused += 1
         # across the cells of the run (reused ones included), then the run-level reasons for reused cells
-        flags = checks.cross_cell_checks(outcome.summaries)
-        for s in outcome.summaries:
+        ordered = [summaries[i] for i in sorted(summaries)]
+        flags = checks.cross_cell_checks(ordered)
+        for s in ordered:
             new = [r for r in flags.get(s["cell_id"], []) + run_reasons if r not in s["unreliable_reason"].split("; ")]
             if new:
                 store.flag_cell(s["cell_id"], new)
@@ -780,14 +1000,25 @@ def run_benchmark(cfg: RunConfig, progress: bool = True, log: Callable[[str], No
                 s["unreliable_reason"] = "; ".join([r for r in s["unreliable_reason"].split("; ") if r] + new)
         for reason in sorted({r for rs in flags.values() for r in rs}):
             log(f"integrity: {reason}")
+        outcome.summaries = ordered
+        if failures:
+            raise CellFailedError(f"{len(failures)} cell(s) failed and were not stored (the others are): "
+                                  + "; ".join(failures[:3]) + (" ..." if len(failures) > 3 else ""))
     except BaseException as e:
         status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
         store.finish_run(run_id, status, {"error": f"{type(e).__name__}: {e}"})
         raise
     finally:
-        meter.close()
-        bar.close()
+        if executor is not None:
+            executor.close()
+        monitor.close()
     store.finish_run(run_id, "complete", {"cells_computed": outcome.computed, "cells_reused": outcome.reused,
                                           "integrity": integrity,
                                           "cells_unreliable": sum(bool(s["unreliable"]) for s in outcome.summaries)})
+    monitor.run_done(outcome.computed, outcome.reused)
     return outcome
+
+
+def _cell_label(pc: PlannedCell) -> str:
+    shown = f"{pc.attack} from {pc.source}" if pc.source else pc.attack
+    return f"{pc.goal} {shown} {pc.norm} {format_eps(pc.norm, pc.eps)}"

@@ -149,6 +149,15 @@ class ResultsStore:
             g.create_dataset("cell_ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype())
         return run_id
 
+    def reopen_run(self, run_id: str, extra: Optional[dict] = None) -> None:
+        """Mark an unfinished run running again (`--resume`); counts how often it was resumed."""
+        with self._open("a") as f:
+            g = f["runs"][run_id]
+            g.attrs["status"] = "running"
+            g.attrs["resumed"] = int(g.attrs.get("resumed", 0)) + 1
+            for k, v in (extra or {}).items():
+                g.attrs[k] = _attr(v)
+
     def add_cell_to_run(self, run_id: str, cell_id: str) -> None:
         with self._open("a") as f:
             ds = f["runs"][run_id]["cell_ids"]
