@@ -6,7 +6,7 @@ STAMP := $(VENV)/.facebench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install demo test bench leaderboard clean
+.PHONY: install demo test bench leaderboard gate gate-update clean
 
 # Reinstall only when the packaging metadata changed (the install is editable: code edits need none).
 $(STAMP): pyproject.toml
@@ -31,6 +31,24 @@ bench: $(STAMP)
 
 leaderboard: $(STAMP)
 	$(BIN)/facebench leaderboard
+
+# The CI regression gate on the shipped tiny zoo (docs/ci.md): the quick suite on every shipped variant, computed
+# afresh (the gate store is deleted first, so no cell is reused), then compared with leaderboards/baseline.json.
+GATE_MODELS ?= facenet-baseline triplet-adv contrastive-triplet contrastive-triplet-semi depth-gan-spoof multiloss-sota cdcn
+GATE_SAMPLES ?= 100
+GATE_STORE ?= results/gate.h5
+GATE_RUN = mkdir -p $(dir $(GATE_STORE)) && rm -f $(GATE_STORE) && for m in $(GATE_MODELS); do \
+	  $(BIN)/facebench run --model $$m --attack-suite quick --samples $(GATE_SAMPLES) --device cpu --store $(GATE_STORE) -q \
+	  > /dev/null || exit 1; done
+
+gate: $(STAMP)
+	$(GATE_RUN)
+	$(BIN)/facebench check --baseline leaderboards/baseline.json --store $(GATE_STORE)
+
+# After an intended change of a model or an attack: recompute and rewrite the baseline (commit it with the change).
+gate-update: $(STAMP)
+	$(GATE_RUN)
+	$(BIN)/facebench check --baseline leaderboards/baseline.json --store $(GATE_STORE) --update
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

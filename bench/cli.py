@@ -192,12 +192,58 @@ def leaderboard(stores: tuple[str, ...], out: str) -> None:
 
 
 @main.command()
-@click.option("--baseline", default="leaderboards/baseline.json", show_default=True, help="Baseline metrics file.")
-@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help=STORE_HELP)
-@click.option("--tolerance", default=0.02, show_default=True, type=float, help="Allowed drop of a metric.")
-def check(baseline: str, store: str, tolerance: float) -> None:
-    """CI regression gate: fail when a robustness metric regresses (not implemented yet)."""
-    raise FacebenchError("`facebench check` is not implemented yet (planned: the CI regression gate issue)")
+@click.option("--baseline", default="leaderboards/baseline.json", show_default=True, type=click.Path(dir_okay=False),
+              help="Baseline metrics file (JSON, written by --update).")
+@click.option("--store", "stores", multiple=True, default=[str(DEFAULT_STORE)], show_default=True,
+              help="Store(s) with the runs to check; repeat the option to merge several.")
+@click.option("--tolerance", default=0.02, show_default=True, type=float,
+              help="Allowed drop of a metric (a rate: 0.02 = 2 points). A metric fails only when it drops by more than "
+                   "this AND falls below the baseline's 95 % interval.")
+@click.option("--update", is_flag=True, help="Rewrite the baseline from the store's metrics (after an intended change).")
+@click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "github", "json"]),
+              help="table; github: the table plus ::error annotations a CI service shows inline; json.")
+def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool, fmt: str) -> None:
+    """CI regression gate: compare each model's headline metrics in the store with the baseline.
+
+    Headline metrics: clean accuracy and worst-case robust accuracy at each budget, per model,
+    protocol, suite and goal (the newest complete run of each, as in the leaderboard). Exits 1 when a
+    metric regressed (worse by more than --tolerance and below the baseline's 95 % interval) or when a
+    baseline model has no run in the store; 0 otherwise. See docs/ci.md.
+    """
+    from bench import gate
+    from bench.store import ResultsStore
+
+    current = gate.store_metrics([ResultsStore(s) for s in stores])
+    if update:
+        if not current:
+            raise FacebenchError(f"no complete runs in {', '.join(stores)}: nothing to write to the baseline")
+        gate.write_baseline(Path(baseline), current, list(stores))
+        models = sorted({m.model for m in current})
+        click.echo(f"wrote {baseline}: {len(current)} metrics of {len(models)} models ({', '.join(models)})")
+        return
+    comparisons = gate.compare(gate.read_baseline(Path(baseline)), current, tolerance)
+    bad = gate.failed(comparisons)
+    known = {c.baseline.key() for c in comparisons}
+    new = [m for m in current if m.key() not in known]
+    if fmt == "json":
+        click.echo(json.dumps({"passed": not bad, "tolerance": tolerance, "comparisons": [
+            {"model": c.baseline.model, "profile": c.baseline.profile, "protocol": c.baseline.protocol,
+             "suite": c.baseline.suite, "goal": c.baseline.goal, "metric": c.baseline.metric,
+             "baseline": c.baseline.value, "current": None if c.current is None else c.current.value,
+             "delta": c.delta, "status": c.status} for c in comparisons],
+            "not_in_baseline": [m.label() for m in new]}, indent=1))
+    else:
+        click.echo(tabulate(gate.table_rows(comparisons), headers=gate.TABLE_HEADERS))
+        counts = {s: sum(c.status == s for c in comparisons) for s in ("ok", "improved", "REGRESSED", "MISSING")}
+        click.echo(f"{len(comparisons)} metrics: {counts['ok']} ok, {counts['improved']} improved, "
+                   f"{counts['REGRESSED']} regressed, {counts['MISSING']} missing (tolerance {100 * tolerance:.1f} points)")
+        if new:
+            click.echo(f"{len(new)} metrics in the store are not in the baseline (add them with --update), e.g. {new[0].label()}")
+        if fmt == "github":
+            for line in gate.github_annotations(comparisons, tolerance, baseline):
+                click.echo(line)
+    if bad:
+        sys.exit(1)
 
 
 @main.command()
