@@ -104,7 +104,9 @@ def main() -> None:
                    "weights, or your factory's own.")
 @click.option("--profile", default=None, type=click.Choice(["tiny", "paper"]),
               help="Zoo model size profile: tiny (CPU) or paper (the published scale, GPU). Default: tiny.")
-@click.option("--batch-size", default=128, show_default=True, type=int, help="Samples attacked at once.")
+@click.option("--batch-size", default=None, type=int,
+              help="Samples attacked at once. Default: automatic, 128 on CPU; on CUDA the largest that fits (from 1024, "
+                   "halved on out-of-memory).")
 @click.option("--eot", default=None, type=int,
               help="Expectation over transformation: average attack gradients over this many forward passes. "
                    "Default: 8 when two forward passes on the same batch disagree (a randomized model), else none; "
@@ -128,7 +130,7 @@ def main() -> None:
               help="Machine-readable: progress and log events as JSON lines on stderr, the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
 def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, protocol: Optional[str], samples: int,
-        store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: int,
+        store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: Optional[int],
         eot: Optional[int], resume: bool, executor: str, address: Optional[str], shard_size: Optional[int],
         cpus_per_cell: float, gpus_per_cell: Optional[float], as_json: bool, quiet: bool) -> None:
     """Evaluate MODEL against an attack suite and store every per-sample result.

@@ -41,6 +41,7 @@ USER_PROFILE = "user"  # what a user model's runs and cells store as their profi
 INPUT_SIZE_RANGE = (16, 1024)
 PER_SAMPLE_CHUNK = 1  # samples per call of a library attack that runs one sample at a time (progress per sample)
 CHECK_BATCH = 8  # images of the dev split that every model's outputs are checked on before any attack
+CHECK_SAMPLES = 128  # at most this many clean-correct items (one batch) go through the per-goal integrity checks
 
 
 @dataclass
@@ -56,7 +57,7 @@ class RunConfig:
     store: str = "results/facebench.h5"
     checkpoint: Optional[str] = None
     profile: Optional[str] = None  # zoo variants: tiny (default) or paper; not for user models
-    batch_size: int = 128
+    batch_size: Optional[int] = None  # None: automatic (BatchSize: 128 on CPU, the largest that fits on CUDA)
     command: str = ""
     task: Optional[str] = None  # required for a user model (`module:function`); checked against a zoo variant's
     input_size: Optional[int] = None  # user models: default 64; zoo variants: their profile's size
@@ -222,13 +223,64 @@ def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold:
     raise BadInputError(f"protocol {protocol.name!r} does not provide items for goal {goal!r}")
 
 
+class BatchSize:
+    """How many samples are attacked (or scored) at once.
+
+    Fixed (`--batch-size N`), or automatic (the default): the largest that fits, found by starting at
+    AUTO_BATCH[device type] and halving on out-of-memory; the smaller size is kept for the rest of the
+    run. A chunk that runs out of memory is redone whole, with the random generator rewound, so no
+    sample is half-attacked. With a fixed size, out-of-memory is an error that says what to do.
+    """
+
+    def __init__(self, size: int, auto: bool = False) -> None:
+        self.size = int(size)
+        self.auto = auto
+
+    @staticmethod
+    def of(value: "int | BatchSize") -> "BatchSize":
+        return value if isinstance(value, BatchSize) else BatchSize(int(value))
+
+    def chunks(self, todo: torch.Tensor, work: Callable[[torch.Tensor], None], per_sample: bool = False,
+               generator: Optional[torch.Generator] = None) -> None:
+        """Call `work(idx)` on consecutive chunks of `todo` (one sample at a time when `per_sample`)."""
+        start = 0
+        while start < todo.numel():
+            size = min(self.size, PER_SAMPLE_CHUNK) if per_sample else self.size
+            idx = todo[start : start + size]
+            rewind = generator.get_state() if generator is not None else None
+            try:
+                work(idx)
+            except torch.cuda.OutOfMemoryError:
+                if not self.auto:
+                    raise BadInputError(f"out of memory at --batch-size {size}: pass a smaller one, "
+                                        "or leave it out to choose it automatically") from None
+                if size == 1:
+                    raise
+                self.size = max(1, size // 2)
+                if rewind is not None:
+                    generator.set_state(rewind)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                continue
+            start += idx.numel()
+
+
+AUTO_BATCH = {"cpu": 128, "cuda": 1024}  # where `--batch-size auto` starts (CPU: larger batches gain nothing)
+
+
+def auto_batch_size(device: torch.device, n_items: int) -> BatchSize:
+    return BatchSize(max(1, min(AUTO_BATCH.get(device.type, 128), n_items)), auto=True)
+
+
 @torch.no_grad()
-def batched_scores(task: Task, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    out = []
-    for start in range(0, x.shape[0], batch_size):
-        idx = torch.arange(start, min(start + batch_size, x.shape[0]), device=x.device)
-        out.append(task.subset(idx).scores(x[idx]))
-    return torch.cat(out) if out else torch.zeros(0, device=x.device)
+def batched_scores(task: Task, x: torch.Tensor, batch_size: "int | BatchSize") -> torch.Tensor:
+    out: dict[int, torch.Tensor] = {}
+
+    def work(idx: torch.Tensor) -> None:
+        out[int(idx[0])] = task.subset(idx).scores(x[idx])
+
+    BatchSize.of(batch_size).chunks(torch.arange(x.shape[0], device=x.device), work)
+    return torch.cat([out[k] for k in sorted(out)]) if out else torch.zeros(0, device=x.device)
 
 
 def summarise(arrays: dict, seconds: float) -> dict:
@@ -258,13 +310,8 @@ def summarise(arrays: dict, seconds: float) -> dict:
     }
 
 
-def _chunk(attack: Attack, batch_size: int) -> int:
-    """Batch size for an attack: libraries that run one sample at a time get small chunks, so progress moves."""
-    return min(batch_size, PER_SAMPLE_CHUNK) if getattr(attack, "per_sample", False) else batch_size
-
-
 def _cell_arrays(items: GoalItems, clean_scores: torch.Tensor, x_adv: torch.Tensor, queries: torch.Tensor,
-                 name: str, norm: str, eps: float, batch_size: int) -> dict:
+                 name: str, norm: str, eps: float, batch_size: "int | BatchSize") -> dict:
     """The per-sample arrays of a cell from its final inputs: decisions by the task, budget checked."""
     task, x = items.task, items.x
     clean_broken = task.broken_on_clean(clean_scores)
@@ -290,7 +337,7 @@ def _cell_arrays(items: GoalItems, clean_scores: torch.Tensor, x_adv: torch.Tens
 
 
 def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, norm: str,
-                eps: float, batch_size: int, seed: int, attack_task: Optional[Task] = None,
+                eps: float, batch_size: "int | BatchSize", seed: int, attack_task: Optional[Task] = None,
                 meter: Optional[SampleMeter] = None) -> dict:
     """Attack every clean-correct item of a goal at one budget; return the per-sample arrays.
 
@@ -308,9 +355,9 @@ def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, no
     min_eps = torch.zeros(x.shape[0], device=x.device) if attack.measures_min_eps else None
     gen = torch.Generator(device=x.device)
     gen.manual_seed(seed)
-    chunk = _chunk(attack, batch_size)
-    for start in range(0, todo.numel(), chunk):
-        idx = todo[start : start + chunk]
+
+    def work(idx: torch.Tensor) -> None:
+        nonlocal min_eps
         out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
         x_adv[idx] = out.x_adv.detach()
         queries[idx] = out.queries
@@ -320,6 +367,8 @@ def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, no
             min_eps[idx] = out.min_eps.to(min_eps)
         if meter is not None:
             meter.update(idx.numel())
+
+    BatchSize.of(batch_size).chunks(todo, work, getattr(attack, "per_sample", False), gen)
     arrays = _cell_arrays(items, clean_scores, x_adv, queries, attack.name, norm, eps, batch_size)
     if min_eps is not None:
         arrays["min_eps"] = min_eps.cpu().numpy().astype(np.float32)
@@ -337,7 +386,7 @@ class CascadeResult:
 
 
 def cascade_cell(items: GoalItems, clean_scores: torch.Tensor, stages: list[Attack], norm: str, eps: float,
-                 batch_size: int, seed: int, attack_task: Optional[Task] = None,
+                 batch_size: "int | BatchSize", seed: int, attack_task: Optional[Task] = None,
                  meter: Optional[SampleMeter] = None, labels: Optional[list[str]] = None) -> CascadeResult:
     """A worst-case cascade: each stage attacks only the samples every earlier stage failed on.
 
@@ -366,14 +415,14 @@ def cascade_cell(items: GoalItems, clean_scores: torch.Tensor, stages: list[Atta
             meter.start(f"stage {k + 1}/{len(stages)} {labels[k] if labels else attack.name}", int(todo.numel()))
         t0 = time.perf_counter()
         newly = 0
-        chunk = _chunk(attack, batch_size)
-        for start in range(0, todo.numel(), chunk):
-            idx = todo[start : start + chunk]
+
+        def work(idx: torch.Tensor) -> None:
+            nonlocal newly
             out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
             xa = out.x_adv.detach()
-            with torch.no_grad():
-                s = task.subset(idx).scores(xa)
             sub = task.subset(idx)
+            with torch.no_grad():
+                s = sub.scores(xa)
             ok = sub.success_from_scores(s)
             m = sub.margin_from_scores(s)
             take = ok | (m > best_m[idx])
@@ -385,6 +434,8 @@ def cascade_cell(items: GoalItems, clean_scores: torch.Tensor, stages: list[Atta
             newly += int(ok.sum())
             if meter is not None:
                 meter.update(idx.numel())
+
+        BatchSize.of(batch_size).chunks(todo, work, getattr(attack, "per_sample", False), gen)
         broken_per.append(newly)
         seconds_per.append(round(time.perf_counter() - t0, 3))
     arrays = _cell_arrays(items, clean_scores, x_adv, queries, "cascade", norm, eps, batch_size)
@@ -420,7 +471,7 @@ class NoStopTask(Task):
 
 
 def transfer_cell(items: GoalItems, clean_scores: torch.Tensor, source: GoalItems, attack: Attack, norm: str,
-                  eps: float, batch_size: int, seed: int, meter: Optional[SampleMeter] = None) -> tuple[dict, float]:
+                  eps: float, batch_size: "int | BatchSize", seed: int, meter: Optional[SampleMeter] = None) -> tuple[dict, float]:
     """Craft with `attack` on the source model's task (same items), judge on the model under test.
 
     Only items correct on clean input under test are attacked. Every step runs on the source (no
@@ -437,14 +488,17 @@ def transfer_cell(items: GoalItems, clean_scores: torch.Tensor, source: GoalItem
     source_queries = 0
     gen = torch.Generator(device=x.device)
     gen.manual_seed(seed)
-    for start in range(0, todo.numel(), batch_size):
-        idx = todo[start : start + batch_size]
+
+    def work(idx: torch.Tensor) -> None:
+        nonlocal source_queries
         out = attack.run(NoStopTask(source.task.subset(idx)), source.x[idx], norm, eps, generator=gen)
         x_adv[idx] = out.x_adv.detach()
         queries[idx] = 1
         source_queries += int(out.queries.sum())
         if meter is not None:
             meter.update(idx.numel())
+
+    BatchSize.of(batch_size).chunks(todo, work, generator=gen)
     arrays = _cell_arrays(items, clean_scores, x_adv, queries, f"transfer[{attack.name}]", norm, eps, batch_size)
     return arrays, source_queries / max(int(todo.numel()), 1)
 
@@ -464,14 +518,15 @@ class PreparedGoal:
         return [c.detail for c in self.checks if not c.passed and not (c.name == "deterministic" and self.eot > 1)]
 
 
-def prepare_goal(items: GoalItems, model: torch.nn.Module, eot: Optional[int], batch_size: int, seed: int) -> PreparedGoal:
+def prepare_goal(items: GoalItems, model: torch.nn.Module, eot: Optional[int], batch_size: "int | BatchSize", seed: int) -> PreparedGoal:
     """Clean scores, then the checks on the clean batch before any attack: determinism (EOT if needed),
     eval mode, finite non-zero gradients and success at a large budget."""
     task, x = items.task, items.x
     clean = batched_scores(task, x, batch_size)
-    todo = (~task.broken_on_clean(clean)).nonzero().squeeze(1)[:batch_size]
+    size = min(BatchSize.of(batch_size).size, CHECK_SAMPLES)
+    todo = (~task.broken_on_clean(clean)).nonzero().squeeze(1)[:size]
     if todo.numel() == 0:
-        todo = torch.arange(min(len(task), batch_size), device=x.device)
+        todo = torch.arange(min(len(task), size), device=x.device)
     sub, xb = task.subset(todo), x[todo]
     det = checks.check_determinism(sub, xb)
     k = eot if eot is not None else (1 if det.passed else checks.EOT_SAMPLES)
@@ -600,6 +655,8 @@ class RunState:
         self.mut = resolve_model(self.cfg)
         self.loaded = loaded or load_model(self.mut, self.cfg, device)
         self.protocol = get_protocol(self.cfg.protocol or self.mut.default_protocol)
+        self.batch = (BatchSize(self.cfg.batch_size) if self.cfg.batch_size is not None
+                      else auto_batch_size(device, self.cfg.samples))
         self.goals: dict[str, PreparedGoal] = {}
         self.source_loaded: dict[str, LoadedModel] = {}
         self.source_items: dict[tuple[str, str], GoalItems] = {}
@@ -614,10 +671,10 @@ class RunState:
         if goal not in self.goals:
             items = self.items(goal)
             if run_checks:
-                self.goals[goal] = prepare_goal(items, self.loaded.module, eot, self.cfg.batch_size, self.cfg.seed)
+                self.goals[goal] = prepare_goal(items, self.loaded.module, eot, self.batch, self.cfg.seed)
             else:
                 k = eot or 1
-                clean = batched_scores(items.task, items.x, self.cfg.batch_size)
+                clean = batched_scores(items.task, items.x, self.batch)
                 self.goals[goal] = PreparedGoal(items, clean, checks.EOTTask(items.task, k) if k > 1 else items.task, k, [])
         return self.goals[goal]
 
@@ -683,7 +740,7 @@ def compute_job(state: RunState, job: CellJob, meter: Optional[SampleMeter] = No
         idx = torch.arange(job.start, stop, device=clean.device)
         clean, attack_task = clean[idx], attack_task.subset(idx)
     seed = shard_seed(job.seed, job.shard, job.shards)
-    batch_size = state.cfg.batch_size
+    batch_size = state.batch
     start = time.perf_counter()
     attrs: dict = {}
     if meter is not None:
@@ -782,7 +839,7 @@ def validate_config(cfg: RunConfig) -> None:
     """The numeric and execution options, refused before any work."""
     if cfg.samples < 1:
         raise BadInputError(f"--samples must be at least 1, got {cfg.samples}")
-    if cfg.batch_size < 1:
+    if cfg.batch_size is not None and cfg.batch_size < 1:
         raise BadInputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.eot is not None and cfg.eot < 1:
         raise BadInputError(f"--eot must be at least 1 (1 = no EOT), got {cfg.eot}")
@@ -1013,7 +1070,7 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
             executor.close()
         monitor.close()
     store.finish_run(run_id, "complete", {"cells_computed": outcome.computed, "cells_reused": outcome.reused,
-                                          "integrity": integrity,
+                                          "integrity": integrity, "batch_size_used": state.batch.size,
                                           "cells_unreliable": sum(bool(s["unreliable"]) for s in outcome.summaries)})
     monitor.run_done(outcome.computed, outcome.reused)
     return outcome

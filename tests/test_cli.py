@@ -61,10 +61,6 @@ def test_bad_suite_yaml_budget(runner, store_path, tmp_path):
     _one_line_error(r, "outside (0, 1]")
 
 
-def test_check_says_not_yet(runner):
-    _one_line_error(runner.invoke(main, ["check"]), "not implemented yet")
-
-
 def test_run_show_leaderboard_end_to_end(runner, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default store, results/facebench.h5, is created here
     store_path = tmp_path / "results" / "facebench.h5"
