@@ -179,18 +179,29 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
 
 @main.command()
 @click.option("--store", "stores", multiple=True, default=[str(DEFAULT_STORE)], show_default=True,
-              help="Store(s) to read; repeat the option to merge several.")
+              help="Store(s) to read; repeat the option to merge several (the newest run of each model, profile, "
+                   "protocol and suite wins).")
 @click.option("--out", default="leaderboards", show_default=True, type=click.Path(file_okay=False),
-              help="Directory to write README.md into.")
-def leaderboard(stores: tuple[str, ...], out: str) -> None:
-    """Render the markdown leaderboard from the newest complete run of each model."""
-    from bench.leaderboard import write_leaderboard
-    from bench.store import ResultsStore
+              help="Directory to write into (md: README.md, one page per task and protocol, plots/*.png).")
+@click.option("--format", "fmt", default="md", show_default=True, type=click.Choice(["md", "html", "csv", "latex"]),
+              help="md: GitHub markdown pages + PNG plots; html: one self-contained leaderboard.html (plots embedded); "
+                   "csv: one file per table (raw values); latex: one booktabs table per file.")
+@click.option("--no-examples", is_flag=True,
+              help="Skip the grid of example adversarial images (it re-runs one attack on a few samples per model).")
+@click.option("--quiet", "-q", is_flag=True, help="No log lines; only the summary line.")
+def leaderboard(stores: tuple[str, ...], out: str, fmt: str, no_examples: bool, quiet: bool) -> None:
+    """Render leaderboards from the newest complete run of each model: an index page, one page per task and
+    protocol (FR verification / identification, FAS robustness), FAS cross-domain generalization, and plots.
 
-    for s in stores:  # fail with a clear line before writing anything
-        ResultsStore(s).runs()
-    path = write_leaderboard([Path(s) for s in stores], Path(out))
-    click.echo(f"wrote {path}")
+    Every store is read and every file rendered before anything is written; a bad store is one line and
+    exit status 2, with nothing written. See docs/leaderboards.md.
+    """
+    from bench.leaderboard import write_leaderboard
+
+    _silence_bars(True)
+    written = write_leaderboard([Path(s) for s in stores], Path(out), fmt=fmt, examples=not no_examples, log=_log(quiet))
+    index = next((p for p in written if p.name in ("README.md", "leaderboard.html")), written[0] if written else Path(out))
+    click.echo(f"wrote {index} ({len(written)} files in {out})")
 
 
 @main.command()

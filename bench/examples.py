@@ -1,0 +1,99 @@
+"""Example adversarial inputs for the leaderboard, regenerated from a stored cell's configuration.
+
+The store keeps per-sample numbers, not images. To show what an attack does, the run's model and items
+are rebuilt from the run's stored configuration (the same code path as `facebench run`) and the cell's
+attack is run again on a few clean-correct items. These are fresh runs: they illustrate the attack and
+need not reproduce the stored per-sample results bit for bit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from bench.leaderboard import Budget, RunRecord
+
+
+@dataclass
+class ExampleSet:
+    """A few samples of one model: clean and adversarial images (N, H, W, 3 in [0, 1]) and their scores."""
+
+    label: str
+    attack: str = ""
+    clean: Optional[np.ndarray] = None
+    adv: Optional[np.ndarray] = None
+    clean_scores: Optional[np.ndarray] = None
+    adv_scores: Optional[np.ndarray] = None
+    success: Optional[np.ndarray] = None
+    error: str = ""
+
+
+def regenerate_examples(rec: "RunRecord", goal: str, budget: "Budget", k: int = 4) -> ExampleSet:
+    """Re-run the first attack of the run's first cell of `goal` at `budget` on `k` clean-correct items.
+
+    Transfer cells are skipped (their examples come from another model); a fixed-budget attack is preferred
+    to a minimal-eps search; a cascade contributes its first stage. Never raises: a model or dataset that
+    cannot be rebuilt here gives an `ExampleSet` whose `error` says why.
+    """
+    label = str(rec.run["model"])
+    try:
+        return _regenerate(rec, goal, budget, k)
+    except Exception as e:  # an optional illustration: report why it is missing instead of failing the page
+        return ExampleSet(label, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+
+def _regenerate(rec: "RunRecord", goal: str, budget: "Budget", k: int) -> ExampleSet:
+    import torch
+
+    from attacks import make_attack
+    from bench import checks
+    from bench.config import resolve_device
+    from bench.leaderboard import budget_of
+    from bench.runner import RunConfig, RunSetup, RunState, batched_scores
+
+    label = str(rec.run["model"])
+    cands = [c for c in rec.cells if c.config["goal"] == goal and budget_of(c.config) == budget
+             and c.config["attack"] != "transfer"]
+    if not cands:
+        return ExampleSet(label, error=f"no attack cell of {goal} at {budget.label}")
+    cands.sort(key=lambda c: c.config["attack"] == "min-eps")  # stable: run order otherwise
+    cell = cands[0]
+    if cell.config["attack"] == "cascade":
+        stage = cell.config["params"]["stages"][0]
+        attack = make_attack(stage["attack"], stage["params"])
+        name = f"{stage['attack']} (cascade stage 1)"
+    else:
+        attack = make_attack(cell.config["attack"], cell.config["params"])
+        name = cell.config["attack"]
+    known = {f.name for f in fields(RunConfig)}
+    cfg = RunConfig(**{key: v for key, v in rec.config.items() if key in known})
+    cfg = replace(cfg, device="auto", executor="local", resume=False, shard_size=None)
+    device = resolve_device("auto")
+    state = RunState(RunSetup(cfg, float(rec.run["threshold"])), device)
+    if state.loaded.sha256 != rec.run.get("checkpoint_sha256"):
+        return ExampleSet(label, error=f"the weights found now (sha256 {state.loaded.sha256[:12]}) are not the run's "
+                                       f"({str(rec.run.get('checkpoint_sha256'))[:12]})")
+    items = state.items(goal)
+    task = items.task
+    clean = batched_scores(task, items.x, cfg.batch_size)
+    ok = (~task.broken_on_clean(clean)).nonzero().squeeze(1)[:k]
+    if ok.numel() == 0:
+        return ExampleSet(label, error="no clean-correct sample to attack")
+    eot = int(cell.attrs.get("eot", 1) or 1)
+    attack_task = checks.EOTTask(task, eot) if eot > 1 else task
+    gen = torch.Generator(device=items.x.device)
+    gen.manual_seed(int(cell.cell_id[:12], 16) ^ cfg.seed)
+    x = items.x[ok]
+    out = attack.run(attack_task.subset(ok), x, budget.norm, budget.eps, generator=gen)
+    sub = task.subset(ok)
+    with torch.no_grad():
+        adv_scores = sub.scores(out.x_adv.detach())
+        success = sub.success_from_scores(adv_scores)
+
+    def hwc(t: torch.Tensor) -> np.ndarray:
+        return t.detach().permute(0, 2, 3, 1).float().cpu().numpy()
+
+    return ExampleSet(label, f"{name} {budget.label}", hwc(x), hwc(out.x_adv), sub.sample_scores(clean[ok]).cpu().numpy(),
+                      sub.sample_scores(adv_scores).cpu().numpy(), success.cpu().numpy())
