@@ -567,6 +567,7 @@ def is_cross_domain(protocol: str) -> bool:
 
 @dataclass
 class Options:
+    figures: bool = True  # draw the plots (md and html); csv and latex need only the tables
     examples: bool = True
     examples_per_model: int = EXAMPLES_PER_MODEL
     log: Callable[[str], None] = lambda s: None
@@ -674,7 +675,12 @@ def _goal_section(kind: str, protocol: str, slug: str, goal: str, rows: list[Row
         attacks_at.append(f"{b.label}: {', '.join(names)}")
     blocks.append(Paragraph("Attacks per budget (union over the rows): " + "; ".join(attacks_at) + "."))
     base = f"{slug}-{anchor_of(goal)}"
-    # figures
+    transfer = transfer_matrix(rows, headline)
+    if transfer is not None:
+        budget, sources, targets, values = transfer
+        blocks.append(_transfer_table(base, goal, budget, sources, targets, values))
+    if not options.figures:
+        return blocks
     curves = [r for r in rows if r.breaking]
     if curves:
         png = plots.success_vs_eps(rows, title=f"{goal} on {protocol}")
@@ -687,17 +693,14 @@ def _goal_section(kind: str, protocol: str, slug: str, goal: str, rows: list[Row
         blocks.append(Figure(f"{base}-robust-vs-clean.png",
                              f"Robust accuracy at {headline.label} vs clean accuracy, {goal} on {protocol} "
                              "(95 % Wilson intervals).", png))
-    transfer = transfer_matrix(rows, headline)
     if transfer is not None:
-        budget, sources, targets, values = transfer
-        blocks.append(_transfer_table(base, goal, budget, sources, targets, values))
         png = plots.transfer_heatmap(sources, targets, values, title=f"Transfer success rate, {goal}, {budget.label}")
         blocks.append(Figure(f"{base}-transfer.png",
                              f"Transfer matrix at {budget.label}, {goal} on {protocol}: success rate (%) over the "
                              "target's clean-correct samples of examples crafted on the source (row) and scored on the "
                              "target (column); the diagonal is the target's own white-box worst case at that budget.",
                              png))
-    if goal in FAS_GOALS and goal == "spoof-to-live":
+    if goal == "spoof-to-live":
         blocks += _fas_score_figure(base, protocol, rows, headline)
     if options.examples and headline is not None:
         blocks += _examples_figure(base, goal, protocol, rows, headline, options)
@@ -1136,7 +1139,8 @@ def write_leaderboard(store_paths: list[Path], out_dir: Path, fmt: str = "md", e
     if not store_paths:
         raise BadInputError("no store given")
     records = collect_runs([Path(p) for p in store_paths])
-    pages = build_pages(records, [Path(p) for p in store_paths], Options(examples=examples and fmt in ("md", "html"), log=log))
+    figures = fmt in ("md", "html")
+    pages = build_pages(records, [Path(p) for p in store_paths], Options(figures=figures, examples=examples and figures, log=log))
     outputs = render(pages, fmt)
     written = []
     for o in outputs:

@@ -94,8 +94,9 @@ def robust_vs_clean(rows: list["Row"], budget: "Budget", title: str) -> bytes:
         x, y = r.clean.value, r.robust[budget].value
         xlo, xhi = r.clean.interval
         ylo, yhi = r.robust[budget].interval
-        ax.errorbar([x], [y], xerr=[[x - xlo], [xhi - x]], yerr=[[y - ylo], [yhi - y]], fmt="o", color=colours(i % 10),
-                    capsize=3, label=labels[i])
+        xerr = np.clip([[x - xlo], [xhi - x]], 0, None)  # clip: a Wilson bound can sit a rounding error inside p
+        yerr = np.clip([[y - ylo], [yhi - y]], 0, None)
+        ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="o", color=colours(i % 10), capsize=3, label=labels[i])
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("clean accuracy")
@@ -111,8 +112,7 @@ def transfer_heatmap(sources: list[str], targets: list[str], values: np.ndarray,
     fig = Figure(figsize=(1.2 + 1.3 * len(targets), 1.0 + 0.6 * len(sources)))
     ax = fig.add_subplot(1, 1, 1)
     masked = np.ma.masked_invalid(values)
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#dddddd")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#dddddd")
     im = ax.imshow(masked, cmap=cmap, vmin=0, vmax=100, aspect="auto")
     for i in range(len(sources)):
         for j in range(len(targets)):

@@ -100,10 +100,13 @@ def test_run_show_leaderboard_end_to_end(runner, tmp_path, monkeypatch):
     r3b = runner.invoke(main, ["show", "--all", "--store", str(store_path)])
     assert r3b.output.count("complete") == 2
     out_dir = tmp_path / "lb"
-    r4 = runner.invoke(main, ["leaderboard", "--store", str(store_path), "--out", str(out_dir)])
+    r4 = runner.invoke(main, ["leaderboard", "--store", str(store_path), "--out", str(out_dir), "--no-examples"])
     assert r4.exit_code == 0, r4.output
-    md = (out_dir / "README.md").read_text()
-    assert "| `facenet-baseline` (tiny)" in md and "robust @ linf 8/255" in md
+    index = (out_dir / "README.md").read_text()
+    assert "| `facenet-baseline` (tiny)" in index and "(fr-verification-synth-fr.md)" in index
+    page = (out_dir / "fr-verification-synth-fr.md").read_text()
+    newest = st.run()["run_id"]  # the second, identical run (every cell reused) is the one shown
+    assert "| 1 | `facenet-baseline` (tiny) |" in page and "robust @ linf 8/255" in page and newest in page
 
     with h5py.File(store_path, "r") as f:  # a plain h5py reader sees the documented layout
         assert f.attrs["schema_version"] == 1
