@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1042,13 +1041,14 @@ def _generalization_table(protocol: str, recs: list[RunRecord]) -> Table:
 
 def _index_page(records: list[RunRecord], rows: list[Row], pages: list[Page], stores: list[Path]) -> Page:
     page = Page(INDEX, "facebench leaderboards")
-    stamp = time.strftime("%Y-%m-%d %H:%M %Z")
+    ended = max((str(rec.run.get("ended", "")) for rec in records), default="")
     page.blocks.append(Paragraph(
-        f"Rendered by `facebench leaderboard` on {stamp} from {len(records)} complete run(s) in "
-        + ", ".join(f"`{s}`" for s in stores) + ". For each (model, profile, protocol, suite) the newest complete "
-        "run is shown. Robust accuracy is the per-sample worst case over every attack at a budget; thresholds "
-        "come from the dev split, never from test; rates carry 95 % Wilson intervals. "
-        "See [docs/leaderboards.md](../docs/leaderboards.md) for the columns and plots."))
+        f"Rendered by `facebench leaderboard` from {len(records)} complete run(s)"
+        + (f" (the newest ended {ended})" if ended else "") + " in " + ", ".join(f"`{s}`" for s in stores)
+        + ". For each (model, profile, protocol, suite) the newest complete run is shown. Robust accuracy is the "
+        "per-sample worst case over every attack at a budget; thresholds come from the dev split, never from test; "
+        "rates carry 95 % Wilson intervals. The columns and plots are described in `docs/leaderboards.md` of the "
+        "facebench repository."))
     if not records:
         page.blocks.append(Paragraph("No complete runs in the store yet: run `facebench run --model ...` first."))
         return page

@@ -201,18 +201,20 @@ figcaption{font-style:italic;font-size:0.9em}
 """
 
 
-def page_html(page: Page, link: callable) -> str:
-    """One page as an HTML <section>; figures are embedded as base64 data URIs."""
+def page_html(page: Page, link: callable, ident: callable = lambda anchor: anchor) -> str:
+    """One page as an HTML <section>; figures are embedded as base64 data URIs.
+
+    `link` maps a link target to an in-file one (None: no link); `ident` maps an anchor to its element id.
+    """
     out = [f'<section id="{page.slug}">', f"<h1>{html.escape(page.title)}</h1>"]
     for b in page.blocks:
         if isinstance(b, Heading):
-            ident = f' id="{b.anchor}"' if b.anchor else f' id="{page.slug}-{anchor_of(b.text)}"'
-            out.append(f"<h{b.level + 0}{ident}>{html.escape(b.text)}</h{b.level}>")
+            out.append(f'<h{b.level} id="{ident(b.anchor or anchor_of(b.text))}">{html.escape(b.text)}</h{b.level}>')
         elif isinstance(b, Paragraph):
             out.append(f"<p>{_inline_html(b.text, link)}</p>")
         elif isinstance(b, BulletList):
             anchors = b.anchors or [None] * len(b.items)
-            items = "".join(f"<li{f' id={chr(34)}{a}{chr(34)}' if a else ''}>{_inline_html(i, link)}</li>"
+            items = "".join(f"<li{f' id={chr(34)}{ident(a)}{chr(34)}' if a else ''}>{_inline_html(i, link)}</li>"
                             for i, a in zip(b.items, anchors))
             out.append(f"<ul>{items}</ul>")
         elif isinstance(b, Table):
@@ -241,21 +243,24 @@ def page_html(page: Page, link: callable) -> str:
 
 
 def site_html(title: str, pages: list[Page]) -> str:
-    """Every page in one HTML file: links between pages become in-file anchors; nothing external."""
+    """Every page in one HTML file. Each page's anchors are prefixed with its slug (a run listed on two pages
+    keeps two distinct ids); links between pages become in-file anchors; nothing external is referenced."""
     slugs = {p.slug for p in pages}
 
-    def link(target: str) -> str:
-        if target.startswith("#"):
-            return target
-        stem = target.split("#")[0]
-        stem = stem[:-3] if stem.endswith(".md") else stem
-        if stem in slugs:
-            frag = target.split("#", 1)[1] if "#" in target else ""
-            return f"#{frag or stem}"
-        return None  # never an external reference: the link text stays, without a link
+    def linker(slug: str):
+        def link(target: str):
+            if target.startswith("#"):
+                return f"#{slug}--{target[1:]}"
+            stem, _, frag = target.partition("#")
+            stem = stem[:-3] if stem.endswith(".md") else stem
+            if stem in slugs:
+                return f"#{stem}--{frag}" if frag else f"#{stem}"
+            return None  # never an external reference: the link text stays, without a link
+        return link
 
+    sections = [page_html(p, linker(p.slug), lambda a, s=p.slug: f"{s}--{a}") for p in pages]
     nav = "".join(f'<li><a href="#{p.slug}">{html.escape(p.title)}</a></li>' for p in pages)
-    body = "\n".join(page_html(p, link) for p in pages)
+    body = "\n".join(sections)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{html.escape(title)}</title>\n'
             f"<style>{_CSS}</style>\n</head>\n<body>\n<nav><ul>{nav}</ul></nav>\n{body}\n</body>\n</html>\n")
 

@@ -419,13 +419,13 @@ def test_transfer_matrix_from_hand_written_cells(tmp_path):
 class _Refs(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.refs, self.ids, self.tags = [], set(), []
+        self.refs, self.ids, self.tags = [], [], []
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         self.tags.append(tag)
         if "id" in a:
-            self.ids.add(a["id"])
+            self.ids.append(a["id"])
         for key in ("href", "src"):
             if key in a:
                 self.refs.append((tag, key, a[key]))
@@ -442,6 +442,8 @@ def test_html_is_one_self_contained_file(real_store, tmp_path):
     md = render(tmp_path, [real_store], name="md")
     assert len(images) == len(list((md / "plots").glob("*.png"))) >= 8
     assert all(src.startswith("data:image/png;base64,") for _, _, src in images)
+    assert len(parser.ids) == len(set(parser.ids))  # a run listed on two pages keeps two distinct anchors
+    assert sum(value.startswith("#") and "--run-" in value for _, key, value in parser.refs if key == "href") >= 4
     for tag, key, value in parser.refs:
         if key == "href":
             assert value.startswith("#") and value[1:] in parser.ids, value  # every link lands inside the file
