@@ -527,10 +527,16 @@ def headline_budget(rows: list[Row]) -> Optional[Budget]:
 
 
 def sort_rows(rows: list[Row], headline: Optional[Budget]) -> list[Row]:
-    """Best first by robust accuracy at the headline budget (rows without it last), then clean accuracy, then name."""
+    """Best first by robust accuracy at the headline budget (rows without it last); ties by robust accuracy at the
+    next smaller budgets of the same norm in turn, then by clean accuracy, then by name."""
+    ladder = [headline] if headline is not None else []
+    if headline is not None:
+        ladder += sorted({b for r in rows for b in r.robust if b.norm == headline.norm and not b.masked and b < headline},
+                         reverse=True)
+
     def key(r: Row):
-        rob = r.robust.get(headline) if headline is not None else None
-        return (rob is None, -(rob.value if rob is not None else 0.0), -r.clean.value, r.model, str(r.run.get("profile")))
+        steps = [(r.robust.get(b) is None, -(r.robust[b].value if b in r.robust else 0.0)) for b in ladder]
+        return (*steps, -r.clean.value, r.model, str(r.run.get("profile")))
 
     return sorted(rows, key=key)
 
@@ -665,7 +671,8 @@ def _goal_section(kind: str, protocol: str, slug: str, goal: str, rows: list[Row
         blocks.append(Paragraph(
             f"Headline budget: **{headline.label}**, the largest "
             f"{'Linf' if headline.norm == 'linf' else 'L2'} budget of the suites on this table; rows are sorted by "
-            f"robust accuracy there (best first), then by clean accuracy."))
+            f"robust accuracy there (best first); ties by robust accuracy at the next smaller budgets in turn, then by "
+            f"clean accuracy."))
     table = _goal_table(kind, slug, goal, rows, budgets, headline)
     blocks.append(table)
     attacks_at = []

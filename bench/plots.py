@@ -214,6 +214,6 @@ def examples_grid(sets: list, title: str) -> bytes:
                 ax.set_yticks([])
                 ax.set_title(name, fontsize=6)
                 if j == 0 and p == 0:
-                    ax.set_ylabel(f"{s.label}\n{s.attack}", fontsize=6)
+                    ax.set_ylabel(f"{s.label}\n" + s.attack.replace(" (", "\n("), fontsize=6)
     fig.suptitle(title, fontsize=10)
     return _png(fig)

@@ -300,6 +300,17 @@ def test_equal_robust_accuracy_sorts_by_clean_accuracy(tmp_path):
     assert col(t, "model") == ["high-clean (tiny)", "low-clean (tiny)"]
 
 
+def test_ties_at_the_headline_budget_fall_to_the_smaller_budgets(tmp_path):
+    path = tmp_path / "s.h5"
+    ok = [True] * N
+    for model, broken_at_4 in (("a-weak-at-4", 6), ("b-strong-at-4", 1)):  # by name alone, a-weak would come first
+        write_run(path, model, [("dodging", "pgd", 4 / 255, _arrays(ok, [i < broken_at_4 for i in range(N)])),
+                                ("dodging", "pgd", 8 / 255, _arrays(ok, ok))])  # everything broken at 8/255
+    t = table_under(md_tables((render(tmp_path, [path]) / "fr-verification-synth-fr.md").read_text()), "dodging")
+    assert col(t, "model") == ["b-strong-at-4 (tiny)", "a-weak-at-4 (tiny)"]
+    assert col(t, "robust @ linf 8/255") == ["0.0 [0.0, 32.4]"] * 2
+
+
 def test_unreliable_cells_mark_their_row_with_the_reason(synth_store, tmp_path):
     out = render(tmp_path, [synth_store])
     page = (out / "fr-verification-synth-fr.md").read_text()
