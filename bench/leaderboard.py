@@ -76,6 +76,11 @@ class Budget:
         return f"{self.norm} {format_eps(self.norm, self.eps)}" + (" (mask)" if self.masked else "")
 
 
+def budget_order(b: Budget) -> tuple:
+    """Column order: Linf budgets, then L2, then mask-confined ones; each by size."""
+    return (b.masked, b.norm != "linf", b.norm, b.eps)
+
+
 def _masked(attack: str) -> bool:
     from attacks import ATTACKS
     from attacks.native.masked import MaskedPGD
@@ -468,7 +473,7 @@ def _goal_row(rec: RunRecord, info: ModelInfo, goal: str, cells: list[CellResult
     for c in cells:
         by_budget[budget_of(c.config)].append(c)
     robust, attacks = {}, {}
-    for b in sorted(by_budget):
+    for b in sorted(by_budget, key=budget_order):
         broken = ~clean
         for c in by_budget[b]:
             broken = broken | c.arrays["success"].astype(bool)
@@ -505,25 +510,38 @@ def _goal_row(rec: RunRecord, info: ModelInfo, goal: str, cells: list[CellResult
                seconds, reasons, fas)
 
 
-def headline_budget(rows: list[Row]) -> Optional[Budget]:
-    """The budget a table is sorted by: the largest Linf budget of its rows' suites.
-
-    Mask-confined budgets (eyeglass, patch) and budgets reached only by minimal-eps searches (their eps is
-    the search's ceiling) are not candidates; without a Linf budget the largest L2 one is used.
-    """
-    candidates = set()
+def sweep_budgets(rows: list[Row]) -> set[Budget]:
+    """The budgets of a table's suites that bound whole-image attacks: mask-confined budgets (eyeglass, patch)
+    and budgets reached only by minimal-eps searches (their eps is the search's ceiling) left out."""
+    found = set()
     for r in rows:
         for b in r.robust:
             if b.masked:
                 continue
             if all(c.config["attack"] == "min-eps" for c in r.cells if budget_of(c.config) == b):
                 continue
-            candidates.add(b)
+            found.add(b)
+    return found
+
+
+def headline_budget(rows: list[Row]) -> Optional[Budget]:
+    """The budget a table is sorted by: the largest Linf budget of `sweep_budgets`, else the largest L2 one."""
+    candidates = sweep_budgets(rows)
     for norm in ("linf", "l2"):
         found = [b for b in candidates if b.norm == norm]
         if found:
             return max(found)
     return max(candidates) if candidates else None
+
+
+def curve_tops(rows: list[Row], headline: Optional[Budget]) -> dict[str, float]:
+    """Per norm, the E of the AUC columns: the largest sweep budget of the norm (the headline for its norm)."""
+    tops: dict[str, float] = {}
+    for b in sweep_budgets(rows):
+        tops[b.norm] = max(tops.get(b.norm, 0.0), b.eps)
+    if headline is not None:
+        tops[headline.norm] = headline.eps
+    return {n: tops[n] for n in sorted(tops, key=lambda n: (n != (headline.norm if headline else "linf"), n))}
 
 
 def sort_rows(rows: list[Row], headline: Optional[Budget]) -> list[Row]:
@@ -545,7 +563,7 @@ def leaderboard_rows(stores: Iterable[ResultsStore]) -> tuple[list[dict], list[s
     """Every row of every store as plain data (model, goal, clean and robust (k, n) per budget label...) and the
     budget labels in order. Kept for scripts and tests that read the numbers without rendering pages."""
     rows = [r for rec in collect_runs([s.path for s in stores]) for r in rows_of_run(rec)]
-    budgets = sorted({b for r in rows for b in r.robust})
+    budgets = sorted({b for r in rows for b in r.robust}, key=budget_order)
     return [r.as_dict() for r in rows], [b.label for b in budgets]
 
 
@@ -665,7 +683,7 @@ def _goal_section(kind: str, protocol: str, slug: str, goal: str, rows: list[Row
 
     headline = headline_budget(rows)
     rows = sort_rows(rows, headline)
-    budgets = sorted({b for r in rows for b in r.robust})
+    budgets = sorted({b for r in rows for b in r.robust}, key=budget_order)
     blocks: list = [Heading(f"{goal}", 2, anchor=f"{slug}-{anchor_of(goal)}")]
     if headline is not None:
         blocks.append(Paragraph(
@@ -715,8 +733,11 @@ def _goal_section(kind: str, protocol: str, slug: str, goal: str, rows: list[Row
 
 def _goal_table(kind: str, slug: str, goal: str, rows: list[Row], budgets: list[Budget],
                 headline: Optional[Budget]) -> Table:
-    norm = headline.norm if headline is not None else "linf"
-    top = headline.eps if headline is not None else 0.0
+    main_norm = headline.norm if headline is not None else "linf"
+    tops = curve_tops(rows, headline)
+    # AUC and minimal-eps columns: the headline's norm always, other norms where some row has a value
+    auc_norms = [n for n in tops if n == main_norm or any(r.auc(n, tops[n]) is not None for r in rows)]
+    min_norms = [main_norm] + [n for n in ("linf", "l2") if n != main_norm and any(n in r.min_eps for r in rows)]
     fr_ver = kind == "fr-verification"
     fas = kind == "fas-robustness"
     dev_rule = sorted({str(r.rec.dev.get("threshold_rule", r.run.get("threshold_rule", ""))) for r in rows})
@@ -728,8 +749,9 @@ def _goal_table(kind: str, slug: str, goal: str, rows: list[Row], budgets: list[
         headers += ["dev HTER", "test ACER", "test HTER"]
     headers.append("clean acc")
     headers += [f"robust @ {b.label}" for b in budgets]
-    auc_header = f"AUC {norm} [0, {format_eps(norm, top)}]" if headline is not None else "AUC"
-    headers += [auc_header, f"median min eps ({norm})", "n", "time (s)", "checks", "run"]
+    auc_headers = {n: f"AUC {n} [0, {format_eps(n, tops[n])}]" for n in auc_norms}
+    headers += list(auc_headers.values()) + [f"median min eps ({n})" for n in min_norms]
+    headers += ["n", "time (s)", "checks", "run"]
     align = ["r", "l", "r", "l", "l"] + ["r"] * (len(headers) - 5 - 2) + ["l", "l"]
     notes: list[str] = []
     table_rows, raw = [], []
@@ -766,16 +788,18 @@ def _goal_table(kind: str, slug: str, goal: str, rows: list[Row], budgets: list[
             cells.append(Cell(rate.pct() if rate is not None else "-"))
             if rate is not None:
                 rec_raw.update(rate.raw(f"robust {b.label}"))
-        auc = r.auc(norm, top) if headline is not None else None
-        cells.append(Cell(f"{auc:.3f}" if auc is not None else "-"))
-        rec_raw[auc_header] = auc
-        me = r.min_eps.get(norm)
-        if me is None:
-            cells.append(Cell("-"))
-        else:
+        for n_, header in auc_headers.items():
+            auc = r.auc(n_, tops[n_])
+            cells.append(Cell(f"{auc:.3f}" if auc is not None else "-"))
+            rec_raw[header] = auc
+        for n_ in min_norms:
+            me = r.min_eps.get(n_)
+            if me is None:
+                cells.append(Cell("-"))
+                continue
             med, _, search = me
-            cells.append(Cell(f"> {fmt_eps(norm, search)}" if not np.isfinite(med) else fmt_eps(norm, med)))
-            rec_raw[f"median min eps {norm}"] = med
+            cells.append(Cell(f"> {fmt_eps(n_, search)}" if not np.isfinite(med) else fmt_eps(n_, med)))
+            rec_raw[f"median min eps {n_}"] = med
         cells.append(Cell(str(r.n)))
         cells.append(Cell(f"{r.seconds:.1f}"))
         if r.unreliable:

@@ -362,6 +362,34 @@ def test_worst_case_auc_and_median_minimal_eps(tmp_path):
     assert "Headline budget: **linf 8/255**" in page
 
 
+def test_l2_budgets_get_their_own_auc_and_minimal_eps_columns(tmp_path):
+    path = tmp_path / "s.h5"
+    ok = [True] * N
+    min_l2 = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, np.inf, np.inf])
+    cells = [("dodging", "pgd", 8 / 255, _arrays(ok, [i < 4 for i in range(N)])),
+             ("dodging", "pgd", 0.5, _arrays(ok, [i < 2 for i in range(N)])),
+             ("dodging", "min-eps", 2.0, _arrays(ok, np.isfinite(min_l2), min_eps=min_l2))]
+    st = ResultsStore(path)
+    write_run(path, "m", [])
+    for k, (goal, attack, eps, arrays) in enumerate(cells):  # the L2 cells need norm l2
+        norm = "linf" if k == 0 else "l2"
+        cid = f"l2cell{k}"
+        st.write_cell(CellResult(cid, {"model": "m", "goal": goal, "attack": attack, "norm": norm, "eps": eps, "params": {}},
+                                 arrays, {"n": N, "seconds": 1.0}, {"threshold": 0.5}))
+        run_id = st.runs()[-1]["run_id"]
+        st.add_cell_to_run(run_id, cid)
+    t = table_under(md_tables((render(tmp_path, [path]) / "fr-verification-synth-fr.md").read_text()), "dodging")
+    h = t["headers"]
+    assert h[h.index("clean acc") + 1:h.index("n")] == [
+        "robust @ linf 8/255", "robust @ l2 0.5", "robust @ l2 2", "AUC linf [0, 8/255]", "AUC l2 [0, 0.5]",
+        "median min eps (linf)", "median min eps (l2)"]
+    row = dict(zip(h, t["rows"][0]))
+    # L2 breaking budgets: 0.1, 0.2 (also pgd at 0.5), 0.3, 0.4, 0.6, 0.7, inf, inf -> min(b, 0.5) / 0.5
+    assert float(row["AUC l2 [0, 0.5]"]) == pytest.approx(np.mean(np.minimum(min_l2, 0.5) / 0.5), abs=1e-3)
+    assert row["AUC linf [0, 8/255]"] == "-"  # one Linf budget and no search: no curve to integrate
+    assert row["median min eps (l2)"] == "0.5" and row["median min eps (linf)"] == "-"
+
+
 def test_fas_test_rates_from_stored_scores_and_the_score_shift_fallback(tmp_path):
     path = tmp_path / "s.h5"
     spoof_ids = [f"casia/1/0{i}-{m}/f0" for i, m in enumerate(["print-warped", "print-cut", "replay-tablet", "replay-phone"] * 2)]
