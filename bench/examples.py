@@ -77,7 +77,7 @@ def _regenerate(rec: "RunRecord", goal: str, budget: "Budget", k: int) -> Exampl
                                        f"({str(rec.run.get('checkpoint_sha256'))[:12]})")
     items = state.items(goal)
     task = items.task
-    clean = batched_scores(task, items.x, cfg.batch_size)
+    clean = batched_scores(task, items.x, getattr(state, "batch", None) or cfg.batch_size or 128)
     ok = (~task.broken_on_clean(clean)).nonzero().squeeze(1)[:k]
     if ok.numel() == 0:
         return ExampleSet(label, error="no clean-correct sample to attack")
