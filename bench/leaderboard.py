@@ -354,11 +354,29 @@ def species_of(sample_id: str) -> Optional[str]:
     return None
 
 
-def fas_clean(cells: list[CellResult]) -> Optional[FASClean]:
-    """APCER from the clean scores of the spoof frames (spoof-to-live cells), BPCER from the live frames
-    (live-to-spoof cells), both at the threshold stored with the cells (the dev EER threshold)."""
+def fas_clean(cells: list[CellResult], run: Optional[dict] = None) -> Optional[FASClean]:
+    """Clean test error rates at the dev threshold: those the run measured on the protocol's whole test
+    split (`test_metrics`, runs since store v1.2) when present; else APCER from the clean scores of the
+    evaluated spoof frames (spoof-to-live cells) and BPCER from the live frames (live-to-spoof cells),
+    at the threshold stored with the cells. The evaluated frames' scores are kept for the plots."""
     spoof = next((c for c in cells if c.config["goal"] == "spoof-to-live"), None)
     live = next((c for c in cells if c.config["goal"] == "live-to-spoof"), None)
+    tm = (run or {}).get("test_metrics")
+    if isinstance(tm, str):
+        tm = json.loads(tm) if tm else None
+    if tm:
+        out = FASClean(float(tm["threshold"]), None, None, None)
+        if spoof is not None:
+            out.spoof_scores = spoof.arrays["clean_score"].astype(np.float64)
+        if live is not None:
+            out.live_scores = live.arrays["clean_score"].astype(np.float64)
+        if tm["frames_spoof"]:
+            out.apcer_pooled = Rate(int(tm["apcer_pooled_k"]), int(tm["frames_spoof"]))
+            out.apcer_max = float(tm["apcer"])
+            out.apcer_species = dict(tm["apcer_per_species"])
+        if tm["frames_live"]:
+            out.bpcer = Rate(int(tm["bpcer_k"]), int(tm["frames_live"]))
+        return out
     if spoof is None and live is None:
         return None
     tau = float((spoof or live).attrs.get("threshold", float("nan")))
@@ -454,7 +472,7 @@ def rows_of_run(rec: RunRecord) -> list[Row]:
     for c in rec.cells:
         by_goal[c.config["goal"]].append(c)
     info = model_info(rec.run)
-    fas = fas_clean(rec.cells) if rec.run.get("task") == "fas" or any(g in FAS_GOALS for g in by_goal) else None
+    fas = fas_clean(rec.cells, rec.run) if rec.run.get("task") == "fas" or any(g in FAS_GOALS for g in by_goal) else None
     rows = []
     for goal in sorted(by_goal, key=lambda g: (GOAL_ORDER.index(g) if g in GOAL_ORDER else 99, g)):
         rows.append(_goal_row(rec, info, goal, by_goal[goal], fas))
@@ -662,12 +680,11 @@ def _task_page(kind: str, protocol: str, rows: list[Row], options: Options) -> P
     page.blocks += [Heading("How to read these tables", 2)] + [Paragraph(d) for d in DEFINITIONS]
     if kind == "fas-robustness":
         page.blocks.append(Paragraph(
-            "**test ACER / HTER** are clean error rates on the run's evaluated test frames (a seeded sample of the "
-            "protocol's test split, `--samples` per goal) at the stored dev EER threshold, from the stored per-sample "
-            "clean scores: APCER from the spoof frames of `spoof-to-live` cells, BPCER from the live frames of "
-            "`live-to-spoof` cells. HTER = (pooled APCER + BPCER) / 2; ACER = (worst-species APCER + BPCER) / 2. "
-            "'-' where the run stored no live frames (its suite did not include `live-to-spoof`) or the species of "
-            "the spoof frames cannot be told from their ids. **dev HTER** is the run's own dev-split figure."))
+            "**test ACER / HTER** are clean error rates on the protocol's whole test split at the stored dev EER "
+            "threshold, measured by the run and stored with it (`test_metrics`). HTER = (pooled APCER + BPCER) / 2; "
+            "ACER = (worst-species APCER + BPCER) / 2. Runs stored before facebench measured them fall back to the "
+            "run's evaluated test frames (APCER from `spoof-to-live` cells, BPCER from `live-to-spoof` cells; '-' "
+            "where there are none). **dev HTER** is the run's own dev-split figure."))
     by_goal: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
         by_goal[r.goal].append(r)
@@ -981,13 +998,12 @@ def _generalization_page(records: list[RunRecord]) -> Page:
         Paragraph(
             "Clean error rates of each FAS model on the cross-domain protocols (`A->B`: threshold at the EER of the "
             "source domains' dev split, test on the unseen target). **dev EER / ACER / HTER** come from the run's "
-            "dev-split evaluation (stored with the run). **test** rates are computed from the stored per-sample "
-            "clean scores of the run's evaluated test frames (a seeded sample of the target's test split, "
-            "`--samples` per goal) at the stored dev threshold: APCER from the spoof frames (spoof-to-live cells), "
-            "BPCER from the live frames (live-to-spoof cells), HTER = (pooled APCER + BPCER) / 2, ACER = "
-            "(worst-species APCER + BPCER) / 2, with 95 % Wilson intervals on APCER and BPCER. Nothing is fitted on "
-            "test. '-' where the run stored no live frames (a suite without the `live-to-spoof` goal) or the species "
-            "of the spoof frames cannot be told from their ids. Rows are sorted by test HTER (lowest first), rows "
+            "dev-split evaluation (stored with the run). **test** rates are the run's clean error rates on the "
+            "target's whole test split at the stored dev threshold (`test_metrics`): HTER = (pooled APCER + BPCER) "
+            "/ 2, ACER = (worst-species APCER + BPCER) / 2, with 95 % Wilson intervals on APCER and BPCER. Nothing "
+            "is fitted on test. Runs stored before facebench measured them fall back to the evaluated frames' "
+            "stored clean scores (APCER from spoof-to-live cells, BPCER from live-to-spoof cells; '-' where there "
+            "are none). Rows are sorted by test HTER (lowest first), rows "
             "without it last."),
         Paragraph(
             "**trained on** is the protocol in the model card of the evaluated weights: a model evaluated on a "
@@ -997,7 +1013,7 @@ def _generalization_page(records: list[RunRecord]) -> Page:
     best: dict[tuple, RunRecord] = {}
     for rec in records:
         key = (rec.run["model"], rec.run.get("profile"), rec.run["protocol"])
-        fc = fas_clean(rec.cells)
+        fc = fas_clean(rec.cells, rec.run)
         score = (fc is not None and fc.bpcer is not None, fc is not None and fc.apcer_pooled is not None, _started(rec.run))
         if key not in best or score > best[key][1]:
             best[key] = (rec, score)
@@ -1010,7 +1026,7 @@ def _generalization_page(records: list[RunRecord]) -> Page:
         cells, raw = [Cell(m, code=True, suffix=f" ({prof})")], {"model": m, "profile": prof}
         for p in protocols:
             rec = best.get((m, prof, p), (None,))[0]
-            fc = fas_clean(rec.cells) if rec is not None else None
+            fc = fas_clean(rec.cells, rec.run) if rec is not None else None
             h = fc.hter if fc is not None else None
             cells.append(Cell(f"{100 * h:.1f}" if h is not None else "-"))
             raw[p] = h
@@ -1033,7 +1049,7 @@ def _generalization_table(protocol: str, recs: list[RunRecord]) -> Table:
                "test BPCER", "test HTER", "test ACER", "spoof / live frames", "run"]
     entries = []
     for rec in recs:
-        fc = fas_clean(rec.cells)
+        fc = fas_clean(rec.cells, rec.run)
         entries.append((rec, fc, fc.hter if fc is not None else None))
     entries.sort(key=lambda e: (e[2] is None, e[2] if e[2] is not None else 0.0, e[0].run["model"]))
     rows, raw = [], []

@@ -21,8 +21,8 @@ from bench.config import format_eps, resolve_device, seed_everything
 from bench.data.protocols import FASProtocol, FRProtocol, Protocol, choose_items, get_protocol
 from bench.conventions import check_model_outputs
 from bench.errors import BadInputError, CellFailedError, CheckpointError, UnknownNameError
-from bench.evaluation import embed, fas_dev_result, fr_dev_result, images_to_tensor
-from bench.metrics import wilson_interval
+from bench.evaluation import embed, fas_dev_result, fr_dev_result, images_to_tensor, liveness_scores
+from bench.metrics import fas_rates, wilson_interval
 from bench.store import DEFAULT_STORE, CellResult, ResultsStore
 from bench import checks
 from bench.tasks import DEFAULT_GOALS, GOALS, IdentificationTask, SpoofTask, Task, VerificationTask, gallery_templates
@@ -835,6 +835,19 @@ def cell_config(pc: PlannedCell, mut: ModelUnderTest, cfg: RunConfig, protocol: 
     return config
 
 
+def clean_test_metrics(model: torch.nn.Module, protocol: FASProtocol, size: int, device: torch.device,
+                       threshold: float) -> dict:
+    """Clean error rates of an anti-spoofing model on the protocol's whole test split at the dev threshold
+    (stored with the run: the leaderboard's cross-domain generalization figures)."""
+    test = protocol.frames("test", size)
+    r = fas_rates(liveness_scores(model, test.images, device), test.live, test.species, threshold)
+    live, spoof = int(r.n_live), int(r.n_attack)
+    return {"split": "test", "threshold": threshold, "frames_live": live, "frames_spoof": spoof,
+            "apcer": r.apcer, "apcer_pooled": r.apcer_pooled, "apcer_per_species": r.apcer_per_species,
+            "apcer_pooled_k": int(round(r.apcer_pooled * spoof)) if spoof else 0,
+            "bpcer": r.bpcer, "bpcer_k": int(round(r.bpcer * live)) if live else 0, "acer": r.acer, "hter": r.hter}
+
+
 def validate_config(cfg: RunConfig) -> None:
     """The numeric and execution options, refused before any work."""
     if cfg.samples < 1:
@@ -902,6 +915,7 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
         log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
             f"{dev.operating_point.dev_count} dev frames); dev ACER {dev.rates.acer:.3f}")
     op = dev.operating_point
+    test_metrics = clean_test_metrics(model, protocol, size, device, op.threshold) if isinstance(protocol, FASProtocol) else None
     card_tau = card.get("dev", {}).get("threshold")
     reproduces = card_tau is not None and abs(float(card_tau) - op.threshold) <= 1e-4
     if card_tau is not None and not reproduces:
@@ -940,6 +954,7 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
         "threshold": op.threshold,
         "threshold_rule": op.rule,
         "dev_metrics": dev.as_card(),
+        **({"test_metrics": test_metrics} if test_metrics is not None else {}),
         "card_threshold": card_tau,
         "card_reproduces": bool(reproduces),
         "card_check": "no model card" if card_check is None else ("passed" if card_check.passed else card_check.detail),
