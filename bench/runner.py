@@ -1,8 +1,6 @@
 """The grid runner: a run config becomes cells; each cell is computed (or reused) and stored."""
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -23,7 +21,7 @@ from bench.conventions import check_model_outputs
 from bench.errors import BadInputError, CheckpointError, UnknownNameError
 from bench.evaluation import embed, fas_dev_result, fr_dev_result, images_to_tensor
 from bench.metrics import wilson_interval
-from bench.store import DEFAULT_STORE, CellResult, ResultsStore
+from bench.store import DEFAULT_STORE, CellResult, ResultsStore, cell_id_of
 from bench import checks
 from bench.tasks import DEFAULT_GOALS, GOALS, IdentificationTask, SpoofTask, Task, VerificationTask, gallery_templates
 from bench.tasks.identification import DECISION_RULE
@@ -91,11 +89,6 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[pkg] = "absent"
     return out
-
-
-def cell_id_of(config: dict) -> str:
-    """Stable id of a cell: a hash of its canonical JSON config."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass
