@@ -224,21 +224,24 @@ class _FileLock:
             self.fd = None
 
 
-def lock_is_held(store: Path) -> bool:
-    """Whether a writer holds the store's lock right now (a shared flock would block)."""
+@contextmanager
+def _writers_paused(store: Path) -> Iterator[bool]:
+    """Hold a shared lock on the store's lock file if no writer holds it: yields True when taken (no writer can start
+    meanwhile, so any working copy seen is a leftover), False when a writer holds the lock now."""
     try:
         fd = os.open(lock_path_of(store), os.O_RDONLY)
-    except OSError:
-        return False
+    except OSError:  # no lock file: no writer ever locked this store
+        yield True
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
-        os.close(fd)  # closing drops the shared lock if it was taken
-    return False
+        os.close(fd)  # drops the shared lock
 
 
 @dataclass
@@ -391,7 +394,7 @@ class ResultsStore:
             self._check_schema(f)
             try:
                 yield f
-            except (OSError, KeyError, RuntimeError) as e:
+            except (OSError, KeyError, RuntimeError, ValueError) as e:  # ValueError: e.g. a damaged JSON attribute
                 raise StoreError(f"cannot read store {self.path} (damaged?): {_first_line(e)}") from None
         finally:
             f.close()
@@ -650,13 +653,13 @@ class ResultsStore:
         except StoreError as e:
             rep.problems.append(str(e))
         real = self._real()
-        leftovers = sorted(real.parent.glob(f".{real.name}{TXN_MARK}*"))
-        if lock_is_held(real):
-            rep.notes.append(f"a write is in progress: the lock is held by {_describe_holder(lock_holder(real))}")
-        else:
-            for p in leftovers:
-                rep.warnings.append(f"leftover working copy {p.name} of a killed writer (ignored by readers; the next "
-                                    "write removes it)")
+        with _writers_paused(real) as paused:
+            if not paused:
+                rep.notes.append(f"a write is in progress: the lock is held by {_describe_holder(lock_holder(real))}")
+            else:
+                for p in sorted(real.parent.glob(f".{real.name}{TXN_MARK}*")):
+                    rep.warnings.append(f"leftover working copy {p.name} of a killed writer (ignored by readers; the "
+                                        "next write removes it)")
         return rep
 
     def _verify_open(self, f: h5py.File, rep: VerifyReport) -> None:
