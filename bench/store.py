@@ -1,20 +1,20 @@
 """The HDF5 results store (schema v1.2, documented in docs/results-schema.md).
 
 One file holds runs (with provenance) and cells (with per-sample arrays and a summary). Every change
-is a transaction: under an exclusive lock on the sidecar `<store>.lock`, the file is copied beside
-itself, changed there, synced and renamed over the store. A writer killed at any moment therefore
-leaves either the file before or the file after its transaction, and readers, who take no lock,
-always open a complete file.
+is a transaction: under an exclusive lock on the sidecar `<store>.lock`, the file is read into memory,
+changed there, written beside the store, synced and renamed over it. A writer killed at any moment
+therefore leaves either the file before or the file after its transaction, and readers, who take no
+lock, always open a complete file.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
+import re
 import secrets
-import shutil
 import socket
 import sys
 import threading
@@ -105,8 +105,14 @@ def _decode(value):
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    """An exception as one short line; HDF5's multi-line I/O errors become their summary and the system's reason."""
+    text = " ".join(str(e).split())
+    if not text:
+        return type(e).__name__
+    reason = re.search(r"error message = '([^']*)'", text)
+    if reason:
+        return f"{text.split(' (')[0]}: {reason.group(1)}"
+    return str(e).strip().splitlines()[0]
 
 
 # ---------------------------------------------------------------------- writers and their liveness
@@ -261,33 +267,45 @@ def _thread_lock(key: str) -> threading.Lock:
         return _THREAD_LOCKS.setdefault(key, threading.Lock())
 
 
-def _copy_file(src: Path, dst: Path) -> None:
-    """Copy src to a new file dst: copy_file_range (in the kernel; a reflink on filesystems that share extents),
-    else a plain copy."""
-    with open(src, "rb") as fi, open(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fo:
-        size, done = os.fstat(fi.fileno()).st_size, 0
-        try:
-            while done < size:
-                n = os.copy_file_range(fi.fileno(), fo.fileno(), size - done)
-                if n == 0:
-                    break
-                done += n
-        except OSError as e:
-            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
-                raise
-            fi.seek(done)
-            fo.seek(done)
-            shutil.copyfileobj(fi, fo, 1 << 20)
-    shutil.copymode(src, dst)
+_MEMORY_FILES = itertools.count()
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+def _in_memory(image: Optional[bytes]) -> h5py.File:
+    """An HDF5 file held in memory (HDF5's core driver without a backing file), from `image` or new: a transaction's
+    working copy. HDF5 never writes to disk for it, so a full disk can only fail our own write of the result."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_LATEST)  # as h5py.File does by default
+    fapl.set_fapl_core(1 << 20, False)
+    name = f"facebench-transaction-{os.getpid()}-{next(_MEMORY_FILES)}".encode()  # never created on disk
+    if image is None:
+        return h5py.File(h5py.h5f.create(name, h5py.h5f.ACC_EXCL, fapl=fapl))
+    fapl.set_file_image(image)
+    return h5py.File(h5py.h5f.open(name, h5py.h5f.ACC_RDWR, fapl=fapl))
+
+
+def _write_new(path: Path, data: bytes, mode: Optional[int]) -> None:
+    """Write `data` to the new file `path` and fsync it; `mode`: its permissions (None: the umask's default)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view, done = memoryview(data), 0
+        while done < len(view):
+            done += os.write(fd, view[done:done + (8 << 20)])
+        if mode is not None:
+            os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
     except OSError:
-        if not directory:  # some filesystems cannot sync a directory; the rename itself is still atomic
-            raise
+        pass  # some filesystems cannot sync a directory; the rename itself is still atomic
     finally:
         os.close(fd)
 
@@ -370,8 +388,9 @@ class ResultsStore:
             try:
                 yield txn.file
             except (OSError, KeyError, RuntimeError) as e:
-                verb = "read" if mode == "r" else "update"
-                raise StoreError(f"cannot {verb} store {self.path}: {_first_line(e)} (damaged?)") from None
+                how = "read" if mode == "r" else "update"
+                raise StoreError(f"cannot {how} store {self.path}: {_first_line(e)} (the transaction is abandoned; the "
+                                 "store is unchanged)") from None
 
     @contextmanager
     def _read(self) -> Iterator[h5py.File]:
@@ -439,30 +458,35 @@ class ResultsStore:
                     with self._read():  # refuse a file that is not a (readable, current) store before copying it
                         pass
                 tmp = real.with_name(f".{real.name}{TXN_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+                failed = f"cannot update store {self.path}: {{}} (the store is unchanged)"
+                f = None
                 try:
                     try:
-                        if exists:
-                            _copy_file(real, tmp)
-                        f = h5py.File(tmp, "a" if exists else "w-")
-                    except OSError as e:
-                        raise StoreError(f"cannot update store {self.path}: {_first_line(e)} (the store is unchanged)") from None
-                    try:
+                        mode = os.stat(real).st_mode & 0o7777 if exists else None
+                        f = _in_memory(real.read_bytes() if exists else None)
                         if not exists:
                             _init_schema(f)
-                        _ACTIVE[key] = _Transaction(f, threading.get_ident())
-                        try:
-                            yield self
-                        finally:
-                            del _ACTIVE[key]
-                    finally:
-                        f.close()
+                    except (OSError, RuntimeError, ValueError) as e:
+                        raise StoreError(failed.format(_first_line(e))) from None
+                    _ACTIVE[key] = _Transaction(f, threading.get_ident())
                     try:
-                        _fsync(tmp)
+                        yield self
+                    finally:
+                        del _ACTIVE[key]
+                    try:
+                        f.flush()
+                        image = f.id.get_file_image()
+                        f.close()
+                        f = None
+                        _write_new(tmp, image, mode)
+                        del image
                         os.replace(tmp, real)
-                    except OSError as e:
-                        raise StoreError(f"cannot update store {self.path}: {_first_line(e)} (the store is unchanged)") from None
-                    _fsync(real.parent, directory=True)
+                    except (OSError, RuntimeError) as e:
+                        raise StoreError(failed.format(_first_line(e))) from None
+                    _fsync_dir(real.parent)
                 except BaseException:
+                    if f is not None:
+                        f.close()  # in memory: closing writes nothing
                     tmp.unlink(missing_ok=True)
                     raise
             finally:

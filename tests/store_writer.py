@@ -4,9 +4,9 @@
 
 Begins a run, writes N cells (each with its run entry, in one transaction), finishes the run. Prints
 `ready`, `run <id>`, `cell <id>` after each committed cell and `done`, flushing every line. With
---kill-at it SIGKILLs itself at the K-th event of PHASE after the run began: `copy` (the working copy
-is made), `dataset` (h5py is writing a cell), `replace` (the copy is complete, not yet renamed) or
-`renamed` (renamed over the store, directory not yet synced).
+--kill-at it SIGKILLs itself at the K-th event of PHASE after the run began: `dataset` (h5py is
+writing a cell into the in-memory copy), `write` (half of the new file is on disk), `replace` (the new
+file is complete, not yet renamed) or `renamed` (renamed over the store, directory not yet synced).
 """
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from bench.store import CellResult, ResultsStore, cell_id_of  # noqa: E402
 def make_cell(tag: str, i: int, n: int = 200) -> CellResult:
     """A complete, deterministic cell whose id is the hash of its config (so that verify accepts it)."""
     rng = np.random.default_rng([ord(c) for c in tag] + [i])
+    goal = ["dodging", "impersonation"][i % 2]
     arrays = {
-        "sample_id": np.asarray([f"g:{tag}/{i}/s{j}" for j in range(n)], dtype=object),
+        "sample_id": np.asarray([f"g:{tag}/{goal}/s{j}" for j in range(n)], dtype=object),  # shared by a goal's cells
         "clean_score": rng.normal(size=n).astype(np.float32),
         "adv_score": rng.normal(size=n).astype(np.float32),
         "clean_correct": rng.uniform(size=n) > 0.3,
@@ -39,7 +40,7 @@ def make_cell(tag: str, i: int, n: int = 200) -> CellResult:
         "l2": rng.uniform(size=n).astype(np.float32),
         "queries": rng.integers(0, 10, size=n),
     }
-    config = {"model": f"m-{tag}", "profile": "tiny", "protocol": "synth-fr", "goal": ["dodging", "impersonation"][i % 2],
+    config = {"model": f"m-{tag}", "profile": "tiny", "protocol": "synth-fr", "goal": goal,
               "attack": ["pgd", "fgsm"][i % 2], "backend": "native", "params": {"steps": 10}, "norm": "linf",
               "eps": (1 + i % 4) / 255, "samples": n, "seed": i}
     summary = {"n": n, "n_attacked": int(arrays["attacked"].sum()), "asr": 0.5, "clean_accuracy": 0.7,
@@ -61,13 +62,18 @@ def _arm(phase: str, k: int) -> None:
             sys.stdout.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
-    if phase == "copy":
-        real_copy = store_module._copy_file
+    if phase == "write":
+        real_write = store_module._write_new
 
-        def copy(src, dst):
-            real_copy(src, dst)
+        def write(path, data, mode):
+            if count["n"] + 1 == k:  # the new file is half on disk when the writer dies
+                with open(path, "xb") as f:
+                    f.write(data[: len(data) // 2])
+                    f.flush()
+                    os.fsync(f.fileno())
             hit()
-        store_module._copy_file = copy
+            real_write(path, data, mode)
+        store_module._write_new = write
     elif phase == "dataset":
         import h5py
 

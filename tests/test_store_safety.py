@@ -84,11 +84,13 @@ def test_sigkill_at_random_moments_leaves_a_sound_store(tmp_path):
     print(f"killed mid-run {killed_mid_run}/10, mid-transaction {killed_mid_transaction}/10")
 
 
-@pytest.mark.parametrize("phase,committed", [("copy", False), ("dataset", False), ("replace", False), ("renamed", True)])
-def test_sigkill_at_each_phase_of_a_transaction(tmp_path, phase, committed):
-    """Killed at the 3rd cell's copy / h5py write / before / after the rename: that cell is wholly there or absent."""
+@pytest.mark.parametrize("phase,committed,leftover", [("dataset", False, False), ("write", False, True),
+                                                       ("replace", False, True), ("renamed", True, False)])
+def test_sigkill_at_each_phase_of_a_transaction(tmp_path, phase, committed, leftover):
+    """Killed in the 3rd cell's h5py writes (in memory), its file half written, complete but not renamed, renamed:
+    that cell is wholly there or wholly absent."""
     store = tmp_path / "s.h5"
-    k = {"copy": 3, "dataset": 2 * 9 + 4, "replace": 3, "renamed": 3}[phase]  # 9 datasets per cell: the 3rd cell's 4th
+    k = {"dataset": 2 * 9 + 4, "write": 3, "replace": 3, "renamed": 3}[phase]  # 9 datasets per cell: the 3rd cell's 4th
     proc = _spawn(store, "p", 10, "--kill-at", f"{phase}:{k}")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL, err
@@ -97,7 +99,7 @@ def test_sigkill_at_each_phase_of_a_transaction(tmp_path, phase, committed):
     _check_after_kill(store, "p", 10, reported)
     third = make_cell("p", 2).cell_id
     assert ResultsStore(store).has_cell(third) is committed
-    assert bool(_leftovers(store)) is not committed  # an unfinished working copy stays behind, ignored
+    assert bool(_leftovers(store)) is leftover  # an unfinished new file stays behind, ignored by readers
     before = store.read_bytes()
     assert ResultsStore(store).read_cells() and store.read_bytes() == before  # readers change nothing
 
@@ -189,3 +191,5 @@ def test_readers_work_while_a_run_writes(tmp_path):
     assert proc.returncode == 0, err
     assert partial_views >= 3, f"only {partial_views} reads happened while the run was writing"
     assert len(ResultsStore(store).read_cells()) == 60
+    r = runner.invoke(main, ["leaderboard", "--store", str(store), "--out", str(tmp_path / "lb")])
+    assert r.exit_code == 0 and "`m-r`" in (tmp_path / "lb" / "README.md").read_text(), r.output
