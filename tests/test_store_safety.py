@@ -193,3 +193,34 @@ def test_readers_work_while_a_run_writes(tmp_path):
     assert len(ResultsStore(store).read_cells()) == 60
     r = runner.invoke(main, ["leaderboard", "--store", str(store), "--out", str(tmp_path / "lb")])
     assert r.exit_code == 0 and "`m-r`" in (tmp_path / "lb" / "README.md").read_text(), r.output
+
+
+def test_a_full_disk_fails_one_line_and_leaves_the_store_unchanged(tmp_path):
+    """A file size limit stands in for a full disk: the write fails with StoreError, the store and the process stay sound."""
+    store = tmp_path / "s.h5"
+    script = f"""
+import os, resource, signal, sys
+from bench.errors import StoreError
+from bench.store import ResultsStore
+from tests.store_writer import make_cell
+st = ResultsStore({str(store)!r})
+st.write_cell(make_cell("f", 0))
+before = open({str(store)!r}, "rb").read()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) + 2000, resource.RLIM_INFINITY))
+try:
+    st.write_cell(make_cell("f", 1, 5000))
+except StoreError as e:
+    print("error:", e)
+assert open({str(store)!r}, "rb").read() == before
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+st.write_cell(make_cell("f", 2))
+print("cells", len(st.read_cells()), "sound", st.verify().sound)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"error: cannot update store {store}: ") and "File too large" in lines[0]
+    assert "the store is unchanged" in lines[0] and lines[1] == "cells 2 sound True"
+    assert _leftovers(store) == []
