@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import itertools
 import json
+import mmap
 import os
 import re
 import secrets
@@ -270,7 +271,7 @@ def _thread_lock(key: str) -> threading.Lock:
 _MEMORY_FILES = itertools.count()
 
 
-def _in_memory(image: Optional[bytes]) -> h5py.File:
+def _in_memory(image) -> h5py.File:
     """An HDF5 file held in memory (HDF5's core driver without a backing file), from `image` or new: a transaction's
     working copy. HDF5 never writes to disk for it, so a full disk can only fail our own write of the result."""
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
@@ -462,9 +463,12 @@ class ResultsStore:
                 f = None
                 try:
                     try:
-                        mode = os.stat(real).st_mode & 0o7777 if exists else None
-                        f = _in_memory(real.read_bytes() if exists else None)
-                        if not exists:
+                        if exists:
+                            mode = os.stat(real).st_mode & 0o7777
+                            with open(real, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as image:
+                                f = _in_memory(image)  # HDF5 copies the image: one pass over the file
+                        else:
+                            mode, f = None, _in_memory(None)
                             _init_schema(f)
                     except (OSError, RuntimeError, ValueError) as e:
                         raise StoreError(failed.format(_first_line(e))) from None
