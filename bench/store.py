@@ -456,7 +456,7 @@ class ResultsStore:
                 self._remove_leftovers(real)
                 exists = real.exists()
                 if exists:
-                    with self._read():  # refuse a file that is not a (readable, current) store before copying it
+                    with self._read():  # refuse a file that is not a (readable, current) store before loading it
                         pass
                 tmp = real.with_name(f".{real.name}{TXN_MARK}{os.getpid()}-{secrets.token_hex(4)}")
                 failed = f"cannot update store {self.path}: {{}} (the store is unchanged)"
@@ -490,7 +490,10 @@ class ResultsStore:
                     _fsync_dir(real.parent)
                 except BaseException:
                     if f is not None:
-                        f.close()  # in memory: closing writes nothing
+                        try:
+                            f.close()  # in memory: closing writes nothing
+                        except Exception:
+                            pass  # the original error is the one to report
                     tmp.unlink(missing_ok=True)
                     raise
             finally:
