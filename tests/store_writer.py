@@ -1,6 +1,6 @@
 """A store writer process for the crash and concurrency tests (imports only the store, not torch).
 
-    python tests/store_writer.py STORE --tag T --cells N [--samples S] [--kill-at PHASE:K] [--notice SECONDS]
+    python tests/store_writer.py STORE --tag T --cells N [--samples S] [--kill-at PHASE:K] [--notice S] [--pause S]
 
 Begins a run, writes N cells (each with its run entry, in one transaction), finishes the run. Prints
 `ready`, `run <id>`, `cell <id>` after each committed cell and `done`, flushing every line. With
@@ -14,6 +14,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--kill-at", default=None)
     ap.add_argument("--notice", type=float, default=None)
+    ap.add_argument("--pause", type=float, default=0.0, help="seconds between cells")
     args = ap.parse_args()
     if args.notice is not None:
         store_module.LOCK_NOTICE_S = args.notice
@@ -120,6 +122,7 @@ def main() -> None:
         cell = make_cell(args.tag, i, args.samples)
         st.write_cell(cell, run_id=run_id)
         print(f"cell {cell.cell_id}", flush=True)
+        time.sleep(args.pause)
     st.finish_run(run_id, "complete")
     print("done", flush=True)
 

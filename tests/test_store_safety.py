@@ -56,10 +56,11 @@ def _check_after_kill(store: Path, tag: str, cells: int, reported: list[str]) ->
 
 def test_sigkill_at_random_moments_leaves_a_sound_store(tmp_path):
     store = tmp_path / "s.h5"
-    t0 = time.perf_counter()
     full = _spawn(store, "full", 50)
+    assert full.stdout.readline() == "ready\n"
+    t0 = time.perf_counter()
     out, err = full.communicate(timeout=120)
-    duration = time.perf_counter() - t0
+    duration = time.perf_counter() - t0  # of the writes alone; later writers are slower (a bigger store)
     assert full.returncode == 0, err
     _check_after_kill(store, "full", 50, _committed(out))
     rng = random.Random(0)
@@ -68,13 +69,13 @@ def test_sigkill_at_random_moments_leaves_a_sound_store(tmp_path):
         tag = f"k{rep}"
         proc = _spawn(store, tag, 50)
         assert proc.stdout.readline() == "ready\n"
-        time.sleep(rng.uniform(0.0, duration))
+        time.sleep(rng.uniform(0.0, 0.9 * duration))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=60)
         killed_mid_run += "done" not in out
         killed_mid_transaction += bool(_leftovers(store))
         _check_after_kill(store, tag, 50, _committed(out))
-    assert killed_mid_run >= 5, f"only {killed_mid_run} of 10 writers were killed before the end"
+    assert killed_mid_run >= 8, f"only {killed_mid_run} of 10 writers were killed before the end"
     # the next writer removes the working copies of killed ones
     st = ResultsStore(store)
     st.write_cell(make_cell("after", 0))
@@ -165,7 +166,7 @@ def test_threads_of_one_process_serialise(tmp_path):
 def test_readers_work_while_a_run_writes(tmp_path):
     store = tmp_path / "s.h5"
     ResultsStore(store).begin_run({"model": "seed", "protocol": "p", "suite": "s"})
-    proc = _spawn(store, "r", 60)
+    proc = _spawn(store, "r", 60, "--pause", "0.03")  # a run's pace, so that the reads overlap its writes
     assert proc.stdout.readline() == "ready\n"
     runner = CliRunner()
     seen, reads, partial_views = 0, 0, 0
