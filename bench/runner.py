@@ -1,6 +1,7 @@
 """The grid runner: a run config becomes cells; each cell is computed (or reused) and stored."""
 from __future__ import annotations
 
+import json
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
