@@ -451,6 +451,65 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
                                        "checks"]))
 
 
+@main.group("store")
+def store_group() -> None:
+    """The results store itself: check that it is sound."""
+
+
+@store_group.command("verify")
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help="HDF5 results store to check.")
+def store_verify(store: str) -> None:
+    """Check a store without changing it: its schema; every cell (all per-sample arrays present, of equal lengths,
+    a summary, an id equal to the hash of its configuration); every run's cell list; runs left `running` by a
+    writer that is gone; leftovers of killed writers. Prints what the store holds.
+
+    Exit status 0 when the store is sound (warnings allowed), 1 when it is not (each problem is listed), 2 when
+    there is nothing to verify (no such file) or the store is of a newer schema.
+    """
+    from bench.store import ResultsStore
+
+    rep = ResultsStore(store).verify()
+    if rep.schema:
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(rep.runs_by_status.items())) or "none"
+        click.echo(f"store {rep.path}: schema {rep.schema}; {sum(rep.runs_by_status.values())} runs ({statuses}); "
+                   f"{rep.cells} cells; {rep.samples} samples")
+        if rep.cells_by_kind:
+            rows = [[m, g, a, c, n] for (m, g, a), (c, n) in sorted(rep.cells_by_kind.items())]
+            click.echo(tabulate(rows, headers=["model", "goal", "attack", "cells", "samples"]))
+    for line in rep.notes:
+        click.echo(f"note: {line}")
+    for line in rep.warnings:
+        click.echo(f"warning: {line}")
+    for line in rep.problems:
+        click.echo(f"problem: {line}")
+    if rep.sound:
+        click.echo(f"store {rep.path} is sound" + (f" ({len(rep.warnings)} warnings)" if rep.warnings else ""))
+    else:
+        click.echo(f"store {rep.path} is NOT sound: {len(rep.problems)} problem(s)")
+        click.get_current_context().exit(1)
+
+
+@main.command("export")
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help="HDF5 results store to read.")
+@click.option("--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "parquet", "json"]),
+              help="csv, parquet (pyarrow) or json (JSON Lines, .jsonl; infinities and NaN become null).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write the tables into (created).")
+@click.option("--run", "run_id", default=None, help="Only this run's cells (id or unique prefix). Default: every cell.")
+def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
+    """Export the store as tables for pandas and friends: samples (one row per cell x sample, with the cell's
+    identifying columns and every per-sample array), summary (one row per cell) and runs (one row per run).
+
+    In Python, `bench.store.open_results(path)` gives the same tables as DataFrames.
+    """
+    from bench.store import open_results
+    from bench.tables import write_tables
+
+    results = open_results(store, run=run_id)
+    for path in write_tables(results, Path(out), fmt):
+        rows = {"samples": results.samples, "summary": results.summary, "runs": results.runs}[path.stem]
+        click.echo(f"wrote {path} ({len(rows)} rows)")
+
+
 @main.command()
 @click.option("--model", "-m", required=True, help="Zoo variant to train (see `facebench models`).")
 @click.option("--profile", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]), help="Model size profile.")

@@ -1,7 +1,6 @@
 """The grid runner: a run config becomes cells; each cell is computed (or reused) and stored."""
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -23,7 +22,7 @@ from bench.conventions import check_model_outputs
 from bench.errors import BadInputError, CellFailedError, CheckpointError, UnknownNameError
 from bench.evaluation import embed, fas_dev_result, fr_dev_result, images_to_tensor, liveness_scores
 from bench.metrics import fas_rates, wilson_interval
-from bench.store import DEFAULT_STORE, CellResult, ResultsStore
+from bench.store import DEFAULT_STORE, CellResult, ResultsStore, cell_id_of
 from bench import checks
 from bench.tasks import DEFAULT_GOALS, GOALS, IdentificationTask, SpoofTask, Task, VerificationTask, gallery_templates
 from bench.tasks.identification import DECISION_RULE
@@ -102,11 +101,6 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[pkg] = "absent"
     return out
-
-
-def cell_id_of(config: dict) -> str:
-    """Stable id of a cell: a hash of its canonical JSON config."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
 
 
 @dataclass
@@ -1022,7 +1016,8 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
                 attrs["decision_rule"] = prep.items.rule
             cell = CellResult(out.cell_id, config, arrays, summarise(arrays, seconds), attrs, bool(reasons),
                               "; ".join(reasons))
-            store.write_cell(cell)
+            store.write_cell(cell, run_id=None if out.cell_id in in_run else run_id)  # cell + run entry: one transaction
+            in_run.add(out.cell_id)
             record(index, out.cell_id, cell, computed=True)
 
     failures: list[str] = []
