@@ -20,7 +20,7 @@ import torch
 
 from bench.data.protocols import FASSet, IdentificationSet
 
-CHUNK = 256  # pool images compared at a time (bounds memory at large input sizes)
+CHUNK = 64  # pool images compared at a time (bounds memory at large input sizes)
 
 
 def nearest(items: np.ndarray, pool: np.ndarray, allowed: Optional[np.ndarray] = None) -> np.ndarray:
