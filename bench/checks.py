@@ -49,7 +49,7 @@ class EOTTask(Task):
 
     Every task's margin is a (piecewise) linear function of its scores, so the gradient of the
     averaged scores is the average of the `k` gradients over the model's randomness. Success,
-    thresholds and subsets delegate to the wrapped task.
+    thresholds, subsets and starting points delegate to the wrapped task.
     """
 
     def __init__(self, task: Task, k: int) -> None:
@@ -59,6 +59,7 @@ class EOTTask(Task):
         self.k = int(k)
         self.goal = task.goal
         self.threshold = task.threshold
+        self.starts = getattr(task, "starts", None)
 
     def __len__(self) -> int:
         return len(self.task)
@@ -79,7 +80,7 @@ class EOTTask(Task):
         return self.task.sample_scores(scores)
 
     def subset(self, index: torch.Tensor) -> "EOTTask":
-        return EOTTask(self.task.subset(index), self.k)
+        return EOTTask(self.task.subset(index), self.k).with_starts(self.starts_for(index))
 
 
 # ---------------------------------------------------------------------------- per goal, before attacking

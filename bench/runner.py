@@ -194,11 +194,18 @@ def load_model(mut: ModelUnderTest, cfg: RunConfig, device: torch.device) -> Loa
 
 def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold: float, cfg: RunConfig,
                size: int, device: torch.device) -> GoalItems:
+    """The items of one goal and their task; the task carries the starts of decision-based attacks (not for dodging,
+    where a random image already reaches the goal): see `bench.tasks.starts`."""
+    from bench.tasks.starts import identification_starts, spoof_starts
+
     if isinstance(protocol, FRProtocol) and goal in PAIR_KIND:
         pairs = protocol.test_pairs(PAIR_KIND[goal], cfg.samples, cfg.seed, size)
         refs = embed(model, pairs.references, device).to(device)
         x = images_to_tensor(pairs.probes).to(device)
-        return GoalItems(goal, x, VerificationTask(model, refs, threshold, goal), list(pairs.pair_ids))
+        task = VerificationTask(model, refs, threshold, goal)
+        if goal == "impersonation":  # the reference image scores 1 against its own embedding
+            task = task.with_starts(images_to_tensor(pairs.references).to(device))
+        return GoalItems(goal, x, task, list(pairs.pair_ids))
     if isinstance(protocol, FRProtocol) and goal in IdentificationTask.goals:
         ident = protocol.identification(cfg.samples, cfg.seed, size)
         k = len(ident.identities)
@@ -206,14 +213,17 @@ def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold:
         labels = torch.as_tensor(ident.probe_labels, device=device)
         targets = torch.as_tensor(ident.targets, device=device) if goal == "target-identity" else None
         x = images_to_tensor(ident.probes).to(device)
-        task = IdentificationTask(model, templates, labels, goal, targets)
+        starts = images_to_tensor(ident.gallery[identification_starts(ident, goal)]).to(device)
+        task = IdentificationTask(model, templates, labels, goal, targets).with_starts(starts)
         return GoalItems(goal, x, task, list(ident.probe_ids), rule=f"{DECISION_RULE}, {k} identities")
     if isinstance(protocol, FASProtocol) and goal in SpoofTask.goals:
         test = protocol.frames("test", size)
         pool = np.flatnonzero(~test.live if goal == "spoof-to-live" else test.live)
         chosen = np.sort(pool[choose_items(len(pool), cfg.samples, cfg.seed, 2 if goal == "spoof-to-live" else 3)])
         x = images_to_tensor(test.images[chosen]).to(device)
-        return GoalItems(goal, x, SpoofTask(model, threshold, goal, len(chosen)), [test.sample_ids[i] for i in chosen])
+        starts = images_to_tensor(test.images[spoof_starts(test, chosen, goal)]).to(device)
+        task = SpoofTask(model, threshold, goal, len(chosen)).with_starts(starts)
+        return GoalItems(goal, x, task, [test.sample_ids[i] for i in chosen])
     raise BadInputError(f"protocol {protocol.name!r} does not provide items for goal {goal!r}")
 
 

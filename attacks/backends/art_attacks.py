@@ -4,7 +4,9 @@ ART works on numpy through a `PyTorchClassifier` around the task's classifier (t
 clip values (0, 1), cross-entropy loss). ART's Square, HopSkipJump and Boundary evaluate arbitrary
 subsets and candidate batches, so they run one sample at a time (each row ART predicts is one query
 of that sample) under a hard per-sample `max_queries`. ART's PGD runs on the whole batch.
-HopSkipJump and Boundary get their starting point from the seeded torch RNG (ART's own is unseeded).
+HopSkipJump and Boundary start from the task's starting point for the sample (`Task.starts`: an input
+the protocol knows to reach the goal, e.g. the impostor pair's reference image) when it reaches the goal,
+else from uniform noise drawn from the seeded torch RNG (ART's own draw is unseeded).
 """
 from __future__ import annotations
 
@@ -79,10 +81,15 @@ class ARTSquare(LibrarySquare):
         return attack.generate(to_numpy(x), art_labels(x.shape[0]))
 
 
-def generate_from_seeded_start(attack, model, x: torch.Tensor, init_size: int):
-    """Run a decision-based ART attack from a start drawn by `seeded_start` (ART's own draw is unseeded);
-    the clean input when none of `init_size` draws reaches the goal."""
-    start = seeded_start(model, x, init_size)
+def generate_from_start(attack, model: CountingClassifier, x: torch.Tensor, init_size: int):
+    """Run a decision-based ART attack on one sample from an adversarial start, handed over as `x_adv_init`.
+
+    The start is the task's own (`CountingClassifier.checked_starts`, one query) when it reaches the goal,
+    else one drawn by `seeded_start` (ART's own draw is unseeded); the clean input when none of
+    `init_size` draws reaches the goal either. The attack then moves the start toward x.
+    """
+    points, ok = model.checked_starts()
+    start = to_numpy(points) if bool(ok.all()) else seeded_start(model, x, init_size)
     if start is None:
         return x
     return attack.generate(to_numpy(x), art_labels(x.shape[0]), x_adv_init=start)
@@ -121,7 +128,7 @@ class ARTHopSkipJump(BackendAttack):
             max_iter=self.max_iter, max_eval=self.max_eval, init_eval=self.init_eval, init_size=self.init_size,
             verbose=self.verbose,
         )
-        return generate_from_seeded_start(attack, model, x, self.init_size)
+        return generate_from_start(attack, model, x, self.init_size)
 
 
 @register_attack
@@ -156,7 +163,7 @@ class ARTBoundary(BackendAttack):
             art_classifier(lib, model, x), batch_size=64, targeted=False, delta=self.delta, epsilon=self.epsilon,
             max_iter=self.max_iter, num_trial=self.num_trial, init_size=self.init_size, verbose=self.verbose,
         )
-        return generate_from_seeded_start(attack, model, x, self.init_size)
+        return generate_from_start(attack, model, x, self.init_size)
 
 
 @register_attack

@@ -55,16 +55,22 @@ class CountingClassifier(nn.Module):
     a batch with exactly one row per item (batched libraries: every sample gets one query per call),
     or, for a one-item task, any number of candidate rows (all of them that item's queries). Adapters
     of libraries that query arbitrary subsets or candidate batches therefore run one sample at a
-    time. Each row seen inside the budget ball and [0, 1] is a point the attacker found; the one
+    time; `rows(index)` is a view that queries only some of the items (one row each per call). Each
+    row seen inside the budget ball and [0, 1] is a point the attacker found; the one
     with the largest margin is kept, so the result is the best point any query reached.
     With `max_queries`, a sample's rows beyond its budget are not evaluated and the call raises
-    `QueryBudgetExhausted`.
+    `QueryBudgetExhausted`. `checked_starts()` gives decision-based attacks the task's starting points.
     """
 
     def __init__(self, task: Task, x0: torch.Tensor, norm: str, eps: float, max_queries: Optional[int] = None,
                  scale: float = 10.0) -> None:
         super().__init__()
-        self.classifier = task.as_classifier(scale)
+        starts = getattr(task, "starts", None)
+        self.starts = None if starts is None else starts.detach().to(device=x0.device, dtype=x0.dtype)
+        if self.starts is not None and self.starts.shape != x0.shape:
+            raise ValueError(f"the task's starting points have shape {tuple(self.starts.shape)}, its inputs {tuple(x0.shape)}")
+        self.task = task.with_starts(None) if starts is not None else task  # queries need no starts
+        self.classifier = self.task.as_classifier(scale)
         self.scale = scale
         self.n = len(task)
         self.x0 = x0.detach()
@@ -79,17 +85,22 @@ class CountingClassifier(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.x0.dtype)  # ART's random search drifts to float64
         if x.shape[0] == self.n:
             owner = torch.arange(self.n, device=self.queries.device)
         elif self.n == 1:
             owner = torch.zeros(x.shape[0], dtype=torch.long, device=self.queries.device)
         else:
             raise RuntimeError(f"library queried {x.shape[0]} rows for {self.n} items; run this adapter per sample")
+        return self.query(x, owner)
+
+    def query(self, x: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+        """The two logits of rows `x`, row r a query of item `owner[r]`: counted, budgeted and tracked."""
+        x = x.to(self.x0.dtype)  # ART's random search drifts to float64
+        owner = owner.to(self.queries.device)
         exhausted = False
-        if self.max_queries is not None:
-            room = self.max_queries - self.queries  # per sample
-            if self.n == 1:
+        if self.max_queries is not None and x.shape[0]:
+            room = self.max_queries - self.queries[owner]  # per row
+            if bool((owner == owner[0]).all()):  # one item's candidates: as many as it has room for
                 keep = int(room[0].clamp_min(0))
                 if keep < x.shape[0]:
                     exhausted, x, owner = True, x[:keep], owner[:keep]
@@ -98,11 +109,37 @@ class CountingClassifier(nn.Module):
         if x.shape[0] == 0:
             raise QueryBudgetExhausted
         self.queries.index_add_(0, owner, torch.ones_like(owner))
-        logits = self.classifier(x)
+        whole = self.n == 1 or (owner.numel() == self.n and bool((owner == torch.arange(self.n, device=owner.device)).all()))
+        classifier = self.classifier if whole else self.task.subset(owner).as_classifier(self.scale)
+        logits = classifier(x)
         self._track(x.detach(), logits.detach()[:, 1] / self.scale, owner)
         if exhausted:
             raise QueryBudgetExhausted
         return logits
+
+    def rows(self, index: torch.Tensor) -> nn.Module:
+        """A classifier over the items in `index` only: each call is one row per listed item, counted against it."""
+        return _Rows(self, index)
+
+    def reaches_goal(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Whether each row of `x` reaches the goal of item `index[r]` (one counted query each)."""
+        with torch.no_grad():
+            logits = self.query(x, index)
+        return logits[:, 1] > logits[:, 0]
+
+    def checked_starts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The task's starting point per sample and whether it reaches the goal, checked by one query per given start.
+
+        Samples without a start (no `starts`, or a row of NaN) get x0 and False, at no query.
+        """
+        points, ok = self.x0.clone(), torch.zeros(self.n, dtype=torch.bool, device=self.x0.device)
+        if self.starts is None:
+            return points, ok
+        given = torch.isfinite(self.starts.flatten(1)).all(1).nonzero().squeeze(1)
+        if given.numel():
+            points[given] = self.starts[given]
+            ok[given] = self.reaches_goal(points[given], given)
+        return points, ok
 
     def _track(self, x: torch.Tensor, margin: torch.Tensor, owner: torch.Tensor) -> None:
         d = (x - self.x0[owner]).flatten(1)
@@ -115,6 +152,22 @@ class CountingClassifier(nn.Module):
             if bool(m[j] > self.best_m[i]):
                 self.best_m[i] = m[j]
                 self.best_x[i] = x[j]
+
+
+class _Rows(nn.Module):
+    """`CountingClassifier.rows`: the counting classifier restricted to some of its items."""
+
+    def __init__(self, counting: CountingClassifier, index: torch.Tensor) -> None:
+        super().__init__()
+        self.counting = [counting]  # not a submodule: no second registration of its parameters
+        self.index = index.to(counting.queries.device)
+        self.anchor = nn.Parameter(torch.zeros(0, device=counting.x0.device), requires_grad=False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != self.index.numel():
+            raise RuntimeError(f"library queried {x.shape[0]} rows for a view of {self.index.numel()} items")
+        return self.counting[0].query(x, self.index)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,8 @@
 
 foolbox works on the whole batch through a `PyTorchModel` (bounds (0, 1), on the inputs' device):
 every model call carries one row per sample, so each call is one query of every sample still in
-the batch. foolbox returns (raw, clipped, success); only the points are used, success is the task's.
+the batch (Boundary walks only the samples with an adversarial start, through `CountingClassifier.rows`).
+foolbox returns (raw, clipped, success); only the points are used, success is the task's.
 """
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ def foolbox_model(fb, model: CountingClassifier, x):
 class FoolboxBoundary(BackendAttack):
     """Boundary attack (Brendel et al., 2018): decision-based L2 minimal perturbation; success within eps.
 
-    The whole batch walks together: every call to the model is one query per sample, the blended
-    uniform noise initialisation included; `max_queries` stops the walk for the batch.
+    The walk starts from each sample's task starting point (`Task.starts`, checked by one query) where it
+    reaches the goal; the other samples get foolbox's own start (blended uniform noise, linear search
+    toward x; then one query to check it). Samples with no adversarial start are not walked (foolbox
+    would refuse the batch) and keep x. The batch walks together: every call to the model is one query
+    per walking sample; `max_queries` stops the walk for the batch.
     """
 
     name = "foolbox-boundary"
@@ -51,8 +55,19 @@ class FoolboxBoundary(BackendAttack):
             steps=self.steps, spherical_step=self.spherical_step, source_step=self.source_step,
             step_adaptation=self.step_adaptation, tensorboard=False,
         )
-        raw, _, _ = attack(foolbox_model(fb, model, x), x, labels_zero(x.shape[0], x.device), epsilons=eps)
-        return raw
+        start, ok = model.checked_starts()
+        rest = (~ok).nonzero().squeeze(1)
+        if rest.numel():  # foolbox's default start, on the samples the task gave none that works
+            init = fb.attacks.LinearSearchBlendedUniformNoiseAttack(steps=50)
+            start[rest] = init.run(foolbox_model(fb, model.rows(rest), x), x[rest], labels_zero(rest.numel(), x.device))
+            ok[rest] = model.reaches_goal(start[rest], rest)
+        walk = ok.nonzero().squeeze(1)
+        out = x.clone()
+        if walk.numel():
+            raw, _, _ = attack(foolbox_model(fb, model.rows(walk), x), x[walk], labels_zero(walk.numel(), x.device),
+                               epsilons=eps, starting_points=start[walk])
+            out[walk] = raw
+        return out
 
 
 @register_attack

@@ -1,7 +1,9 @@
 """The threat-model interface every attack works against."""
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
+from typing import Optional
 
 import torch
 from torch import nn
@@ -13,10 +15,16 @@ class Task(ABC):
     Row i of every input `x` belongs to item i of the task. `margin(x)` is the attacker's
     differentiable per-sample margin: the attack succeeds on a sample exactly when its
     decision reaches the goal, which is when the margin is positive (ties go to the decision rule).
+
+    `starts` (optional, set with `with_starts`) holds per item an input the protocol knows to reach the
+    goal (an impostor pair's reference image, a live frame for spoof-to-live, ...), for decision-based
+    attacks to start from; a row of NaN means none for that item. Attacks check a start through the
+    task before using it; `subset` carries the starts of the items it keeps.
     """
 
     goal: str
     threshold: float
+    starts: Optional[torch.Tensor] = None
 
     @abstractmethod
     def scores(self, x: torch.Tensor) -> torch.Tensor:
@@ -36,6 +44,20 @@ class Task(ABC):
 
     @abstractmethod
     def __len__(self) -> int: ...
+
+    def with_starts(self, starts: Optional[torch.Tensor]) -> "Task":
+        """This task (a shallow copy) with per-item starting points `starts` (N, ...) for decision-based attacks; None: none."""
+        if starts is not None and starts.shape[0] != len(self):
+            raise ValueError(f"{starts.shape[0]} starting points for a task of {len(self)} items")
+        if starts is None and self.starts is None:
+            return self
+        task = copy.copy(self)
+        task.starts = None if starts is None else starts.detach()
+        return task
+
+    def starts_for(self, index: torch.Tensor) -> Optional[torch.Tensor]:
+        """The starting points of the items in `index` (what `subset` carries), or None."""
+        return None if self.starts is None else self.starts[index.to(self.starts.device)]
 
     def broken_on_clean(self, scores: torch.Tensor) -> torch.Tensor:
         """Items already wrong on clean input: counted as broken and not attacked (default: the goal is reached)."""
@@ -83,7 +105,7 @@ class MarginClassifier(nn.Module):
 
     def __init__(self, task: Task, scale: float) -> None:
         super().__init__()
-        self.task = task
+        self.task = task.with_starts(None) if getattr(task, "starts", None) is not None else task  # queries need no starts
         self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

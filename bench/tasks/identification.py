@@ -115,7 +115,8 @@ class IdentificationTask(Task):
         index = index.to(self.labels.device)
         targets = None if self.targets is None else self.targets[index]
         aim = None if self.aim is None else self.aim[index]
-        return IdentificationTask(self.model, self.templates, self.labels[index], self.goal, targets, aim)
+        sub = IdentificationTask(self.model, self.templates, self.labels[index], self.goal, targets, aim)
+        return sub.with_starts(self.starts_for(index))
 
     def num_targets(self) -> int:
         """`misidentify` can be reached through any other identity; `target-identity` through its target only."""
@@ -130,7 +131,8 @@ class IdentificationTask(Task):
             raise ValueError(f"rank {rank} outside the {self.num_targets()} other identities")
         labels = self.labels.to(clean_scores.device)
         order = clean_scores.scatter(1, labels.view(-1, 1), -torch.inf).argsort(dim=1, descending=True)
-        return IdentificationTask(self.model, self.templates, self.labels, self.goal, self.targets, order[:, rank])
+        aimed = IdentificationTask(self.model, self.templates, self.labels, self.goal, self.targets, order[:, rank])
+        return aimed.with_starts(self.starts)
 
     def as_identity_classifier(self, scale: float = 10.0) -> nn.Module:
         """An `nn.Module` with K logits (scaled similarities); true classes `labels`, target classes `targets`."""

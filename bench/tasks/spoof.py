@@ -38,4 +38,4 @@ class SpoofTask(Task):
         return live if self.goal == "spoof-to-live" else ~live
 
     def subset(self, index: torch.Tensor) -> "SpoofTask":
-        return SpoofTask(self.model, self.threshold, self.goal, len(index))
+        return SpoofTask(self.model, self.threshold, self.goal, len(index)).with_starts(self.starts_for(index))

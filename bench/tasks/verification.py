@@ -38,4 +38,5 @@ class VerificationTask(Task):
         return ~accepted if self.goal == "dodging" else accepted
 
     def subset(self, index: torch.Tensor) -> "VerificationTask":
-        return VerificationTask(self.model, self.references[index], self.threshold, self.goal)
+        sub = VerificationTask(self.model, self.references[index], self.threshold, self.goal)
+        return sub.with_starts(self.starts_for(index))
