@@ -26,6 +26,7 @@ from bench.store import DEFAULT_STORE, CellResult, ResultsStore, cell_id_of
 from bench import checks
 from bench.tasks import DEFAULT_GOALS, GOALS, IdentificationTask, SpoofTask, Task, VerificationTask, gallery_templates
 from bench.tasks.identification import DECISION_RULE
+from bench.tasks.starts import identification_starts, spoof_starts
 from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights
 from models_zoo.registry import VariantSpec, get_variant
 from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
@@ -196,8 +197,6 @@ def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold:
                size: int, device: torch.device) -> GoalItems:
     """The items of one goal and their task; the task carries the starts of decision-based attacks (not for dodging,
     where a random image already reaches the goal): see `bench.tasks.starts`."""
-    from bench.tasks.starts import identification_starts, spoof_starts
-
     if isinstance(protocol, FRProtocol) and goal in PAIR_KIND:
         pairs = protocol.test_pairs(PAIR_KIND[goal], cfg.samples, cfg.seed, size)
         refs = embed(model, pairs.references, device).to(device)
