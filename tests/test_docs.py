@@ -344,18 +344,25 @@ def _option(cmd: click.Command, name: str) -> click.Option:
     return next(p for p in cmd.params if isinstance(p, click.Option) and name in p.opts + p.secondary_opts)
 
 
-def get_option(cmd: click.Command, args: list[str], name: str) -> Optional[str]:
-    """The last value given for option `name` (any of its spellings) in `args`, or None."""
-    opt, value, i = _option(cmd, name), None, 0
+def option_values(cmd: click.Command, args: list[str], name: str) -> list[str]:
+    """Every value given for option `name` (any of its spellings) in `args`, in order."""
+    opt, values, i = _option(cmd, name), [], 0
     while i < len(args):
         a = args[i]
         if a in opt.opts and not opt.is_flag and i + 1 < len(args):
-            value, i = args[i + 1], i + 2
+            values.append(args[i + 1])
+            i += 2
             continue
         if any(a.startswith(o + "=") for o in opt.opts if o.startswith("--")):
-            value = a.split("=", 1)[1]
+            values.append(a.split("=", 1)[1])
         i += 1
-    return value
+    return values
+
+
+def get_option(cmd: click.Command, args: list[str], name: str) -> Optional[str]:
+    """The value click uses for option `name`: the last one given, or None."""
+    values = option_values(cmd, args, name)
+    return values[-1] if values else None
 
 
 def set_option(cmd: click.Command, args: list[str], name: str, value: str) -> list[str]:
@@ -383,6 +390,17 @@ class Sandbox:
 
     def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.root, self.monkeypatch = root, monkeypatch
+
+    def stand_in_stores(self, cmd: click.Command, args: list[str]) -> None:
+        """A store the command names that the sandbox lacks (the docs' `a.h5`, `results/gate.h5`) becomes a copy
+        of the sandbox's store: the docs' placeholders for the reader's own stores."""
+        if not any(isinstance(p, click.Option) and "--store" in p.opts for p in cmd.params):
+            return
+        for value in option_values(cmd, args, "--store"):
+            path = self.root / value
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(self.root / "results" / "facebench.h5", path)
 
     def outside(self, value: str) -> str:
         """An absolute or home path of the docs (`/tmp/zoo`, `~/data/x`) moved inside the sandbox."""
@@ -442,6 +460,8 @@ def prepared(cmd: DocCommand, box: Sandbox) -> list[str]:
     recipe = RECIPES.get(" ".join(names[1:]))
     if recipe:
         args = recipe(command, args, box)
+    else:
+        box.stand_in_stores(command, args)
     return names[1:] + args
 
 
@@ -465,7 +485,8 @@ def sandbox_template(tmp_path_factory):
 
     Stand-ins: `mypkg.models:build` and `path/to/file.py:build` (docs/adding-a-model.md, docs/ci.md) are copies
     of the shipped examples (FR and FAS), `w.safetensors`, `weights/model.safetensors` and `my_fr.safetensors`
-    are weights of the FR example.
+    are weights of the FR example; a store that a command other than `run` reads and the sandbox lacks is a
+    copy of `results/facebench.h5` (`Sandbox.stand_in_stores`).
     """
     root = tmp_path_factory.mktemp("docs-sandbox")
     cwd = os.getcwd()
@@ -535,6 +556,10 @@ def test_recipes_cap_cost_and_keep_paths_inside(tmp_path, monkeypatch):
     assert as_run("facebench leaderboard --out ~/lb") == ["leaderboard", "--out", str(tmp_path / "outside" / "lb")]
     assert as_run("facebench leaderboard --out=/tmp/lb") == ["leaderboard", f"--out={tmp_path / 'outside' / 'tmp' / 'lb'}"]
     assert as_run("facebench show") == ["show"]
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "facebench.h5").write_bytes(b"a store")
+    assert as_run("facebench check --store a.h5 --store=lb/b.h5") == ["check", "--store", "a.h5", "--store=lb/b.h5"]
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "lb" / "b.h5").read_bytes() == b"a store"
 
 
 @pytest.mark.slow
