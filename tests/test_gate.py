@@ -118,3 +118,21 @@ def test_update_on_an_empty_store_writes_nothing(tmp_path):
     baseline = tmp_path / "b.json"
     out = check("--baseline", baseline, "--store", empty, "--update")
     assert out.exit_code == 2 and "no complete runs" in out.output and not baseline.exists()
+
+
+def test_the_gate_and_its_baseline_cover_every_shipped_variant():
+    """`make gate` (.ci/run) evaluates every variant with shipped tiny weights, and the committed baseline has them all."""
+    import re
+    from pathlib import Path
+
+    from models_zoo import VARIANTS
+    from models_zoo.checkpoint import shipped_weights
+
+    root = Path(__file__).resolve().parent.parent
+    models = re.search(r"^GATE_MODELS \?= (.*)$", (root / "Makefile").read_text(), re.M).group(1).split()
+    shipped = {n for n in VARIANTS if shipped_weights(n, "tiny") is not None}
+    assert set(models) == shipped
+    baseline = json.loads((root / "leaderboards" / "baseline.json").read_text())
+    assert {m["model"] for m in baseline["metrics"]} == shipped
+    assert {m["suite"] for m in baseline["metrics"]} == {"quick"} and {m["n"] for m in baseline["metrics"]} == {100}
+    assert "make gate" in (root / ".ci" / "run").read_text()
