@@ -79,6 +79,12 @@ class EOTTask(Task):
     def sample_scores(self, scores: torch.Tensor) -> torch.Tensor:
         return self.task.sample_scores(scores)
 
+    def num_targets(self) -> int:
+        return self.task.num_targets()
+
+    def retarget(self, clean_scores: torch.Tensor, rank: int) -> "EOTTask":
+        return EOTTask(self.task.retarget(clean_scores, rank), self.k).with_starts(self.starts)
+
     def subset(self, index: torch.Tensor) -> "EOTTask":
         return EOTTask(self.task.subset(index), self.k).with_starts(self.starts_for(index))
 

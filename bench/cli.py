@@ -126,13 +126,19 @@ def main() -> None:
 @click.option("--cpus-per-cell", default=1.0, show_default=True, type=float, help="Ray: CPUs each cell or shard task asks for.")
 @click.option("--gpus-per-cell", default=None, type=float,
               help="Ray: GPUs each task asks for. Default: 1 on a cluster with GPUs, else 0.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16"]),
+              help="The attacks' forward pass: bf16 autocast speeds up GPUs; decisions stay fp32 (bench/precision.py).")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="channels_last memory format for the model and images. Default: on for CUDA, off for CPU.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (slow to start; for long runs).")
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable: progress and log events as JSON lines on stderr, the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
 def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, protocol: Optional[str], samples: int,
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: Optional[int],
         eot: Optional[int], resume: bool, executor: str, address: Optional[str], shard_size: Optional[int],
-        cpus_per_cell: float, gpus_per_cell: Optional[float], as_json: bool, quiet: bool) -> None:
+        cpus_per_cell: float, gpus_per_cell: Optional[float], precision: str, channels_last: Optional[bool],
+        compile_model: bool, as_json: bool, quiet: bool) -> None:
     """Evaluate MODEL against an attack suite and store every per-sample result.
 
     MODEL is a zoo variant, or your own model: `mypkg.models:build` or `path/to/file.py:build`, a function
@@ -157,7 +163,8 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
     cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
                     store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
                     task=task, input_size=input_size, eot=eot, shard_size=shard_size, executor=executor,
-                    address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume)
+                    address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume,
+                    precision=precision, channels_last=channels_last, compile=compile_model)
     _silence_bars(quiet or as_json)
     if as_json:
         log = (lambda s: None) if quiet else (lambda s: click.echo(json.dumps({"event": "log", "message": s}), err=True))
@@ -409,6 +416,11 @@ def protocols() -> None:
 @click.argument("run_id", required=False)
 @click.option("--store", default=str(DEFAULT_STORE), show_default=True, help=STORE_HELP)
 @click.option("--all", "list_all", is_flag=True, help="List every run in the store instead of one run's cells.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16"]),
+              help="The attacks' forward pass: bf16 autocast speeds up GPUs; decisions stay fp32 (bench/precision.py).")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="channels_last memory format for the model and images. Default: on for CUDA, off for CPU.")
+@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (slow to start; for long runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> None:
     """Show a stored run (default: the newest): its provenance and the summary of each cell."""

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from bench.precision import PRECISIONS, fast_view, prepare_model, resolve_forward
 from bench.progress import SampleMeter
 
 from attacks import Attack, make_attack
@@ -68,6 +69,9 @@ class RunConfig:
     cpus_per_cell: float = 1.0  # ray: CPUs each cell (or shard) task asks for
     gpus_per_cell: Optional[float] = None  # ray: GPUs each task asks for; None: 1 when the cluster has GPUs, else 0
     resume: bool = False  # continue the newest unfinished run of this configuration in the store
+    precision: str = "fp32"  # the attacks' forward pass: fp32 or bf16 autocast (bench/precision.py)
+    channels_last: Optional[bool] = None  # None: on for CUDA, off for CPU
+    compile: bool = False  # torch.compile the model
 
 
 # fields of RunConfig that say how a run is executed, not what it computes: a resumed run may change them
@@ -521,9 +525,11 @@ class PreparedGoal:
         return [c.detail for c in self.checks if not c.passed and not (c.name == "deterministic" and self.eot > 1)]
 
 
-def prepare_goal(items: GoalItems, model: torch.nn.Module, eot: Optional[int], batch_size: "int | BatchSize", seed: int) -> PreparedGoal:
+def prepare_goal(items: GoalItems, model: torch.nn.Module, eot: Optional[int], batch_size: "int | BatchSize", seed: int,
+                 view: Callable[[Task], Task] = lambda t: t) -> PreparedGoal:
     """Clean scores, then the checks on the clean batch before any attack: determinism (EOT if needed),
-    eval mode, finite non-zero gradients and success at a large budget."""
+    eval mode, finite non-zero gradients and success at a large budget. `view` makes the attacks' view of
+    the task (the fast forward path, bench/precision.py); the checks run on that view."""
     task, x = items.task, items.x
     clean = batched_scores(task, x, batch_size)
     size = min(BatchSize.of(batch_size).size, CHECK_SAMPLES)
@@ -535,7 +541,7 @@ def prepare_goal(items: GoalItems, model: torch.nn.Module, eot: Optional[int], b
     k = eot if eot is not None else (1 if det.passed else checks.EOT_SAMPLES)
     if not det.passed:
         det.detail += (f"; EOT over {k} samples applied to the attack gradients" if k > 1 else "; EOT disabled (eot=1)")
-    attack_task = checks.EOTTask(task, k) if k > 1 else task
+    attack_task = view(checks.EOTTask(task, k) if k > 1 else task)
     gen = torch.Generator(device=x.device)
     gen.manual_seed(seed)
     results = [det, checks.check_gradients(attack_task.subset(todo), xb),
@@ -657,6 +663,8 @@ class RunState:
         self.device = device
         self.mut = resolve_model(self.cfg)
         self.loaded = loaded or load_model(self.mut, self.cfg, device)
+        self.forward = resolve_forward(self.cfg.precision, self.cfg.channels_last, self.cfg.compile, device)
+        self.loaded = replace(self.loaded, module=prepare_model(self.loaded.module, self.forward))
         self.protocol = get_protocol(self.cfg.protocol or self.mut.default_protocol)
         self.batch = (BatchSize(self.cfg.batch_size) if self.cfg.batch_size is not None
                       else auto_batch_size(device, self.cfg.samples))
@@ -674,12 +682,17 @@ class RunState:
         if goal not in self.goals:
             items = self.items(goal)
             if run_checks:
-                self.goals[goal] = prepare_goal(items, self.loaded.module, eot, self.batch, self.cfg.seed)
+                self.goals[goal] = prepare_goal(items, self.loaded.module, eot, self.batch, self.cfg.seed, self.view)
             else:
                 k = eot or 1
                 clean = batched_scores(items.task, items.x, self.batch)
-                self.goals[goal] = PreparedGoal(items, clean, checks.EOTTask(items.task, k) if k > 1 else items.task, k, [])
+                self.goals[goal] = PreparedGoal(items, clean, self.view(checks.EOTTask(items.task, k) if k > 1 else items.task),
+                                                k, [])
         return self.goals[goal]
+
+    def view(self, task: Task) -> Task:
+        """What the attacks see: the task on the run's fast forward path (bf16 autocast, channels_last)."""
+        return fast_view(task, self.forward, self.device)
 
     def source(self, name: str, goal: str) -> tuple[LoadedModel, GoalItems]:
         """A transfer source model (loaded once) and its view of the goal's items."""
@@ -835,6 +848,10 @@ def cell_config(pc: PlannedCell, mut: ModelUnderTest, cfg: RunConfig, protocol: 
         config["eot"] = cfg.eot
     if cfg.shard_size:  # shards draw their own random numbers: a sharded cell is a different computation
         config["shard_size"] = cfg.shard_size
+    if cfg.precision != "fp32":  # bf16 gradients are a different attack (channels_last only reorders float sums)
+        config["precision"] = cfg.precision
+    if cfg.compile:
+        config["compile"] = True
     return config
 
 
@@ -859,6 +876,8 @@ def validate_config(cfg: RunConfig) -> None:
         raise BadInputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     if cfg.eot is not None and cfg.eot < 1:
         raise BadInputError(f"--eot must be at least 1 (1 = no EOT), got {cfg.eot}")
+    if cfg.precision not in PRECISIONS:
+        raise BadInputError(f"unknown precision {cfg.precision!r} (use {' or '.join(PRECISIONS)})")
     if cfg.shard_size is not None and cfg.shard_size < 1:
         raise BadInputError(f"--shard-size must be at least 1 sample, got {cfg.shard_size}")
     from bench.executors import check_executor
@@ -1090,6 +1109,7 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
         monitor.close()
     store.finish_run(run_id, "complete", {"cells_computed": outcome.computed, "cells_reused": outcome.reused,
                                           "integrity": integrity, "batch_size_used": state.batch.size,
+                                          "forward": asdict(state.forward),
                                           "cells_unreliable": sum(bool(s["unreliable"]) for s in outcome.summaries)})
     monitor.run_done(outcome.computed, outcome.reused)
     return outcome
