@@ -16,7 +16,7 @@ def run_perf(*args):
 
 def test_quick_run_writes_results_json(tmp_path):
     out = tmp_path / "results.json"
-    proc = run_perf("--quick", "--out", str(out))
+    proc = run_perf("--quick", "--case", "pgd-full-steps", "--case", "pgd-early-stop", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "native pgd" in proc.stdout and str(out) in proc.stdout
     doc = json.loads(out.read_text())
@@ -63,3 +63,17 @@ def test_cuda_without_a_device_is_one_clear_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "CUDA" in proc.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_grid_cases_cascade_cost_and_peak_memory(tmp_path):
+    out = tmp_path / "grid.json"
+    proc = run_perf("--quick", "--case", "cascade-cost", "--case", "peak-memory", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "cascade-cost: cascade = " in proc.stdout and "peak-memory: facenet-baseline" in proc.stdout
+    cases = {c["name"]: c for c in json.loads(out.read_text())["cases"]}
+    cascade = cases["cascade-cost"]["summary"]
+    assert cascade["cascade_over_independent"] > 0 and cascade["target"] == 0.5
+    assert cascade["broken_cascade"] >= 0 and len(cascade["stage_attacked"]) == 4
+    assert cascade["stage_attacked"][0] == cases["cascade-cost"]["workload"]["batch"]
+    memory = cases["peak-memory"]["summary"]
+    assert 0.1 < memory["peak_gib"]["facenet-baseline"] < 64 and memory["limit_gib"] == 3.0

@@ -1,0 +1,109 @@
+"""Grid-level cases: what the cascade saves over running its attacks independently, and peak memory."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from attacks import make_attack
+from attacks.suites import standard_cascade
+from bench.runner import GoalItems, attack_cell, batched_scores, cascade_cell
+from perf.cases import CASES, CaseResult, Settings, register_case
+from perf.timing import Contender, interleaved
+from perf.workloads import shipped_workload
+
+CASCADE_MODEL, CASCADE_GOAL, CASCADE_EPS = "facenet-baseline", "impersonation", 8 / 255
+SQUARE_QUERIES = 500  # the harness caps the cascade's Square stage (5000 in `standard`) to stay within minutes
+
+
+def cascade_stages(max_queries: int) -> list:
+    stages = []
+    for st in standard_cascade("linf"):
+        params = dict(st.params)
+        if st.attack == "square":
+            params["max_queries"] = max_queries
+        stages.append(make_attack(st.attack, params))
+    return stages
+
+
+@register_case("cascade-cost", "the standard Linf cascade (APGD -> APGD-T -> DeepFool -> Square) on the samples "
+               "still unbroken, vs the same four attacks each run on every sample (worst case taken after)")
+def cascade_cost(settings: Settings) -> CaseResult:
+    w = shipped_workload(CASCADE_MODEL, CASCADE_GOAL, settings.batch, settings.device, seed=settings.seed)
+    items = GoalItems(CASCADE_GOAL, w.x, w.task, [f"s{i}" for i in range(w.batch)])
+    clean = batched_scores(w.task, w.x, w.batch)
+    queries = 50 if settings.steps < 10 else SQUARE_QUERIES  # --quick: a smoke run
+    stages = cascade_stages(queries)
+    seed = settings.seed
+    out: dict[str, object] = {}
+
+    def run_cascade():
+        out["cascade"] = cascade_cell(items, clean, stages, "linf", CASCADE_EPS, w.batch, seed)
+        return out["cascade"]
+
+    def run_independent():
+        # each stage with the generator the cascade gives it (seeded from the seed and its position)
+        out["independent"] = [attack_cell(items, clean, a, "linf", CASCADE_EPS, w.batch, (seed + 7919 * (k + 1)) % 2**63)
+                              for k, a in enumerate(stages)]
+        return out["independent"]
+
+    cs = [Contender("cascade", run_cascade, w.batch, "grid", "facebench", "cascade_cell: each stage on the unbroken samples"),
+          Contender("independent", run_independent, w.batch, "grid", "facebench", "attack_cell per stage on every sample")]
+    repeats = max(1, min(settings.repeats, 3))
+    timings = interleaved(cs, repeats, settings.device, warmup=0)
+    casc = out["cascade"].arrays["success"]
+    indep = np.any([a["success"] for a in out["independent"]], axis=0)
+    t_c, t_i = timings["cascade"].median, timings["independent"].median
+    rows = [{"name": c.name, "kind": c.kind, "library": c.library, "note": c.note, "samples": c.samples,
+             "seconds": [round(s, 6) for s in timings[c.name].seconds], "median_s": round(timings[c.name].median, 6),
+             "samples_per_s": round(c.samples / timings[c.name].median, 3), "ratio_to_bare": None,
+             "paired_ratio_to_bare": None} for c in cs]
+    summary = {"cascade_over_independent": round(t_c / t_i, 4), "target": 0.5, "within_target": t_c / t_i <= 0.5,
+               "broken_cascade": int(casc.sum()), "broken_independent": int(indep.sum()),
+               "samples_differing": int((casc != indep).sum()),
+               "stage_attacked": out["cascade"].stage_attacked, "stage_broken": out["cascade"].stage_broken}
+    notes = [f"Square capped at {queries} queries (standard: 5000)",
+             "per-sample results can differ where a stage draws random numbers for a batch whose make-up differs "
+             "between the two (later cascade stages see only the unbroken samples): samples_differing counts them"]
+    attack = {"cascade": [a.name for a in stages], "norm": "linf", "eps": CASCADE_EPS, "eps_255": 8, "seed": seed}
+    return CaseResult("cascade-cost", CASES["cascade-cost"].description, w.describe(), attack, rows, summary, notes)
+
+
+MEMORY_MODELS = ("facenet-baseline", "multiloss-sota")  # the largest FR and FAS zoo models
+MEMORY_LIMIT_GIB = 3.0
+
+
+@register_case("peak-memory", "peak resident memory of `facebench run --attack-suite full` on the largest FR and FAS "
+               "zoo models (a fresh process each, CPU)")
+def peak_memory(settings: Settings) -> CaseResult:
+    quick = settings.steps < 10  # --quick: a smoke run of the quick suite on one model
+    samples, suite = (2, "quick") if quick else (8, "full")
+    rows, peaks = [], {}
+    for model in MEMORY_MODELS[:1] if quick else MEMORY_MODELS:
+        start = time.perf_counter()
+        code = ("import resource, sys; from bench.cli import main; sys.argv = ['facebench'] + sys.argv[1:]\n"
+                "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+                "print('PEAK_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+                "sys.exit(code)")
+        with tempfile.TemporaryDirectory() as d:
+            proc = subprocess.run([sys.executable, "-c", code, "run", "--model", model, "--attack-suite", suite,
+                                   "--samples", str(samples), "--device", "cpu", "--store", f"{d}/m.h5", "-q"],
+                                  capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"peak-memory: the run of {model} failed: {proc.stderr.strip().splitlines()[-1:]}")
+        kib = int(next(line.split()[1] for line in proc.stderr.splitlines() if line.startswith("PEAK_KIB")))
+        peaks[model] = round(kib / 1024**2, 3)
+        seconds = time.perf_counter() - start
+        rows.append({"name": model, "kind": "run", "library": "facebench", "note": f"{suite} suite, {samples} samples",
+                     "samples": samples, "seconds": [round(seconds, 3)], "median_s": round(seconds, 3),
+                     "samples_per_s": round(samples / seconds, 3), "ratio_to_bare": None, "paired_ratio_to_bare": None,
+                     "peak_gib": peaks[model]})
+    summary = {"peak_gib": peaks, "limit_gib": MEMORY_LIMIT_GIB, "within_limit": max(peaks.values()) <= MEMORY_LIMIT_GIB}
+    notes = ["ru_maxrss of each run's own process (models, data, attacks, the store writes); per-sample results stream "
+             "to the store cell by cell, so the peak grows with the batch size, not with --samples"]
+    return CaseResult("peak-memory", CASES["peak-memory"].description, {"models": list(peaks)},
+                      {"suite": suite, "samples": samples}, rows, summary, notes)
+
