@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from bench.tasks.base import Task
+from bench.tasks.base import Task, TaskView
 
 EOT_SAMPLES = 8  # draws of the model's randomness averaged when the forward pass is not deterministic
 DETERMINISM_TOLERANCE = 1e-5
@@ -44,7 +44,7 @@ class CheckResult:
     detail: str = ""
 
 
-class EOTTask(Task):
+class EOTTask(TaskView):
     """Expectation over transformation: a task whose scores are averaged over `k` forward passes.
 
     Every task's margin is a (piecewise) linear function of its scores, so the gradient of the
@@ -55,38 +55,14 @@ class EOTTask(Task):
     def __init__(self, task: Task, k: int) -> None:
         if k < 1:
             raise ValueError(f"EOT needs at least one sample, got {k}")
-        self.task = task
+        super().__init__(task)
         self.k = int(k)
-        self.goal = task.goal
-        self.threshold = task.threshold
-        self.starts = getattr(task, "starts", None)
 
-    def __len__(self) -> int:
-        return len(self.task)
+    def rewrap(self, task: Task) -> "EOTTask":
+        return EOTTask(task, self.k)
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.task.scores(x) for _ in range(self.k)]).mean(dim=0)
-
-    def margin_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
-        return self.task.margin_from_scores(scores)
-
-    def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
-        return self.task.success_from_scores(scores)
-
-    def broken_on_clean(self, scores: torch.Tensor) -> torch.Tensor:
-        return self.task.broken_on_clean(scores)
-
-    def sample_scores(self, scores: torch.Tensor) -> torch.Tensor:
-        return self.task.sample_scores(scores)
-
-    def num_targets(self) -> int:
-        return self.task.num_targets()
-
-    def retarget(self, clean_scores: torch.Tensor, rank: int) -> "EOTTask":
-        return EOTTask(self.task.retarget(clean_scores, rank), self.k).with_starts(self.starts)
-
-    def subset(self, index: torch.Tensor) -> "EOTTask":
-        return EOTTask(self.task.subset(index), self.k).with_starts(self.starts_for(index))
 
 
 # ---------------------------------------------------------------------------- per goal, before attacking

@@ -22,6 +22,7 @@ import torch
 
 from bench.errors import BadInputError
 from bench.tasks import Task
+from bench.tasks.base import TaskView
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -53,21 +54,18 @@ def prepare_model(model: torch.nn.Module, options: ForwardOptions) -> torch.nn.M
     return model
 
 
-class FastTask(Task):
+class FastTask(TaskView):
     """What the attacks see on the fast path: the task's scores under bf16 autocast, on channels_last
     inputs. Success, margins, thresholds, subsets and starts delegate to the wrapped task; scores come
     back in fp32."""
 
     def __init__(self, task: Task, options: ForwardOptions, device_type: str) -> None:
-        self.task = task
+        super().__init__(task)
         self.options = options
         self.device_type = device_type
-        self.goal = task.goal
-        self.threshold = task.threshold
-        self.starts = getattr(task, "starts", None)
 
-    def __len__(self) -> int:
-        return len(self.task)
+    def rewrap(self, task: Task) -> "FastTask":
+        return FastTask(task, self.options, self.device_type)
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         if self.options.channels_last and x.dim() == 4:
@@ -78,27 +76,6 @@ class FastTask(Task):
         with torch.autocast(self.device_type, dtype=dtype):
             s = self.task.scores(x)
         return s.float()
-
-    def margin_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
-        return self.task.margin_from_scores(scores)
-
-    def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
-        return self.task.success_from_scores(scores)
-
-    def broken_on_clean(self, scores: torch.Tensor) -> torch.Tensor:
-        return self.task.broken_on_clean(scores)
-
-    def sample_scores(self, scores: torch.Tensor) -> torch.Tensor:
-        return self.task.sample_scores(scores)
-
-    def num_targets(self) -> int:
-        return self.task.num_targets()
-
-    def retarget(self, clean_scores: torch.Tensor, rank: int) -> "FastTask":
-        return FastTask(self.task.retarget(clean_scores, rank), self.options, self.device_type).with_starts(self.starts)
-
-    def subset(self, index: torch.Tensor) -> "FastTask":
-        return FastTask(self.task.subset(index), self.options, self.device_type).with_starts(self.starts_for(index))
 
 
 def fast_view(task: Task, options: ForwardOptions, device: torch.device) -> Task:

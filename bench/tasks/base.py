@@ -100,6 +100,46 @@ class Task(ABC):
         return MarginClassifier(self, scale)
 
 
+
+class TaskView(Task):
+    """A view of a task that changes only how its scores are computed (EOT averaging, the fast forward
+    path, ...): decisions, margins, thresholds, targets and starts are the wrapped task's. Subclasses
+    implement `scores` and `rewrap` (the same view around another task)."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.goal = task.goal
+        self.threshold = task.threshold
+        self.starts = getattr(task, "starts", None)
+
+    @abstractmethod
+    def rewrap(self, task: Task) -> "TaskView":
+        """This view around `task`."""
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def margin_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.margin_from_scores(scores)
+
+    def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.success_from_scores(scores)
+
+    def broken_on_clean(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.broken_on_clean(scores)
+
+    def sample_scores(self, scores: torch.Tensor) -> torch.Tensor:
+        return self.task.sample_scores(scores)
+
+    def num_targets(self) -> int:
+        return self.task.num_targets()
+
+    def retarget(self, clean_scores: torch.Tensor, rank: int) -> "TaskView":
+        return self.rewrap(self.task.retarget(clean_scores, rank)).with_starts(self.starts)
+
+    def subset(self, index: torch.Tensor) -> "TaskView":
+        return self.rewrap(self.task.subset(index)).with_starts(self.starts_for(index))
+
 class MarginClassifier(nn.Module):
     """Binary classifier view of a task: logit 1 minus logit 0 is the scaled attacker margin."""
 
