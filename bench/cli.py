@@ -416,11 +416,6 @@ def protocols() -> None:
 @click.argument("run_id", required=False)
 @click.option("--store", default=str(DEFAULT_STORE), show_default=True, help=STORE_HELP)
 @click.option("--all", "list_all", is_flag=True, help="List every run in the store instead of one run's cells.")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16"]),
-              help="The attacks' forward pass: bf16 autocast speeds up GPUs; decisions stay fp32 (bench/precision.py).")
-@click.option("--channels-last/--no-channels-last", default=None,
-              help="channels_last memory format for the model and images. Default: on for CUDA, off for CPU.")
-@click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (slow to start; for long runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> None:
     """Show a stored run (default: the newest): its provenance and the summary of each cell."""
