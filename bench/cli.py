@@ -115,6 +115,9 @@ def main() -> None:
               help="Continue the newest unfinished (crashed, killed or interrupted) run of this same configuration "
                    "in the store, under its run id. Without it, the same command run again also skips the cells "
                    "already stored, under a new run id.")
+@click.option("--if-needed", is_flag=True,
+              help="Do nothing (compute and record nothing) when a complete run of this same configuration in the store "
+                   "already holds every cell; print its summary. For committed stores (make leaderboard).")
 @click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray"]),
               help="Where cells are computed: in this process, or as Ray tasks (docs/scaling.md). Only this process "
                    "writes the store.")
@@ -136,7 +139,7 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
 def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, protocol: Optional[str], samples: int,
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: Optional[int],
-        eot: Optional[int], resume: bool, executor: str, address: Optional[str], shard_size: Optional[int],
+        eot: Optional[int], resume: bool, if_needed: bool, executor: str, address: Optional[str], shard_size: Optional[int],
         cpus_per_cell: float, gpus_per_cell: Optional[float], precision: str, channels_last: Optional[bool],
         compile_model: bool, as_json: bool, quiet: bool) -> None:
     """Evaluate MODEL against an attack suite and store every per-sample result.
@@ -164,7 +167,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
                     store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
                     task=task, input_size=input_size, eot=eot, shard_size=shard_size, executor=executor,
                     address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume,
-                    precision=precision, channels_last=channels_last, compile=compile_model)
+                    precision=precision, channels_last=channels_last, compile=compile_model, if_needed=if_needed)
     _silence_bars(quiet or as_json)
     if as_json:
         log = (lambda s: None) if quiet else (lambda s: click.echo(json.dumps({"event": "log", "message": s}), err=True))

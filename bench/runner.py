@@ -72,10 +72,11 @@ class RunConfig:
     precision: str = "fp32"  # the attacks' forward pass: fp32 or bf16 autocast (bench/precision.py)
     channels_last: Optional[bool] = None  # None: on for CUDA, off for CPU
     compile: bool = False  # torch.compile the model
+    if_needed: bool = False  # do nothing when a complete run of this configuration already holds every cell
 
 
 # fields of RunConfig that say how a run is executed, not what it computes: a resumed run may change them
-EXECUTION_FIELDS = ("command", "executor", "address", "cpus_per_cell", "gpus_per_cell", "resume")
+EXECUTION_FIELDS = ("command", "store", "executor", "address", "cpus_per_cell", "gpus_per_cell", "resume", "if_needed")
 
 
 @dataclass
@@ -986,6 +987,16 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
         "transfer_sources": list(sources),
         "executor": cfg.executor,
     }
+    if cfg.if_needed and store.path.exists():
+        done = next((r for r in reversed(store.runs()) if r.get("status") == "complete" and same_run(r, cfg)
+                     and set(cids) <= set(r["cell_ids"])), None)
+        if done is not None:  # nothing to compute and nothing new to record
+            log(f"--if-needed: run {done['run_id']} of this configuration holds every cell; nothing to do")
+            stored = {c.cell_id: c for c in store.read_cells(sorted(set(cids)), arrays=False)}
+            outcome = RunOutcome(done["run_id"], store.path, reused=len(cids))
+            outcome.summaries = [{**config, **stored[cid].summary, "cell_id": cid, "unreliable": stored[cid].unreliable,
+                                  "unreliable_reason": stored[cid].unreliable_reason} for config, cid in zip(configs, cids)]
+            return outcome
     resumed = None
     if cfg.resume and store.path.exists():
         resumed = next((r for r in reversed(store.runs()) if r.get("status") != "complete" and same_run(r, cfg)), None)

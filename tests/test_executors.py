@@ -195,3 +195,19 @@ def test_bad_execution_options_are_refused_before_any_work(tmp_path, options, me
     with pytest.raises(BadInputError, match=message):
         run_benchmark(RunConfig(model="depth-gan-spoof", samples=4, store=str(store), **options), progress=False)
     assert not store.exists()
+
+
+def test_if_needed_records_nothing_when_a_complete_run_holds_every_cell(tmp_path):
+    import hashlib
+
+    store = tmp_path / "r.h5"
+    first = run_benchmark(RunConfig(model="depth-gan-spoof", samples=8, device="cpu", store=str(store)), progress=False)
+    digest = hashlib.sha256(store.read_bytes()).hexdigest()
+    again = run_benchmark(RunConfig(model="depth-gan-spoof", samples=8, device="cpu", store=str(store), if_needed=True,
+                                    command="facebench run ... --if-needed"), progress=False)
+    assert again.run_id == first.run_id and (again.computed, again.reused) == (0, 6)
+    assert [s["cell_id"] for s in again.summaries] == [s["cell_id"] for s in first.summaries]
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == digest  # not even a run record was added
+    other = run_benchmark(RunConfig(model="depth-gan-spoof", samples=9, device="cpu", store=str(store), if_needed=True),
+                          progress=False)
+    assert other.run_id != first.run_id and other.computed == 6  # another configuration is computed as usual

@@ -603,3 +603,28 @@ def test_an_empty_store_renders_an_index_that_says_so(tmp_path):
 def test_run_json_metadata_is_read_as_stored(synth_store):
     rec = collect_runs([synth_store])[0]
     assert rec.dev["dev_tar"] == 0.5 and json.loads(ResultsStore(synth_store).runs()[0]["dev_metrics"])["dev_tar"] == 0.5
+
+
+COMMITTED = Path(__file__).resolve().parent.parent / "leaderboards"
+
+
+def test_committed_leaderboards_are_tables_with_their_plots():
+    pages = sorted(COMMITTED.glob("*.md"))
+    assert {p.name for p in pages} >= {"README.md", "fr-verification-synth-fr.md", "fas-robustness-synth-ocim-to-o.md"}
+    for page in pages:
+        text = page.read_text()
+        assert md_tables(text), page.name  # renders as tables under a markdown parser
+        for ref in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+            assert (COMMITTED / ref).is_file(), (page.name, ref)
+    imp = table_under(md_tables((COMMITTED / "fr-verification-synth-fr.md").read_text()), "impersonation")
+    assert col(imp, "model")[0].startswith("triplet-adv")  # the adversarially trained model leads
+
+
+@pytest.mark.slow
+def test_committed_leaderboards_are_what_the_committed_store_renders(tmp_path, monkeypatch):
+    """`make leaderboard` on a fresh clone renders exactly the committed pages from the committed store."""
+    monkeypatch.chdir(COMMITTED.parent)  # the store named as the Makefile names it (the pages quote the path)
+    out = render(tmp_path, [Path("leaderboards/facebench-tiny.h5")], examples=True)
+    for page in COMMITTED.glob("*.md"):
+        assert (out / page.name).read_text() == page.read_text(), page.name
+    assert {p.name for p in (out / "plots").glob("*.png")} == {p.name for p in (COMMITTED / "plots").glob("*.png")}
