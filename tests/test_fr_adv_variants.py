@@ -318,20 +318,53 @@ def test_triplet_adv_attack_steps_option():
         _train("triplet-adv", 1, attack_steps=0)
 
 
-def test_contrastive_triplet_recipe_runs_both_stages_and_round_trips(tmp_path):
+def test_contrastive_triplet_recipe_runs_its_three_stages_and_round_trips(tmp_path):
     model, info, (clean0, _), (clean1, _) = _train("contrastive-triplet", 6, batch=32, pretrain_epochs=2,
-                                                   finetune_epochs=4)
-    assert info["stage_epochs"] == {"pretrain": 2, "finetune": 4}
+                                                   warmup_epochs=1, finetune_epochs=3)
+    assert info["stage_epochs"] == {"pretrain": 2, "warmup": 1, "finetune": 3}
     assert info["label_fraction"] == 0.0 and info["labelled_identities"] == 0
     pre = info["pretrain_history"]
     assert set(pre) == {"loss", "instance", "clean_pair", "adv_pair"} and len(pre["loss"]) == 2  # no supervised term
-    assert len(info["loss_history"]) == 4
-    adversarial = info["loss_terms"]["adversarial"]  # fine-tuning's adversarial triplet loss, per epoch
-    assert adversarial[-1] < 0.75 * adversarial[0], adversarial
+    assert len(info["warmup_history"]) == 1 and "clean" in info["warmup_loss"] and "departure" in info["curriculum"]
+    assert info["warmup_optimizer"].endswith("0.002") and info["optimizer"].endswith("0.0005")  # baseline's, triplet-adv's lr
+    assert len(info["loss_history"]) == 3 and set(info["loss_terms"]) == {"clean", "adversarial"}
     assert clean1 < 0.7 * clean0, (clean0, clean1)
     assert info["adversarial"]["steps"] == info["pretrain_adversarial"]["steps"] == 3
+    assert set(info["stage_wall_time_s"]) == {"pretrain", "warmup", "finetune"}
     assert "projection_head" in info and "crop" in info["augmentations"]["kind"]
+    assert "stage 2a (clean warm-up)" in info["loss"] and "after the clean warm-up" in info["init"]
     _round_trip("contrastive-triplet", model, tmp_path)
+
+
+def test_contrastive_adversarial_fine_tuning_lowers_its_adversarial_loss():
+    # straight from the pre-trained weights (no warm-up, the method's own schedule; the toy set does not collapse)
+    # and at the baseline's lr: a few toy steps at the zoo's fine-tuning lr barely move the network
+    _, info, _, _ = _train("contrastive-triplet", 6, batch=32, pretrain_epochs=2, warmup_epochs=0, finetune_epochs=4,
+                           lr=2e-3)
+    assert info["stage_epochs"] == {"pretrain": 2, "warmup": 0, "finetune": 4} and "warmup_history" not in info
+    adversarial = info["loss_terms"]["adversarial"]  # fine-tuning's adversarial triplet loss, per epoch
+    assert adversarial[-1] < 0.75 * adversarial[0], adversarial
+
+
+def test_the_warm_up_is_clean_triplet_training_and_is_skipped_without_epochs(monkeypatch):
+    import models_zoo.variants.contrastive_triplet as recipe_module
+
+    calls = []
+    real = recipe_module.train_triplet
+
+    def spy(model, protocol, **kw):
+        calls.append(kw)
+        return real(model, protocol, **kw)
+
+    monkeypatch.setattr(recipe_module, "train_triplet", spy)  # facenet-baseline's recipe: no adversarial examples
+    _, info, _, _ = _train("contrastive-triplet", 4, batch=32, pretrain_epochs=1, warmup_epochs=2, finetune_epochs=1,
+                           warmup_lr=1e-3)
+    assert len(calls) == 1 and calls[0]["epochs"] == 2 and calls[0]["lr"] == 1e-3 and calls[0]["p"] == 4
+    assert info["warmup_optimizer"].endswith("0.001") and len(info["warmup_history"]) == 2
+    calls.clear()
+    _, info, _, _ = _train("contrastive-triplet", 2, batch=32)  # stage_epochs(2) = (1, 0, 1)
+    assert calls == [] and "warmup_history" not in info and info["stage_epochs"]["warmup"] == 0
+    assert "warm-up" not in info["loss"] and info["init"] == "stage 1's weights (the projection head dropped)"
 
 
 def test_contrastive_triplet_semi_learns_its_supervised_term_and_round_trips(tmp_path):
@@ -346,11 +379,29 @@ def test_contrastive_triplet_semi_learns_its_supervised_term_and_round_trips(tmp
 
 
 def test_stage_epochs_split():
-    assert stage_epochs(40) == (20, 20) and stage_epochs(5) == (3, 2)
-    assert stage_epochs(2) == (1, 1) and stage_epochs(1) == (1, 1)  # each stage at least one epoch
-    assert stage_epochs(40, finetune_epochs=5) == (35, 5) and stage_epochs(40, pretrain_epochs=5) == (5, 20)
+    # 1/32 of the epochs (at least one) for pre-training and for adversarial fine-tuning, the rest clean warm-up
+    assert stage_epochs(84) == (2, 80, 2) and stage_epochs(64) == (2, 60, 2) and stage_epochs(40) == (1, 38, 1) and stage_epochs(96) == (3, 90, 3)
+    assert stage_epochs(2) == (1, 0, 1) and stage_epochs(1) == (1, 0, 1)  # no warm-up; each other stage at least one
+    assert stage_epochs(3) == (1, 1, 1)
+    assert stage_epochs(40, finetune_epochs=5) == (1, 34, 5) and stage_epochs(40, pretrain_epochs=5) == (5, 34, 1)
+    assert stage_epochs(40, warmup_epochs=0) == (1, 0, 1) and stage_epochs(4, 2, 3, 4) == (2, 3, 4)
     with pytest.raises(BadInputError, match="at least one epoch"):
         stage_epochs(4, finetune_epochs=0)
+    with pytest.raises(BadInputError, match="negative"):
+        stage_epochs(4, warmup_epochs=-1)
+
+
+@pytest.mark.parametrize("name", ["contrastive-triplet", "contrastive-triplet-semi"])
+def test_the_zoo_schedule_and_the_shipped_card_agree(name):
+    spec = get_variant(name)
+    pretrain, warmup, finetune = stage_epochs(spec.zoo_epochs["tiny"])
+    assert warmup > 0 and pretrain >= 1 and finetune >= 1  # the curriculum: clean warm-up before adversarial epochs
+    weights = shipped_weights(name, "tiny")
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["epochs"] == spec.zoo_epochs["tiny"] and f"--epochs {card['epochs']}" in card["training_command"]
+    assert card["training"]["stage_epochs"] == {"pretrain": pretrain, "warmup": warmup, "finetune": finetune}
+    assert len(card["training"]["warmup_history"]) == warmup and len(card["training"]["loss_history"]) == finetune
+    assert card["dev"]["dev_tar"] > 0.3  # not collapsed (the 2 + 2 schedule without warm-up gave 2 %)
 
 
 def test_label_fraction_is_checked_before_any_work():
@@ -396,7 +447,7 @@ def test_train_passes_label_fraction_to_the_semi_recipe(toy_protocol, tmp_path):
     assert card["variant"] == "contrastive-triplet-semi" and card["parameters"] == baseline  # no projection head kept
     training = card["training"]
     assert training["label_fraction"] == 0.25 and training["labelled_identities"] == 4
-    assert training["stage_epochs"] == {"pretrain": 1, "finetune": 1}
+    assert training["stage_epochs"] == {"pretrain": 1, "warmup": 0, "finetune": 1}
 
 
 @pytest.mark.parametrize("name", ["triplet-adv", "contrastive-triplet", "facenet-baseline"])

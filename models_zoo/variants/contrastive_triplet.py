@@ -4,13 +4,18 @@
 Stage 1 (RoCL-style, no labels): two augmented views of every image; PGD (Linf 8/255, step 2/255) perturbs
 the first view to maximise its NT-Xent loss against the second; the network plus a projection head is then
 trained with NT-Xent (temperature 0.5) over the three views, the adversarial view joining each image's
-positive set. The projection head is discarded. Stage 2 is `triplet-adv`'s recipe (clean + adversarial
-triplet loss) for a few epochs, from the pre-trained weights.
+positive set. The projection head is discarded. Stage 2 fine-tunes the pre-trained weights with labels:
+2a, a clean triplet warm-up (semi-hard mining, `facenet-baseline`'s loss and lr), then 2b, `triplet-adv`'s
+recipe (clean + adversarial triplet loss, its lr) for a few epochs.
+
+The warm-up is a departure from the method (a curriculum): at the tiny budget adversarial triplet training
+straight from the contrastive weights collapses (every embedding the same, docs/zoo.md), as it does from
+random weights; it does not from a discriminative start, which the warm-up provides.
 
 With `label_fraction` > 0 (`contrastive-triplet-semi`) a fraction of the identities is labelled and stage 1
 adds a supervised contrastive term whose anchors are the labelled images: every view of every image of the
 same identity is a positive. Batches then keep a labelled identity's images together in groups of `k`, so
-that a batch holds same-identity pairs. Fine-tuning is the same in both (labels of the whole train split).
+that a batch holds same-identity pairs. Stage 2 is the same in both (labels of the whole train split).
 """
 from __future__ import annotations
 
@@ -28,10 +33,20 @@ from models_zoo.augment import ViewAugmentation
 from models_zoo.facenet import EmbeddingNet, facenet
 from models_zoo.losses import nt_xent_loss, supervised_contrastive_loss
 from models_zoo.registry import register_variant
-from models_zoo.training import OPTIMIZER, LossParts, fit, specialised_recipe
-from models_zoo.variants.triplet_adv import CLEAN_WEIGHT, attack_card, resolve_attack_steps, train_triplet_adv
+from models_zoo.training import OPTIMIZER, LossParts, fit, specialised_recipe, train_triplet
+from models_zoo.variants.triplet_adv import (CLEAN_WEIGHT, WARM_START_LR, attack_card, resolve_attack_steps,
+                                             train_triplet_adv)
 
 PROJECTION_DIM = 128
+STAGE_SHARE = 32
+"""Pre-training and adversarial fine-tuning each get 1/STAGE_SHARE of the epochs; the clean warm-up the rest."""
+WARMUP_LR = 2e-3
+"""Peak lr of the clean warm-up: `facenet-baseline`'s."""
+FINETUNE_LR = WARM_START_LR
+"""Peak lr of the adversarial fine-tuning: `triplet-adv`'s (it fine-tunes a discriminative network too)."""
+CURRICULUM = ("departure from the method: stage 2 starts with clean triplet epochs (warm-up) before the clean + "
+              "adversarial fine-tuning, because adversarial triplet training from the contrastive weights collapses "
+              "at the tiny budget (docs/zoo.md)")
 
 
 class ProjectionHead(nn.Module):
@@ -129,34 +144,47 @@ def pretrain_contrastive(learner: ContrastiveLearner, train: FaceSet, *, epochs:
     return parts.history()
 
 
-def stage_epochs(epochs: int, pretrain_epochs: Optional[int] = None, finetune_epochs: Optional[int] = None) -> tuple[int, int]:
-    """(pre-training, fine-tuning) epochs: fine-tuning half of `epochs` (rounded down) and pre-training the
-    rest unless given, each at least one (so `epochs=1` trains one epoch of each)."""
-    finetune = max(1, epochs // 2) if finetune_epochs is None else finetune_epochs
-    pretrain = max(1, epochs - finetune) if pretrain_epochs is None else pretrain_epochs
+def stage_epochs(epochs: int, pretrain_epochs: Optional[int] = None, warmup_epochs: Optional[int] = None,
+                 finetune_epochs: Optional[int] = None) -> tuple[int, int, int]:
+    """(pre-training, clean warm-up, adversarial fine-tuning) epochs out of `epochs`.
+
+    Unless given, pre-training and adversarial fine-tuning each get `epochs // STAGE_SHARE` (at least one)
+    and the clean warm-up the rest (none when nothing is left), so `epochs=1` trains one epoch of
+    pre-training and one of fine-tuning. Pre-training and fine-tuning need at least one epoch each.
+    """
+    share = max(1, epochs // STAGE_SHARE)
+    pretrain = share if pretrain_epochs is None else pretrain_epochs
+    finetune = share if finetune_epochs is None else finetune_epochs
+    warmup = max(0, epochs - pretrain - finetune) if warmup_epochs is None else warmup_epochs
     if pretrain < 1 or finetune < 1:
-        raise BadInputError(f"both stages need at least one epoch (pretrain {pretrain}, finetune {finetune})")
-    return pretrain, finetune
+        raise BadInputError(f"pre-training and fine-tuning need at least one epoch each (pretrain {pretrain}, "
+                            f"finetune {finetune})")
+    if warmup < 0:
+        raise BadInputError(f"the clean warm-up cannot have a negative number of epochs ({warmup})")
+    return pretrain, warmup, finetune
 
 
 def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, profile: str, size: int, epochs: int,
                                device: torch.device, seed: int, progress: bool = True, label_fraction: float = 0.0,
-                               pretrain_epochs: Optional[int] = None, finetune_epochs: Optional[int] = None,
-                               lr: float = 2e-3, pretrain_lr: float = 2e-3, batch: int = 64, p: int = 16, k: int = 4,
-                               margin: float = 0.2, temperature: float = 0.5, supervised_weight: float = 1.0,
+                               pretrain_epochs: Optional[int] = None, warmup_epochs: Optional[int] = None,
+                               finetune_epochs: Optional[int] = None, lr: float = FINETUNE_LR,
+                               warmup_lr: float = WARMUP_LR, pretrain_lr: float = 2e-3, batch: int = 64, p: int = 16,
+                               k: int = 4, margin: float = 0.2, temperature: float = 0.5, supervised_weight: float = 1.0,
                                eps: float = LINF_EPS, step_size: float = LINF_STEP,
                                attack_steps: Optional[int] = None, clean_weight: float = CLEAN_WEIGHT) -> dict:
     """Adversarial contrastive pre-training (+ a supervised term on `label_fraction` of the identities),
-    then `triplet-adv` fine-tuning.
+    then a clean triplet warm-up, then `triplet-adv` fine-tuning.
 
-    `epochs` is split between the stages: `finetune_epochs` (default half, at least one) and
-    `pretrain_epochs` (default the rest, at least one). `attack_steps` (default 3 tiny, 7 paper) is the
-    PGD length of both stages.
+    `epochs` is split by `stage_epochs`: 1/32 each (at least one) for pre-training and adversarial
+    fine-tuning, the rest for the clean warm-up; `pretrain_epochs`, `warmup_epochs` and `finetune_epochs`
+    set a stage's epochs instead. `attack_steps` (default 3 tiny, 7 paper) is the PGD length of stages
+    1 and 2b; `warmup_lr` is the warm-up's peak lr (the baseline's), `lr` the adversarial fine-tuning's
+    (`triplet-adv`'s).
     """
     if not 0.0 <= label_fraction <= 1.0:
         raise BadInputError(f"--label-fraction must be in [0, 1], got {label_fraction}")
     steps = resolve_attack_steps(profile, attack_steps)
-    stage1, stage2 = stage_epochs(epochs, pretrain_epochs, finetune_epochs)
+    stage1, warmup, stage2 = stage_epochs(epochs, pretrain_epochs, warmup_epochs, finetune_epochs)
     train = protocol.train_set(size)
     labelled = labelled_identities(train.identities, label_fraction, np.random.default_rng([seed, 2]))
     augment = ViewAugmentation()
@@ -167,13 +195,14 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
                                    supervised_weight=supervised_weight, augment=augment, device=device,
                                    rng=np.random.default_rng([seed, 1]), generator=device_generator(device, seed + 1),
                                    progress=progress)
-    pretrain_wall = time.time() - start
+    walls = {"pretrain": round(time.time() - start, 1)}
     pretrain_loss = f"NT-Xent (T={temperature:g}) over view 1, view 2 and adversarial view 1 (all positives of each other)"
     if len(labelled):
         pretrain_loss += (f" + {supervised_weight:g} * supervised contrastive (T={temperature:g}) anchored on the labelled "
                           "identities' images (same identity = positive)")
     info: dict = {
-        "stage_epochs": {"pretrain": stage1, "finetune": stage2},
+        "stage_epochs": {"pretrain": stage1, "warmup": warmup, "finetune": stage2},
+        "curriculum": CURRICULUM,
         "label_fraction": label_fraction,
         "labelled_identities": int(len(labelled)),
         "identities": int(len(np.unique(train.identities))),
@@ -188,13 +217,24 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
         "pretrain_adversarial": attack_card(eps, step_size, steps, "NT-Xent of view 1 against view 2 (batch negatives)",
                                             "view 1 of every image"),
     }
+    warmup_loss = f"triplet loss (semi-hard mining, margin {margin:g}) of the clean batch, no adversarial examples"
+    if warmup:
+        start = time.time()
+        clean = train_triplet(model, protocol, profile=profile, size=size, epochs=warmup, device=device, seed=seed,
+                              progress=progress, lr=warmup_lr, p=p, k=k, margin=margin)
+        walls["warmup"] = round(time.time() - start, 1)
+        info.update({"warmup_history": clean["loss_history"], "warmup_optimizer": clean["optimizer"],
+                     "warmup_loss": warmup_loss})
     start = time.time()
     finetune = train_triplet_adv(model, protocol, profile=profile, size=size, epochs=stage2, device=device, seed=seed,
                                  progress=progress, lr=lr, p=p, k=k, margin=margin, eps=eps, step_size=step_size,
                                  attack_steps=steps, clean_weight=clean_weight, init=None)
+    walls["finetune"] = round(time.time() - start, 1)
     info.update(finetune)
-    info["stage_wall_time_s"] = {"pretrain": round(pretrain_wall, 1), "finetune": round(time.time() - start, 1)}
-    info["loss"] = "stage 1: " + pretrain_loss + "; stage 2: " + finetune["loss"]
+    info["init"] = "stage 1's weights (the projection head dropped)" + (" after the clean warm-up" if warmup else "")
+    info["stage_wall_time_s"] = walls
+    info["loss"] = ("stage 1: " + pretrain_loss + ("; stage 2a (clean warm-up): " + warmup_loss if warmup else "")
+                    + "; stage 2" + ("b" if warmup else "") + ": " + finetune["loss"])
     return info
 
 
@@ -205,15 +245,15 @@ train_contrastive_triplet = specialised_recipe(contrastive_triplet_recipe, "trai
 @register_variant(
     "contrastive-triplet",
     task="fr",
-    description="FaceNet: RoCL-style adversarial contrastive pre-training (NT-Xent, no labels), then a few "
-    "epochs of triplet-loss adversarial fine-tuning",
+    description="FaceNet: RoCL-style adversarial contrastive pre-training (NT-Xent, no labels), then a clean "
+    "triplet warm-up and a few epochs of triplet-loss adversarial fine-tuning",
     input_size={"tiny": 64, "paper": 160},
     default_protocol="synth-fr",
     citation="Adversarial contrastive pre-training + triplet-loss adversarial fine-tuning for face recognition "
     "(facebench's FR seed method, condition (c); stage 1 after Kim et al. RoCL, NeurIPS 2020; bibliographic "
     "reference not recorded in the repository yet)",
     recipe=train_contrastive_triplet,
-    zoo_epochs={"tiny": 4},  # 2 pre-training + 2 fine-tuning
+    zoo_epochs={"tiny": 84},  # stage_epochs: 2 pre-training + 80 clean warm-up + 2 adversarial fine-tuning
 )
 def contrastive_triplet(profile: str) -> EmbeddingNet:
     return facenet(profile)

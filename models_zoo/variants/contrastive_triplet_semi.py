@@ -1,7 +1,8 @@
 """`contrastive-triplet-semi`: `contrastive-triplet` with a fraction of identity labels in pre-training.
 
 The same recipe (one code path): `label_fraction` (default 10 %) of the identities is labelled and stage 1
-adds a supervised contrastive term anchored on their images; the rest stays self-supervised.
+adds a supervised contrastive term anchored on their images; the rest stays self-supervised. Stage 2 (clean
+warm-up, then adversarial fine-tuning) is `contrastive-triplet`'s, with the labels of the whole train split.
 """
 from models_zoo.facenet import EmbeddingNet, facenet
 from models_zoo.registry import register_variant
@@ -25,7 +26,7 @@ train_contrastive_triplet_semi = specialised_recipe(contrastive_triplet_recipe, 
     "semi-supervised form (facebench's FR seed method; supervised contrastive term after Khosla et al., NeurIPS "
     "2020; bibliographic reference not recorded in the repository yet)",
     recipe=train_contrastive_triplet_semi,
-    zoo_epochs={"tiny": 4},  # 2 pre-training + 2 fine-tuning
+    zoo_epochs={"tiny": 84},  # stage_epochs: 2 pre-training + 80 clean warm-up + 2 adversarial fine-tuning
 )
 def contrastive_triplet_semi(profile: str) -> EmbeddingNet:
     return facenet(profile)
