@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 import torch
-from bench.precision import PRECISIONS, fast_view, prepare_model, resolve_forward
+from bench.precision import PRECISIONS, Folded, fast_view, fold_batchnorm, prepare_model, resolve_forward
 from bench.progress import SampleMeter
 
 from attacks import Attack, make_attack
@@ -72,6 +72,7 @@ class RunConfig:
     precision: str = "fp32"  # the attacks' forward pass: fp32 or bf16 autocast (bench/precision.py)
     channels_last: Optional[bool] = None  # None: on for CUDA, off for CPU
     compile: bool = False  # torch.compile the model
+    fold_bn: bool = True  # attacks differentiate a BatchNorm-folded copy of the model (bench/precision.py)
     if_needed: bool = False  # do nothing when a complete run of this configuration already holds every cell
 
 
@@ -664,7 +665,14 @@ class RunState:
         self.device = device
         self.mut = resolve_model(self.cfg)
         self.loaded = loaded or load_model(self.mut, self.cfg, device)
-        self.forward = resolve_forward(self.cfg.precision, self.cfg.channels_last, self.cfg.compile, device)
+        self.forward = resolve_forward(self.cfg.precision, self.cfg.channels_last, self.cfg.compile, device, self.cfg.fold_bn)
+        self.folded = Folded(None, 0)
+        if self.forward.fold_bn:
+            example = torch.rand((4, 3, self.mut.input_size, self.mut.input_size),
+                                 generator=torch.Generator().manual_seed(0)).to(device)
+            self.folded = fold_batchnorm(self.loaded.module, example)
+            if self.folded.module is not None:
+                self.folded.module = prepare_model(self.folded.module, self.forward)
         self.loaded = replace(self.loaded, module=prepare_model(self.loaded.module, self.forward))
         self.protocol = get_protocol(self.cfg.protocol or self.mut.default_protocol)
         self.batch = (BatchSize(self.cfg.batch_size) if self.cfg.batch_size is not None
@@ -692,8 +700,9 @@ class RunState:
         return self.goals[goal]
 
     def view(self, task: Task) -> Task:
-        """What the attacks see: the task on the run's fast forward path (bf16 autocast, channels_last)."""
-        return fast_view(task, self.forward, self.device)
+        """What the attacks see: the task on the run's fast forward path (the BatchNorm-folded copy of the
+        model, bf16 autocast, channels_last); decisions are made on `task` itself."""
+        return fast_view(task, self.forward, self.device, self.folded.module)
 
     def source(self, name: str, goal: str) -> tuple[LoadedModel, GoalItems]:
         """A transfer source model (loaded once) and its view of the goal's items."""
@@ -812,6 +821,9 @@ def same_run(meta: dict, cfg: RunConfig) -> bool:
         stored = json.loads(meta["config"]) if isinstance(meta.get("config"), str) else dict(meta.get("config") or {})
     except ValueError:
         return False
+    # an option added after the run was stored counts as its default there
+    defaults = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
+    stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
     return {k: v for k, v in stored.items() if k not in EXECUTION_FIELDS} == \
         {k: v for k, v in asdict(cfg).items() if k not in EXECUTION_FIELDS}
 
@@ -1012,6 +1024,11 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
         in_run = set()
     outcome = RunOutcome(run_id, store.path)
     state = RunState(RunSetup(cfg, op.threshold, tuple(sources)), device, loaded)
+    if state.folded.folded:
+        log(f"attacks differentiate a copy with {state.folded.folded} BatchNorm(s) folded into convolutions "
+            "(decisions use the model as loaded; --no-fold-bn to turn off)")
+    elif state.folded.note:
+        log(f"BatchNorm folding off: {state.folded.note}; the attacks differentiate the model as it is")
     integrity: dict[str, dict] = {}
     summaries: dict[int, dict] = {}
     shards_of: dict[str, list[ShardOutput]] = {}
@@ -1120,7 +1137,7 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
         monitor.close()
     store.finish_run(run_id, "complete", {"cells_computed": outcome.computed, "cells_reused": outcome.reused,
                                           "integrity": integrity, "batch_size_used": state.batch.size,
-                                          "forward": asdict(state.forward),
+                                          "forward": {**asdict(state.forward), **state.folded.describe()},
                                           "cells_unreliable": sum(bool(s["unreliable"]) for s in outcome.summaries)})
     monitor.run_done(outcome.computed, outcome.reused)
     return outcome

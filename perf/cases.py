@@ -92,9 +92,18 @@ def native_summary(rows: list[dict], timings: dict[str, Timing], native: str = "
             how = "direct" if r["kind"] == "library" else "adapter"
             vs.setdefault(r["library"], {})[how] = round(t / r["median_s"], 4)
             vs_paired.setdefault(r["library"], {})[how] = round(paired(timings[native], timings[r["name"]]), 4)
-    return {"ratio_to_bare": by[native]["ratio_to_bare"], "paired_ratio_to_bare": by[native]["paired_ratio_to_bare"],
-            "time_ratio_vs": vs, "paired_time_ratio_vs": vs_paired,
-            "faster_than_every_library": all(v < 1 for lib in vs.values() for v in lib.values())}
+    out = {"ratio_to_bare": by[native]["ratio_to_bare"], "paired_ratio_to_bare": by[native]["paired_ratio_to_bare"],
+           "time_ratio_vs": vs, "paired_time_ratio_vs": vs_paired,
+           "faster_than_every_library": all(v < 1 for lib in vs.values() for v in lib.values())}
+    if pgd.BARE_FOLDED in by:  # the engine's own overhead: native over the bare loop on the same (folded) forward
+        out["engine_overhead"] = round(t / by[pgd.BARE_FOLDED]["median_s"], 4)
+        out["paired_engine_overhead"] = round(paired(timings[native], timings[pgd.BARE_FOLDED]), 4)
+    if pgd.NATIVE_LOADED in by:  # what the engine alone does against each library on the same forward
+        t0 = by[pgd.NATIVE_LOADED]["median_s"]
+        out["unfolded_time_ratio_vs"] = {r["library"]: round(t0 / r["median_s"], 4) for r in rows if r["kind"] == "library"}
+    if pgd.TA_FOLDED in by:
+        out["time_ratio_vs_torchattacks_folded"] = round(t / by[pgd.TA_FOLDED]["median_s"], 4)
+    return out
 
 
 def stopped_early(w: Workload, eps: float, settings: Settings) -> tuple[int, int]:
@@ -115,9 +124,9 @@ def pgd_case(name: str, description: str, settings: Settings, w: Workload, eps: 
     rows = contender_rows(cs, timings, "bare torch loop")
     summary = native_summary(rows, timings)
     summary.update({"native_broken": broken, "native_stopped_early": early})
-    if check_target:
+    if check_target:  # both against the loop on the model as loaded and (the engine's own overhead) on the same forward
         summary["max_ratio_to_bare"] = MAX_RATIO_TO_BARE
-        summary["within_max_ratio"] = summary["ratio_to_bare"] <= MAX_RATIO_TO_BARE
+        summary["within_max_ratio"] = max(summary["ratio_to_bare"], summary.get("engine_overhead", 0)) <= MAX_RATIO_TO_BARE
     attack = {"attack": "pgd", "norm": "linf", "eps": eps, "eps_255": round(eps * 255, 4), "steps": settings.steps,
               "step_size": STEP_SIZE, "random_start": True, "seed": settings.seed}
     return CaseResult(name, description, w.describe(), attack, rows, summary, notes)

@@ -49,7 +49,7 @@ def table(results) -> str:
     for r in results:
         native_t = next((c["median_s"] for c in r.contenders if c["name"] == "native pgd"), None)
         for c in r.contenders:
-            vs = f"{native_t / c['median_s']:.3f}" if native_t and c["kind"] in ("library", "adapter") else ""
+            vs = f"{native_t / c['median_s']:.3f}" if native_t and c["kind"] in ("library", "adapter", "reference") else ""
             ratio = lambda v: "" if v is None else f"{v:.3f}"  # noqa: E731
             extra = f"{c['peak_gib']:.2f} GiB peak" if "peak_gib" in c else ""
             rows.append([r.name, c["name"], f"{c['median_s']:.3f}", f"{c['samples_per_s']:.1f}", ratio(c["ratio_to_bare"]),
@@ -68,6 +68,8 @@ def summary_line(r) -> str:
         return f"peak-memory: {peaks} (limit {s['limit_gib']} GiB: {'met' if s['within_limit'] else 'NOT met'})"
     vs = ", ".join(f"{lib} {'/'.join(f'{k} {v:.2f}' for k, v in d.items())}" for lib, d in s["time_ratio_vs"].items())
     line = f"{r.name}: native pgd = {s['ratio_to_bare']:.3f} x bare loop (paired {s['paired_ratio_to_bare']:.3f})"
+    if "engine_overhead" in s:
+        line += f", {s['engine_overhead']:.3f} x the bare loop on the same folded forward (paired {s['paired_engine_overhead']:.3f})"
     if "within_max_ratio" in s:
         line += f" (target <= {s['max_ratio_to_bare']}: {'met' if s['within_max_ratio'] else 'NOT met'})"
     return (f"{line}; native time / library time: {vs}; broken {s['native_broken']}, stopped early "

@@ -41,13 +41,13 @@ def cascade_cost(settings: Settings) -> CaseResult:
     out: dict[str, object] = {}
 
     def run_cascade():
-        out["cascade"] = cascade_cell(items, clean, stages, "linf", CASCADE_EPS, w.batch, seed)
+        out["cascade"] = cascade_cell(items, clean, stages, "linf", CASCADE_EPS, w.batch, seed, attack_task=w.view)
         return out["cascade"]
 
     def run_independent():
         # each stage with the generator the cascade gives it (seeded from the seed and its position)
-        out["independent"] = [attack_cell(items, clean, a, "linf", CASCADE_EPS, w.batch, (seed + 7919 * (k + 1)) % 2**63)
-                              for k, a in enumerate(stages)]
+        out["independent"] = [attack_cell(items, clean, a, "linf", CASCADE_EPS, w.batch, (seed + 7919 * (k + 1)) % 2**63,
+                                          attack_task=w.view) for k, a in enumerate(stages)]
         return out["independent"]
 
     cs = [Contender("cascade", run_cascade, w.batch, "grid", "facebench", "cascade_cell: each stage on the unbroken samples"),

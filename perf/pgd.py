@@ -22,10 +22,12 @@ LIBRARIES = ("torchattacks", "foolbox", "art")
 ADAPTERS = {"torchattacks": "torchattacks-pgd", "foolbox": "foolbox-pgd", "art": "art-pgd"}
 
 
-def bare_loop(w: Workload, eps: float, steps: int, step_size: float, seed: int = 0) -> Callable[[], torch.Tensor]:
+def bare_loop(w: Workload, eps: float, steps: int, step_size: float, seed: int = 0,
+              folded: bool = False) -> Callable[[], torch.Tensor]:
     """The physical floor: `steps` forward + backward passes of the task margin with a sign step and the
-    projection, on the whole batch, no early stop, no bookkeeping, no final evaluation."""
-    task, x = w.task, w.x
+    projection, on the whole batch, no early stop, no bookkeeping, no final evaluation. `folded`: on the
+    forward the runner's attacks differentiate (`w.view`), else on the model as loaded."""
+    task, x = (w.view if folded else w.task), w.x
 
     def run() -> torch.Tensor:
         g = torch.Generator(device=x.device).manual_seed(seed)
@@ -40,19 +42,23 @@ def bare_loop(w: Workload, eps: float, steps: int, step_size: float, seed: int =
     return run
 
 
-def native(w: Workload, eps: float, steps: int, step_size: float, seed: int = 0) -> Callable[[], object]:
+def native(w: Workload, eps: float, steps: int, step_size: float, seed: int = 0, loaded: bool = False) -> Callable[[], object]:
+    """Native PGD as the runner runs it (on `w.view`), or on the model as loaded (`loaded`, i.e. --no-fold-bn)."""
     attack = make_attack("pgd", {"steps": steps, "step_size": step_size, "random_start": True})
-    return lambda: attack.run(w.task, w.x, "linf", eps, torch.Generator(device=w.x.device).manual_seed(seed))
+    task = w.task if loaded else w.view
+    return lambda: attack.run(task, w.x, "linf", eps, torch.Generator(device=w.x.device).manual_seed(seed))
 
 
 def adapter(library: str, w: Workload, eps: float, steps: int, step_size: float, seed: int = 0) -> Callable[[], object]:
+    """A library's PGD through our adapter, as the runner runs it (on `w.view`)."""
     attack = make_attack(ADAPTERS[library], {"steps": steps, "step_size": step_size, "random_start": True})
-    return lambda: attack.run(w.task, w.x, "linf", eps, torch.Generator(device=w.x.device).manual_seed(seed))
+    return lambda: attack.run(w.view, w.x, "linf", eps, torch.Generator(device=w.x.device).manual_seed(seed))
 
 
-def direct(library: str, w: Workload, eps: float, steps: int, step_size: float) -> Callable[[], object]:
-    """The library's own PGD called on `task.as_classifier()` with the least glue it needs."""
-    clf = w.task.as_classifier().eval()  # the model inside is in eval mode already; this keeps foolbox quiet
+def direct(library: str, w: Workload, eps: float, steps: int, step_size: float, folded: bool = False) -> Callable[[], object]:
+    """The library's own PGD called on `task.as_classifier()` with the least glue it needs: the model as a
+    user hands it over, or (`folded`) the forward facebench's attacks differentiate."""
+    clf = (w.view if folded else w.task).as_classifier().eval()  # the model inside is in eval mode already; this keeps foolbox quiet
     x = w.x
     labels = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     if library == "torchattacks":
@@ -90,14 +96,35 @@ def direct(library: str, w: Workload, eps: float, steps: int, step_size: float) 
 
 def contenders(w: Workload, eps: float, steps: int, step_size: float, libraries: tuple[str, ...] = LIBRARIES,
                with_adapters: bool = True) -> list[Contender]:
+    """The contenders of a PGD case. "native pgd" and the adapters run as the runner runs them (on the
+    BatchNorm-folded forward when the model has one); the libraries direct get the model as loaded, as a
+    user calling them would. When folding applies, three more rows show where the time goes: the bare loop
+    on the folded forward (the floor of the forward native differentiates: the engine's own overhead),
+    native on the model as loaded (`--no-fold-bn`) and torchattacks direct on the folded forward."""
     n = w.batch
+    fold = w.bn_folded > 0
     out = [Contender("bare torch loop", bare_loop(w, eps, steps, step_size), n, "baseline",
-                     note=f"{steps} x (forward + backward + step), no early stop"),
-           Contender("native pgd", native(w, eps, steps, step_size), n, "native")]
+                     note=f"{steps} x (forward + backward + step) on the model as loaded, no early stop")]
+    if fold:
+        out.append(Contender(BARE_FOLDED, bare_loop(w, eps, steps, step_size, folded=True), n, "floor",
+                             note=f"the same loop on the forward native differentiates ({w.bn_folded} BatchNorms folded)"))
+    out.append(Contender("native pgd", native(w, eps, steps, step_size), n, "native",
+                         note="as the runner runs it" + (" (BatchNorm folded)" if fold else "")))
+    if fold:
+        out.append(Contender(NATIVE_LOADED, native(w, eps, steps, step_size, loaded=True), n, "reference",
+                             note="the engine on the model as loaded (--no-fold-bn)"))
     for lib in libraries:
         out.append(Contender(f"{lib} PGD (direct)", direct(lib, w, eps, steps, step_size), n, "library", lib,
-                             note="library on task.as_classifier()"))
+                             note="library on task.as_classifier() of the model as loaded"))
+        if fold and lib == "torchattacks":
+            out.append(Contender(TA_FOLDED, direct(lib, w, eps, steps, step_size, folded=True), n, "reference", lib,
+                                 note="torchattacks on the folded forward (what folding alone buys a library)"))
         if with_adapters:
             out.append(Contender(ADAPTERS[lib], adapter(lib, w, eps, steps, step_size), n, "adapter", lib,
-                                 note="our adapter (query counting, best-so-far, success by the task)"))
+                                 note="our adapter as the runner runs it (query counting, best-so-far, success by the task)"))
     return out
+
+
+BARE_FOLDED = "bare torch loop (folded)"
+NATIVE_LOADED = "native pgd (--no-fold-bn)"
+TA_FOLDED = "torchattacks PGD (direct, folded)"

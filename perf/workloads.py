@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.data.protocols import get_protocol
+from bench.precision import fast_view, fold_batchnorm, resolve_forward
 from bench.runner import RunConfig, goal_items, load_model, resolve_model
 from bench.tasks.base import Task
 
@@ -21,6 +22,8 @@ class Workload:
     threshold: float
     task: Task
     x: torch.Tensor
+    view: Task  # what the runner's attacks see: the task on the default fast forward path (BatchNorm folded)
+    bn_folded: int = 0
 
     @property
     def batch(self) -> int:
@@ -28,11 +31,12 @@ class Workload:
 
     def subset(self, index: torch.Tensor) -> "Workload":
         return Workload(self.model_name, self.profile, self.protocol, self.goal, self.threshold,
-                        self.task.subset(index), self.x[index])
+                        self.task.subset(index), self.x[index], self.view.subset(index), self.bn_folded)
 
     def describe(self) -> dict:
         return {"model": self.model_name, "profile": self.profile, "protocol": self.protocol, "goal": self.goal,
-                "threshold": self.threshold, "batch": self.batch, "input_shape": list(self.x.shape[1:])}
+                "threshold": self.threshold, "batch": self.batch, "input_shape": list(self.x.shape[1:]),
+                "bn_folded": self.bn_folded}
 
 
 _CACHE: dict[tuple, Workload] = {}
@@ -43,7 +47,8 @@ def shipped_workload(model: str, goal: str, batch: int, device: torch.device, pr
     """A zoo model's shipped weights, its default protocol's test items for `goal`, its card's dev threshold.
 
     Items already broken on clean input are dropped (the runner does not attack them); the first
-    `batch` of the rest are kept. Built once per process and argument set.
+    `batch` of the rest are kept. `view` is the task as the runner's attacks see it with the default
+    forward options on `device` (bench/precision.py). Built once per process and argument set.
     """
     key = (model, goal, batch, str(device), profile, seed)
     if key not in _CACHE:
@@ -54,6 +59,9 @@ def shipped_workload(model: str, goal: str, batch: int, device: torch.device, pr
         protocol = get_protocol(mut.default_protocol)
         items = goal_items(protocol, loaded.module, goal, threshold, cfg, mut.input_size, device)
         todo = (~items.task.success(items.x)).nonzero().squeeze(1)[:batch]
-        _CACHE[key] = Workload(mut.name, mut.profile, protocol.name, goal, threshold,
-                               items.task.subset(todo), items.x[todo].contiguous())
+        task = items.task.subset(todo)
+        options = resolve_forward("fp32", None, False, device)
+        folded = fold_batchnorm(loaded.module, items.x[:4])
+        _CACHE[key] = Workload(mut.name, mut.profile, protocol.name, goal, threshold, task, items.x[todo].contiguous(),
+                               fast_view(task, options, device, folded.module), folded.folded)
     return _CACHE[key]

@@ -41,6 +41,11 @@ def test_quick_run_writes_results_json(tmp_path):
         assert set(s["time_ratio_vs"]) == {"torchattacks", "foolbox", "art"}
         assert all(set(v) == {"direct", "adapter"} for v in s["time_ratio_vs"].values())
         assert s["ratio_to_bare"] > 0
+        # the shipped FaceNet has BatchNorms: native runs on the folded forward, and the rows that say what
+        # folding buys (the loop on the same forward, the engine unfolded, torchattacks folded) are there
+        assert case["workload"]["bn_folded"] == 13
+        assert {"bare torch loop (folded)", "native pgd (--no-fold-bn)", "torchattacks PGD (direct, folded)"} <= names
+        assert s["engine_overhead"] > 0 and set(s["unfolded_time_ratio_vs"]) == {"torchattacks", "foolbox", "art"}
     full = next(c for c in doc["cases"] if c["name"] == "pgd-full-steps")
     assert "within_max_ratio" in full["summary"]
 
@@ -51,7 +56,7 @@ def test_one_case_without_adapters(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (case,) = json.loads(out.read_text())["cases"]
     assert case["name"] == "pgd-early-stop"
-    assert {c["kind"] for c in case["contenders"]} == {"baseline", "native", "library"}
+    assert {c["kind"] for c in case["contenders"]} == {"baseline", "floor", "native", "reference", "library"}
 
 
 def test_cuda_without_a_device_is_one_clear_line(tmp_path):

@@ -55,6 +55,16 @@ class Task(ABC):
         task.starts = None if starts is None else starts.detach()
         return task
 
+    def with_model(self, module: nn.Module) -> "Task":
+        """This task (a shallow copy) computing its scores with `module` instead of its model: the same
+        function computed differently (the BatchNorm-folded copy, bench/precision.py). References and
+        templates are kept as they are. A task that holds no `model` attribute is returned unchanged."""
+        if not hasattr(self, "model"):
+            return self
+        task = copy.copy(self)
+        task.model = module
+        return task
+
     def starts_for(self, index: torch.Tensor) -> Optional[torch.Tensor]:
         """The starting points of the items in `index` (what `subset` carries), or None."""
         return None if self.starts is None else self.starts[index.to(self.starts.device)]
@@ -139,6 +149,9 @@ class TaskView(Task):
 
     def subset(self, index: torch.Tensor) -> "TaskView":
         return self.rewrap(self.task.subset(index)).with_starts(self.starts_for(index))
+
+    def with_model(self, module: nn.Module) -> "TaskView":
+        return self.rewrap(self.task.with_model(module)).with_starts(self.starts)
 
 class MarginClassifier(nn.Module):
     """Binary classifier view of a task: logit 1 minus logit 0 is the scaled attacker margin."""
