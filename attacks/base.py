@@ -38,6 +38,9 @@ class Attack:
     goals: ClassVar[Optional[tuple[str, ...]]] = None  # None: every goal
     description: ClassVar[str] = ""
     measures_min_eps: ClassVar[bool] = False  # its output carries `min_eps` (the runner stores it per sample)
+    # its budgets can run as one batch (eps a per-sample tensor, random numbers drawn per budget from a
+    # `SegmentGenerators`), giving per-sample results identical to one run per budget
+    budgets_together: ClassVar[bool] = False
 
     def validate(self) -> None:
         """Refuse nonsensical parameters; subclasses extend this."""
@@ -55,6 +58,27 @@ class Attack:
 
     def run(self, task: Task, x: torch.Tensor, norm: str, eps: Budget, generator: Optional[torch.Generator] = None) -> AttackOutput:
         raise NotImplementedError
+
+
+class SegmentGenerators:
+    """Random generators for a batch that stacks several runs of an attack (one per budget, `segment[i]`
+    says which run row i belongs to): every random draw is made per run with that run's generator, on
+    that run's rows in order, so each run draws exactly what it would draw alone on its own rows.
+    Attacks that declare `budgets_together` accept one in place of a `torch.Generator`."""
+
+    def __init__(self, generators: list[torch.Generator], segment: torch.Tensor) -> None:
+        self.generators = list(generators)
+        self.segment = segment
+
+    def subset(self, index: torch.Tensor) -> "SegmentGenerators":
+        return SegmentGenerators(self.generators, self.segment[index.to(self.segment.device)])
+
+    def per_run(self):
+        """(generator, rows of this batch that belong to its run) for each run with rows here, in run order."""
+        for k, g in enumerate(self.generators):
+            rows = (self.segment == k).nonzero().squeeze(1)
+            if rows.numel():
+                yield g, rows
 
 
 def eps_view(eps: Budget, x: torch.Tensor) -> torch.Tensor:

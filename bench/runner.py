@@ -73,11 +73,13 @@ class RunConfig:
     channels_last: Optional[bool] = None  # None: on for CUDA, off for CPU
     compile: bool = False  # torch.compile the model
     fold_bn: bool = True  # attacks differentiate a BatchNorm-folded copy of the model (bench/precision.py)
+    budgets_together: bool = True  # an attack's budgets run as one batch where it can (identical results; local executor)
     if_needed: bool = False  # do nothing when a complete run of this configuration already holds every cell
 
 
 # fields of RunConfig that say how a run is executed, not what it computes: a resumed run may change them
-EXECUTION_FIELDS = ("command", "store", "executor", "address", "cpus_per_cell", "gpus_per_cell", "resume", "if_needed")
+EXECUTION_FIELDS = ("command", "store", "executor", "address", "cpus_per_cell", "gpus_per_cell", "resume", "if_needed",
+                    "budgets_together")
 
 
 @dataclass
@@ -384,6 +386,49 @@ def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, no
     return arrays
 
 
+def attack_cells_together(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, norm: str,
+                          budgets: list[tuple[float, int]], batch_size: "int | BatchSize", attack_task: Optional[Task] = None,
+                          meter: Optional[SampleMeter] = None) -> Optional[list[dict]]:
+    """`attack_cell` for several budgets (eps, seed) of one attack in one batched pass: per chunk of the
+    goal's clean-correct items, the chunk is stacked once per budget, eps is a per-sample tensor, and each
+    budget draws its random numbers with its own generator on its own rows (`SegmentGenerators`). The chunks
+    are those `attack_cell` uses, so each budget's per-sample arrays equal those of its own `attack_cell`.
+
+    Returns None, having stored nothing, when a stacked chunk does not fit in memory: the caller then
+    computes the budgets one by one (which can use smaller batches)."""
+    from attacks.base import SegmentGenerators
+
+    if not attack.budgets_together or getattr(attack, "per_sample", False):
+        raise ValueError(f"attack {attack.name!r} cannot run its budgets together")
+    task, x = items.task, items.x
+    attack_task = attack_task or task
+    k = len(budgets)
+    todo = (~task.broken_on_clean(clean_scores)).nonzero().squeeze(1)
+    gens = [torch.Generator(device=x.device).manual_seed(seed) for _, seed in budgets]
+    x_adv = [x.clone() for _ in budgets]
+    queries = [torch.zeros(x.shape[0], dtype=torch.long, device=x.device) for _ in budgets]
+    size = BatchSize.of(batch_size).size
+    try:
+        for start in range(0, todo.numel(), size):
+            idx = todo[start:start + size]
+            m = idx.numel()
+            rows = idx.repeat(k)
+            eps = torch.cat([torch.full((m,), float(e), device=x.device) for e, _ in budgets])
+            segment = torch.arange(k, device=x.device).repeat_interleave(m)
+            out = attack.run(attack_task.subset(rows), x[rows], norm, eps, generator=SegmentGenerators(gens, segment))
+            for j in range(k):
+                x_adv[j][idx] = out.x_adv[j * m:(j + 1) * m].detach()
+                queries[j][idx] = out.queries[j * m:(j + 1) * m]
+            if meter is not None:
+                meter.update(m)
+    except torch.cuda.OutOfMemoryError:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return None
+    return [_cell_arrays(items, clean_scores, x_adv[j], queries[j], attack.name, norm, e, batch_size)
+            for j, (e, _) in enumerate(budgets)]
+
+
 @dataclass
 class CascadeResult:
     """A cascade cell's per-sample arrays and, per stage, the samples it saw and broke."""
@@ -678,6 +723,7 @@ class RunState:
         self.batch = (BatchSize(self.cfg.batch_size) if self.cfg.batch_size is not None
                       else auto_batch_size(device, self.cfg.samples))
         self.goals: dict[str, PreparedGoal] = {}
+        self.together: dict[str, tuple[dict, float]] = {}  # cell id -> (arrays, seconds) computed with a sibling budget
         self.source_loaded: dict[str, LoadedModel] = {}
         self.source_items: dict[tuple[str, str], GoalItems] = {}
 
@@ -736,6 +782,9 @@ class CellJob:
     shards: int = 1
     start: int = 0
     stop: int = -1  # -1: every item
+    # budgets together: (cell id, eps, seed) of every cell of this attack still to compute (this one included);
+    # the first of them computed computes them all and keeps the others for their own jobs (RunState.together)
+    together: tuple = ()
 
 
 @dataclass
@@ -771,6 +820,21 @@ def compute_job(state: RunState, job: CellJob, meter: Optional[SampleMeter] = No
     attrs: dict = {}
     if meter is not None:
         meter.start(job.label, int((~items.task.broken_on_clean(clean)).sum()))
+    if pc.kind == "attack" and job.together and job.shards == 1:
+        computed_here = job.cell_id not in state.together
+        if computed_here:
+            t0 = time.perf_counter()
+            results = attack_cells_together(items, clean, make_attack(pc.attack, pc.params), pc.norm,
+                                            [(eps, s) for _, eps, s in job.together], batch_size, attack_task, meter)
+            if results is not None:
+                share = (time.perf_counter() - t0) / len(results)
+                state.together.update({cid: (arrays, share) for (cid, _, _), arrays in zip(job.together, results)})
+        if job.cell_id in state.together:
+            arrays, seconds = state.together.pop(job.cell_id)
+            if meter is not None and not computed_here:
+                meter.update(int(arrays["attacked"].sum()))
+            attrs = {"budgets_together": len(job.together)}
+            return ShardOutput(job.index, job.cell_id, job.shard, arrays, attrs, seconds)
     if pc.kind == "attack":
         arrays = attack_cell(items, clean, make_attack(pc.attack, pc.params), pc.norm, pc.eps, batch_size, seed=seed,
                              attack_task=attack_task, meter=meter)
@@ -1078,6 +1142,7 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
 
     failures: list[str] = []
     duplicates: list[tuple[int, str]] = []
+    together = budget_groups(grid, cids, cfg, store)
     try:
         executor = make_executor(cfg, state, monitor.meter, log)
         for index, (pc, config, cid) in enumerate(zip(grid, configs, cids)):
@@ -1098,9 +1163,10 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
             meta_of[cid] = (index, config, {"run_id": run_id, "threshold": threshold, "eot": prep.eot})
             ranges = shard_ranges(len(prep.items.sample_ids), cfg.shard_size)
             expected[cid] = len(ranges)
-            seed = int(cid[:12], 16) ^ cfg.seed
+            seed = cell_seed(cid, cfg)
             for k, (start, stop) in enumerate(ranges):
-                job = CellJob(index, cid, pc, seed, prep.eot, _cell_label(pc), k, len(ranges), start, stop)
+                job = CellJob(index, cid, pc, seed, prep.eot, _cell_label(pc), k, len(ranges), start, stop,
+                              together.get(cid, ()))
                 monitor.cell_started(job.label, k, len(ranges))
                 executor.submit(job)
             finish(executor.ready(block=False))
@@ -1141,6 +1207,27 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
                                           "cells_unreliable": sum(bool(s["unreliable"]) for s in outcome.summaries)})
     monitor.run_done(outcome.computed, outcome.reused)
     return outcome
+
+
+def cell_seed(cid: str, cfg: RunConfig) -> int:
+    """A cell's random seed: from its id and the run's seed."""
+    return int(cid[:12], 16) ^ cfg.seed
+
+
+def budget_groups(grid: list[PlannedCell], cids: list[str], cfg: RunConfig, store) -> dict[str, tuple]:
+    """Cells to compute as one batch per attack (budgets together): for each cell still to compute whose
+    attack can (`Attack.budgets_together`), the (cell id, eps, seed) of every such cell of the same goal,
+    attack, parameters and norm, when there are at least two. Only for the local executor and unsharded
+    cells (a Ray task computes one cell; shards draw their own random numbers)."""
+    if not cfg.budgets_together or cfg.executor != "local" or cfg.shard_size:
+        return {}
+    groups: dict[tuple, dict[str, tuple]] = {}
+    for pc, cid in zip(grid, cids):
+        if pc.kind != "attack" or not make_attack(pc.attack, pc.params).budgets_together or store.has_cell(cid):
+            continue
+        key = (pc.goal, pc.attack, json.dumps(pc.params, sort_keys=True, default=str), pc.norm)
+        groups.setdefault(key, {})[cid] = (cid, pc.eps, cell_seed(cid, cfg))
+    return {cid: tuple(members.values()) for members in groups.values() if len(members) > 1 for cid in members}
 
 
 def _cell_label(pc: PlannedCell) -> str:

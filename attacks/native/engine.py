@@ -5,12 +5,19 @@ from typing import Optional
 
 import torch
 
-from attacks.base import AttackOutput, Budget, eps_view, flat_norm, project, steepest_step
+from attacks.base import AttackOutput, Budget, SegmentGenerators, eps_view, flat_norm, project, steepest_step
 from bench.tasks.base import Task
 
 
-def random_start(x: torch.Tensor, norm: str, eps: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-    """A uniform point in the Linf ball, or a random direction at a uniform radius in the L2 ball."""
+def random_start(x: torch.Tensor, norm: str, eps: torch.Tensor,
+                 generator: "Optional[torch.Generator] | SegmentGenerators") -> torch.Tensor:
+    """A uniform point in the Linf ball, or a random direction at a uniform radius in the L2 ball.
+    With `SegmentGenerators`, each run's rows are drawn with its own generator (budgets together)."""
+    if isinstance(generator, SegmentGenerators):
+        out = torch.empty_like(x)
+        for g, rows in generator.per_run():
+            out[rows] = random_start(x[rows], norm, eps[rows], g)
+        return out
     if norm == "linf":
         return (torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1) * eps
     d = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -30,7 +37,7 @@ def gradient_attack(
     restarts: int = 1,
     momentum: float = 0.0,
     mask: Optional[torch.Tensor] = None,
-    generator: Optional[torch.Generator] = None,
+    generator: "Optional[torch.Generator] | SegmentGenerators" = None,
 ) -> AttackOutput:
     """Iterated steepest ascent of the task margin inside the norm ball (FGSM, BIM, PGD, MIM).
 
@@ -53,7 +60,8 @@ def gradient_attack(
             break
         x0, e = x[act], eps_all[act]
         sub = task.subset(act)
-        delta = random_start(x0, norm, e, generator) if random_init else torch.zeros_like(x0)
+        gen = generator.subset(act) if isinstance(generator, SegmentGenerators) else generator
+        delta = random_start(x0, norm, e, gen) if random_init else torch.zeros_like(x0)
         if mask is not None:
             delta = delta * mask
         delta = project(delta, x0, norm, e)

@@ -13,6 +13,7 @@ from attacks.registry import register_attack
 class FGSM(Attack):
     name = "fgsm"
     backend = "native"
+    budgets_together = True
     norms = ("linf", "l2")
     description = "fast gradient (sign) method: one step of size eps"
 

@@ -21,6 +21,7 @@ def _check_steps(name: str, steps: int, step_size: float) -> None:
 class BIM(Attack):
     name = "bim"
     backend = "native"
+    budgets_together = True
     norms = ("linf", "l2")
     description = "basic iterative method: PGD from the clean input (no random start), per-sample early stop"
 
@@ -40,6 +41,7 @@ class BIM(Attack):
 class MIM(Attack):
     name = "mim"
     backend = "native"
+    budgets_together = True
     norms = ("linf", "l2")
     description = "momentum iterative method: steps along an accumulated L1-normalised gradient (decay mu)"
 

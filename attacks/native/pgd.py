@@ -14,6 +14,7 @@ from bench.errors import BadInputError
 class PGD(Attack):
     name = "pgd"
     backend = "native"
+    budgets_together = True
     norms = ("linf", "l2")
     description = "projected gradient ascent on the task margin; random start, restarts, per-sample early stop"
 
