@@ -23,6 +23,9 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--profile", choices=("tiny", "paper"), default=None,
+                   help="the model's profile: tiny (shipped weights; the default on CPU) or paper (ResNet50 at 160 px, "
+                        "randomly initialised for timing; the default with --device cuda)")
     p.add_argument("--case", action="append", choices=sorted(CASES), help="run only this case (repeatable)")
     p.add_argument("--batch", type=int, default=32, help="samples per attack call (default 32)")
     p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
@@ -63,6 +66,13 @@ def summary_line(r) -> str:
         return (f"cascade-cost: cascade = {s['cascade_over_independent']:.3f} x its attacks run independently (target <= "
                 f"{s['target']}: {'met' if s['within_target'] else 'NOT met'}); broken {s['broken_cascade']} vs "
                 f"{s['broken_independent']} of {r.workload['batch']}, {s['samples_differing']} samples differ")
+    if r.name == "budgets-together":
+        return (f"budgets-together: one stacked batch = {s['together_over_apart']:.3f} x one pass per budget (paired "
+                f"{s['paired_together_over_apart']:.3f}); {s['samples_differing']} sample decisions differ; broken per "
+                f"budget {s['broken_per_budget']}")
+    if r.name == "forward-options":
+        return "forward-options: time / default forward: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in s["time_ratio_to_default"].items())
     if r.name == "peak-memory":
         peaks = ", ".join(f"{m} {g:.2f} GiB" for m, g in s["peak_gib"].items())
         return f"peak-memory: {peaks} (limit {s['limit_gib']} GiB: {'met' if s['within_limit'] else 'NOT met'})"
@@ -88,7 +98,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     device = torch.device(args.device)
     settings = Settings(device=device, batch=args.batch, steps=args.steps, repeats=args.repeats,
-                        adapters=not args.no_adapters)
+                        adapters=not args.no_adapters,
+                        profile=args.profile or ("paper" if device.type == "cuda" else "tiny"))
     if args.quick:
         settings.batch, settings.steps, settings.repeats, settings.warmup = 4, 2, 1, 0
     for name in ("batch", "steps", "repeats"):
@@ -108,7 +119,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         "machine": machine(device),
         "torch": torch.__version__,
         "versions": versions(),
-        "settings": {"batch": settings.batch, "steps": settings.steps, "repeats": settings.repeats,
+        "settings": {"profile": settings.profile, "batch": settings.batch, "steps": settings.steps, "repeats": settings.repeats,
                      "warmup": settings.warmup, "seed": settings.seed, "quick": args.quick,
                      "timing": "interleaved rounds in one process; medians over repeats"},
         "cases": [asdict(r) for r in results],

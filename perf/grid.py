@@ -1,19 +1,21 @@
 """Grid-level cases: what the cascade saves over running its attacks independently, and peak memory."""
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+import torch
 
 from attacks import make_attack
 from attacks.suites import standard_cascade
-from bench.runner import GoalItems, attack_cell, batched_scores, cascade_cell
-from perf.cases import CASES, CaseResult, Settings, register_case
+from bench.runner import GoalItems, attack_cell, attack_cells_together, batched_scores, cascade_cell
+from perf.cases import CASES, GOAL, MODEL, CaseResult, Settings, paired, register_case
 from perf.timing import Contender, interleaved
-from perf.workloads import shipped_workload
+from perf.workloads import workload
 
 CASCADE_MODEL, CASCADE_GOAL, CASCADE_EPS = "facenet-baseline", "impersonation", 8 / 255
 SQUARE_QUERIES = 500  # the harness caps the cascade's Square stage (5000 in `standard`) to stay within minutes
@@ -32,7 +34,7 @@ def cascade_stages(max_queries: int) -> list:
 @register_case("cascade-cost", "the standard Linf cascade (APGD -> APGD-T -> DeepFool -> Square) on the samples "
                "still unbroken, vs the same four attacks each run on every sample (worst case taken after)")
 def cascade_cost(settings: Settings) -> CaseResult:
-    w = shipped_workload(CASCADE_MODEL, CASCADE_GOAL, settings.batch, settings.device, seed=settings.seed)
+    w = workload(CASCADE_MODEL, CASCADE_GOAL, settings.batch, settings.device, settings.profile, settings.seed)
     items = GoalItems(CASCADE_GOAL, w.x, w.task, [f"s{i}" for i in range(w.batch)])
     clean = batched_scores(w.task, w.x, w.batch)
     queries = 50 if settings.steps < 10 else SQUARE_QUERIES  # --quick: a smoke run
@@ -107,3 +109,84 @@ def peak_memory(settings: Settings) -> CaseResult:
     return CaseResult("peak-memory", CASES["peak-memory"].description, {"models": list(peaks)},
                       {"suite": suite, "samples": samples}, rows, summary, notes)
 
+
+
+BUDGET_EPS = (2 / 255, 4 / 255, 8 / 255)  # the quick suite's budgets
+BUDGET_GOAL = "impersonation"
+
+
+@register_case("budgets-together", "PGD at the quick suite's three Linf budgets run as one stacked batch (eps per "
+               "sample) vs one pass per budget, as the runner computes cells (attack_cells_together vs attack_cell)")
+def budgets_together(settings: Settings) -> CaseResult:
+    w = workload(CASCADE_MODEL, BUDGET_GOAL, settings.batch, settings.device, settings.profile, settings.seed)
+    items = GoalItems(BUDGET_GOAL, w.x, w.task, [f"s{i}" for i in range(w.batch)])
+    clean = batched_scores(w.task, w.x, w.batch)
+    attack = make_attack("pgd", {"steps": settings.steps})
+    budgets = [(eps, settings.seed + k) for k, eps in enumerate(BUDGET_EPS)]
+    out: dict[str, object] = {}
+
+    def apart():
+        out["apart"] = [attack_cell(items, clean, attack, "linf", eps, w.batch, seed, attack_task=w.view)
+                        for eps, seed in budgets]
+
+    def together():
+        out["together"] = attack_cells_together(items, clean, attack, "linf", budgets, w.batch, w.view)
+
+    cs = [Contender("budgets apart", apart, w.batch * len(budgets), "grid", "facebench", "attack_cell per budget"),
+          Contender("budgets together", together, w.batch * len(budgets), "grid", "facebench",
+                    f"one stacked batch of {len(budgets)} x {w.batch}")]
+    timings = interleaved(cs, settings.repeats, settings.device, settings.warmup)
+    if out["together"] is None:
+        raise RuntimeError("budgets-together: the stacked batch did not fit in memory; pass a smaller --batch")
+    differ = sum(int((a["success"] != t["success"]).sum()) for a, t in zip(out["apart"], out["together"]))
+    t_a, t_t = timings["budgets apart"].median, timings["budgets together"].median
+    rows = [{"name": c.name, "kind": c.kind, "library": c.library, "note": c.note, "samples": c.samples,
+             "seconds": [round(s, 6) for s in timings[c.name].seconds], "median_s": round(timings[c.name].median, 6),
+             "samples_per_s": round(c.samples / timings[c.name].median, 3), "ratio_to_bare": None,
+             "paired_ratio_to_bare": None} for c in cs]
+    summary = {"together_over_apart": round(t_t / t_a, 4), "paired_together_over_apart": round(paired(
+               timings["budgets together"], timings["budgets apart"]), 4), "samples_differing": differ,
+               "broken_per_budget": [int(a["success"].sum()) for a in out["apart"]]}
+    notes = ["the gain is in fewer, larger batches: a GPU that one budget's batch leaves idle; on a CPU the work per "
+             "sample-step is the same either way"]
+    attack_desc = {"attack": "pgd", "norm": "linf", "eps_255": [round(e * 255, 3) for e in BUDGET_EPS],
+                   "steps": settings.steps, "seed": settings.seed}
+    return CaseResult("budgets-together", CASES["budgets-together"].description, w.describe(), attack_desc, rows,
+                      summary, notes)
+
+
+@register_case("forward-options", "native PGD at full steps on the default forward (BatchNorm folded, fp32) vs "
+               "channels_last, bf16 autocast and (on CUDA) torch.compile: the speed-ups of the GPU path")
+def forward_options(settings: Settings) -> CaseResult:
+    from bench.precision import ForwardOptions, fast_view, prepare_model
+
+    w = workload(MODEL, GOAL, settings.batch, settings.device, settings.profile, settings.seed)
+    eps = 0.1 / 255
+    folded_model = getattr(w.view, "model", None) if w.bn_folded else None
+    options = {"default (fp32)": ForwardOptions(fold_bn=True),
+               "channels_last": ForwardOptions(channels_last=True, fold_bn=True),
+               "bf16 autocast": ForwardOptions(precision="bf16", fold_bn=True),
+               "channels_last + bf16": ForwardOptions(precision="bf16", channels_last=True, fold_bn=True)}
+    if settings.device.type == "cuda":
+        options["torch.compile"] = ForwardOptions(compile=True, fold_bn=True)
+    attack = make_attack("pgd", {"steps": settings.steps, "step_size": 0.25, "random_start": True})
+    cs = []
+    for name, opt in options.items():
+        module = folded_model if folded_model is not None else w.task.model
+        if opt.channels_last or opt.compile:
+            module = prepare_model(copy.deepcopy(module), opt)
+        view = fast_view(w.task, opt, settings.device, module)
+        cs.append(Contender(name, (lambda v=view: attack.run(v, w.x, "linf", eps, torch.Generator(device=w.x.device)
+                                                             .manual_seed(settings.seed))), w.batch, "forward"))
+    timings = interleaved(cs, settings.repeats, settings.device, max(settings.warmup, 1))
+    base = timings["default (fp32)"].median
+    rows = [{"name": c.name, "kind": c.kind, "library": "", "note": "", "samples": c.samples,
+             "seconds": [round(s, 6) for s in timings[c.name].seconds], "median_s": round(timings[c.name].median, 6),
+             "samples_per_s": round(c.samples / timings[c.name].median, 3),
+             "ratio_to_bare": round(timings[c.name].median / base, 4),
+             "paired_ratio_to_bare": round(paired(timings[c.name], timings["default (fp32)"]), 4)} for c in cs]
+    summary = {"time_ratio_to_default": {r["name"]: r["ratio_to_bare"] for r in rows}}
+    notes = ["ratios are to the default forward (not the bare loop); whether an option keeps the attacks' successes is "
+             "tests/test_gpu_path.py's question, not this case's"]
+    return CaseResult("forward-options", CASES["forward-options"].description, w.describe(),
+                      {"attack": "pgd", "norm": "linf", "eps_255": 0.1, "steps": settings.steps}, rows, summary, notes)

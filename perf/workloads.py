@@ -6,6 +6,9 @@ from dataclasses import dataclass
 import torch
 
 from bench.data.protocols import get_protocol
+from bench.runner import batched_scores
+from bench.tasks import VerificationTask
+from models_zoo.checkpoint import model_eval
 from bench.precision import fast_view, fold_batchnorm, resolve_forward
 from bench.runner import RunConfig, goal_items, load_model, resolve_model
 from bench.tasks.base import Task
@@ -24,6 +27,7 @@ class Workload:
     x: torch.Tensor
     view: Task  # what the runner's attacks see: the task on the default fast forward path (BatchNorm folded)
     bn_folded: int = 0
+    weights: str = "shipped"
 
     @property
     def batch(self) -> int:
@@ -31,12 +35,12 @@ class Workload:
 
     def subset(self, index: torch.Tensor) -> "Workload":
         return Workload(self.model_name, self.profile, self.protocol, self.goal, self.threshold,
-                        self.task.subset(index), self.x[index], self.view.subset(index), self.bn_folded)
+                        self.task.subset(index), self.x[index], self.view.subset(index), self.bn_folded, self.weights)
 
     def describe(self) -> dict:
         return {"model": self.model_name, "profile": self.profile, "protocol": self.protocol, "goal": self.goal,
                 "threshold": self.threshold, "batch": self.batch, "input_shape": list(self.x.shape[1:]),
-                "bn_folded": self.bn_folded}
+                "bn_folded": self.bn_folded, "weights": self.weights}
 
 
 _CACHE: dict[tuple, Workload] = {}
@@ -65,3 +69,36 @@ def shipped_workload(model: str, goal: str, batch: int, device: torch.device, pr
         _CACHE[key] = Workload(mut.name, mut.profile, protocol.name, goal, threshold, task, items.x[todo].contiguous(),
                                fast_view(task, options, device, folded.module), folded.folded)
     return _CACHE[key]
+
+
+def paper_workload(model: str, goal: str, batch: int, device: torch.device, seed: int = 0) -> Workload:
+    """The paper profile of an FR zoo variant (ResNet50 at 160 px for facenet-baseline) for timing: no paper
+    weights are shipped, so the network is randomly initialised (seeded); a step costs the same whatever the
+    weights. The threshold is the median clean score of the goal's items (so half are clean-correct, and an
+    attack breaks some of them); the first `batch` clean-correct items are kept."""
+    key = (model, goal, batch, str(device), "paper", seed)
+    if key not in _CACHE:
+        cfg = RunConfig(model=model, samples=max(2 * batch, 16), seed=seed, device=str(device), profile="paper")
+        mut = resolve_model(cfg)
+        if mut.task != "fr" or goal not in VerificationTask.goals:
+            raise ValueError(f"the paper-profile workload is for FR verification goals, not {model} / {goal}")
+        torch.manual_seed(seed)
+        module = model_eval(mut.spec.build("paper")).to(device)
+        protocol = get_protocol(mut.default_protocol)
+        items = goal_items(protocol, module, goal, 0.0, cfg, mut.input_size, device)
+        clean = batched_scores(items.task, items.x, 32)
+        task = VerificationTask(module, items.task.references, float(clean.median()), goal)
+        todo = (~task.success(items.x)).nonzero().squeeze(1)[:batch]
+        task = task.subset(todo)
+        folded = fold_batchnorm(module, items.x[:4])
+        _CACHE[key] = Workload(mut.name, "paper", protocol.name, goal, task.threshold, task, items.x[todo].contiguous(),
+                               fast_view(task, resolve_forward("fp32", None, False, device), device, folded.module),
+                               folded.folded, "random init (timing only; no paper weights are shipped)")
+    return _CACHE[key]
+
+
+def workload(model: str, goal: str, batch: int, device: torch.device, profile: str = "tiny", seed: int = 0) -> Workload:
+    """The workload of a case at `profile`: the shipped tiny weights, or the paper profile's network (random init)."""
+    if profile == "paper":
+        return paper_workload(model, goal, batch, device, seed)
+    return shipped_workload(model, goal, batch, device, profile, seed)

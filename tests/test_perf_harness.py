@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -82,3 +84,29 @@ def test_grid_cases_cascade_cost_and_peak_memory(tmp_path):
     assert cascade["stage_attacked"][0] == cases["cascade-cost"]["workload"]["batch"]
     memory = cases["peak-memory"]["summary"]
     assert 0.1 < memory["peak_gib"]["facenet-baseline"] < 64 and memory["limit_gib"] == 3.0
+
+
+def test_budgets_together_and_forward_options_cases(tmp_path):
+    out = tmp_path / "b.json"
+    proc = run_perf("--quick", "--case", "budgets-together", "--case", "forward-options", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "budgets-together: one stacked batch = " in proc.stdout and "forward-options: time / default" in proc.stdout
+    cases = {c["name"]: c for c in json.loads(out.read_text())["cases"]}
+    b = cases["budgets-together"]["summary"]
+    assert b["together_over_apart"] > 0 and b["samples_differing"] == 0 and len(b["broken_per_budget"]) == 3
+    f = cases["forward-options"]["summary"]["time_ratio_to_default"]
+    assert f["default (fp32)"] == 1 and {"channels_last", "bf16 autocast", "channels_last + bf16"} <= set(f)
+    assert "torch.compile" not in f  # CUDA only
+
+
+@pytest.mark.slow
+def test_paper_profile_workload_times_resnet50_at_160_px(tmp_path):
+    """What `--device cuda` measures by default, exercised on CPU: the paper profile's network (random init)."""
+    out = tmp_path / "p.json"
+    proc = run_perf("--quick", "--profile", "paper", "--case", "forward-options", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["profile"] == "paper"
+    w = doc["cases"][0]["workload"]
+    assert w["profile"] == "paper" and w["input_shape"] == [3, 160, 160] and w["bn_folded"] == 53
+    assert "random init" in w["weights"]
