@@ -26,6 +26,8 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--profile", choices=("tiny", "paper"), default=None,
                    help="the model's profile: tiny (shipped weights; the default on CPU) or paper (ResNet50 at 160 px, "
                         "randomly initialised for timing; the default with --device cuda)")
+    p.add_argument("--square-queries", type=int, default=None,
+                   help="cascade-cost: Square's queries (default 500 to stay within minutes; the standard suite's is 5000)")
     p.add_argument("--case", action="append", choices=sorted(CASES), help="run only this case (repeatable)")
     p.add_argument("--batch", type=int, default=32, help="samples per attack call (default 32)")
     p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
@@ -99,12 +101,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     device = torch.device(args.device)
     settings = Settings(device=device, batch=args.batch, steps=args.steps, repeats=args.repeats,
                         adapters=not args.no_adapters,
-                        profile=args.profile or ("paper" if device.type == "cuda" else "tiny"))
+                        profile=args.profile or ("paper" if device.type == "cuda" else "tiny"),
+                        square_queries=args.square_queries)
     if args.quick:
         settings.batch, settings.steps, settings.repeats, settings.warmup = 4, 2, 1, 0
-    for name in ("batch", "steps", "repeats"):
-        if getattr(settings, name) < 1:
-            print(f"perf: --{name} must be at least 1, got {getattr(settings, name)}", file=sys.stderr)
+    for name in ("batch", "steps", "repeats", "square_queries"):
+        if getattr(settings, name) is not None and getattr(settings, name) < 1:
+            print(f"perf: --{name.replace('_', '-')} must be at least 1, got {getattr(settings, name)}", file=sys.stderr)
             return 2
     from bench.runner import versions
 
@@ -119,7 +122,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "machine": machine(device),
         "torch": torch.__version__,
         "versions": versions(),
-        "settings": {"profile": settings.profile, "batch": settings.batch, "steps": settings.steps, "repeats": settings.repeats,
+        "settings": {"profile": settings.profile, "square_queries": settings.square_queries,
+                     "batch": settings.batch, "steps": settings.steps, "repeats": settings.repeats,
                      "warmup": settings.warmup, "seed": settings.seed, "quick": args.quick,
                      "timing": "interleaved rounds in one process; medians over repeats"},
         "cases": [asdict(r) for r in results],
