@@ -134,9 +134,10 @@ def main() -> None:
 @click.option("--channels-last/--no-channels-last", default=None,
               help="channels_last memory format for the model and images. Default: on for CUDA, off for CPU.")
 @click.option("--compile", "compile_model", is_flag=True, help="torch.compile the model (slow to start; for long runs).")
-@click.option("--budgets-together/--budgets-apart", default=True, show_default=True,
+@click.option("--budgets-together/--budgets-apart", default=None,
               help="Run the budgets of an attack that can (fgsm, bim, pgd, mim) as one batch, eps per sample: the same "
-                   "per-sample results as one pass per budget, fewer and larger batches (a GPU's gain). Local executor.")
+                   "per-sample decisions as one pass per budget, fewer and larger batches (a GPU's gain; slower on a "
+                   "CPU). Local executor. Default: on for CUDA, off for CPU.")
 @click.option("--fold-bn/--no-fold-bn", default=True, show_default=True,
               help="Attacks differentiate a copy of the model with each BatchNorm folded into the convolution before "
                    "it (the same function, faster steps); decisions use the model as loaded (bench/precision.py).")
@@ -147,7 +148,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: Optional[int],
         eot: Optional[int], resume: bool, if_needed: bool, executor: str, address: Optional[str], shard_size: Optional[int],
         cpus_per_cell: float, gpus_per_cell: Optional[float], precision: str, channels_last: Optional[bool],
-        compile_model: bool, budgets_together: bool, fold_bn: bool, as_json: bool, quiet: bool) -> None:
+        compile_model: bool, budgets_together: Optional[bool], fold_bn: bool, as_json: bool, quiet: bool) -> None:
     """Evaluate MODEL against an attack suite and store every per-sample result.
 
     MODEL is a zoo variant, or your own model: `mypkg.models:build` or `path/to/file.py:build`, a function

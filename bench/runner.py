@@ -73,7 +73,7 @@ class RunConfig:
     channels_last: Optional[bool] = None  # None: on for CUDA, off for CPU
     compile: bool = False  # torch.compile the model
     fold_bn: bool = True  # attacks differentiate a BatchNorm-folded copy of the model (bench/precision.py)
-    budgets_together: bool = True  # an attack's budgets run as one batch where it can (identical results; local executor)
+    budgets_together: Optional[bool] = None  # an attack's budgets as one batch (same results; local executor); None: CUDA only
     if_needed: bool = False  # do nothing when a complete run of this configuration already holds every cell
 
 
@@ -1142,7 +1142,7 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
 
     failures: list[str] = []
     duplicates: list[tuple[int, str]] = []
-    together = budget_groups(grid, cids, cfg, store)
+    together = budget_groups(grid, cids, cfg, store, device)
     try:
         executor = make_executor(cfg, state, monitor.meter, log)
         for index, (pc, config, cid) in enumerate(zip(grid, configs, cids)):
@@ -1214,12 +1214,14 @@ def cell_seed(cid: str, cfg: RunConfig) -> int:
     return int(cid[:12], 16) ^ cfg.seed
 
 
-def budget_groups(grid: list[PlannedCell], cids: list[str], cfg: RunConfig, store) -> dict[str, tuple]:
+def budget_groups(grid: list[PlannedCell], cids: list[str], cfg: RunConfig, store, device: torch.device) -> dict[str, tuple]:
     """Cells to compute as one batch per attack (budgets together): for each cell still to compute whose
     attack can (`Attack.budgets_together`), the (cell id, eps, seed) of every such cell of the same goal,
     attack, parameters and norm, when there are at least two. Only for the local executor and unsharded
-    cells (a Ray task computes one cell; shards draw their own random numbers)."""
-    if not cfg.budgets_together or cfg.executor != "local" or cfg.shard_size:
+    cells (a Ray task computes one cell; shards draw their own random numbers). By default on CUDA only: on a
+    CPU the stacked batch is slower than one pass per budget (docs/performance.md)."""
+    enabled = cfg.budgets_together if cfg.budgets_together is not None else device.type == "cuda"
+    if not enabled or cfg.executor != "local" or cfg.shard_size:
         return {}
     groups: dict[tuple, dict[str, tuple]] = {}
     for pc, cid in zip(grid, cids):

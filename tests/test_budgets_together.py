@@ -79,7 +79,7 @@ def test_a_run_with_budgets_together_stores_what_a_run_with_budgets_apart_stores
     suite.write_text("goals: [impersonation]\nattacks:\n  - attack: pgd\n    params: {steps: 5}\n"
                      "    eps: [2/255, 4/255, 8/255]\n  - attack: apgd\n    params: {steps: 5}\n    eps: [4/255, 8/255]\n")
     cells = {}
-    for name, together in (("together", True), ("apart", False)):
+    for name, together in (("together", True), ("apart", False), ("cpu default", None)):
         store = tmp_path / f"{name}.h5"
         run_benchmark(RunConfig(model="facenet-baseline", suite=str(suite), samples=24, device="cpu", store=str(store),
                                 budgets_together=together), progress=False)
@@ -91,3 +91,4 @@ def test_a_run_with_budgets_together_stores_what_a_run_with_budgets_apart_stores
         # pgd's three budgets ran as one batch; apgd (not declared) ran alone
         assert got.attrs.get("budgets_together") == (3 if got.config["attack"] == "pgd" else None)
         assert "budgets_together" not in want.attrs
+        assert "budgets_together" not in cells["cpu default"][cid].attrs  # on a CPU the default is apart (slower stacked)
