@@ -68,14 +68,15 @@ def paired(a: Timing, b: Timing) -> float:
     return statistics.median(x / y for x, y in zip(a.seconds, b.seconds))
 
 
-def contender_rows(contenders: list[Contender], timings: dict[str, Timing], baseline: str) -> list[dict]:
-    base = timings[baseline].median
+def contender_rows(contenders: list[Contender], timings: dict[str, Timing], baseline: Optional[str]) -> list[dict]:
+    """One row per contender; `ratio_to_bare` and its paired form are against `baseline` (None: no ratios)."""
+    base = timings[baseline].median if baseline else None
     return [{
         "name": c.name, "kind": c.kind, "library": c.library, "note": c.note, "samples": c.samples,
         "seconds": [round(s, 6) for s in timings[c.name].seconds], "median_s": round(timings[c.name].median, 6),
         "samples_per_s": round(c.samples / timings[c.name].median, 3),
-        "ratio_to_bare": round(timings[c.name].median / base, 4),
-        "paired_ratio_to_bare": round(paired(timings[c.name], timings[baseline]), 4),
+        "ratio_to_bare": round(timings[c.name].median / base, 4) if baseline else None,
+        "paired_ratio_to_bare": round(paired(timings[c.name], timings[baseline]), 4) if baseline else None,
     } for c in contenders]
 
 

@@ -13,7 +13,7 @@ import torch
 from attacks import make_attack
 from attacks.suites import standard_cascade
 from bench.runner import GoalItems, attack_cell, attack_cells_together, batched_scores, cascade_cell
-from perf.cases import CASES, GOAL, MODEL, CaseResult, Settings, paired, register_case
+from perf.cases import CASES, GOAL, MODEL, CaseResult, Settings, contender_rows, paired, register_case
 from perf.timing import Contender, interleaved
 from perf.workloads import workload
 
@@ -31,12 +31,16 @@ def cascade_stages(max_queries: int) -> list:
     return stages
 
 
+def goal_workload(goal: str, settings: Settings):
+    """The FR workload of `goal` as the runner's cell functions take it: (workload, items, clean scores)."""
+    w = workload(CASCADE_MODEL, goal, settings.batch, settings.device, settings.profile, settings.seed)
+    return w, GoalItems(goal, w.x, w.task, [f"s{i}" for i in range(w.batch)]), batched_scores(w.task, w.x, w.batch)
+
+
 @register_case("cascade-cost", "the standard Linf cascade (APGD -> APGD-T -> DeepFool -> Square) on the samples "
                "still unbroken, vs the same four attacks each run on every sample (worst case taken after)")
 def cascade_cost(settings: Settings) -> CaseResult:
-    w = workload(CASCADE_MODEL, CASCADE_GOAL, settings.batch, settings.device, settings.profile, settings.seed)
-    items = GoalItems(CASCADE_GOAL, w.x, w.task, [f"s{i}" for i in range(w.batch)])
-    clean = batched_scores(w.task, w.x, w.batch)
+    w, items, clean = goal_workload(CASCADE_GOAL, settings)
     queries = 50 if settings.steps < 10 else (settings.square_queries or SQUARE_QUERIES)  # --quick: a smoke run
     stages = cascade_stages(queries)
     seed = settings.seed
@@ -59,10 +63,7 @@ def cascade_cost(settings: Settings) -> CaseResult:
     casc = out["cascade"].arrays["success"]
     indep = np.any([a["success"] for a in out["independent"]], axis=0)
     t_c, t_i = timings["cascade"].median, timings["independent"].median
-    rows = [{"name": c.name, "kind": c.kind, "library": c.library, "note": c.note, "samples": c.samples,
-             "seconds": [round(s, 6) for s in timings[c.name].seconds], "median_s": round(timings[c.name].median, 6),
-             "samples_per_s": round(c.samples / timings[c.name].median, 3), "ratio_to_bare": None,
-             "paired_ratio_to_bare": None} for c in cs]
+    rows = contender_rows(cs, timings, None)
     summary = {"cascade_over_independent": round(t_c / t_i, 4), "target": 0.5, "within_target": t_c / t_i <= 0.5,
                "broken_cascade": int(casc.sum()), "broken_independent": int(indep.sum()),
                "samples_differing": int((casc != indep).sum()),
@@ -118,9 +119,7 @@ BUDGET_GOAL = "impersonation"
 @register_case("budgets-together", "PGD at the quick suite's three Linf budgets run as one stacked batch (eps per "
                "sample) vs one pass per budget, as the runner computes cells (attack_cells_together vs attack_cell)")
 def budgets_together(settings: Settings) -> CaseResult:
-    w = workload(CASCADE_MODEL, BUDGET_GOAL, settings.batch, settings.device, settings.profile, settings.seed)
-    items = GoalItems(BUDGET_GOAL, w.x, w.task, [f"s{i}" for i in range(w.batch)])
-    clean = batched_scores(w.task, w.x, w.batch)
+    w, items, clean = goal_workload(BUDGET_GOAL, settings)
     attack = make_attack("pgd", {"steps": settings.steps})
     budgets = [(eps, settings.seed + k) for k, eps in enumerate(BUDGET_EPS)]
     out: dict[str, object] = {}
@@ -140,10 +139,7 @@ def budgets_together(settings: Settings) -> CaseResult:
         raise RuntimeError("budgets-together: the stacked batch did not fit in memory; pass a smaller --batch")
     differ = sum(int((a["success"] != t["success"]).sum()) for a, t in zip(out["apart"], out["together"]))
     t_a, t_t = timings["budgets apart"].median, timings["budgets together"].median
-    rows = [{"name": c.name, "kind": c.kind, "library": c.library, "note": c.note, "samples": c.samples,
-             "seconds": [round(s, 6) for s in timings[c.name].seconds], "median_s": round(timings[c.name].median, 6),
-             "samples_per_s": round(c.samples / timings[c.name].median, 3), "ratio_to_bare": None,
-             "paired_ratio_to_bare": None} for c in cs]
+    rows = contender_rows(cs, timings, None)
     summary = {"together_over_apart": round(t_t / t_a, 4), "paired_together_over_apart": round(paired(
                timings["budgets together"], timings["budgets apart"]), 4), "samples_differing": differ,
                "broken_per_budget": [int(a["success"].sum()) for a in out["apart"]]}
@@ -179,12 +175,7 @@ def forward_options(settings: Settings) -> CaseResult:
         cs.append(Contender(name, (lambda v=view: attack.run(v, w.x, "linf", eps, torch.Generator(device=w.x.device)
                                                              .manual_seed(settings.seed))), w.batch, "forward"))
     timings = interleaved(cs, settings.repeats, settings.device, max(settings.warmup, 1))
-    base = timings["default (fp32)"].median
-    rows = [{"name": c.name, "kind": c.kind, "library": "", "note": "", "samples": c.samples,
-             "seconds": [round(s, 6) for s in timings[c.name].seconds], "median_s": round(timings[c.name].median, 6),
-             "samples_per_s": round(c.samples / timings[c.name].median, 3),
-             "ratio_to_bare": round(timings[c.name].median / base, 4),
-             "paired_ratio_to_bare": round(paired(timings[c.name], timings["default (fp32)"]), 4)} for c in cs]
+    rows = contender_rows(cs, timings, "default (fp32)")
     summary = {"time_ratio_to_default": {r["name"]: r["ratio_to_bare"] for r in rows}}
     notes = ["ratios are to the default forward (not the bare loop); whether an option keeps the attacks' successes is "
              "tests/test_gpu_path.py's question, not this case's"]

@@ -16,6 +16,14 @@ def run_perf(*args):
                           timeout=600)
 
 
+def perf_cases(tmp_path, *args) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run the harness with `args`, check it succeeded; (the process, its cases by name)."""
+    out = tmp_path / "perf.json"
+    proc = run_perf(*args, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return proc, {c["name"]: c for c in json.loads(out.read_text())["cases"]}
+
+
 def test_quick_run_writes_results_json(tmp_path):
     out = tmp_path / "results.json"
     proc = run_perf("--quick", "--case", "pgd-full-steps", "--case", "pgd-early-stop", "--out", str(out))
@@ -73,11 +81,8 @@ def test_cuda_without_a_device_is_one_clear_line(tmp_path):
 
 
 def test_grid_cases_cascade_cost_and_peak_memory(tmp_path):
-    out = tmp_path / "grid.json"
-    proc = run_perf("--quick", "--case", "cascade-cost", "--case", "peak-memory", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
+    proc, cases = perf_cases(tmp_path, "--quick", "--case", "cascade-cost", "--case", "peak-memory")
     assert "cascade-cost: cascade = " in proc.stdout and "peak-memory: facenet-baseline" in proc.stdout
-    cases = {c["name"]: c for c in json.loads(out.read_text())["cases"]}
     cascade = cases["cascade-cost"]["summary"]
     assert cascade["cascade_over_independent"] > 0 and cascade["target"] == 0.5
     assert cascade["broken_cascade"] >= 0 and len(cascade["stage_attacked"]) == 4
@@ -87,11 +92,8 @@ def test_grid_cases_cascade_cost_and_peak_memory(tmp_path):
 
 
 def test_budgets_together_and_forward_options_cases(tmp_path):
-    out = tmp_path / "b.json"
-    proc = run_perf("--quick", "--case", "budgets-together", "--case", "forward-options", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
+    proc, cases = perf_cases(tmp_path, "--quick", "--case", "budgets-together", "--case", "forward-options")
     assert "budgets-together: one stacked batch = " in proc.stdout and "forward-options: time / default" in proc.stdout
-    cases = {c["name"]: c for c in json.loads(out.read_text())["cases"]}
     b = cases["budgets-together"]["summary"]
     assert b["together_over_apart"] > 0 and b["samples_differing"] == 0 and len(b["broken_per_budget"]) == 3
     f = cases["forward-options"]["summary"]["time_ratio_to_default"]
