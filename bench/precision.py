@@ -130,6 +130,18 @@ def prepare_model(model: torch.nn.Module, options: ForwardOptions) -> torch.nn.M
     return model
 
 
+def attack_model(model: torch.nn.Module, options: ForwardOptions, example: torch.Tensor) -> Folded:
+    """The copy of `model` the attacks differentiate under `options`: BatchNorm-folded when `options.fold_bn`
+    (see `fold_batchnorm`) and prepared like the model itself (`prepare_model`); `module` is None when the
+    attacks use the model as it is."""
+    if not options.fold_bn:
+        return Folded(None, 0)
+    folded = fold_batchnorm(model, example)
+    if folded.module is not None:
+        folded.module = prepare_model(folded.module, options)
+    return folded
+
+
 class FastTask(TaskView):
     """What the attacks see on the fast path: the task's scores under bf16 autocast, on channels_last
     inputs (the model the task holds being the BatchNorm-folded copy when there is one, see `fast_view`).

@@ -11,10 +11,11 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-from bench.precision import PRECISIONS, Folded, fast_view, fold_batchnorm, prepare_model, resolve_forward
+from bench.precision import PRECISIONS, attack_model, fast_view, prepare_model, resolve_forward
 from bench.progress import SampleMeter
 
 from attacks import Attack, make_attack
+from attacks.base import SegmentGenerators
 from attacks.suites import CascadeEntry, Suite, TransferEntry, load_suite
 from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
@@ -396,8 +397,6 @@ def attack_cells_together(items: GoalItems, clean_scores: torch.Tensor, attack: 
 
     Returns None, having stored nothing, when a stacked chunk does not fit in memory: the caller then
     computes the budgets one by one (which can use smaller batches)."""
-    from attacks.base import SegmentGenerators
-
     if not attack.budgets_together or getattr(attack, "per_sample", False):
         raise ValueError(f"attack {attack.name!r} cannot run its budgets together")
     task, x = items.task, items.x
@@ -711,19 +710,15 @@ class RunState:
         self.mut = resolve_model(self.cfg)
         self.loaded = loaded or load_model(self.mut, self.cfg, device)
         self.forward = resolve_forward(self.cfg.precision, self.cfg.channels_last, self.cfg.compile, device, self.cfg.fold_bn)
-        self.folded = Folded(None, 0)
-        if self.forward.fold_bn:
-            example = torch.rand((4, 3, self.mut.input_size, self.mut.input_size),
-                                 generator=torch.Generator().manual_seed(0)).to(device)
-            self.folded = fold_batchnorm(self.loaded.module, example)
-            if self.folded.module is not None:
-                self.folded.module = prepare_model(self.folded.module, self.forward)
+        example = torch.rand((4, 3, self.mut.input_size, self.mut.input_size), generator=torch.Generator().manual_seed(0))
+        self.folded = attack_model(self.loaded.module, self.forward, example.to(device))
         self.loaded = replace(self.loaded, module=prepare_model(self.loaded.module, self.forward))
         self.protocol = get_protocol(self.cfg.protocol or self.mut.default_protocol)
         self.batch = (BatchSize(self.cfg.batch_size) if self.cfg.batch_size is not None
                       else auto_batch_size(device, self.cfg.samples))
         self.goals: dict[str, PreparedGoal] = {}
-        self.together: dict[str, tuple[dict, float]] = {}  # cell id -> (arrays, seconds) computed with a sibling budget
+        # budgets together: cell id -> (arrays, seconds) computed with a sibling budget, or None: compute it alone
+        self.together: dict[str, Optional[tuple[dict, float]]] = {}
         self.source_loaded: dict[str, LoadedModel] = {}
         self.source_items: dict[tuple[str, str], GoalItems] = {}
 
@@ -822,19 +817,19 @@ def compute_job(state: RunState, job: CellJob, meter: Optional[SampleMeter] = No
         meter.start(job.label, int((~items.task.broken_on_clean(clean)).sum()))
     if pc.kind == "attack" and job.together and job.shards == 1:
         computed_here = job.cell_id not in state.together
-        if computed_here:
+        if computed_here:  # compute the group; a group that does not fit is marked (None) to go budget by budget
             t0 = time.perf_counter()
             results = attack_cells_together(items, clean, make_attack(pc.attack, pc.params), pc.norm,
                                             [(eps, s) for _, eps, s in job.together], batch_size, attack_task, meter)
-            if results is not None:
-                share = (time.perf_counter() - t0) / len(results)
-                state.together.update({cid: (arrays, share) for (cid, _, _), arrays in zip(job.together, results)})
-        if job.cell_id in state.together:
-            arrays, seconds = state.together.pop(job.cell_id)
+            share = (time.perf_counter() - t0) / len(job.together)
+            state.together.update({cid: None if results is None else (results[i], share)
+                                   for i, (cid, _, _) in enumerate(job.together)})
+        done = state.together.pop(job.cell_id)
+        if done is not None:
+            arrays, seconds = done
             if meter is not None and not computed_here:
                 meter.update(int(arrays["attacked"].sum()))
-            attrs = {"budgets_together": len(job.together)}
-            return ShardOutput(job.index, job.cell_id, job.shard, arrays, attrs, seconds)
+            return ShardOutput(job.index, job.cell_id, job.shard, arrays, {"budgets_together": len(job.together)}, seconds)
     if pc.kind == "attack":
         arrays = attack_cell(items, clean, make_attack(pc.attack, pc.params), pc.norm, pc.eps, batch_size, seed=seed,
                              attack_task=attack_task, meter=meter)
@@ -1223,9 +1218,10 @@ def budget_groups(grid: list[PlannedCell], cids: list[str], cfg: RunConfig, stor
     enabled = cfg.budgets_together if cfg.budgets_together is not None else device.type == "cuda"
     if not enabled or cfg.executor != "local" or cfg.shard_size:
         return {}
+    stored = store.cell_ids()
     groups: dict[tuple, dict[str, tuple]] = {}
     for pc, cid in zip(grid, cids):
-        if pc.kind != "attack" or not make_attack(pc.attack, pc.params).budgets_together or store.has_cell(cid):
+        if pc.kind != "attack" or not make_attack(pc.attack, pc.params).budgets_together or cid in stored:
             continue
         key = (pc.goal, pc.attack, json.dumps(pc.params, sort_keys=True, default=str), pc.norm)
         groups.setdefault(key, {})[cid] = (cid, pc.eps, cell_seed(cid, cfg))

@@ -632,6 +632,13 @@ class ResultsStore:
         with self._open("r") as f:
             return cell_id in f["cells"] and not cell_id.startswith(TMP_PREFIX)
 
+    def cell_ids(self) -> set[str]:
+        """The ids of every stored cell (one read of the store)."""
+        if self._own_transaction() is None and not self.path.exists():
+            return set()
+        with self._open("r") as f:
+            return {c for c in f["cells"] if not c.startswith(TMP_PREFIX)}
+
     def runs(self) -> list[dict]:
         """Every run's provenance, oldest first."""
         with self._open("r") as f:

@@ -9,7 +9,7 @@ from bench.data.protocols import get_protocol
 from bench.runner import batched_scores
 from bench.tasks import VerificationTask
 from models_zoo.checkpoint import model_eval
-from bench.precision import fast_view, fold_batchnorm, resolve_forward
+from bench.precision import attack_model, fast_view, resolve_forward
 from bench.runner import RunConfig, goal_items, load_model, resolve_model
 from bench.tasks.base import Task
 
@@ -46,6 +46,14 @@ class Workload:
 _CACHE: dict[tuple, Workload] = {}
 
 
+def runner_view(task: Task, model: torch.nn.Module, example: torch.Tensor, device: torch.device) -> tuple[Task, int]:
+    """The task as the runner's attacks see it with the default forward options on `device` (the
+    BatchNorm-folded copy, prepared like the runner prepares it), and how many BatchNorms were folded."""
+    options = resolve_forward("fp32", None, False, device)
+    folded = attack_model(model, options, example)
+    return fast_view(task, options, device, folded.module), folded.folded
+
+
 def shipped_workload(model: str, goal: str, batch: int, device: torch.device, profile: str = "tiny",
                      seed: int = 0) -> Workload:
     """A zoo model's shipped weights, its default protocol's test items for `goal`, its card's dev threshold.
@@ -64,10 +72,9 @@ def shipped_workload(model: str, goal: str, batch: int, device: torch.device, pr
         items = goal_items(protocol, loaded.module, goal, threshold, cfg, mut.input_size, device)
         todo = (~items.task.success(items.x)).nonzero().squeeze(1)[:batch]
         task = items.task.subset(todo)
-        options = resolve_forward("fp32", None, False, device)
-        folded = fold_batchnorm(loaded.module, items.x[:4])
+        view, folded = runner_view(task, loaded.module, items.x[:4], device)
         _CACHE[key] = Workload(mut.name, mut.profile, protocol.name, goal, threshold, task, items.x[todo].contiguous(),
-                               fast_view(task, options, device, folded.module), folded.folded)
+                               view, folded)
     return _CACHE[key]
 
 
@@ -90,10 +97,9 @@ def paper_workload(model: str, goal: str, batch: int, device: torch.device, seed
         task = VerificationTask(module, items.task.references, float(clean.median()), goal)
         todo = (~task.success(items.x)).nonzero().squeeze(1)[:batch]
         task = task.subset(todo)
-        folded = fold_batchnorm(module, items.x[:4])
+        view, folded = runner_view(task, module, items.x[:4], device)
         _CACHE[key] = Workload(mut.name, "paper", protocol.name, goal, task.threshold, task, items.x[todo].contiguous(),
-                               fast_view(task, resolve_forward("fp32", None, False, device), device, folded.module),
-                               folded.folded, "random init (timing only; no paper weights are shipped)")
+                               view, folded, "random init (timing only; no paper weights are shipped)")
     return _CACHE[key]
 
 

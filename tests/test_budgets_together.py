@@ -84,6 +84,7 @@ def test_a_run_with_budgets_together_stores_what_a_run_with_budgets_apart_stores
         run_benchmark(RunConfig(model="facenet-baseline", suite=str(suite), samples=24, device="cpu", store=str(store),
                                 budgets_together=together), progress=False)
         cells[name] = {c.cell_id: c for c in ResultsStore(store).read_cells()}
+        assert ResultsStore(store).cell_ids() == set(cells[name])
     assert cells["together"].keys() == cells["apart"].keys() and len(cells["apart"]) == 5
     for cid, want in cells["apart"].items():
         got = cells["together"][cid]
