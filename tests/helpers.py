@@ -28,6 +28,19 @@ class LinearLiveness(nn.Module):
         return x.flatten(1) @ self.w + self.b
 
 
+def linear_spoof(n: int = 32, seed: int = 0):
+    """(model, x, task): spoof-to-live on a LinearLiveness model whose bias makes every one of the `n` frames
+    start as spoof."""
+    from bench.tasks import SpoofTask
+
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(3, 8, 8, generator=g)
+    x = torch.rand(n, 3, 8, 8, generator=g) * 0.6 + 0.2
+    model = LinearLiveness(w, b=0.0)
+    model.b = float(-model(x).max()) - 0.5  # every sample starts as spoof
+    return model, x, SpoofTask(model, 0.0, "spoof-to-live", n)
+
+
 class LinearClassTask:
     """A closed-set classification task on a linear model (logits = x W^T): the goal is any wrong class.
 

@@ -34,6 +34,7 @@ from click.testing import CliRunner
 from bench import clidoc
 from bench.cli import main
 from tests.docs_commands import ROOT, CodeBlock, DocCommand, code_blocks, doc_commands, python_blocks, unique
+from tests.helpers import linear_spoof
 
 COMMANDS = doc_commands()
 FACEBENCH = unique([c for c in COMMANDS if c.program == "facebench"])
@@ -611,18 +612,6 @@ def example_attack(monkeypatch):
     return module
 
 
-def _linear_spoof(n=32, seed=0):
-    from bench.tasks import SpoofTask
-    from tests.helpers import LinearLiveness
-
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(3, 8, 8, generator=g)
-    x = torch.rand(n, 3, 8, 8, generator=g) * 0.6 + 0.2
-    model = LinearLiveness(w, b=0.0)
-    model.b = float(-model(x).max()) - 0.5  # every sample starts as spoof
-    return model, x, SpoofTask(model, 0.0, "spoof-to-live", n)
-
-
 def test_example_attack_registers_validates_and_runs(example_attack):
     from attacks import ATTACKS, make_attack
     from attacks.registry import describe_params
@@ -639,7 +628,7 @@ def test_example_attack_registers_validates_and_runs(example_attack):
     attack = make_attack("random-search", {"tries": "20"})  # values from YAML / strings are coerced to the field type
     assert attack.tries == 20
 
-    model, x, task = _linear_spoof()
+    model, x, task = linear_spoof()
     eps = 16 / 255
     out = attack.run(task, x, "linf", eps, torch.Generator().manual_seed(0))
     again = attack.run(task, x, "linf", eps, torch.Generator().manual_seed(0))
@@ -678,7 +667,7 @@ def test_example_adapter_runs(monkeypatch):
     exec(compile(block.text, block.where, "exec"), module.__dict__)
     attack = make_attack("torchattacks-fgsm")
     assert attack.params() == {} and not attack.black_box
-    model, x, task = _linear_spoof()
+    model, x, task = linear_spoof()
     eps = 16 / 255
     out = attack.run(task, x, "linf", eps, torch.Generator().manual_seed(0))
     assert (out.x_adv - x).abs().max() <= eps + 1e-6

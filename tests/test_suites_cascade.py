@@ -16,8 +16,8 @@ from bench.errors import BadInputError, FacebenchError
 from bench.runner import (GoalItems, RunConfig, attack_cell, batched_scores, cascade_cell, run_benchmark,
                           transfer_cell)
 from bench.store import ResultsStore
-from bench.tasks import SpoofTask, VerificationTask
-from tests.helpers import LinearEmbedder, LinearLiveness
+from bench.tasks import VerificationTask
+from tests.helpers import LinearEmbedder, linear_spoof
 
 
 class TanhEmbedder(torch.nn.Module):
@@ -109,12 +109,7 @@ def test_cascade_at_least_as_strong_as_each_stage_and_in_budget():
 
 
 def _spoof_items(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    w = torch.randn(3, 8, 8, generator=g)
-    x = torch.rand(n, 3, 8, 8, generator=g) * 0.6 + 0.2
-    model = LinearLiveness(w, b=0.0)
-    model.b = float(-model(x).max()) - 0.5  # every sample starts as spoof
-    task = SpoofTask(model, 0.0, "spoof-to-live", n)
+    model, x, task = linear_spoof(n, seed)
     return GoalItems("spoof-to-live", x, task, [f"f{i}" for i in range(n)]), batched_scores(task, x, 64), model
 
 
