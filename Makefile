@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.facebench-installed
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-# every shipped tiny zoo variant (the gate and the committed leaderboards evaluate them all)
-GATE_MODELS ?= facenet-baseline triplet-adv contrastive-triplet contrastive-triplet-semi depth-gan-spoof multiloss-sota cdcn
+# every zoo variant whose tiny weights ship, from the registry (the gate and the committed leaderboards evaluate them
+# all); expanded by the shell when a recipe runs, after the install
+SHIPPED_MODELS = $$($(BIN)/facebench models --names)
+GATE_MODELS ?= $(SHIPPED_MODELS)
 
 .PHONY: install demo test bench leaderboard gate gate-update clean
 
@@ -35,7 +37,7 @@ bench: $(STAMP)
 # LEADERBOARD_SAMPLES pairs / frames per goal, CPU. The store is committed with them, so on a fresh clone nothing
 # is recomputed (--if-needed: a complete run holds every cell); a changed model, attack or parameter changes the
 # cell ids, and those cells are computed and recorded in a new run.
-LEADERBOARD_MODELS ?= facenet-baseline triplet-adv contrastive-triplet contrastive-triplet-semi depth-gan-spoof multiloss-sota cdcn
+LEADERBOARD_MODELS ?= $(SHIPPED_MODELS)
 LEADERBOARD_SAMPLES ?= 50
 LEADERBOARD_STORE ?= leaderboards/facebench-tiny.h5
 leaderboard: $(STAMP)

@@ -37,10 +37,20 @@ class Attack:
     norms: ClassVar[tuple[str, ...]] = ("linf",)
     goals: ClassVar[Optional[tuple[str, ...]]] = None  # None: every goal
     description: ClassVar[str] = ""
+    # Capabilities, declared by each attack (torchmetrics-style class attributes); everything that treats
+    # attacks differently reads these, never the attack's name or class.
     measures_min_eps: ClassVar[bool] = False  # its output carries `min_eps` (the runner stores it per sample)
     # its budgets can run as one batch (eps a per-sample tensor, random numbers drawn per budget from a
     # `SegmentGenerators`), giving per-sample results identical to one run per budget
     budgets_together: ClassVar[bool] = False
+    per_sample: ClassVar[bool] = False  # runs one sample per call (a library that queries arbitrary subsets)
+    black_box: ClassVar[bool] = False  # uses model outputs only, no gradients (held to "never beats white-box")
+    single_step: ClassVar[bool] = False  # one gradient step whatever its parameters (FGSM); `steps=1` counts too
+    budget_is_ceiling: ClassVar[bool] = False  # eps is the ceiling of a minimal-budget search, not a fixed budget
+    mask_confined: ClassVar[bool] = False  # perturbs inside a mask only; eps bounds the inside of the mask
+
+    CAPABILITIES: ClassVar[tuple[str, ...]] = ("measures_min_eps", "budgets_together", "per_sample", "black_box",
+                                               "single_step", "budget_is_ceiling", "mask_confined")
 
     def validate(self) -> None:
         """Refuse nonsensical parameters; subclasses extend this."""

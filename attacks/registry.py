@@ -20,6 +20,14 @@ def register_attack(cls: type) -> type:
     return cls
 
 
+def declares(name: str, capability: str) -> bool:
+    """Whether the registered attack `name` declares `capability` (an `Attack.CAPABILITIES` flag); False for a
+    name that is no registered attack (the cell kinds: cascade, transfer)."""
+    if capability not in Attack.CAPABILITIES:
+        raise ValueError(f"unknown attack capability {capability!r} (known: {', '.join(Attack.CAPABILITIES)})")
+    return name in ATTACKS and bool(getattr(ATTACKS.get(name), capability))
+
+
 def _coerce(name: str, attack: str, value: Any, kind: Any) -> Any:
     origin = typing.get_origin(kind)
     if origin is typing.Union:  # Optional[T]

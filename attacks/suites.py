@@ -11,7 +11,7 @@ from attacks.registry import ATTACKS, make_attack
 from bench.config import format_eps, parse_eps
 from bench.errors import BadInputError
 from bench.registry import Registry
-from bench.tasks import GOALS
+from bench.goals import GOALS
 
 LINF_BUDGETS = ("2/255", "4/255", "8/255")
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bench.tasks.base import Task, TaskView
+from models_zoo.checkpoint import training_modules
 
 EOT_SAMPLES = 8  # draws of the model's randomness averaged when the forward pass is not deterministic
 DETERMINISM_TOLERANCE = 1e-5
@@ -31,7 +32,6 @@ LARGE_EPS_STEPS = 40
 LARGE_EPS_STEP_SIZE = 0.05  # relative to the budget: 6.4/255 per step (large steps oscillate)
 LARGE_EPS_SAMPLES = 32
 LARGE_EPS_MIN_SUCCESS = 0.95
-SINGLE_STEP = {"fgsm"}  # besides attacks whose `steps` parameter is 1
 BLACK_BOX = {"transfer"}  # cells of no registered attack; registered ones say so with `black_box = True`
 
 
@@ -66,11 +66,6 @@ class EOTTask(TaskView):
 
 
 # ---------------------------------------------------------------------------- per goal, before attacking
-
-
-def training_modules(model: nn.Module) -> list[str]:
-    """Names of the submodules in train mode ('' is the model itself)."""
-    return [name or "<model>" for name, m in model.named_modules() if m.training]
 
 
 def check_eval_mode(model: nn.Module) -> CheckResult:
@@ -163,14 +158,15 @@ def _slack(n: int) -> int:
 
 
 def _is_black_box(attack: str) -> bool:
-    from attacks.registry import ATTACKS
+    from attacks import declares
 
-    cls = ATTACKS.get(attack) if attack in ATTACKS else None
-    return bool(getattr(cls, "black_box", False)) or attack in BLACK_BOX
+    return declares(attack, "black_box") or attack in BLACK_BOX
 
 
 def _steps(cell: dict) -> int:
-    if cell["attack"] in SINGLE_STEP:
+    from attacks import declares
+
+    if declares(cell["attack"], "single_step"):
         return 1
     if cell["attack"] == "cascade":  # iterative if any stage is (a cascade of single steps counts as one)
         return max((_steps({"attack": s["attack"], "params": s["params"]}) for s in cell["params"]["stages"]), default=0)

@@ -13,6 +13,7 @@ from tabulate import tabulate
 
 from bench import __version__
 from bench.errors import FacebenchError
+from bench.goals import PROFILES, TASKS
 from bench.store import DEFAULT_STORE
 
 STORE_HELP = f"HDF5 results store (created if missing; its directory must exist). Default: {DEFAULT_STORE}"
@@ -83,7 +84,7 @@ def main() -> None:
 @click.option("--model", "-m", required=True,
               help="Zoo variant to evaluate (see `facebench models`), or a model of your own as module:function or "
                    "path/to/file.py:function (needs --task; see docs/adding-a-model.md).")
-@click.option("--task", type=click.Choice(["fr", "fas"]), default=None,
+@click.option("--task", type=click.Choice(list(TASKS)), default=None,
               help="fr (L2-normalised embeddings) or fas (liveness logit). Required for a model of your own.")
 @click.option("--input-size", type=int, default=None,
               help="Image size in pixels that a model of your own takes (images are rendered / read at it). Default: 64.")
@@ -102,7 +103,7 @@ def main() -> None:
               help="Safetensors weights. A zoo variant's (with their .json card) replace the shipped ones; a model of "
                    "your own gets them loaded strictly (a .json card beside them is optional). Default: the shipped "
                    "weights, or your factory's own.")
-@click.option("--profile", default=None, type=click.Choice(["tiny", "paper"]),
+@click.option("--profile", default=None, type=click.Choice(list(PROFILES)),
               help="Zoo model size profile: tiny (CPU) or paper (the published scale, GPU). Default: tiny.")
 @click.option("--batch-size", default=None, type=int,
               help="Samples attacked at once. Default: automatic, 128 on CPU; on CUDA the largest that fits (from 1024, "
@@ -278,15 +279,23 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
 
 
 @main.command()
-def models() -> None:
+@click.option("--names", is_flag=True,
+              help="Print only the names of the variants whose tiny weights ship, one per line (for scripts; the "
+                   "Makefile's gate and leaderboard lists come from it).")
+def models(names: bool) -> None:
     """List the zoo's variants: task, parameters per profile, shipped weights and their dev metrics."""
     from models_zoo import VARIANTS
     from models_zoo.checkpoint import read_card, shipped_weights
 
+    if names:
+        for name in VARIANTS:
+            if shipped_weights(name, "tiny") is not None:
+                click.echo(name)
+        return
     rows = []
     for name in VARIANTS:
         spec = VARIANTS.get(name)
-        params = {p: _parameter_count(spec, p) for p in ("tiny", "paper")}
+        params = {p: spec.parameter_count(p) for p in PROFILES}
         w = shipped_weights(name, "tiny")
         if w is not None:
             dev = read_card(w).get("dev", {})
@@ -298,15 +307,6 @@ def models() -> None:
             shipped = "not shipped"
         rows.append([name, spec.task, f"{params['tiny'] / 1e6:.3g}M", f"{params['paper'] / 1e6:.3g}M", shipped, spec.description])
     click.echo(tabulate(rows, headers=["model", "task", "params tiny", "params paper", "shipped weights (dev)", "description"]))
-
-
-def _parameter_count(spec, profile: str) -> int:
-    """Parameters of a variant at `profile`, built on the meta device (no memory, no init cost)."""
-    import torch
-
-    with torch.device("meta"):
-        model = spec.build(profile)
-    return sum(t.numel() for t in model.parameters())
 
 
 @main.command()
@@ -530,7 +530,7 @@ def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
 
 @main.command()
 @click.option("--model", "-m", required=True, help="Zoo variant to train (see `facebench models`).")
-@click.option("--profile", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]), help="Model size profile.")
+@click.option("--profile", default="tiny", show_default=True, type=click.Choice(list(PROFILES)), help="Model size profile.")
 @click.option("--protocol", default=None, help="Protocol whose train split to use. Default: the model's own.")
 @click.option("--epochs", default=60, show_default=True, type=int, help="Training epochs.")
 @click.option("--out", default=None, type=click.Path(), help="Output .safetensors path or directory. Default: the zoo's weights/.")
@@ -577,7 +577,7 @@ def zoo() -> None:
 
 
 @zoo.command("build")
-@click.option("--profile", default="tiny", show_default=True, type=click.Choice(["tiny", "paper"]), help="Model size profile.")
+@click.option("--profile", default="tiny", show_default=True, type=click.Choice(list(PROFILES)), help="Model size profile.")
 @click.option("--only", "only", multiple=True, help="Train only this variant (repeatable). Default: every variant with a recipe.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Directory for the weights and cards. Default: the zoo's shipped weights/ (overwrites them).")

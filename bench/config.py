@@ -51,8 +51,15 @@ def check_budget(norm: str, eps: float) -> None:
         raise BadInputError(f"L2 budget {eps:g} must be positive")
 
 
-def format_eps(norm: str, eps: float) -> str:
-    """Write a budget the way people read it: Linf as n/255, L2 as a decimal."""
+def format_eps(norm: str, eps: float, measured: bool = False) -> str:
+    """Write a budget the way people read it: Linf as n/255, L2 as a decimal.
+
+    `measured`: a measured perturbation size (a median minimal budget), not a budget someone chose: Linf with
+    two significant digits of n/255, L2 with three, infinity as `inf`."""
+    if measured:
+        if eps == float("inf"):
+            return "inf"
+        return f"{eps * 255:.2g}/255" if norm == "linf" else f"{eps:.3g}"
     if norm == "linf":
         frac = Fraction(eps * 255).limit_denominator(8)
         if abs(float(frac) - eps * 255) < 1e-4:

@@ -7,7 +7,7 @@ need not reproduce the stored per-sample results bit for bit.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -47,18 +47,21 @@ def regenerate_examples(rec: "RunRecord", goal: str, budget: "Budget", k: int = 
 def _regenerate(rec: "RunRecord", goal: str, budget: "Budget", k: int) -> ExampleSet:
     import torch
 
-    from attacks import make_attack
+    from attacks import declares, make_attack
     from bench import checks
+    from bench.batching import auto_batch_size, batched_scores
     from bench.config import resolve_device
+    from bench.data.protocols import get_protocol
     from bench.leaderboard import budget_of
-    from bench.runner import RunConfig, RunSetup, RunState, batched_scores
+    from bench.tasks.items import goal_items
+    from models_zoo.factory import load_model, resolve_model
 
     label = str(rec.run["model"])
     cands = [c for c in rec.cells if c.config["goal"] == goal and budget_of(c.config) == budget
              and c.config["attack"] != "transfer"]
     if not cands:
         return ExampleSet(label, error=f"no attack cell of {goal} at {budget.label}")
-    cands.sort(key=lambda c: c.config["attack"] == "min-eps")  # stable: run order otherwise
+    cands.sort(key=lambda c: declares(c.config["attack"], "budget_is_ceiling"))  # stable: run order otherwise
     cell = cands[0]
     if cell.config["attack"] == "cascade":
         stage = cell.config["params"]["stages"][0]
@@ -67,24 +70,26 @@ def _regenerate(rec: "RunRecord", goal: str, budget: "Budget", k: int) -> Exampl
     else:
         attack = make_attack(cell.config["attack"], cell.config["params"])
         name = cell.config["attack"]
-    known = {f.name for f in fields(RunConfig)}
-    cfg = RunConfig(**{key: v for key, v in rec.config.items() if key in known})
-    cfg = replace(cfg, device="auto", executor="local", resume=False, shard_size=None)
+    cfg = rec.config
     device = resolve_device("auto")
-    state = RunState(RunSetup(cfg, float(rec.run["threshold"])), device)
-    if state.loaded.sha256 != rec.run.get("checkpoint_sha256"):
-        return ExampleSet(label, error=f"the weights found now (sha256 {state.loaded.sha256[:12]}) are not the run's "
+    # what the run evaluated, rebuilt from its stored configuration (as the runner builds it: models_zoo.factory)
+    mut = resolve_model(str(cfg["model"]), cfg.get("task"), cfg.get("profile"), cfg.get("input_size"))
+    loaded = load_model(mut, cfg.get("checkpoint"), device)
+    if loaded.sha256 != rec.run.get("checkpoint_sha256"):
+        return ExampleSet(label, error=f"the weights found now (sha256 {loaded.sha256[:12]}) are not the run's "
                                        f"({str(rec.run.get('checkpoint_sha256'))[:12]})")
-    items = state.items(goal)
+    samples, seed = int(cfg.get("samples", 200)), int(cfg.get("seed", 0))
+    protocol = get_protocol(cfg.get("protocol") or mut.default_protocol)
+    items = goal_items(protocol, loaded.module, goal, float(rec.run["threshold"]), samples, seed, mut.input_size, device)
     task = items.task
-    clean = batched_scores(task, items.x, getattr(state, "batch", None) or cfg.batch_size or 128)
+    clean = batched_scores(task, items.x, cfg.get("batch_size") or auto_batch_size(device, samples))
     ok = (~task.broken_on_clean(clean)).nonzero().squeeze(1)[:k]
     if ok.numel() == 0:
         return ExampleSet(label, error="no clean-correct sample to attack")
     eot = int(cell.attrs.get("eot", 1) or 1)
     attack_task = checks.EOTTask(task, eot) if eot > 1 else task
     gen = torch.Generator(device=items.x.device)
-    gen.manual_seed(int(cell.cell_id[:12], 16) ^ cfg.seed)
+    gen.manual_seed(int(cell.cell_id[:12], 16) ^ seed)
     x = items.x[ok]
     out = attack.run(attack_task.subset(ok), x, budget.norm, budget.eps, generator=gen)
     sub = task.subset(ok)

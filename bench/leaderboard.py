@@ -20,15 +20,12 @@ import numpy as np
 
 from bench.config import format_eps
 from bench.errors import BadInputError, FacebenchError, StoreError
+from bench.goals import GOALS, goal_order, goals_of
 from bench.metrics import wilson_interval
 from bench.report import (FORMATS, BulletList, Cell, Figure, Heading, Page, Paragraph, Table, anchor_of,
                           page_markdown, site_html, table_csv, table_latex, write_atomic)
 from bench.store import CellResult, ResultsStore
 
-VERIFICATION_GOALS = ("dodging", "impersonation")
-IDENTIFICATION_GOALS = ("misidentify", "target-identity")
-FAS_GOALS = ("spoof-to-live", "live-to-spoof")
-GOAL_ORDER = VERIFICATION_GOALS + IDENTIFICATION_GOALS + FAS_GOALS
 EXAMPLES_PER_MODEL = 4
 INDEX = "README"
 GENERALIZATION = "fas-generalization"
@@ -82,10 +79,9 @@ def budget_order(b: Budget) -> tuple:
 
 
 def _masked(attack: str) -> bool:
-    from attacks import ATTACKS
-    from attacks.native.masked import MaskedPGD
+    from attacks import declares
 
-    return attack in ATTACKS and issubclass(ATTACKS.get(attack), MaskedPGD)
+    return declares(attack, "mask_confined")
 
 
 def budget_of(config: dict) -> Budget:
@@ -100,14 +96,6 @@ def attack_label(cell: CellResult) -> str:
     if c["attack"] == "cascade":
         return "cascade(" + " -> ".join(st["attack"] for st in c["params"].get("stages", [])) + ")"
     return c["attack"]
-
-
-def fmt_eps(norm: str, eps: float) -> str:
-    if eps == float("inf"):
-        return "inf"
-    if norm == "linf":
-        return f"{eps * 255:.2g}/255"
-    return f"{eps:.3g}"
 
 
 # --------------------------------------------------------------------------- reading the stores
@@ -297,13 +285,9 @@ def model_info(run: dict) -> ModelInfo:
 
 
 def _parameter_count(spec, profile: str) -> Optional[int]:
-    """Parameters of a zoo variant at `profile`, built on the meta device (no memory, no init cost)."""
+    """Parameters of a zoo variant at `profile`; None when it cannot be built here."""
     try:
-        import torch
-
-        with torch.device("meta"):
-            model = spec.build(profile)
-        return int(sum(t.numel() for t in model.parameters()))
+        return spec.parameter_count(profile)
     except Exception:  # a variant that cannot be built here: the count is unknown, not an error
         return None
 
@@ -472,9 +456,9 @@ def rows_of_run(rec: RunRecord) -> list[Row]:
     for c in rec.cells:
         by_goal[c.config["goal"]].append(c)
     info = model_info(rec.run)
-    fas = fas_clean(rec.cells, rec.run) if rec.run.get("task") == "fas" or any(g in FAS_GOALS for g in by_goal) else None
+    fas = fas_clean(rec.cells, rec.run) if rec.run.get("task") == "fas" or any(g in goals_of("fas") for g in by_goal) else None
     rows = []
-    for goal in sorted(by_goal, key=lambda g: (GOAL_ORDER.index(g) if g in GOAL_ORDER else 99, g)):
+    for goal in sorted(by_goal, key=goal_order):
         rows.append(_goal_row(rec, info, goal, by_goal[goal], fas))
     return rows
 
@@ -531,12 +515,14 @@ def _goal_row(rec: RunRecord, info: ModelInfo, goal: str, cells: list[CellResult
 def sweep_budgets(rows: list[Row]) -> set[Budget]:
     """The budgets of a table's suites that bound whole-image attacks: mask-confined budgets (eyeglass, patch)
     and budgets reached only by minimal-eps searches (their eps is the search's ceiling) left out."""
+    from attacks import declares
+
     found = set()
     for r in rows:
         for b in r.robust:
             if b.masked:
                 continue
-            if all(c.config["attack"] == "min-eps" for c in r.cells if budget_of(c.config) == b):
+            if all(declares(c.config["attack"], "budget_is_ceiling") for c in r.cells if budget_of(c.config) == b):
                 continue
             found.add(b)
     return found
@@ -587,10 +573,10 @@ def leaderboard_rows(stores: Iterable[ResultsStore]) -> tuple[list[dict], list[s
 
 # --------------------------------------------------------------------------- page building
 
-PAGE_KINDS = {
-    "fr-verification": ("FR verification robustness", VERIFICATION_GOALS),
-    "fr-identification": ("FR identification robustness", IDENTIFICATION_GOALS),
-    "fas-robustness": ("FAS robustness", FAS_GOALS),
+PAGE_KINDS = {  # the goals of each page kind are those whose record names it (bench.goals)
+    "fr-verification": "FR verification robustness",
+    "fr-identification": "FR identification robustness",
+    "fas-robustness": "FAS robustness",
 }
 
 
@@ -632,11 +618,9 @@ def build_pages(records: list[RunRecord], stores: list[Path], options: Optional[
 
 
 def _kind_of(goal: str, task: str) -> str:
-    if goal in IDENTIFICATION_GOALS:
-        return "fr-identification"
-    if goal in FAS_GOALS or task == "fas":
-        return "fas-robustness"
-    return "fr-verification"
+    if goal in GOALS:
+        return GOALS[goal].page
+    return "fas-robustness" if task == "fas" else "fr-verification"
 
 
 def _protocol_text(protocol: str) -> str:
@@ -673,7 +657,8 @@ DEFINITIONS = [
 
 
 def _task_page(kind: str, protocol: str, rows: list[Row], options: Options) -> Page:
-    title_kind, goals = PAGE_KINDS[kind]
+    title_kind = PAGE_KINDS[kind]
+    goals = tuple(g for g in GOALS if GOALS[g].page == kind)
     slug = page_slug(kind, protocol)
     page = Page(slug, f"{title_kind}: {protocol}")
     page.blocks += [Paragraph(_protocol_text(protocol)), Paragraph("[Back to the index](README.md)")]
@@ -815,7 +800,8 @@ def _goal_table(kind: str, slug: str, goal: str, rows: list[Row], budgets: list[
                 cells.append(Cell("-"))
                 continue
             med, _, search = me
-            cells.append(Cell(f"> {fmt_eps(n_, search)}" if not np.isfinite(med) else fmt_eps(n_, med)))
+            cells.append(Cell(f"> {format_eps(n_, search, measured=True)}" if not np.isfinite(med)
+                              else format_eps(n_, med, measured=True)))
             rec_raw[f"median min eps {n_}"] = med
         cells.append(Cell(str(r.n)))
         cells.append(Cell(f"{r.seconds:.1f}"))
@@ -1112,7 +1098,7 @@ def _index_page(records: list[RunRecord], rows: list[Row], pages: list[Page], st
             praw.append({"page": p.slug, "models": n_models})
             continue
         rs = by_page.get(p.slug, [])
-        goals = [g for g in GOAL_ORDER if any(r.goal == g for r in rs)]
+        goals = [g for g in GOALS if any(r.goal == g for r in rs)]
         heads = sorted({headline_budget([r for r in rs if r.goal == g]).label for g in goals
                         if headline_budget([r for r in rs if r.goal == g]) is not None})
         prows.append([Cell(p.title, href=f"{p.slug}.md"), Cell(str(rs[0].run.get("task", "")) if rs else "-"),

@@ -19,29 +19,23 @@ from attacks.base import SegmentGenerators
 from attacks.suites import CascadeEntry, Suite, TransferEntry, load_suite
 from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
-from bench.data.protocols import FASProtocol, FRProtocol, Protocol, choose_items, get_protocol
+from bench.data.protocols import FASProtocol, FRProtocol, Protocol, get_protocol
 from bench.conventions import check_model_outputs
-from bench.errors import BadInputError, CellFailedError, CheckpointError, UnknownNameError
-from bench.evaluation import embed, fas_dev_result, fr_dev_result, images_to_tensor, liveness_scores
+from bench.errors import BadInputError, CellFailedError
+from bench.evaluation import fas_dev_result, fr_dev_result, images_to_tensor, liveness_scores
 from bench.metrics import fas_rates, wilson_interval
 from bench.store import DEFAULT_STORE, CellResult, ResultsStore, cell_id_of
 from bench import checks
-from bench.tasks import DEFAULT_GOALS, GOALS, IdentificationTask, SpoofTask, Task, VerificationTask, gallery_templates
-from bench.tasks.identification import DECISION_RULE
-from bench.tasks.starts import identification_starts, spoof_starts
-from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights
-from models_zoo.registry import VariantSpec, get_variant
-from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
+from bench.goals import GOALS, default_goals
+from bench.tasks import IdentificationTask, Task
+from bench.batching import BatchSize, auto_batch_size, batched_scores
+from bench.tasks.items import GoalItems, goal_items
+from models_zoo.checkpoint import read_card, shipped_weights
+from models_zoo.factory import LoadedModel, ModelUnderTest, create_model, load_model, resolve_model, zoo_source
+from models_zoo.user import FACTORY_WEIGHTS
 
 BUDGET_TOLERANCE = 1e-5
-PAIR_KIND = {"dodging": "genuine", "impersonation": "impostor"}
 VERSIONED = ("torch", "timm", "numpy", "h5py", "adversarial-robustness-toolbox", "foolbox", "torchattacks")
-TASKS = ("fr", "fas")
-USER_DEFAULT_PROTOCOL = {"fr": "synth-fr", "fas": "synth-oulu"}
-USER_DEFAULT_INPUT_SIZE = 64  # the tiny embedded world
-USER_PROFILE = "user"  # what a user model's runs and cells store as their profile
-INPUT_SIZE_RANGE = (16, 1024)
-PER_SAMPLE_CHUNK = 1  # samples per call of a library attack that runs one sample at a time (progress per sample)
 CHECK_BATCH = 8  # images of the dev split that every model's outputs are checked on before any attack
 CHECK_SAMPLES = 128  # at most this many clean-correct items (one batch) go through the per-goal integrity checks
 
@@ -92,17 +86,6 @@ class RunOutcome:
     reused: int = 0
 
 
-@dataclass
-class GoalItems:
-    """The evaluation items of one goal, ready to attack: inputs, their task and sample ids."""
-
-    goal: str
-    x: torch.Tensor
-    task: Task
-    sample_ids: list[str]
-    rule: str = ""  # the decision rule when it is not the run's threshold (identification: top-1)
-
-
 def versions() -> dict:
     out = {"python": platform.python_version(), "facebench": __version__}
     for pkg in VERSIONED:
@@ -111,188 +94,6 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[pkg] = "absent"
     return out
-
-
-@dataclass
-class ModelUnderTest:
-    """What a run evaluates, before its weights are loaded: a zoo variant or a user's factory."""
-
-    name: str  # the zoo variant's name, or the factory string as given (`mypkg.models:build`)
-    source: str  # "zoo" or "user"
-    task: str
-    profile: str  # the zoo profile; USER_PROFILE for a user model
-    input_size: int
-    default_protocol: str
-    spec: Optional[VariantSpec] = None
-    factory: Optional[Callable[[], torch.nn.Module]] = None
-
-
-@dataclass
-class LoadedModel:
-    """The network in eval mode on its device, with the provenance of its weights."""
-
-    module: torch.nn.Module
-    checkpoint: str  # the weights file, or FACTORY_WEIGHTS
-    sha256: str  # of the weights file, or of the factory's state_dict serialised as safetensors
-    card: dict  # the model card ({} for a user model without one)
-    was_training: bool = False  # the network came in train mode and was put into eval mode on load
-
-
-def resolve_model(cfg: RunConfig) -> ModelUnderTest:
-    """Resolve `--model`: a value with `:` is a user factory (imported now), anything else a zoo variant."""
-    if cfg.task is not None and cfg.task not in TASKS:
-        raise BadInputError(f"unknown task {cfg.task!r} (use fr or fas)")
-    if cfg.input_size is not None and not INPUT_SIZE_RANGE[0] <= cfg.input_size <= INPUT_SIZE_RANGE[1]:
-        raise BadInputError(f"--input-size must be between {INPUT_SIZE_RANGE[0]} and {INPUT_SIZE_RANGE[1]} pixels, got {cfg.input_size}")
-    if is_factory_ref(cfg.model):
-        if cfg.task is None:
-            raise BadInputError(f"--task fr or --task fas is required for a user model ({cfg.model!r}): "
-                                "is it face recognition (embeddings) or anti-spoofing (liveness logit)?")
-        if cfg.profile is not None:
-            raise BadInputError(f"--profile applies to zoo variants only; a user model ({cfg.model!r}) is sized by its "
-                                "factory, and --input-size sets the image size")
-        factory = load_factory(cfg.model)
-        return ModelUnderTest(cfg.model, "user", cfg.task, USER_PROFILE, cfg.input_size or USER_DEFAULT_INPUT_SIZE,
-                              USER_DEFAULT_PROTOCOL[cfg.task], factory=factory)
-    try:
-        spec = get_variant(cfg.model)
-    except UnknownNameError as e:
-        if "." in cfg.model or "/" in cfg.model:
-            raise UnknownNameError(f"{e}; a model of your own is written module:function, e.g. mypkg.models:build") from None
-        raise
-    profile = cfg.profile or "tiny"
-    if profile not in spec.input_size:
-        raise BadInputError(f"unknown profile {profile!r} (known: {', '.join(spec.input_size)})")
-    if cfg.task is not None and cfg.task != spec.task:
-        raise BadInputError(f"--task {cfg.task} disagrees with zoo variant {spec.name!r}, a {spec.task} model")
-    size = spec.input_size[profile]
-    if cfg.input_size is not None and cfg.input_size != size:
-        raise BadInputError(f"--input-size {cfg.input_size} disagrees with zoo variant {spec.name!r}, which takes "
-                            f"{size} px at profile {profile} (--input-size is for user models)")
-    return ModelUnderTest(spec.name, "zoo", spec.task, profile, size, spec.default_protocol, spec=spec)
-
-
-def load_model(mut: ModelUnderTest, cfg: RunConfig, device: torch.device) -> LoadedModel:
-    """Build the network and load its weights, in eval mode on `device`.
-
-    Zoo variants: the shipped checkpoint unless `--checkpoint`, whose card must name the variant and
-    profile and match the file's sha256. User models: the factory's own weights unless `--checkpoint`
-    (loaded strictly; a sibling card is optional and its sha256 checked when present).
-    """
-    if mut.source == "user":
-        assert mut.factory is not None
-        model = build_from_factory(mut.name, mut.factory)
-        if cfg.checkpoint:
-            sha, card = load_user_checkpoint(model, Path(cfg.checkpoint))
-            checkpoint = str(cfg.checkpoint)
-        else:
-            sha, card, checkpoint = state_dict_sha256(model), {}, FACTORY_WEIGHTS
-        was_training = bool(checks.training_modules(model))
-        return LoadedModel(model_eval(model).to(device), checkpoint, sha, card, was_training)
-    assert mut.spec is not None
-    weights = Path(cfg.checkpoint) if cfg.checkpoint else shipped_weights(mut.name, mut.profile)
-    if weights is None:
-        raise CheckpointError(
-            f"model {mut.name!r} has no shipped {mut.profile} weights; train them with "
-            f"`facebench train --model {mut.name} --profile {mut.profile}` or pass --checkpoint"
-        )
-    model = mut.spec.build(mut.profile)
-    card = load_checkpoint(model, weights, variant=mut.name, profile=mut.profile)
-    was_training = bool(checks.training_modules(model))
-    return LoadedModel(model_eval(model).to(device), str(weights), card["sha256"], card, was_training)
-
-
-def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold: float, cfg: RunConfig,
-               size: int, device: torch.device) -> GoalItems:
-    """The items of one goal and their task; the task carries the starts of decision-based attacks (not for dodging,
-    where a random image already reaches the goal): see `bench.tasks.starts`."""
-    if isinstance(protocol, FRProtocol) and goal in PAIR_KIND:
-        pairs = protocol.test_pairs(PAIR_KIND[goal], cfg.samples, cfg.seed, size)
-        refs = embed(model, pairs.references, device).to(device)
-        x = images_to_tensor(pairs.probes).to(device)
-        task = VerificationTask(model, refs, threshold, goal)
-        if goal == "impersonation":  # the reference image scores 1 against its own embedding
-            task = task.with_starts(images_to_tensor(pairs.references).to(device))
-        return GoalItems(goal, x, task, list(pairs.pair_ids))
-    if isinstance(protocol, FRProtocol) and goal in IdentificationTask.goals:
-        ident = protocol.identification(cfg.samples, cfg.seed, size)
-        k = len(ident.identities)
-        templates = gallery_templates(embed(model, ident.gallery, device), torch.as_tensor(ident.gallery_labels), k).to(device)
-        labels = torch.as_tensor(ident.probe_labels, device=device)
-        targets = torch.as_tensor(ident.targets, device=device) if goal == "target-identity" else None
-        x = images_to_tensor(ident.probes).to(device)
-        starts = images_to_tensor(ident.gallery[identification_starts(ident, goal)]).to(device)
-        task = IdentificationTask(model, templates, labels, goal, targets).with_starts(starts)
-        return GoalItems(goal, x, task, list(ident.probe_ids), rule=f"{DECISION_RULE}, {k} identities")
-    if isinstance(protocol, FASProtocol) and goal in SpoofTask.goals:
-        test = protocol.frames("test", size)
-        pool = np.flatnonzero(~test.live if goal == "spoof-to-live" else test.live)
-        chosen = np.sort(pool[choose_items(len(pool), cfg.samples, cfg.seed, 2 if goal == "spoof-to-live" else 3)])
-        x = images_to_tensor(test.images[chosen]).to(device)
-        starts = images_to_tensor(test.images[spoof_starts(test, chosen, goal)]).to(device)
-        task = SpoofTask(model, threshold, goal, len(chosen)).with_starts(starts)
-        return GoalItems(goal, x, task, [test.sample_ids[i] for i in chosen])
-    raise BadInputError(f"protocol {protocol.name!r} does not provide items for goal {goal!r}")
-
-
-class BatchSize:
-    """How many samples are attacked (or scored) at once.
-
-    Fixed (`--batch-size N`), or automatic (the default): the largest that fits, found by starting at
-    AUTO_BATCH[device type] and halving on out-of-memory; the smaller size is kept for the rest of the
-    run. A chunk that runs out of memory is redone whole, with the random generator rewound, so no
-    sample is half-attacked. With a fixed size, out-of-memory is an error that says what to do.
-    """
-
-    def __init__(self, size: int, auto: bool = False) -> None:
-        self.size = int(size)
-        self.auto = auto
-
-    @staticmethod
-    def of(value: "int | BatchSize") -> "BatchSize":
-        return value if isinstance(value, BatchSize) else BatchSize(int(value))
-
-    def chunks(self, todo: torch.Tensor, work: Callable[[torch.Tensor], None], per_sample: bool = False,
-               generator: Optional[torch.Generator] = None) -> None:
-        """Call `work(idx)` on consecutive chunks of `todo` (one sample at a time when `per_sample`)."""
-        start = 0
-        while start < todo.numel():
-            size = min(self.size, PER_SAMPLE_CHUNK) if per_sample else self.size
-            idx = todo[start : start + size]
-            rewind = generator.get_state() if generator is not None else None
-            try:
-                work(idx)
-            except torch.cuda.OutOfMemoryError:
-                if not self.auto:
-                    raise BadInputError(f"out of memory at --batch-size {size}: pass a smaller one, "
-                                        "or leave it out to choose it automatically") from None
-                if size == 1:
-                    raise
-                self.size = max(1, size // 2)
-                if rewind is not None:
-                    generator.set_state(rewind)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                continue
-            start += idx.numel()
-
-
-AUTO_BATCH = {"cpu": 128, "cuda": 1024}  # where `--batch-size auto` starts (CPU: larger batches gain nothing)
-
-
-def auto_batch_size(device: torch.device, n_items: int) -> BatchSize:
-    return BatchSize(max(1, min(AUTO_BATCH.get(device.type, 128), n_items)), auto=True)
-
-
-@torch.no_grad()
-def batched_scores(task: Task, x: torch.Tensor, batch_size: "int | BatchSize") -> torch.Tensor:
-    out: dict[int, torch.Tensor] = {}
-
-    def work(idx: torch.Tensor) -> None:
-        out[int(idx[0])] = task.subset(idx).scores(x[idx])
-
-    BatchSize.of(batch_size).chunks(torch.arange(x.shape[0], device=x.device), work)
-    return torch.cat([out[k] for k in sorted(out)]) if out else torch.zeros(0, device=x.device)
 
 
 def summarise(arrays: dict, seconds: float) -> dict:
@@ -380,7 +181,7 @@ def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, no
         if meter is not None:
             meter.update(idx.numel())
 
-    BatchSize.of(batch_size).chunks(todo, work, getattr(attack, "per_sample", False), gen)
+    BatchSize.of(batch_size).chunks(todo, work, attack.per_sample, gen)
     arrays = _cell_arrays(items, clean_scores, x_adv, queries, attack.name, norm, eps, batch_size)
     if min_eps is not None:
         arrays["min_eps"] = min_eps.cpu().numpy().astype(np.float32)
@@ -397,7 +198,7 @@ def attack_cells_together(items: GoalItems, clean_scores: torch.Tensor, attack: 
 
     Returns None, having stored nothing, when a stacked chunk does not fit in memory: the caller then
     computes the budgets one by one (which can use smaller batches)."""
-    if not attack.budgets_together or getattr(attack, "per_sample", False):
+    if not attack.budgets_together or attack.per_sample:
         raise ValueError(f"attack {attack.name!r} cannot run its budgets together")
     task, x = items.task, items.x
     attack_task = attack_task or task
@@ -488,7 +289,7 @@ def cascade_cell(items: GoalItems, clean_scores: torch.Tensor, stages: list[Atta
             if meter is not None:
                 meter.update(idx.numel())
 
-        BatchSize.of(batch_size).chunks(todo, work, getattr(attack, "per_sample", False), gen)
+        BatchSize.of(batch_size).chunks(todo, work, attack.per_sample, gen)
         broken_per.append(newly)
         seconds_per.append(round(time.perf_counter() - t0, 3))
     arrays = _cell_arrays(items, clean_scores, x_adv, queries, "cascade", norm, eps, batch_size)
@@ -654,16 +455,7 @@ def transfer_sources(mut: ModelUnderTest, suite: Suite) -> tuple[dict[str, Model
 
     def usable(name: str) -> Optional[str]:
         """Why `name` cannot be a source (None: it can)."""
-        if name not in VARIANTS:
-            return "not a zoo model"
-        spec = VARIANTS.get(name)
-        if spec.task != mut.task:
-            return f"a {spec.task} model, not {mut.task}"
-        if spec.input_size.get(profile) != mut.input_size:
-            return f"takes {spec.input_size.get(profile)} px at profile {profile}, not {mut.input_size}"
-        if shipped_weights(name, profile) is None:
-            return f"has no shipped {profile} weights"
-        return None
+        return zoo_source(name, mut.task, profile, mut.input_size)
 
     def resolved(name: str) -> ModelUnderTest:
         return ModelUnderTest(name, "zoo", mut.task, profile, mut.input_size, mut.default_protocol, spec=VARIANTS.get(name))
@@ -707,8 +499,8 @@ class RunState:
         self.setup = setup
         self.cfg = setup.cfg
         self.device = device
-        self.mut = resolve_model(self.cfg)
-        self.loaded = loaded or load_model(self.mut, self.cfg, device)
+        self.mut = resolve_model(self.cfg.model, self.cfg.task, self.cfg.profile, self.cfg.input_size)
+        self.loaded = loaded or load_model(self.mut, self.cfg.checkpoint, device)
         self.forward = resolve_forward(self.cfg.precision, self.cfg.channels_last, self.cfg.compile, device, self.cfg.fold_bn)
         example = torch.rand((4, 3, self.mut.input_size, self.mut.input_size), generator=torch.Generator().manual_seed(0))
         self.folded = attack_model(self.loaded.module, self.forward, example.to(device))
@@ -723,8 +515,8 @@ class RunState:
         self.source_items: dict[tuple[str, str], GoalItems] = {}
 
     def items(self, goal: str) -> GoalItems:
-        return goal_items(self.protocol, self.loaded.module, goal, self.setup.threshold, self.cfg, self.mut.input_size,
-                          self.device)
+        return goal_items(self.protocol, self.loaded.module, goal, self.setup.threshold, self.cfg.samples, self.cfg.seed,
+                          self.mut.input_size, self.device)
 
     def prepared(self, goal: str, eot: Optional[int] = None, run_checks: bool = False) -> PreparedGoal:
         """A goal's items, clean scores and attack view. With `run_checks` (the driver), the integrity checks
@@ -748,19 +540,13 @@ class RunState:
     def source(self, name: str, goal: str) -> tuple[LoadedModel, GoalItems]:
         """A transfer source model (loaded once) and its view of the goal's items."""
         if name not in self.source_loaded:
-            src_cfg = replace(self.cfg, model=name, checkpoint=None, task=None, input_size=None,
-                              profile=self.mut.profile if self.mut.source == "zoo" else "tiny")
-            self.source_loaded[name] = load_model(resolve_model(src_cfg), src_cfg, self.device)
+            profile = self.mut.profile if self.mut.source == "zoo" else "tiny"
+            self.source_loaded[name] = create_model(name, self.device, profile=profile)
         key = (name, goal)
         if key not in self.source_items:
             self.source_items[key] = goal_items(self.protocol, self.source_loaded[name].module, goal, self.setup.threshold,
-                                                self.cfg, self.mut.input_size, self.device)
+                                                self.cfg.samples, self.cfg.seed, self.mut.input_size, self.device)
         return self.source_loaded[name], self.source_items[key]
-
-
-def subset_items(items: GoalItems, start: int, stop: int) -> GoalItems:
-    idx = torch.arange(start, stop, device=items.x.device)
-    return GoalItems(items.goal, items.x[idx], items.task.subset(idx), list(items.sample_ids[start:stop]), items.rule)
 
 
 @dataclass
@@ -806,7 +592,7 @@ def compute_job(state: RunState, job: CellJob, meter: Optional[SampleMeter] = No
     items, clean, attack_task = prep.items, prep.clean, prep.attack_task
     if job.shards > 1:
         stop = len(items.sample_ids) if job.stop < 0 else job.stop
-        items = subset_items(items, job.start, stop)
+        items = items.shard(job.start, stop)
         idx = torch.arange(job.start, stop, device=clean.device)
         clean, attack_task = clean[idx], attack_task.subset(idx)
     seed = shard_seed(job.seed, job.shard, job.shards)
@@ -842,7 +628,7 @@ def compute_job(state: RunState, job: CellJob, meter: Optional[SampleMeter] = No
     else:
         src_loaded, src_items = state.source(pc.source, pc.goal)
         if job.shards > 1:
-            src_items = subset_items(src_items, job.start, len(src_items.sample_ids) if job.stop < 0 else job.stop)
+            src_items = src_items.shard(job.start, len(src_items.sample_ids) if job.stop < 0 else job.stop)
         arrays, src_q = transfer_cell(items, clean, src_items, make_attack(pc.params["attack"], pc.params["params"]),
                                       pc.norm, pc.eps, batch_size, seed=seed, meter=meter)
         attrs.update(source_model=pc.source, source_checkpoint=src_loaded.checkpoint,
@@ -970,15 +756,15 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
     from bench.executors import make_executor
     from bench.progress import RunProgress
 
-    mut = resolve_model(cfg)
+    mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size)
     suite = load_suite(cfg.suite)
     protocol = get_protocol(cfg.protocol or mut.default_protocol)
     if protocol.task != mut.task:
         flag = f" (--task {mut.task})" if mut.source == "user" else ""
         raise BadInputError(f"protocol {protocol.name!r} is for {protocol.task} models but {mut.name!r} is a {mut.task} model{flag}")
     validate_config(cfg)
-    goals = suite.goals or DEFAULT_GOALS[mut.task]
-    wrong = [g for g in goals if GOALS[g] != mut.task]
+    goals = suite.goals or default_goals(mut.task)
+    wrong = [g for g in goals if GOALS[g].task != mut.task]
     if wrong:
         raise BadInputError(f"suite {suite.name!r} asks for goals {wrong} that a {mut.task} model cannot serve")
     sources, default_src = transfer_sources(mut, suite)
@@ -990,7 +776,7 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
         store.check_writable()
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    loaded = load_model(mut, cfg, device)
+    loaded = load_model(mut, cfg.checkpoint, device)
     model, card, size = loaded.module, loaded.card, mut.input_size
     cfg = replace(cfg, profile=None if mut.source == "user" else mut.profile, input_size=size, task=mut.task)
 

@@ -111,6 +111,11 @@ def shipped_weights(variant: str, profile: str = "tiny") -> Optional[Path]:
     return path if path.exists() else None
 
 
+def training_modules(model: nn.Module) -> list[str]:
+    """Names of the submodules in train mode ('<model>' is the model itself)."""
+    return [name or "<model>" for name, m in model.named_modules() if m.training]
+
+
 def model_eval(model: nn.Module) -> nn.Module:
     """Evaluation mode with gradients off for parameters (attacks need input gradients only)."""
     model.eval()
@@ -127,4 +132,5 @@ __all__ = [
     "save_checkpoint",
     "sha256_file",
     "shipped_weights",
+    "training_modules",
 ]

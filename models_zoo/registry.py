@@ -7,9 +7,9 @@ from typing import Callable, Optional
 from torch import nn
 
 from bench.errors import BadInputError
+from bench.goals import PROFILES
 from bench.registry import Registry
 
-PROFILES = ("tiny", "paper")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,14 @@ class VariantSpec:
         if profile not in PROFILES:
             raise BadInputError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
         return self.factory(profile)
+
+    def parameter_count(self, profile: str = "tiny") -> int:
+        """Parameters of the network at `profile`, built on the meta device (no memory, no init cost)."""
+        import torch
+
+        with torch.device("meta"):
+            model = self.build(profile)
+        return int(sum(t.numel() for t in model.parameters()))
 
 
 VARIANTS: Registry[VariantSpec] = Registry("model")

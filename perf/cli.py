@@ -13,6 +13,8 @@ from typing import Optional
 
 import torch
 
+from bench.goals import PROFILES
+
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
 SCHEMA = "facebench-perf/1"
 
@@ -23,7 +25,7 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--profile", choices=("tiny", "paper"), default=None,
+    p.add_argument("--profile", choices=PROFILES, default=None,
                    help="the model's profile: tiny (shipped weights; the default on CPU) or paper (ResNet50 at 160 px, "
                         "randomly initialised for timing; the default with --device cuda)")
     p.add_argument("--square-queries", type=int, default=None,

@@ -10,7 +10,8 @@ from bench.runner import batched_scores
 from bench.tasks import VerificationTask
 from models_zoo.checkpoint import model_eval
 from bench.precision import attack_model, fast_view, resolve_forward
-from bench.runner import RunConfig, goal_items, load_model, resolve_model
+from bench.tasks.items import goal_items
+from models_zoo.factory import load_model, resolve_model
 from bench.tasks.base import Task
 
 
@@ -64,12 +65,11 @@ def shipped_workload(model: str, goal: str, batch: int, device: torch.device, pr
     """
     key = (model, goal, batch, str(device), profile, seed)
     if key not in _CACHE:
-        cfg = RunConfig(model=model, samples=max(2 * batch, 16), seed=seed, device=str(device), profile=profile)
-        mut = resolve_model(cfg)
-        loaded = load_model(mut, cfg, device)
+        mut = resolve_model(model, profile=profile)
+        loaded = load_model(mut, None, device)
         threshold = float(loaded.card["dev"]["threshold"])
         protocol = get_protocol(mut.default_protocol)
-        items = goal_items(protocol, loaded.module, goal, threshold, cfg, mut.input_size, device)
+        items = goal_items(protocol, loaded.module, goal, threshold, max(2 * batch, 16), seed, mut.input_size, device)
         todo = (~items.task.success(items.x)).nonzero().squeeze(1)[:batch]
         task = items.task.subset(todo)
         view, folded = runner_view(task, loaded.module, items.x[:4], device)
@@ -85,14 +85,13 @@ def paper_workload(model: str, goal: str, batch: int, device: torch.device, seed
     attack breaks some of them); the first `batch` clean-correct items are kept."""
     key = (model, goal, batch, str(device), "paper", seed)
     if key not in _CACHE:
-        cfg = RunConfig(model=model, samples=max(2 * batch, 16), seed=seed, device=str(device), profile="paper")
-        mut = resolve_model(cfg)
+        mut = resolve_model(model, profile="paper")
         if mut.task != "fr" or goal not in VerificationTask.goals:
             raise ValueError(f"the paper-profile workload is for FR verification goals, not {model} / {goal}")
         torch.manual_seed(seed)
         module = model_eval(mut.spec.build("paper")).to(device)
         protocol = get_protocol(mut.default_protocol)
-        items = goal_items(protocol, module, goal, 0.0, cfg, mut.input_size, device)
+        items = goal_items(protocol, module, goal, 0.0, max(2 * batch, 16), seed, mut.input_size, device)
         clean = batched_scores(items.task, items.x, 32)
         task = VerificationTask(module, items.task.references, float(clean.median()), goal)
         todo = (~task.success(items.x)).nonzero().squeeze(1)[:batch]

@@ -128,10 +128,20 @@ def test_the_gate_and_its_baseline_cover_every_shipped_variant():
     from models_zoo import VARIANTS
     from models_zoo.checkpoint import shipped_weights
 
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
     root = Path(__file__).resolve().parent.parent
-    models = re.search(r"^GATE_MODELS \?= (.*)$", (root / "Makefile").read_text(), re.M).group(1).split()
+    makefile = (root / "Makefile").read_text()
+    # both lists come from the registry, not from a copy of it
+    assert re.search(r"^SHIPPED_MODELS = \$\$\(\$\(BIN\)/facebench models --names\)$", makefile, re.M)
+    for name in ("GATE_MODELS", "LEADERBOARD_MODELS"):
+        assert re.search(rf"^{name} \?= \$\(SHIPPED_MODELS\)$", makefile, re.M)
+    out = CliRunner().invoke(main, ["models", "--names"])
+    assert out.exit_code == 0, out.output
     shipped = {n for n in VARIANTS if shipped_weights(n, "tiny") is not None}
-    assert set(models) == shipped
+    assert set(out.output.split()) == shipped and len(out.output.split()) == len(shipped)
     baseline = json.loads((root / "leaderboards" / "baseline.json").read_text())
     assert {m["model"] for m in baseline["metrics"]} == shipped
     assert {m["suite"] for m in baseline["metrics"]} == {"quick"} and {m["n"] for m in baseline["metrics"]} == {100}

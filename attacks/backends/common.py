@@ -253,8 +253,6 @@ class BackendAttack(Attack):
     """
 
     backend: ClassVar[str] = ""
-    black_box: ClassVar[bool] = False
-    per_sample: ClassVar[bool] = False
     query_cap: ClassVar[Optional[str]] = None
 
     verbose: bool = False  # show the library's own progress and logging; not part of the attack's identity

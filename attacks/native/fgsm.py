@@ -14,6 +14,7 @@ class FGSM(Attack):
     name = "fgsm"
     backend = "native"
     budgets_together = True
+    single_step = True
     norms = ("linf", "l2")
     description = "fast gradient (sign) method: one step of size eps"
 

@@ -69,6 +69,7 @@ class MaskedPGD(Attack):
     """PGD confined to `mask(x)` (1 inside, 0 outside: the perturbation is exactly zero outside)."""
 
     norms = ("linf",)
+    mask_confined = True
 
     steps: int = 50
     step_size: float = 0.05  # relative to eps

@@ -82,6 +82,7 @@ class MinimalEps(Attack):
     norms = ("linf", "l2")
     description = "per-sample minimal budget by bisection of a native attack (output carries min_eps)"
     measures_min_eps = True
+    budget_is_ceiling = True
 
     attack: str = "pgd"
     attack_steps: int = 20

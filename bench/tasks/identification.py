@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.goals import goals_of
 from bench.tasks.base import Task
 
 DECISION_RULE = "top-1 over the gallery templates (closed set, no threshold; ties to the lowest gallery index)"
@@ -38,7 +39,7 @@ class IdentificationTask(Task):
     true classes and `targets` as the target classes, for targeted multi-class attacks (APGD-T, DLR).
     """
 
-    goals = ("misidentify", "target-identity")
+    goals = goals_of("fr", "identification")
     threshold = float("nan")
 
     def __init__(self, model: nn.Module, templates: torch.Tensor, labels: torch.Tensor, goal: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench.goals import goals_of
 from bench.tasks.base import Task
 
 
@@ -14,7 +15,7 @@ class SpoofTask(Task):
     `live-to-spoof` (live frames must be rejected) is the denial-of-service one.
     """
 
-    goals = ("spoof-to-live", "live-to-spoof")
+    goals = goals_of("fas", "frames")
 
     def __init__(self, model: nn.Module, threshold: float, goal: str, n_items: int) -> None:
         if goal not in self.goals:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench.goals import goals_of
 from bench.tasks.base import Task
 
 
@@ -14,7 +15,7 @@ class VerificationTask(Task):
     genuine pair rejected; `impersonation` wants an impostor pair accepted.
     """
 
-    goals = ("dodging", "impersonation")
+    goals = goals_of("fr", "pairs")
 
     def __init__(self, model: nn.Module, references: torch.Tensor, threshold: float, goal: str) -> None:
         if goal not in self.goals:

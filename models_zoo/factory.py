@@ -1,0 +1,146 @@
+"""The one entry point that turns a model name into a loaded network (timm's `create_model`, for facebench).
+
+`--model` is a zoo variant (`facenet-baseline`) or a user's factory (`mypkg.models:build`,
+`path/to/file.py:build`). `resolve_model` checks the name and the options that go with it before any
+work (task, profile, input size) and says what the model is; `load_model` builds the network and loads
+its weights, in eval mode on a device, with their provenance (file, sha256, card). `create_model` does
+both. The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all
+build models here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from bench.errors import BadInputError, CheckpointError, UnknownNameError
+from bench.goals import TASKS
+from models_zoo.checkpoint import load_checkpoint, model_eval, shipped_weights, training_modules
+from models_zoo.registry import VARIANTS, VariantSpec, get_variant
+from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
+
+USER_DEFAULT_PROTOCOL = {"fr": "synth-fr", "fas": "synth-oulu"}
+USER_DEFAULT_INPUT_SIZE = 64  # the tiny embedded world
+USER_PROFILE = "user"  # what a user model's runs and cells store as their profile
+INPUT_SIZE_RANGE = (16, 1024)
+DEFAULT_PROFILE = "tiny"
+
+
+@dataclass
+class ModelUnderTest:
+    """What a run evaluates, before its weights are loaded: a zoo variant or a user's factory."""
+
+    name: str  # the zoo variant's name, or the factory string as given (`mypkg.models:build`)
+    source: str  # "zoo" or "user"
+    task: str
+    profile: str  # the zoo profile; USER_PROFILE for a user model
+    input_size: int
+    default_protocol: str
+    spec: Optional[VariantSpec] = None
+    factory: Optional[Callable[[], torch.nn.Module]] = None
+
+
+@dataclass
+class LoadedModel:
+    """The network in eval mode on its device, with the provenance of its weights."""
+
+    module: torch.nn.Module
+    checkpoint: str  # the weights file, or FACTORY_WEIGHTS
+    sha256: str  # of the weights file, or of the factory's state_dict serialised as safetensors
+    card: dict  # the model card ({} for a user model without one)
+    was_training: bool = False  # the network came in train mode and was put into eval mode on load
+
+
+def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str] = None,
+                  input_size: Optional[int] = None) -> ModelUnderTest:
+    """Resolve `--model`: a value with `:` is a user factory (imported now), anything else a zoo variant.
+
+    `task` is required for a user model and checked against a zoo variant's; `profile` is for zoo variants
+    only (default tiny); `input_size` is a user model's image size (default 64) and must agree with a
+    variant's. Every mistake is a one-line `FacebenchError` before any work.
+    """
+    if task is not None and task not in TASKS:
+        raise BadInputError(f"unknown task {task!r} (use fr or fas)")
+    if input_size is not None and not INPUT_SIZE_RANGE[0] <= input_size <= INPUT_SIZE_RANGE[1]:
+        raise BadInputError(f"--input-size must be between {INPUT_SIZE_RANGE[0]} and {INPUT_SIZE_RANGE[1]} pixels, got {input_size}")
+    if is_factory_ref(model):
+        if task is None:
+            raise BadInputError(f"--task fr or --task fas is required for a user model ({model!r}): "
+                                "is it face recognition (embeddings) or anti-spoofing (liveness logit)?")
+        if profile is not None:
+            raise BadInputError(f"--profile applies to zoo variants only; a user model ({model!r}) is sized by its "
+                                "factory, and --input-size sets the image size")
+        factory = load_factory(model)
+        return ModelUnderTest(model, "user", task, USER_PROFILE, input_size or USER_DEFAULT_INPUT_SIZE,
+                              USER_DEFAULT_PROTOCOL[task], factory=factory)
+    try:
+        spec = get_variant(model)
+    except UnknownNameError as e:
+        if "." in model or "/" in model:
+            raise UnknownNameError(f"{e}; a model of your own is written module:function, e.g. mypkg.models:build") from None
+        raise
+    profile = profile or DEFAULT_PROFILE
+    if profile not in spec.input_size:
+        raise BadInputError(f"unknown profile {profile!r} (known: {', '.join(spec.input_size)})")
+    if task is not None and task != spec.task:
+        raise BadInputError(f"--task {task} disagrees with zoo variant {spec.name!r}, a {spec.task} model")
+    size = spec.input_size[profile]
+    if input_size is not None and input_size != size:
+        raise BadInputError(f"--input-size {input_size} disagrees with zoo variant {spec.name!r}, which takes "
+                            f"{size} px at profile {profile} (--input-size is for user models)")
+    return ModelUnderTest(spec.name, "zoo", spec.task, profile, size, spec.default_protocol, spec=spec)
+
+
+def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device) -> LoadedModel:
+    """Build the network and load its weights, in eval mode on `device`.
+
+    Zoo variants: the shipped checkpoint unless `checkpoint`, whose card must name the variant and
+    profile and match the file's sha256. User models: the factory's own weights unless `checkpoint`
+    (loaded strictly; a sibling card is optional and its sha256 checked when present).
+    """
+    if mut.source == "user":
+        assert mut.factory is not None
+        model = build_from_factory(mut.name, mut.factory)
+        if checkpoint:
+            sha, card = load_user_checkpoint(model, Path(checkpoint))
+            weights = str(checkpoint)
+        else:
+            sha, card, weights = state_dict_sha256(model), {}, FACTORY_WEIGHTS
+        was_training = bool(training_modules(model))
+        return LoadedModel(model_eval(model).to(device), weights, sha, card, was_training)
+    assert mut.spec is not None
+    path = Path(checkpoint) if checkpoint else shipped_weights(mut.name, mut.profile)
+    if path is None:
+        raise CheckpointError(
+            f"model {mut.name!r} has no shipped {mut.profile} weights; train them with "
+            f"`facebench train --model {mut.name} --profile {mut.profile}` or pass --checkpoint"
+        )
+    model = mut.spec.build(mut.profile)
+    card = load_checkpoint(model, path, variant=mut.name, profile=mut.profile)
+    was_training = bool(training_modules(model))
+    return LoadedModel(model_eval(model).to(device), str(path), card["sha256"], card, was_training)
+
+
+def create_model(model: str, device: torch.device | str = "cpu", *, task: Optional[str] = None,
+                 profile: Optional[str] = None, input_size: Optional[int] = None,
+                 checkpoint: Optional[str] = None) -> LoadedModel:
+    """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device`."""
+    mut = resolve_model(model, task=task, profile=profile, input_size=input_size)
+    return load_model(mut, checkpoint, torch.device(device))
+
+
+def zoo_source(name: str, task: str, profile: str, input_size: int) -> Optional[str]:
+    """Why zoo variant `name` cannot stand in for a model of `task` at `profile` and `input_size` (a transfer
+    source, say); None when it can: same task, same input size, shipped weights at that profile."""
+    if name not in VARIANTS:
+        return "not a zoo model"
+    spec = VARIANTS.get(name)
+    if spec.task != task:
+        return f"a {spec.task} model, not {task}"
+    if spec.input_size.get(profile) != input_size:
+        return f"takes {spec.input_size.get(profile)} px at profile {profile}, not {input_size}"
+    if shipped_weights(name, profile) is None:
+        return f"has no shipped {profile} weights"
+    return None
