@@ -24,16 +24,13 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import Iterator, Optional
 
 import h5py
 import numpy as np
 
 from bench import __version__
 from bench.errors import StoreError
-
-if TYPE_CHECKING:  # pandas is imported only by open_results
-    from bench.tables import Results
 
 SCHEMA_VERSION = 1
 SCHEMA_MINOR = 2  # 1.1: cells carry `unreliable` and `unreliable_reason` (absent in 1.0 stores: reliable);
@@ -807,10 +804,3 @@ class ResultsStore:
         rep.cells += 1
         rep.samples += n
 
-
-def open_results(path: os.PathLike | str = DEFAULT_STORE, run: Optional[str] = None) -> "Results":
-    """The store as pandas DataFrames: `.samples` (one row per cell x sample), `.summary` (one row per cell) and
-    `.runs` (one row per run). With `run` (an id or unique prefix), only that run's cells."""
-    from bench.tables import results_tables
-
-    return results_tables(ResultsStore(path), run)

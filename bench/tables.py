@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import FacebenchError
-from bench.store import OPTIONAL_ARRAYS, SAMPLE_ARRAYS, ResultsStore
+from bench.store import DEFAULT_STORE, OPTIONAL_ARRAYS, SAMPLE_ARRAYS, ResultsStore
 
 # what identifies a cell, in front of both the per-sample and the per-cell table
 CELL_COLUMNS = ["cell_id", "run_id", "model", "profile", "protocol", "goal", "attack", "backend", "norm", "eps",
@@ -133,3 +133,8 @@ def write_tables(results: Results, out: os.PathLike | str, fmt: str) -> list[Pat
         written.append(path)
     return written
 
+
+def open_results(path: os.PathLike | str = DEFAULT_STORE, run: Optional[str] = None) -> Results:
+    """The store as pandas DataFrames: `.samples` (one row per cell x sample), `.summary` (one row per cell) and
+    `.runs` (one row per run). With `run` (an id or unique prefix), only that run's cells."""
+    return results_tables(ResultsStore(path), run)

@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.store import OPTIONAL_ARRAYS, SAMPLE_ARRAYS, ResultsStore, open_results
+from bench.store import OPTIONAL_ARRAYS, SAMPLE_ARRAYS, ResultsStore
+from bench.tables import open_results
 from tests.store_writer import make_cell
 
 ID_COLUMNS = ["cell_id", "run_id", "model", "profile", "protocol", "goal", "attack", "backend", "norm", "eps", "unreliable"]
