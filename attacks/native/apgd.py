@@ -35,6 +35,25 @@ def checkpoints(steps: int) -> list[int]:
     return out
 
 
+def _checkpoint(st: dict, since: int, rho: float, shape1: tuple) -> None:
+    """At a checkpoint, `since` iterations after the last: halve the step of each sample whose margin rose in fewer
+    than `rho` of them, or whose step and best margin did not change since; a halved sample restarts from its
+    best point, without momentum. Updates the per-sample state `st` in place."""
+    stalled = st["n_up"] < rho * since
+    flat = (st["eta"] == st["cp_eta"]).flatten(1).all(1) & (st["best_m"] == st["cp_m"])
+    halve = stalled | flat
+    st["cp_eta"], st["cp_m"] = st["eta"], st["best_m"].clone()
+    h4 = halve.view(shape1)
+    st["eta"] = torch.where(h4, st["eta"] / 2, st["eta"])
+    st["delta"] = torch.where(h4, st["best_d"], st["delta"])
+    st["prev"] = torch.where(h4, st["best_d"], st["prev"])
+    st["grad"] = torch.where(h4, st["best_g"], st["grad"])
+    st["m"] = torch.where(halve, st["best_m"], st["m"])
+    st["n_up"] = torch.zeros_like(st["n_up"])
+
+
+# About 90 lines with its signature, on purpose: the iterate loop reads as Algorithm 1 of Croce & Hein (2020) in one
+# piece (the step-size checkpoint is `_checkpoint`); splitting the loop would scatter its per-sample state.
 def apgd(
     task: Task,
     x: torch.Tensor,
@@ -118,20 +137,8 @@ def apgd(
             st["best_m"] = torch.where(better, m_new, st["best_m"])
             st["prev"], st["delta"], st["grad"], st["m"] = d, new, grad, m_new
             if k + 1 in cps:
-                w = k + 1
-                stalled = st["n_up"] < rho * (w - last_cp)
-                flat = (st["eta"] == st["cp_eta"]).flatten(1).all(1) & (st["best_m"] == st["cp_m"])
-                halve = stalled | flat
-                st["cp_eta"], st["cp_m"] = st["eta"], st["best_m"].clone()
-                h4 = halve.view(shape1)
-                st["eta"] = torch.where(h4, st["eta"] / 2, st["eta"])
-                # restart a halved sample from its best point, without momentum
-                st["delta"] = torch.where(h4, st["best_d"], st["delta"])
-                st["prev"] = torch.where(h4, st["best_d"], st["prev"])
-                st["grad"] = torch.where(h4, st["best_g"], st["grad"])
-                st["m"] = torch.where(halve, st["best_m"], st["m"])
-                st["n_up"] = torch.zeros_like(st["n_up"])
-                last_cp = w
+                _checkpoint(st, k + 1 - last_cp, rho, shape1)
+                last_cp = k + 1
             keep = ~ok
     return AttackOutput(best_x, done, queries)
 

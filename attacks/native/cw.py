@@ -45,7 +45,6 @@ def carlini_wagner_l2(
     """
     x = x.detach()
     n = x.shape[0]
-    shape1 = (-1,) + (1,) * (x.dim() - 1)
     eps_all = eps_view(eps, x)
     queries = torch.ones(n, dtype=torch.long, device=x.device)
     with torch.no_grad():
@@ -104,7 +103,14 @@ def carlini_wagner_l2(
         hi[rows] = torch.where(f, torch.minimum(hi[rows], const[rows]), hi[rows])
         lo[rows] = torch.where(f, lo[rows], torch.maximum(lo[rows], const[rows]))
         const[rows] = torch.where(torch.isinf(hi[rows]), const[rows] * 10, (lo[rows] + hi[rows]) / 2)
-    # within budget, or projected onto it and judged there
+    return _within_budget(task, x, best_x, best_l2, eps_all, queries)
+
+
+def _within_budget(task: Task, x: torch.Tensor, best_x: torch.Tensor, best_l2: torch.Tensor, eps_all: torch.Tensor,
+                   queries: torch.Tensor) -> AttackOutput:
+    """The output: each sample's best point when it is within its budget, else that point projected onto the L2
+    ball and judged there (one more query)."""
+    shape1 = (-1,) + (1,) * (x.dim() - 1)
     d = best_x - x
     over = best_l2 > eps_all.view(-1)
     x_adv = torch.where(over.view(shape1), (x + d * torch.clamp(eps_all / flat_norm(d), max=1.0)).clamp(0, 1), best_x)

@@ -135,6 +135,8 @@ def _l2_proposal(nu: torch.Tensor, eps: torch.Tensor, s: int, generator) -> torc
     return torch.where(w1, tmp, out)
 
 
+# About 90 lines with its signature, on purpose: the query loop reads as Algorithm 1 of Andriushchenko et al. (2020)
+# in one piece; splitting it would scatter the per-sample state it slices as samples stop.
 def square_attack(
     task: Task,
     x: torch.Tensor,
