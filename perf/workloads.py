@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.data.protocols import get_protocol
-from bench.runner import batched_scores
+from bench.batching import batched_scores
 from bench.tasks import VerificationTask
 from models_zoo.checkpoint import model_eval
 from bench.precision import attack_model, fast_view, resolve_forward
@@ -86,7 +86,7 @@ def paper_workload(model: str, goal: str, batch: int, device: torch.device, seed
     key = (model, goal, batch, str(device), "paper", seed)
     if key not in _CACHE:
         mut = resolve_model(model, profile="paper")
-        if mut.task != "fr" or goal not in VerificationTask.goals:
+        if mut.task != "fr" or not VerificationTask.serves(goal):
             raise ValueError(f"the paper-profile workload is for FR verification goals, not {model} / {goal}")
         torch.manual_seed(seed)
         module = model_eval(mut.spec.build("paper")).to(device)

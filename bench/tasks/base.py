@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 from torch import nn
+
+from bench.goals import GOALS
 
 
 class Task(ABC):
@@ -25,6 +27,19 @@ class Task(ABC):
     goal: str
     threshold: float
     starts: Optional[torch.Tensor] = None
+    items: ClassVar[str] = ""  # the item kind (bench.goals.ITEM_KINDS) whose goals this task judges
+
+    @classmethod
+    def serves(cls, goal: str) -> bool:
+        """Whether this task judges `goal` (a goal of its item kind, in bench.goals)."""
+        return goal in GOALS and GOALS[goal].items == cls.items
+
+    @classmethod
+    def wants(cls, goal: str) -> str:
+        """The decision the attacker wants for `goal` (its record's `wants`); a goal this task does not judge is an error."""
+        if not cls.serves(goal):
+            raise ValueError(f"{cls.__name__} judges the goals {goals_of_items(cls.items)}, not {goal!r}")
+        return GOALS[goal].wants
 
     @abstractmethod
     def scores(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,6 +124,10 @@ class Task(ABC):
         """
         return MarginClassifier(self, scale)
 
+
+
+def goals_of_items(items: str) -> tuple[str, ...]:
+    return tuple(g for g in GOALS if GOALS[g].items == items)
 
 
 class TaskView(Task):

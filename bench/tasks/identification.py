@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.goals import goals_of
 from bench.tasks.base import Task
 
 DECISION_RULE = "top-1 over the gallery templates (closed set, no threshold; ties to the lowest gallery index)"
@@ -39,19 +38,18 @@ class IdentificationTask(Task):
     true classes and `targets` as the target classes, for targeted multi-class attacks (APGD-T, DLR).
     """
 
-    goals = goals_of("fr", "identification")
+    items = "identification"
     threshold = float("nan")
 
     def __init__(self, model: nn.Module, templates: torch.Tensor, labels: torch.Tensor, goal: str,
                  targets: Optional[torch.Tensor] = None, aim: Optional[torch.Tensor] = None) -> None:
-        if goal not in self.goals:
-            raise ValueError(f"identification goal must be one of {self.goals}, got {goal!r}")
+        self.targeted = self.wants(goal) == "target-identity"  # target-identity; misidentify: any other identity
         if templates.shape[0] < 2:
             raise ValueError(f"identification needs at least 2 gallery identities, got {templates.shape[0]}")
         labels = labels.long()
-        if goal == "target-identity":
+        if self.targeted:
             if targets is None:
-                raise ValueError("goal target-identity needs one target identity per probe")
+                raise ValueError(f"goal {goal} needs one target identity per probe")
             targets = targets.long().to(labels.device)
             if bool((targets == labels).any()):
                 raise ValueError("a probe's target identity must differ from its own identity")
@@ -85,7 +83,7 @@ class IdentificationTask(Task):
         return own, others
 
     def margin_from_scores(self, s: torch.Tensor) -> torch.Tensor:
-        if self.goal == "misidentify":
+        if not self.targeted:
             own, others = self._split(s, self.labels)
             if self.aim is not None:  # retargeted: climb towards one chosen other identity
                 return s.gather(1, self.aim.to(s.device).view(-1, 1)).squeeze(1) - own
@@ -99,7 +97,7 @@ class IdentificationTask(Task):
 
     def success_from_scores(self, s: torch.Tensor) -> torch.Tensor:
         top = self.predicted(s)
-        if self.goal == "misidentify":
+        if not self.targeted:
             return top != self.labels.to(top.device)
         return top == self.targets.to(top.device)
 
@@ -121,12 +119,12 @@ class IdentificationTask(Task):
 
     def num_targets(self) -> int:
         """`misidentify` can be reached through any other identity; `target-identity` through its target only."""
-        return self.n_classes - 1 if self.goal == "misidentify" else 1
+        return 1 if self.targeted else self.n_classes - 1
 
     def retarget(self, clean_scores: torch.Tensor, rank: int) -> "IdentificationTask":
         """`misidentify` with its margin aimed at each probe's `rank`-th most similar other identity on clean
         input (success is still any wrong identity); `target-identity` is already targeted (returned as is)."""
-        if self.goal != "misidentify":
+        if self.targeted:
             return self
         if not 0 <= rank < self.num_targets():
             raise ValueError(f"rank {rank} outside the {self.num_targets()} other identities")

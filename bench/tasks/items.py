@@ -43,23 +43,24 @@ def goal_items(protocol: Protocol, model: torch.nn.Module, goal: str, threshold:
         refs = embed(model, pairs.references, device).to(device)
         x = images_to_tensor(pairs.probes).to(device)
         task = VerificationTask(model, refs, threshold, goal)
-        if goal == "impersonation":  # the reference image scores 1 against its own embedding
+        if spec.wants == "accept":  # impersonation: the reference image scores 1 against its own embedding
             task = task.with_starts(images_to_tensor(pairs.references).to(device))
         return GoalItems(goal, x, task, list(pairs.pair_ids))
-    if isinstance(protocol, FRProtocol) and goal in IdentificationTask.goals:
+    if isinstance(protocol, FRProtocol) and IdentificationTask.serves(goal):
         ident = protocol.identification(samples, seed, size)
         k = len(ident.identities)
         templates = gallery_templates(embed(model, ident.gallery, device), torch.as_tensor(ident.gallery_labels), k).to(device)
         labels = torch.as_tensor(ident.probe_labels, device=device)
-        targets = torch.as_tensor(ident.targets, device=device) if goal == "target-identity" else None
+        targets = torch.as_tensor(ident.targets, device=device) if spec.wants == "target-identity" else None
         x = images_to_tensor(ident.probes).to(device)
         starts = images_to_tensor(ident.gallery[identification_starts(ident, goal)]).to(device)
         task = IdentificationTask(model, templates, labels, goal, targets).with_starts(starts)
         return GoalItems(goal, x, task, list(ident.probe_ids), rule=f"{DECISION_RULE}, {k} identities")
-    if isinstance(protocol, FASProtocol) and goal in SpoofTask.goals:
+    if isinstance(protocol, FASProtocol) and SpoofTask.serves(goal):
         test = protocol.frames("test", size)
-        pool = np.flatnonzero(~test.live if goal == "spoof-to-live" else test.live)
-        chosen = np.sort(pool[choose_items(len(pool), samples, seed, 2 if goal == "spoof-to-live" else 3)])
+        spoof = spec.select == "spoof"
+        pool = np.flatnonzero(~test.live if spoof else test.live)
+        chosen = np.sort(pool[choose_items(len(pool), samples, seed, 2 if spoof else 3)])
         x = images_to_tensor(test.images[chosen]).to(device)
         starts = images_to_tensor(test.images[spoof_starts(test, chosen, goal)]).to(device)
         task = SpoofTask(model, threshold, goal, len(chosen)).with_starts(starts)

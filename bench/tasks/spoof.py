@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.goals import goals_of
 from bench.tasks.base import Task
 
 
@@ -15,11 +14,10 @@ class SpoofTask(Task):
     `live-to-spoof` (live frames must be rejected) is the denial-of-service one.
     """
 
-    goals = goals_of("fas", "frames")
+    items = "frames"
 
     def __init__(self, model: nn.Module, threshold: float, goal: str, n_items: int) -> None:
-        if goal not in self.goals:
-            raise ValueError(f"anti-spoofing goal must be one of {self.goals}, got {goal!r}")
+        self.accept = self.wants(goal) == "accept"  # spoof-to-live: accepted as live; live-to-spoof: rejected
         self.model = model
         self.threshold = float(threshold)
         self.goal = goal
@@ -32,11 +30,11 @@ class SpoofTask(Task):
         return self.model(x).reshape(-1)
 
     def margin_from_scores(self, s: torch.Tensor) -> torch.Tensor:
-        return s - self.threshold if self.goal == "spoof-to-live" else self.threshold - s
+        return s - self.threshold if self.accept else self.threshold - s
 
     def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
         live = scores >= self.threshold
-        return live if self.goal == "spoof-to-live" else ~live
+        return live if self.accept else ~live
 
     def subset(self, index: torch.Tensor) -> "SpoofTask":
         return SpoofTask(self.model, self.threshold, self.goal, len(index)).with_starts(self.starts_for(index))

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from bench.data.protocols import FASSet, IdentificationSet
+from bench.goals import GOALS
 
 CHUNK = 64  # pool images compared at a time (bounds memory at large input sizes)
 
@@ -49,15 +50,16 @@ def nearest(items: np.ndarray, pool: np.ndarray, allowed: Optional[np.ndarray] =
 
 
 def spoof_starts(frames: FASSet, chosen: np.ndarray, goal: str) -> np.ndarray:
-    """Frame indices of the starts of frames `chosen`: the nearest live frame (spoof-to-live) or spoof frame."""
-    pool = np.flatnonzero(frames.live if goal == "spoof-to-live" else ~frames.live)
+    """Frame indices of the starts of frames `chosen`: the nearest frame that is accepted as live when the goal wants
+    acceptance (spoof-to-live: a live frame), else the nearest spoof frame."""
+    pool = np.flatnonzero(frames.live if GOALS[goal].wants == "accept" else ~frames.live)
     return pool[nearest(frames.images[chosen], frames.images[pool])]
 
 
 def identification_starts(ident: IdentificationSet, goal: str) -> np.ndarray:
     """Gallery indices of the probes' starts: the nearest gallery image of the target identity
     (`target-identity`) or of any identity but the probe's own (`misidentify`)."""
-    if goal == "target-identity":
+    if GOALS[goal].wants == "target-identity":
         allowed = ident.gallery_labels[None, :] == ident.targets[:, None]
     else:
         allowed = ident.gallery_labels[None, :] != ident.probe_labels[:, None]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.goals import goals_of
 from bench.tasks.base import Task
 
 
@@ -15,11 +14,10 @@ class VerificationTask(Task):
     genuine pair rejected; `impersonation` wants an impostor pair accepted.
     """
 
-    goals = goals_of("fr", "pairs")
+    items = "pairs"
 
     def __init__(self, model: nn.Module, references: torch.Tensor, threshold: float, goal: str) -> None:
-        if goal not in self.goals:
-            raise ValueError(f"verification goal must be one of {self.goals}, got {goal!r}")
+        self.accept = self.wants(goal) == "accept"  # impersonation: accepted; dodging: rejected
         self.model = model
         self.references = references.detach()
         self.threshold = float(threshold)
@@ -32,11 +30,11 @@ class VerificationTask(Task):
         return (self.model(x) * self.references.to(x.device)).sum(dim=1)
 
     def margin_from_scores(self, s: torch.Tensor) -> torch.Tensor:
-        return self.threshold - s if self.goal == "dodging" else s - self.threshold
+        return s - self.threshold if self.accept else self.threshold - s
 
     def success_from_scores(self, scores: torch.Tensor) -> torch.Tensor:
         accepted = scores >= self.threshold
-        return ~accepted if self.goal == "dodging" else accepted
+        return accepted if self.accept else ~accepted
 
     def subset(self, index: torch.Tensor) -> "VerificationTask":
         sub = VerificationTask(self.model, self.references[index], self.threshold, self.goal)
