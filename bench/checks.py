@@ -32,7 +32,6 @@ LARGE_EPS_STEPS = 40
 LARGE_EPS_STEP_SIZE = 0.05  # relative to the budget: 6.4/255 per step (large steps oscillate)
 LARGE_EPS_SAMPLES = 32
 LARGE_EPS_MIN_SUCCESS = 0.95
-BLACK_BOX = {"transfer"}  # cells of no registered attack; registered ones say so with `black_box = True`
 
 
 @dataclass
@@ -157,20 +156,18 @@ def _slack(n: int) -> int:
     return max(1, math.ceil(n / 100))
 
 
-def _is_black_box(attack: str) -> bool:
-    from attacks import declares
+def _is_black_box(cell: dict) -> bool:
+    """Whether a cell's attack uses no gradient of the model (its cell kind or its attack declares it)."""
+    from bench.cells import kind_of
 
-    return declares(attack, "black_box") or attack in BLACK_BOX
+    return kind_of(cell).capability(cell, "black_box")
 
 
 def _steps(cell: dict) -> int:
-    from attacks import declares
+    """Gradient steps of a cell's attack, as its cell kind counts them (1: single-step)."""
+    from bench.cells import kind_of
 
-    if declares(cell["attack"], "single_step"):
-        return 1
-    if cell["attack"] == "cascade":  # iterative if any stage is (a cascade of single steps counts as one)
-        return max((_steps({"attack": s["attack"], "params": s["params"]}) for s in cell["params"]["stages"]), default=0)
-    return int(cell["params"].get("steps", 0) or 0)
+    return kind_of(cell).steps(cell)
 
 
 def cross_cell_checks(cells: list[dict]) -> dict[str, list[str]]:
@@ -211,7 +208,7 @@ def cross_cell_checks(cells: list[dict]) -> dict[str, list[str]]:
     for c in cells:
         by_budget.setdefault((c["goal"], c["norm"], round(float(c["eps"]), 9)), []).append(c)
     for group in by_budget.values():
-        white = [c for c in group if not _is_black_box(c["attack"])]
+        white = [c for c in group if not _is_black_box(c)]
         # iterative >= single-step at the same budget
         single = [c for c in white if _steps(c) == 1]
         if single:
@@ -230,7 +227,7 @@ def cross_cell_checks(cells: list[dict]) -> dict[str, list[str]]:
                     if cs >= ds and cs != ds and _broken(c) < _broken(d) - _slack(int(c["n"])):
                         flag(c, f"more steps/restarts {cs} break {_broken(c)} < {_broken(d)} with {ds}")
         # black-box does not beat white-box
-        black = [c for c in group if _is_black_box(c["attack"])]
+        black = [c for c in group if _is_black_box(c)]
         if black and white:
             bb = max(black, key=_broken)
             wb = max(_broken(c) for c in white)

@@ -52,10 +52,10 @@ def _reliability(unreliable: bool, reason: str) -> str:
 
 
 def _attack_label(cell: dict) -> str:
-    """The attack column: a transfer cell names its source model."""
-    if cell["attack"] == "transfer":
-        return f"transfer from {cell['params']['source']}"
-    return cell["attack"]
+    """The attack column: the cell kind's label (a transfer cell names its source model)."""
+    from bench.cells import kind_of
+
+    return kind_of(cell).stored_label(cell)
 
 
 def _json_default(value):
@@ -285,7 +285,8 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
 def models(names: bool) -> None:
     """List the zoo's variants: task, parameters per profile, shipped weights and their dev metrics."""
     from models_zoo import VARIANTS
-    from models_zoo.checkpoint import read_card, shipped_weights
+    from models_zoo.checkpoint import shipped_weights
+    from models_zoo.factory import card_for
 
     if names:
         for name in VARIANTS:
@@ -296,9 +297,8 @@ def models(names: bool) -> None:
     for name in VARIANTS:
         spec = VARIANTS.get(name)
         params = {p: spec.parameter_count(p) for p in PROFILES}
-        w = shipped_weights(name, "tiny")
-        if w is not None:
-            dev = read_card(w).get("dev", {})
+        if shipped_weights(name, "tiny") is not None:
+            dev = card_for(name, "tiny").get("dev", {})
             if "dev_tar" in dev:
                 shipped = f"tiny: TAR {_pct(dev['dev_tar'])} % @ {dev.get('threshold_rule', '?')}"
             else:
@@ -330,8 +330,8 @@ def suites(brief: bool) -> None:
     Each entry is an attack, a worst-case cascade (stages in order, each on the samples still unbroken)
     or a transfer row (crafted on other zoo models, scored on the model under test), at its budgets.
     """
-    from attacks import SUITES
     from bench.config import format_eps
+    from bench.suites import SUITES
 
     if brief:
         rows = [[name, len(SUITES.get(name).entries), ", ".join(dict.fromkeys(SUITES.get(name).budgets())),
@@ -517,9 +517,9 @@ def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
     """Export the store as tables for pandas and friends: samples (one row per cell x sample, with the cell's
     identifying columns and every per-sample array), summary (one row per cell) and runs (one row per run).
 
-    In Python, `bench.store.open_results(path)` gives the same tables as DataFrames.
+    In Python, `bench.tables.open_results(path)` gives the same tables as DataFrames.
     """
-    from bench.store import open_results
+    from bench.tables import open_results
     from bench.tables import write_tables
 
     results = open_results(store, run=run_id)

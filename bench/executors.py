@@ -17,36 +17,24 @@ per-sample results (tests/test_executors.py checks it).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import pickle
 from typing import Callable
 
-from bench.errors import BadInputError
+import torch
 
-EXECUTORS = ("local", "ray")
+from bench.compute import CellJob, RunSetup, RunState, ShardOutput, compute_job
+from bench.config import resolve_device, seed_everything
+from bench.progress import SampleMeter
+from bench.runconfig import RunConfig
+
 RAY_RETRIES = 2  # a failed or lost task runs at most 1 + RAY_RETRIES times
 LOCAL_RAY_OBJECT_STORE = 512 * 1024**2  # bytes; jobs send back per-sample arrays only, not images
 
 
-def check_executor(cfg) -> None:
-    """The executor options of a RunConfig, refused before any work."""
-    if cfg.executor not in EXECUTORS:
-        raise BadInputError(f"unknown executor {cfg.executor!r} (use {' or '.join(EXECUTORS)})")
-    if cfg.executor != "ray":
-        if cfg.address is not None:
-            raise BadInputError("--address applies to --executor ray only")
-        return
-    if not cfg.cpus_per_cell > 0:
-        raise BadInputError(f"--cpus-per-cell must be positive, got {cfg.cpus_per_cell}")
-    if cfg.gpus_per_cell is not None and cfg.gpus_per_cell < 0:
-        raise BadInputError(f"--gpus-per-cell must be 0 or more, got {cfg.gpus_per_cell}")
-    if importlib.util.find_spec("ray") is None:
-        raise BadInputError("--executor ray needs Ray, which is not installed: pip install 'facebench[ray]'") from None
-
-
-def make_executor(cfg, state, meter, log: Callable[[str], None]):
+def make_executor(cfg: RunConfig, state: RunState, meter: SampleMeter, log: Callable[[str], None]):
+    """The executor `cfg.executor` names (its options were checked by `bench.runconfig.check_executor`)."""
     if cfg.executor == "ray":
         return RayExecutor(cfg, state.setup, log)
     return LocalExecutor(state, meter)
@@ -55,17 +43,15 @@ def make_executor(cfg, state, meter, log: Callable[[str], None]):
 class LocalExecutor:
     """Computes each job in this process when it is submitted (errors propagate: the run fails)."""
 
-    def __init__(self, state, meter=None) -> None:
+    def __init__(self, state: RunState, meter: SampleMeter | None = None) -> None:
         self.state = state
         self.meter = meter
         self._done: list = []
 
-    def submit(self, job) -> None:
-        from bench.runner import compute_job
-
+    def submit(self, job: CellJob) -> None:
         self._done.append(compute_job(self.state, job, self.meter))
 
-    def ready(self, block: bool = False) -> list:
+    def ready(self, block: bool = False) -> list[ShardOutput]:
         out, self._done = self._done, []
         return out
 
@@ -84,13 +70,8 @@ class LocalExecutor:
 _WORKER_STATE: dict[str, object] = {}  # in a Ray worker: the state of the run it last computed for
 
 
-def _compute_in_worker(key: str, setup, job, cwd: str, threads: int):
+def _compute_in_worker(key: str, setup: RunSetup, job: CellJob, cwd: str, threads: int) -> ShardOutput:
     """A Ray task: compute one job, building (or reusing) this worker's state of the run."""
-    import torch
-
-    from bench.config import resolve_device, seed_everything
-    from bench.runner import RunState, compute_job
-
     state = _WORKER_STATE.get(key)
     if state is None:
         _WORKER_STATE.clear()  # one run's state per worker keeps its memory bounded
@@ -106,7 +87,7 @@ def _compute_in_worker(key: str, setup, job, cwd: str, threads: int):
 class RayExecutor:
     """Jobs as Ray tasks; joins the cluster at `cfg.address` or starts a local Ray."""
 
-    def __init__(self, cfg, setup, log: Callable[[str], None]) -> None:
+    def __init__(self, cfg: RunConfig, setup: RunSetup, log: Callable[[str], None]) -> None:
         import ray
 
         self.ray = ray
@@ -135,7 +116,7 @@ class RayExecutor:
         self.refs: dict = {}
         self._failures: list[str] = []
 
-    def submit(self, job) -> None:
+    def submit(self, job: CellJob) -> None:
         ref = self.remote.remote(self.key, self.setup_ref, job, self.cwd, self.threads)
         self.refs[ref] = job
 

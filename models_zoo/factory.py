@@ -15,9 +15,9 @@ from typing import Callable, Optional
 
 import torch
 
-from bench.errors import BadInputError, CheckpointError, UnknownNameError
+from bench.errors import BadInputError, CheckpointError, FacebenchError, UnknownNameError
 from bench.goals import TASKS
-from models_zoo.checkpoint import load_checkpoint, model_eval, shipped_weights, training_modules
+from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights, training_modules
 from models_zoo.registry import VARIANTS, VariantSpec, get_variant
 from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
 
@@ -129,6 +129,28 @@ def create_model(model: str, device: torch.device | str = "cpu", *, task: Option
     """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device`."""
     mut = resolve_model(model, task=task, profile=profile, input_size=input_size)
     return load_model(mut, checkpoint, torch.device(device))
+
+
+def card_for(model: str, profile: Optional[str], sha256: Optional[str] = None, checkpoint: Optional[str] = None,
+             zoo: bool = True) -> dict:
+    """The model card of the weights `model` was (or is) evaluated with: those of `checkpoint` when given, else the
+    zoo variant's shipped weights at `profile` (`zoo`); with `sha256`, only a card of exactly those weights.
+    {} when there is none (a user model without a card, weights that are not there any more)."""
+    candidates = []
+    if checkpoint and not str(checkpoint).startswith("none"):  # FACTORY_WEIGHTS: a factory's own weights, no file
+        candidates.append(Path(checkpoint))
+    if zoo and profile:
+        shipped = shipped_weights(model, profile)
+        if shipped is not None:
+            candidates.append(shipped)
+    for weights in candidates:
+        try:
+            card = read_card(weights)
+        except FacebenchError:
+            continue
+        if sha256 is None or card.get("sha256") == sha256:
+            return card
+    return {}
 
 
 def zoo_source(name: str, task: str, profile: str, input_size: int) -> Optional[str]:

@@ -11,8 +11,10 @@ import numpy as np
 import torch
 
 from attacks import make_attack
-from attacks.suites import standard_cascade
-from bench.runner import GoalItems, attack_cell, attack_cells_together, batched_scores, cascade_cell
+from bench.batching import batched_scores
+from bench.cells import attack_cell, attack_cells_together, cascade_cell
+from bench.suites import standard_cascade
+from bench.tasks.items import GoalItems
 from perf.cases import CASES, GOAL, MODEL, CaseResult, Settings, contender_rows, paired, register_case
 from perf.timing import Contender, interleaved
 from perf.workloads import workload

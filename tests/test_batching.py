@@ -6,7 +6,9 @@ import torch
 
 from attacks import make_attack
 from bench.errors import BadInputError
-from bench.runner import BatchSize, GoalItems, attack_cell, auto_batch_size, batched_scores
+from bench.batching import BatchSize, auto_batch_size, batched_scores
+from bench.cells import attack_cell
+from bench.tasks.items import GoalItems
 from bench.tasks import VerificationTask
 from tests.test_suites_cascade import TanhEmbedder
 

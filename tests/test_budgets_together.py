@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from attacks import make_attack
-from bench.runner import BatchSize, GoalItems, RunConfig, attack_cell, attack_cells_together, batched_scores, run_benchmark
+from bench.batching import BatchSize, batched_scores
+from bench.cells import attack_cell, attack_cells_together
+from bench.runner import RunConfig, run_benchmark
+from bench.tasks.items import GoalItems
 from bench.store import ResultsStore
 from bench.tasks import VerificationTask
 from tests.test_batching import FITS, SmallMemory

@@ -619,7 +619,7 @@ def test_example_attack_registers_validates_and_runs(example_attack):
     from bench.errors import BadInputError
 
     assert "random-search" in ATTACKS
-    assert _is_black_box("random-search")
+    assert _is_black_box({"attack": "random-search", "params": {}})  # the cross-cell checks treat it as black-box
     assert describe_params("random-search") == "tries=100, radius=1.0"
     with pytest.raises(BadInputError, match="tries"):
         make_attack("random-search", {"tries": 0})

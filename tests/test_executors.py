@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from bench import runner as runner_mod
+from bench import executors as executors_mod
 from bench.cli import main
 from bench.errors import BadInputError, CellFailedError
 from bench.runner import RunConfig, run_benchmark
@@ -144,7 +144,7 @@ def test_resume_continues_the_interrupted_run_and_equals_an_uninterrupted_one(tm
     cfg = dict(model="depth-gan-spoof", samples=16, device="cpu")
     run_benchmark(RunConfig(**cfg, store=str(tmp_path / "whole.h5")), progress=False)
     store = tmp_path / "r.h5"
-    real, calls = runner_mod.compute_job, []
+    real, calls = executors_mod.compute_job, []
 
     def interrupted(state, job, meter=None):
         calls.append(job.cell_id)
@@ -152,12 +152,12 @@ def test_resume_continues_the_interrupted_run_and_equals_an_uninterrupted_one(tm
             raise KeyboardInterrupt
         return real(state, job, meter)
 
-    monkeypatch.setattr(runner_mod, "compute_job", interrupted)
+    monkeypatch.setattr(executors_mod, "compute_job", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_benchmark(RunConfig(**cfg, store=str(store)), progress=False)
     first = ResultsStore(store).run()
     assert first["status"] == "interrupted" and len(first["cell_ids"]) == 2
-    monkeypatch.setattr(runner_mod, "compute_job", real)
+    monkeypatch.setattr(executors_mod, "compute_job", real)
     out = run_benchmark(RunConfig(**cfg, store=str(store), resume=True), progress=False)
     assert out.run_id == first["run_id"] and (out.reused, out.computed) == (2, 4)
     runs = ResultsStore(store).runs()

@@ -7,7 +7,10 @@ import torch.nn.functional as F
 from attacks.base import Attack, AttackOutput
 from bench.data.protocols import get_protocol, synth_fr_identification
 from bench.errors import BadInputError
-from bench.runner import GoalItems, RunConfig, attack_cell, batched_scores, run_benchmark
+from bench.batching import batched_scores
+from bench.cells import attack_cell
+from bench.runner import RunConfig, run_benchmark
+from bench.tasks.items import GoalItems
 from bench.store import ResultsStore
 from bench.tasks import IdentificationTask, gallery_templates
 from tests.helpers import LinearEmbedder

@@ -5,7 +5,7 @@ import torch
 from attacks import make_attack, minimal_eps, success_curve, transfer
 from attacks.native.apgd import checkpoints
 from attacks.native.masked import eyeglass_mask, patch_mask
-from attacks.suites import load_suite, suite_from_dict
+from bench.suites import load_suite, suite_from_dict
 from bench.errors import BadInputError
 from bench.tasks import SpoofTask, VerificationTask
 from tests.helpers import LinearClassTask, LinearEmbedder, LinearLiveness

@@ -1,6 +1,7 @@
 import pytest
 
-from attacks import ATTACKS, SUITES, make_attack
+from attacks import ATTACKS, make_attack
+from bench.suites import SUITES
 from bench.data import PROTOCOLS
 from bench.errors import BadInputError, UnknownNameError
 from bench.registry import Registry

@@ -68,7 +68,7 @@ def test_registered_native_and_black_box():
     assert attack.backend == "native" and attack.black_box
     assert set(attack.norms) == {"linf", "l2"}
     assert attack.params() == {"max_queries": 5000, "p_init": 0.8, "restarts": 1}
-    assert _is_black_box("square") and "square" in ATTACKS.names()
+    assert _is_black_box({"attack": "square", "params": attack.params()}) and "square" in ATTACKS.names()
 
 
 def test_p_schedule_follows_the_paper_rescaled():

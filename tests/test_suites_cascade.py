@@ -10,12 +10,14 @@ from click.testing import CliRunner
 
 from attacks import make_attack
 from attacks.base import Attack, AttackOutput
-from attacks.suites import CascadeEntry, TransferEntry, load_suite
+from bench.batching import batched_scores
+from bench.cells import CascadeEntry, TransferEntry, attack_cell, cascade_cell, transfer_cell
 from bench.cli import main
 from bench.errors import BadInputError, FacebenchError
-from bench.runner import (GoalItems, RunConfig, attack_cell, batched_scores, cascade_cell, run_benchmark,
-                          transfer_cell)
+from bench.runner import RunConfig, run_benchmark
 from bench.store import ResultsStore
+from bench.suites import load_suite
+from bench.tasks.items import GoalItems
 from bench.tasks import VerificationTask
 from tests.helpers import LinearEmbedder, linear_spoof
 
@@ -312,7 +314,7 @@ def test_standard_cascade_at_least_as_strong_as_each_library_pgd(tmp_path):
     least as strong as ART's, foolbox's and torchattacks' PGD-10. A cascade's first stages see the same samples
     with the same seeds whatever follows, and it breaks the union of its stages (tested above), so the full
     `standard` cascade breaks at least what this one does."""
-    from attacks.suites import standard_cascade
+    from bench.suites import standard_cascade
 
     stages = [{"attack": s.attack, "params": s.params} for s in standard_cascade("linf")[:-1]]
     pgd = "\n".join(f"  - {{attack: {a}, eps: [4/255, 8/255], params: {{steps: 10}}}}"
