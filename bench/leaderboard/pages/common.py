@@ -1,4 +1,5 @@
-"""What several pages share: slugs, which goal page shows a row, the protocol line, the models and reproduce sections."""
+"""What several pages share: slugs, which goal page shows a row, the protocol line, the models and reproduce
+sections."""
 from __future__ import annotations
 
 import re

@@ -16,8 +16,8 @@ from bench.report import Figure, Paragraph
 from bench.store import CellResult
 
 
-def goal_figures(base: str, goal: str, protocol: str, rows: list[Row], headline: Optional[Budget], transfer,
-                 options: Options) -> list:
+def goal_figures(base: str, goal: str, protocol: str, rows: list[Row], headline: Optional[Budget],
+                 transfer: Optional[tuple], options: Options) -> list:
     """The figures of one goal's section (`base`: the section's anchor, the figures' file stem); `transfer` is the
     section's `transfer_matrix` (or None)."""
     from bench.leaderboard import plots

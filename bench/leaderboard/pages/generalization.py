@@ -47,7 +47,8 @@ class GeneralizationPage(PageKind):
 
     def index_entry(self, page: Page, board: Board) -> IndexEntry:
         n_models = len({(rec.run["model"], rec.run.get("profile")) for rec in cross_domain_runs(board.records)})
-        return IndexEntry("fas", "cross-domain protocols", str(n_models), "clean test HTER / ACER", "-", {"models": n_models})
+        return IndexEntry("fas", "cross-domain protocols", str(n_models), "clean test HTER / ACER", "-",
+                          {"models": n_models})
 
     def page(self, records: list[RunRecord]) -> Page:
         """The page of the cross-domain runs: read-me, overview, a table per protocol, models, reproduce."""
@@ -71,7 +72,8 @@ def _best_runs(records: list[RunRecord]) -> dict[tuple, tuple[RunRecord, tuple]]
     for rec in records:
         key = (rec.run["model"], rec.run.get("profile"), rec.run["protocol"])
         fc = fas_clean(rec.cells, rec.run)
-        score = (fc is not None and fc.bpcer is not None, fc is not None and fc.apcer_pooled is not None, started_key(rec.run))
+        score = (fc is not None and fc.bpcer is not None, fc is not None and fc.apcer_pooled is not None,
+                 started_key(rec.run))
         if key not in best or score > best[key][1]:
             best[key] = (rec, score)
     return best
@@ -151,8 +153,8 @@ def _dev(header: str, key: str, raw_key: str) -> Column:
 
 GENERALIZATION_COLUMNS: list[ColumnSpec] = [
     Column("#", lambda t, i, e: Cell(str(i))),
-    Column("model", lambda t, i, e: Cell(str(e.rec.run["model"]), code=True, suffix=f" ({e.rec.run.get('profile', '')})"),
-           align="l"),
+    Column("model", lambda t, i, e: Cell(str(e.rec.run["model"]), code=True,
+                                         suffix=f" ({e.rec.run.get('profile', '')})"), align="l"),
     Column("params", lambda t, i, e: Cell(fmt_params(e.info.params))),
     Column("recipe", lambda t, i, e: Cell(e.info.recipe), align="l", latex=False),
     Column("trained on", _trained_on, lambda t, i, e: {"trained on": e.info.trained_on}, align="l"),

@@ -71,8 +71,10 @@ class GoalPages(PageKind):
         heads = sorted({headline_budget([r for r in rs if r.goal == g]).label for g in goals
                         if headline_budget([r for r in rs if r.goal == g]) is not None})
         return IndexEntry(str(rs[0].run.get("task", "")) if rs else "-", str(rs[0].run["protocol"]) if rs else "-",
-                          str(len({(r.model, r.run.get('profile')) for r in rs})), ", ".join(goals), ", ".join(heads) or "-",
-                          {"models": len({r.model for r in rs}), "goals": ", ".join(goals), "headline": ", ".join(heads)})
+                          str(len({(r.model, r.run.get('profile')) for r in rs})), ", ".join(goals),
+                          ", ".join(heads) or "-",
+                          {"models": len({r.model for r in rs}), "goals": ", ".join(goals),
+                           "headline": ", ".join(heads)})
 
     def page(self, protocol: str, rows: list[Row], options: Options) -> Page:
         """The page of this kind for `protocol`: read-me, a section per goal, the models, how to reproduce."""

@@ -109,7 +109,8 @@ def _auc(norm: str) -> Column:
         auc = r.auc(norm, t.tops[norm])
         return Cell(f"{auc:.3f}" if auc is not None else "-")
 
-    return Column(lambda t: _auc_header(t, norm), cell, lambda t, i, r: {_auc_header(t, norm): r.auc(norm, t.tops[norm])},
+    return Column(lambda t: _auc_header(t, norm), cell,
+                  lambda t, i, r: {_auc_header(t, norm): r.auc(norm, t.tops[norm])},
                   when=lambda t: norm == t.main_norm or any(r.auc(norm, t.tops[norm]) is not None for r in t.rows))
 
 
@@ -172,8 +173,8 @@ GOAL_COLUMNS: list[ColumnSpec] = [
     Each(_min_eps_norms, _min_eps),
     Column("n", lambda t, i, r: Cell(str(r.n)), lambda t, i, r: {"n": r.n}),
     Column("time (s)", lambda t, i, r: Cell(f"{r.seconds:.1f}"), lambda t, i, r: {"seconds": r.seconds}),
-    Column("checks", _checks_cell, lambda t, i, r: {"unreliable": r.unreliable, "unreliable reason": "; ".join(r.reasons)},
-           align="l"),
+    Column("checks", _checks_cell,
+           lambda t, i, r: {"unreliable": r.unreliable, "unreliable reason": "; ".join(r.reasons)}, align="l"),
     Column("run", lambda t, i, r: Cell(str(r.run["run_id"]), href=f"#run-{r.run['run_id']}", code=True), align="l",
            latex=False),
 ]
@@ -192,5 +193,6 @@ def _tail(t: GoalTable, i: int, r: Row) -> dict:
 
 def goal_table(table_id: str, table: GoalTable) -> Table:
     """The table of one goal: a line per row (sorted), the columns of `GOAL_COLUMNS` shown for its page kind."""
-    caption = f"{table.goal}: robust accuracy (%) per budget" + (f", sorted at {table.headline.label}" if table.headline else "")
+    caption = (f"{table.goal}: robust accuracy (%) per budget"
+               + (f", sorted at {table.headline.label}" if table.headline else ""))
     return build_table(table_id, caption, GOAL_COLUMNS, table, table.rows, head=_head, tail=_tail, notes=table.notes)
