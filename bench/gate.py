@@ -3,7 +3,7 @@
 A baseline (JSON, `leaderboards/baseline.json` by default) lists metrics per (model, profile,
 protocol, suite, goal): the clean accuracy and the worst-case robust accuracy at each budget of the
 suite, each with its counts (k of n), exactly as the leaderboard computes them
-(`bench.leaderboard.leaderboard_rows`). Every metric is "higher is better". A metric regresses when
+(`bench.leaderboard.results.leaderboard_rows`). Every metric is "higher is better". A metric regresses when
 it is lower than the baseline's by more than the tolerance AND below the baseline's 95 % Wilson
 interval (so sampling noise on a small sample does not fail CI, and a large real drop does).
 A baseline entry with no matching complete run in the store is reported as missing and fails the
@@ -20,7 +20,7 @@ from typing import Iterable, Optional
 
 from bench import __version__
 from bench.errors import BadInputError
-from bench.leaderboard import leaderboard_rows
+from bench.leaderboard.results import leaderboard_rows
 from bench.metrics import wilson_interval
 from bench.store import ResultsStore
 

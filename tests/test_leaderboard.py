@@ -206,8 +206,8 @@ def test_every_png_the_markdown_references_exists(real_md):
 
 
 def test_example_grid_is_regenerated_on_request(real_store, tmp_path):
-    from bench.examples import regenerate_examples
-    from bench.leaderboard import Budget
+    from bench.leaderboard.examples import regenerate_examples
+    from bench.leaderboard.results import Budget
 
     rec = next(r for r in collect_runs([real_store]) if r.run["model"] == "facenet-baseline")
     ex = regenerate_examples(rec, "impersonation", Budget("linf", round(8 / 255, 9)), k=3)

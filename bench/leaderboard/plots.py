@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 if TYPE_CHECKING:
-    from bench.leaderboard import Budget, Row
+    from bench.leaderboard.results import Budget, Row
 
 DPI = 100
 

@@ -8,12 +8,12 @@ need not reproduce the stored per-sample results bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from bench.leaderboard import Budget, RunRecord
+from bench.leaderboard.cells import example_attack, is_transfer
+from bench.leaderboard.results import Budget, RunRecord, budget_of
 
 
 @dataclass
@@ -30,7 +30,7 @@ class ExampleSet:
     error: str = ""
 
 
-def regenerate_examples(rec: "RunRecord", goal: str, budget: "Budget", k: int = 4) -> ExampleSet:
+def regenerate_examples(rec: RunRecord, goal: str, budget: Budget, k: int = 4) -> ExampleSet:
     """Re-run the first attack of the run's first cell of `goal` at `budget` on `k` clean-correct items.
 
     Transfer cells are skipped (their examples come from another model); a fixed-budget attack is preferred
@@ -44,7 +44,7 @@ def regenerate_examples(rec: "RunRecord", goal: str, budget: "Budget", k: int = 
         return ExampleSet(label, error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 
-def _regenerate(rec: "RunRecord", goal: str, budget: "Budget", k: int) -> ExampleSet:
+def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet:
     import torch
 
     from attacks import declares, make_attack
@@ -52,24 +52,18 @@ def _regenerate(rec: "RunRecord", goal: str, budget: "Budget", k: int) -> Exampl
     from bench.batching import auto_batch_size, batched_scores
     from bench.config import resolve_device
     from bench.data.protocols import get_protocol
-    from bench.leaderboard import budget_of
     from bench.tasks.items import goal_items
     from models_zoo.factory import load_model, resolve_model
 
     label = str(rec.run["model"])
     cands = [c for c in rec.cells if c.config["goal"] == goal and budget_of(c.config) == budget
-             and c.config["attack"] != "transfer"]
+             and not is_transfer(c)]
     if not cands:
         return ExampleSet(label, error=f"no attack cell of {goal} at {budget.label}")
     cands.sort(key=lambda c: declares(c.config["attack"], "budget_is_ceiling"))  # stable: run order otherwise
     cell = cands[0]
-    if cell.config["attack"] == "cascade":
-        stage = cell.config["params"]["stages"][0]
-        attack = make_attack(stage["attack"], stage["params"])
-        name = f"{stage['attack']} (cascade stage 1)"
-    else:
-        attack = make_attack(cell.config["attack"], cell.config["params"])
-        name = cell.config["attack"]
+    attack_name, params, name = example_attack(cell)
+    attack = make_attack(attack_name, params)
     cfg = rec.config
     device = resolve_device("auto")
     # what the run evaluated, rebuilt from its stored configuration (as the runner builds it: models_zoo.factory)

@@ -1,0 +1,486 @@
+"""Results and rows: the leaderboard's numbers, read from the stores, with no page layout or writing.
+
+A `RunRecord` is the newest complete run of a (model, profile, protocol, suite) with its cells; a `Row` is
+one model on one protocol and goal: clean accuracy, robust accuracy per budget (the per-sample worst case
+over every attack, every cascade stage, every transfer source stored at that budget), the curves behind
+the AUC and minimal-eps columns, clean FAS error rates, provenance. The gate (`bench.gate`), the plots
+and the pages all read them from here. Nothing is fitted on test data.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from bench.config import format_eps
+from bench.errors import FacebenchError, StoreError
+from bench.goals import goal_order, goals_of
+from bench.leaderboard.catalogue import ModelInfo, model_info
+from bench.leaderboard.cells import attack_label, is_transfer, transfer_source
+from bench.metrics import wilson_interval
+from bench.store import CellResult, ResultsStore
+
+
+# --------------------------------------------------------------------------- rates and budgets
+
+@dataclass(frozen=True)
+class Rate:
+    """k of n, with its 95 % Wilson interval."""
+
+    k: int
+    n: int
+
+    @property
+    def value(self) -> float:
+        return self.k / self.n if self.n else float("nan")
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.k, self.n)
+
+    def pct(self) -> str:
+        if not self.n:
+            return "n/a"
+        lo, hi = self.interval
+        return f"{100 * self.value:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    def raw(self, prefix: str) -> dict:
+        lo, hi = self.interval
+        return {prefix: self.value, f"{prefix} low": lo, f"{prefix} high": hi, f"{prefix} k": self.k, f"{prefix} n": self.n}
+
+
+@dataclass(frozen=True, order=True)
+class Budget:
+    """A perturbation budget. `masked`: a mask-confined attack (eyeglass, patch), whose eps bounds the inside of the mask."""
+
+    norm: str
+    eps: float
+    masked: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.norm} {format_eps(self.norm, self.eps)}" + (" (mask)" if self.masked else "")
+
+
+def budget_order(b: Budget) -> tuple:
+    """Column order: Linf budgets, then L2, then mask-confined ones; each by size."""
+    return (b.masked, b.norm != "linf", b.norm, b.eps)
+
+
+def _masked(attack: str) -> bool:
+    from attacks import declares
+
+    return declares(attack, "mask_confined")
+
+
+def budget_of(config: dict) -> Budget:
+    """The budget of a cell; equal budgets compare equal within a tolerance (rounded to 1e-9)."""
+    return Budget(str(config["norm"]), round(float(config["eps"]), 9), _masked(str(config["attack"])))
+
+
+# --------------------------------------------------------------------------- reading the stores
+
+@dataclass
+class RunRecord:
+    """A complete run, its cells (with arrays) and the store it came from."""
+
+    run: dict
+    store: Path
+    cells: list[CellResult]
+
+    @property
+    def config(self) -> dict:
+        raw = self.run.get("config") or "{}"
+        return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+    @property
+    def dev(self) -> dict:
+        raw = self.run.get("dev_metrics") or "{}"
+        return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+
+def latest_complete_runs(store: ResultsStore) -> list[dict]:
+    """The newest complete run of each (model, profile, protocol, suite) in a store."""
+    latest: dict[tuple, dict] = {}
+    for run in store.runs():
+        if run.get("status") != "complete":
+            continue
+        latest[(run["model"], run.get("profile"), run["protocol"], run["suite"])] = run
+    return list(latest.values())
+
+
+def collect_runs(store_paths: Iterable[Path]) -> list[RunRecord]:
+    """Every store's newest complete run per (model, profile, protocol, suite); across stores the newest wins.
+
+    Anything wrong with a store (missing, not a facebench store, a run naming a missing cell, cells of one
+    goal that do not cover the same samples, unreadable metadata) raises `StoreError` naming the store.
+    """
+    chosen: dict[tuple, RunRecord] = {}
+    for path in store_paths:
+        store = ResultsStore(path)
+        try:
+            for run in latest_complete_runs(store):
+                cells = store.read_cells(run["cell_ids"])
+                rec = RunRecord(run, Path(path), cells)
+                rec.config, rec.dev  # noqa: B018 - fail here on unreadable JSON, not while rendering
+                for c in cells:
+                    for key in ("goal", "attack", "norm", "eps"):
+                        if key not in c.config:
+                            raise StoreError(f"cell {c.cell_id} has no {key!r} in its configuration")
+                key = (run["model"], run.get("profile"), run["protocol"], run["suite"])
+                old = chosen.get(key)
+                if old is None or started_key(run) >= started_key(old.run):
+                    chosen[key] = rec
+        except FacebenchError as e:
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError(f"store {path}: {e}") from None
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            raise StoreError(f"store {path} cannot be read as a facebench store: {type(e).__name__}: {e}") from None
+    return sorted(chosen.values(), key=lambda r: (r.run["protocol"], r.run["model"], str(r.run.get("profile")), r.run["suite"]))
+
+
+def started_key(run: dict) -> tuple:
+    """When a run started, as a sort key (the newest run of a key wins)."""
+    return (str(run.get("started", "")), int(run.get("started_ns", 0) or 0))
+
+
+def command_of(rec: RunRecord) -> tuple[str, bool]:
+    """The command line that reproduces a run, and whether it was rebuilt from the stored configuration."""
+    stored = str(rec.run.get("command") or "").strip()
+    if stored:
+        return stored, False
+    cfg = rec.config
+    args = ["facebench", "run", "--model", str(rec.run["model"])]
+    if rec.run.get("source") == "user" or cfg.get("task") and ":" in str(rec.run["model"]):
+        args += ["--task", str(cfg.get("task") or rec.run.get("task"))]
+        if cfg.get("input_size"):
+            args += ["--input-size", str(cfg["input_size"])]
+    elif cfg.get("profile") and cfg["profile"] != "tiny":
+        args += ["--profile", str(cfg["profile"])]
+    args += ["--attack-suite", str(cfg.get("suite", rec.run["suite"])), "--protocol", str(rec.run["protocol"]),
+             "--samples", str(cfg.get("samples", "?")), "--seed", str(cfg.get("seed", 0))]
+    if cfg.get("checkpoint"):
+        args += ["--checkpoint", str(cfg["checkpoint"])]
+    if cfg.get("eot") is not None:
+        args += ["--eot", str(cfg["eot"])]
+    if cfg.get("shard_size"):
+        args += ["--shard-size", str(cfg["shard_size"])]
+    args += ["--store", str(cfg.get("store", rec.store))]
+    return " ".join(shlex.quote(a) for a in args), True
+
+
+# --------------------------------------------------------------------------- rows
+
+@dataclass
+class FASClean:
+    """Clean FAS error rates on the run's evaluated test frames at the stored dev threshold."""
+
+    threshold: float
+    spoof_scores: Optional[np.ndarray]  # clean liveness scores of the evaluated spoof frames
+    live_scores: Optional[np.ndarray]
+    spoof_species: Optional[list[Optional[str]]]
+    apcer_pooled: Optional[Rate] = None
+    apcer_max: Optional[float] = None
+    apcer_species: dict = field(default_factory=dict)
+    bpcer: Optional[Rate] = None
+
+    @property
+    def hter(self) -> Optional[float]:
+        if self.apcer_pooled is None or self.bpcer is None:
+            return None
+        return (self.apcer_pooled.value + self.bpcer.value) / 2
+
+    @property
+    def acer(self) -> Optional[float]:
+        if self.apcer_max is None or self.bpcer is None:
+            return None
+        return (self.apcer_max + self.bpcer.value) / 2
+
+
+def species_of(sample_id: str) -> Optional[str]:
+    """Attack species of a synthetic FAS frame from its id (`domain/subject/NN-medium/fK`); None when unknown."""
+    from bench.data.media import SUBTYPES
+
+    parts = str(sample_id).split("/")
+    if len(parts) >= 3 and "-" in parts[2]:
+        medium = parts[2].split("-", 1)[1]
+        if medium in SUBTYPES:
+            return str(SUBTYPES[medium])
+    return None
+
+
+def fas_clean(cells: list[CellResult], run: Optional[dict] = None) -> Optional[FASClean]:
+    """Clean test error rates at the dev threshold: those the run measured on the protocol's whole test
+    split (`test_metrics`, runs since store v1.2) when present; else APCER from the clean scores of the
+    evaluated spoof frames (spoof-to-live cells) and BPCER from the live frames (live-to-spoof cells),
+    at the threshold stored with the cells. The evaluated frames' scores are kept for the plots."""
+    spoof = next((c for c in cells if c.config["goal"] == "spoof-to-live"), None)
+    live = next((c for c in cells if c.config["goal"] == "live-to-spoof"), None)
+    tm = (run or {}).get("test_metrics")
+    if isinstance(tm, str):
+        tm = json.loads(tm) if tm else None
+    if tm:
+        out = FASClean(float(tm["threshold"]), None, None, None)
+        if spoof is not None:
+            out.spoof_scores = spoof.arrays["clean_score"].astype(np.float64)
+        if live is not None:
+            out.live_scores = live.arrays["clean_score"].astype(np.float64)
+        if tm["frames_spoof"]:
+            out.apcer_pooled = Rate(int(tm["apcer_pooled_k"]), int(tm["frames_spoof"]))
+            out.apcer_max = float(tm["apcer"])
+            out.apcer_species = dict(tm["apcer_per_species"])
+        if tm["frames_live"]:
+            out.bpcer = Rate(int(tm["bpcer_k"]), int(tm["frames_live"]))
+        return out
+    if spoof is None and live is None:
+        return None
+    tau = float((spoof or live).attrs.get("threshold", float("nan")))
+    out = FASClean(tau, None, None, None)
+    if spoof is not None:
+        s = spoof.arrays["clean_score"].astype(np.float64)
+        accepted = s >= tau
+        out.spoof_scores = s
+        out.apcer_pooled = Rate(int(accepted.sum()), len(s))
+        species = [species_of(i) for i in spoof.arrays["sample_id"]]
+        out.spoof_species = species
+        if species and all(sp is not None for sp in species):
+            per = {sp: float(accepted[[x == sp for x in species]].mean()) for sp in sorted(set(species))}
+            out.apcer_species = per
+            out.apcer_max = max(per.values())
+    if live is not None:
+        s = live.arrays["clean_score"].astype(np.float64)
+        out.live_scores = s
+        out.bpcer = Rate(int((s < tau).sum()), len(s))
+    return out
+
+
+@dataclass
+class Row:
+    """One model on one protocol and goal: clean and worst-case robust metrics, provenance."""
+
+    rec: RunRecord
+    info: ModelInfo
+    goal: str
+    cells: list[CellResult]
+    clean: Rate
+    robust: dict[Budget, Rate]
+    attacks: dict[Budget, list[str]]
+    breaking: dict[str, np.ndarray]  # per norm: each sample's smallest budget known to break it (inf: none)
+    curve_max: dict[str, float]  # per norm: the largest budget any cell of the norm reached
+    min_eps: dict[str, tuple[float, int, float]]  # per norm: (median over attacked samples, attacked, search max)
+    seconds: float
+    reasons: list[str]
+    fas: Optional[FASClean] = None
+
+    @property
+    def run(self) -> dict:
+        return self.rec.run
+
+    @property
+    def model(self) -> str:
+        return str(self.run["model"])
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} ({self.run.get('profile', '')})"
+
+    @property
+    def n(self) -> int:
+        return self.clean.n
+
+    @property
+    def unreliable(self) -> bool:
+        return bool(self.reasons)
+
+    def auc(self, norm: str, top: float) -> Optional[float]:
+        """Normalised area under robust accuracy vs eps on [0, top]: mean over samples of min(breaking budget, top) / top.
+
+        Defined when the norm has a min-eps curve or at least two budgets reaching `top`.
+        """
+        b = self.breaking.get(norm)
+        budgets = {x.eps for x in self.robust if x.norm == norm and not x.masked}
+        has_min = norm in self.min_eps
+        if b is None or not len(b) or top <= 0 or self.curve_max.get(norm, 0) < top - 1e-9 or (len(budgets) < 2 and not has_min):
+            return None
+        return float(np.mean(np.minimum(b, top) / top))
+
+    def curve(self, norm: str, grid: np.ndarray) -> np.ndarray:
+        """Success rate (broken / n) at each eps of `grid`: the fraction of samples broken at a budget <= eps."""
+        b = self.breaking[norm]
+        return (b[None, :] <= grid[:, None] + 1e-12).mean(axis=1)
+
+    def as_dict(self) -> dict:
+        """The row as plain data (the shape `leaderboard_rows` has always returned, plus more)."""
+        return {
+            "model": self.model, "profile": self.run.get("profile", ""), "protocol": self.run["protocol"],
+            "suite": self.run["suite"], "goal": self.goal, "run_id": self.run["run_id"], "command": command_of(self.rec)[0],
+            "threshold_rule": self.run.get("threshold_rule", ""), "n": self.n, "clean": (self.clean.k, self.clean.n),
+            "robust": {b.label: (r.k, r.n) for b, r in self.robust.items()},
+            "attacks": sorted({a for v in self.attacks.values() for a in v}), "params": self.info.params,
+            "recipe": self.info.recipe, "seconds": self.seconds, "unreliable": self.unreliable, "reasons": self.reasons,
+        }
+
+
+def rows_of_run(rec: RunRecord) -> list[Row]:
+    """One row per goal of a run (goals in the canonical order)."""
+    by_goal: dict[str, list[CellResult]] = defaultdict(list)
+    for c in rec.cells:
+        by_goal[c.config["goal"]].append(c)
+    info = model_info(rec.run)
+    fas = fas_clean(rec.cells, rec.run) if rec.run.get("task") == "fas" or any(g in goals_of("fas") for g in by_goal) else None
+    rows = []
+    for goal in sorted(by_goal, key=goal_order):
+        rows.append(_goal_row(rec, info, goal, by_goal[goal], fas))
+    return rows
+
+
+def _goal_row(rec: RunRecord, info: ModelInfo, goal: str, cells: list[CellResult], fas: Optional[FASClean]) -> Row:
+    ids = cells[0].arrays["sample_id"]
+    for c in cells:
+        if not np.array_equal(c.arrays["sample_id"], ids):
+            raise StoreError(f"store {rec.store}: cell {c.cell_id} does not cover the same samples as its peers "
+                             f"(run {rec.run['run_id']}, goal {goal})")
+    clean = cells[0].arrays["clean_correct"].astype(bool)
+    n = len(ids)
+    by_budget: dict[Budget, list[CellResult]] = defaultdict(list)
+    for c in cells:
+        by_budget[budget_of(c.config)].append(c)
+    robust, attacks = {}, {}
+    for b in sorted(by_budget, key=budget_order):
+        broken = ~clean
+        for c in by_budget[b]:
+            broken = broken | c.arrays["success"].astype(bool)
+        robust[b] = Rate(int((~broken).sum()), n)
+        attacks[b] = [attack_label(c) for c in by_budget[b]]
+    breaking, curve_max, min_eps = {}, {}, {}
+    for norm in sorted({b.norm for b in by_budget if not b.masked}):
+        beta = np.where(clean, np.inf, 0.0)
+        top = 0.0
+        mins = np.full(n, np.inf)
+        search = 0.0
+        for b, group in by_budget.items():
+            if b.masked or b.norm != norm:
+                continue
+            top = max(top, b.eps)
+            for c in group:
+                beta = np.minimum(beta, np.where(c.arrays["success"].astype(bool), b.eps, np.inf))
+                if "min_eps" in c.arrays:
+                    m = c.arrays["min_eps"].astype(np.float64)
+                    beta = np.minimum(beta, m)
+                    mins = np.minimum(mins, m)
+                    search = max(search, b.eps)
+        breaking[norm], curve_max[norm] = beta, top
+        if search > 0 and clean.any():
+            min_eps[norm] = (float(np.median(mins[clean])), int(clean.sum()), search)
+    reasons = []
+    for c in cells:
+        for r in str(c.unreliable_reason or "").split("; ") if c.unreliable else []:
+            r = r.strip() or "marked unreliable (no reason stored)"
+            if r not in reasons:
+                reasons.append(r)
+    seconds = float(sum(float(c.summary.get("seconds", 0.0) or 0.0) for c in cells))
+    return Row(rec, info, goal, cells, Rate(int(clean.sum()), n), robust, attacks, breaking, curve_max, min_eps,
+               seconds, reasons, fas)
+
+
+def sweep_budgets(rows: list[Row]) -> set[Budget]:
+    """The budgets of a table's suites that bound whole-image attacks: mask-confined budgets (eyeglass, patch)
+    and budgets reached only by minimal-eps searches (their eps is the search's ceiling) left out."""
+    from attacks import declares
+
+    found = set()
+    for r in rows:
+        for b in r.robust:
+            if b.masked:
+                continue
+            if all(declares(c.config["attack"], "budget_is_ceiling") for c in r.cells if budget_of(c.config) == b):
+                continue
+            found.add(b)
+    return found
+
+
+def headline_budget(rows: list[Row]) -> Optional[Budget]:
+    """The budget a table is sorted by: the largest Linf budget of `sweep_budgets`, else the largest L2 one."""
+    candidates = sweep_budgets(rows)
+    for norm in ("linf", "l2"):
+        found = [b for b in candidates if b.norm == norm]
+        if found:
+            return max(found)
+    return max(candidates) if candidates else None
+
+
+def curve_tops(rows: list[Row], headline: Optional[Budget]) -> dict[str, float]:
+    """Per norm, the E of the AUC columns: the largest sweep budget of the norm (the headline for its norm)."""
+    tops: dict[str, float] = {}
+    for b in sweep_budgets(rows):
+        tops[b.norm] = max(tops.get(b.norm, 0.0), b.eps)
+    if headline is not None:
+        tops[headline.norm] = headline.eps
+    return {n: tops[n] for n in sorted(tops, key=lambda n: (n != (headline.norm if headline else "linf"), n))}
+
+
+def sort_rows(rows: list[Row], headline: Optional[Budget]) -> list[Row]:
+    """Best first by robust accuracy at the headline budget (rows without it last); ties by robust accuracy at the
+    next smaller budgets of the same norm in turn, then by clean accuracy, then by name."""
+    ladder = [headline] if headline is not None else []
+    if headline is not None:
+        ladder += sorted({b for r in rows for b in r.robust if b.norm == headline.norm and not b.masked and b < headline},
+                         reverse=True)
+
+    def key(r: Row):
+        steps = [(r.robust.get(b) is None, -(r.robust[b].value if b in r.robust else 0.0)) for b in ladder]
+        return (*steps, -r.clean.value, r.model, str(r.run.get("profile")))
+
+    return sorted(rows, key=key)
+
+
+def leaderboard_rows(stores: Iterable[ResultsStore]) -> tuple[list[dict], list[str]]:
+    """Every row of every store as plain data (model, goal, clean and robust (k, n) per budget label...) and the
+    budget labels in order. Kept for scripts and tests that read the numbers without rendering pages."""
+    rows = [r for rec in collect_runs([s.path for s in stores]) for r in rows_of_run(rec)]
+    budgets = sorted({b for r in rows for b in r.robust}, key=budget_order)
+    return [r.as_dict() for r in rows], [b.label for b in budgets]
+
+
+# --------------------------------------------------------------------------- transfer
+
+def transfer_matrix(rows: list[Row], headline: Optional[Budget]):
+    """(budget, sources, targets, values %) of the transfer cells of a goal's rows, or None without any.
+
+    Values are success rates over the target's clean-correct samples; the diagonal (source = target) is the
+    target's white-box worst case (every non-transfer attack) at that budget.
+    """
+    cells = [(r, c) for r in rows for c in r.cells if is_transfer(c)]
+    if not cells:
+        return None
+    budgets = {budget_of(c.config) for _, c in cells}
+    budget = headline if headline in budgets else max(budgets, key=lambda b: (b.norm == "linf", b.eps))
+    targets = sorted({r.model for r, c in cells if budget_of(c.config) == budget})
+    sources = sorted({transfer_source(c) for r, c in cells if budget_of(c.config) == budget} | set(targets))
+    values = np.full((len(sources), len(targets)), np.nan)
+    for r, c in cells:
+        if budget_of(c.config) != budget:
+            continue
+        att = c.arrays["attacked"].astype(bool)
+        if att.any():
+            values[sources.index(transfer_source(c)), targets.index(r.model)] = \
+                100 * float(c.arrays["success"][att].mean())
+    for r in rows:
+        if r.model not in targets:
+            continue
+        own = [c for c in r.cells if not is_transfer(c) and budget_of(c.config) == budget]
+        if not own:
+            continue
+        att = own[0].arrays["attacked"].astype(bool)
+        broken = np.zeros_like(att)
+        for c in own:
+            broken |= c.arrays["success"].astype(bool)
+        if att.any():
+            values[sources.index(r.model), targets.index(r.model)] = 100 * float(broken[att].mean())
+    return budget, sources, targets, values
