@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.data.protocols import FaceSet, FASProtocol, FASSet, FRProtocol
+from bench.data.sets import FaceSet, FASSet
+from bench.protocols import FASProtocol, FRProtocol
 from bench.metrics import FASRates, OperatingPoint, eer_threshold, fas_rates, threshold_at_far
 
 DEFAULT_FAR = 1e-3

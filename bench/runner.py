@@ -19,7 +19,7 @@ from attacks.base import SegmentGenerators
 from attacks.suites import CascadeEntry, Suite, TransferEntry, load_suite
 from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
-from bench.data.protocols import FASProtocol, FRProtocol, Protocol, get_protocol
+from bench.protocols import FASProtocol, FRProtocol, Protocol, get_protocol
 from bench.conventions import check_model_outputs
 from bench.errors import BadInputError, CellFailedError
 from bench.evaluation import fas_dev_result, fr_dev_result, images_to_tensor, liveness_scores

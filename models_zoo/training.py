@@ -13,7 +13,7 @@ from bench.progress import bar as progress_bar
 
 from bench import __version__
 from bench.config import seed_everything
-from bench.data.protocols import FASProtocol, FRProtocol, get_protocol
+from bench.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import fas_operating_point, fr_operating_point, images_to_tensor
 from models_zoo.checkpoint import WEIGHTS_DIR, card_path, load_checkpoint, load_weights, save_checkpoint, shipped_weights

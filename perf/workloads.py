@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.data.protocols import get_protocol
+from bench.protocols import get_protocol
 from bench.runner import batched_scores
 from bench.tasks import VerificationTask
 from models_zoo.checkpoint import model_eval

@@ -144,7 +144,7 @@ def test_linear_model_library_pgd_reaches_the_closed_form_optimum():
 
 def shipped_items(variant, goal, samples):
     """The clean-correct items of one goal of a shipped zoo model, as the runner builds them."""
-    from bench.data.protocols import get_protocol
+    from bench.protocols import get_protocol
     from bench.tasks.items import goal_items
     from models_zoo.factory import load_model, resolve_model
 

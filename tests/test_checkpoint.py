@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import get_protocol
+from bench.protocols import get_protocol
 from bench.errors import BadInputError, CheckpointError
 from bench.evaluation import fas_operating_point, fr_operating_point
 from models_zoo import get_variant

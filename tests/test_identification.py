@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from attacks.base import Attack, AttackOutput
-from bench.data.protocols import get_protocol, synth_fr_identification
+from bench.data.synth.in_memory import synth_fr_identification
+from bench.protocols import get_protocol
 from bench.errors import BadInputError
 from bench.runner import GoalItems, RunConfig, attack_cell, batched_scores, run_benchmark
 from bench.store import ResultsStore
@@ -141,7 +142,7 @@ def test_synth_fr_gallery_split_is_seeded_and_disjoint():
 
 
 def test_protocols_without_identification_refuse_clearly():
-    from bench.data.protocols import FRProtocol
+    from bench.protocols import FRProtocol
 
     bare = FRProtocol(name="pairs-only", task="fr", description="", threshold_rule="")
     with pytest.raises(BadInputError, match="does not provide identification items"):

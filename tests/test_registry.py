@@ -1,7 +1,7 @@
 import pytest
 
 from attacks import ATTACKS, SUITES, make_attack
-from bench.data import PROTOCOLS
+from bench.protocols import PROTOCOLS
 from bench.errors import BadInputError, UnknownNameError
 from bench.registry import Registry
 from models_zoo import VARIANTS, get_variant

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench.data.protocols import FASProtocol, FRProtocol, Protocol, choose_items
+from bench.data.sets import choose_items
+from bench.protocols import FASProtocol, FRProtocol, Protocol
 from bench.errors import BadInputError
 from bench.evaluation import embed, images_to_tensor
 from bench.goals import GOALS

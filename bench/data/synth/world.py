@@ -17,9 +17,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 
-from bench.data.media import SUBTYPES, MediumStats, medium_params, present
-from bench.data.raster import soft as _soft
-from bench.data.raster import stack_params as _stack
+from bench.data.synth.media import SUBTYPES, MediumStats, medium_params, present
+from bench.data.synth.raster import soft as _soft
+from bench.data.synth.raster import stack_params as _stack
 
 WORLD_VERSION = 1
 
