@@ -19,17 +19,17 @@ from attacks.base import SegmentGenerators
 from attacks.suites import CascadeEntry, Suite, TransferEntry, load_suite
 from bench import __version__
 from bench.config import format_eps, resolve_device, seed_everything
-from bench.protocols import FASProtocol, FRProtocol, Protocol, get_protocol
+from bench.protocols import Protocol, get_protocol
 from bench.conventions import check_model_outputs
 from bench.errors import BadInputError, CellFailedError
-from bench.evaluation import fas_dev_result, fr_dev_result, images_to_tensor, liveness_scores
-from bench.metrics import fas_rates, wilson_interval
+from bench.evaluation import images_to_tensor
+from bench.metrics import wilson_interval
 from bench.store import DEFAULT_STORE, CellResult, ResultsStore, cell_id_of
 from bench import checks
 from bench.goals import GOALS, default_goals
 from bench.tasks import IdentificationTask, Task
 from bench.batching import BatchSize, auto_batch_size, batched_scores
-from bench.tasks.items import GoalItems, goal_items
+from bench.tasks.items import GoalItems
 from models_zoo.checkpoint import read_card, shipped_weights
 from models_zoo.factory import LoadedModel, ModelUnderTest, create_model, load_model, resolve_model, zoo_source
 from models_zoo.user import FACTORY_WEIGHTS
@@ -515,8 +515,8 @@ class RunState:
         self.source_items: dict[tuple[str, str], GoalItems] = {}
 
     def items(self, goal: str) -> GoalItems:
-        return goal_items(self.protocol, self.loaded.module, goal, self.setup.threshold, self.cfg.samples, self.cfg.seed,
-                          self.mut.input_size, self.device)
+        return self.protocol.goal_items(goal, self.loaded.module, self.setup.threshold, self.cfg.samples, self.cfg.seed,
+                                        self.mut.input_size, self.device)
 
     def prepared(self, goal: str, eot: Optional[int] = None, run_checks: bool = False) -> PreparedGoal:
         """A goal's items, clean scores and attack view. With `run_checks` (the driver), the integrity checks
@@ -544,8 +544,8 @@ class RunState:
             self.source_loaded[name] = create_model(name, self.device, profile=profile)
         key = (name, goal)
         if key not in self.source_items:
-            self.source_items[key] = goal_items(self.protocol, self.source_loaded[name].module, goal, self.setup.threshold,
-                                                self.cfg.samples, self.cfg.seed, self.mut.input_size, self.device)
+            self.source_items[key] = self.protocol.goal_items(goal, self.source_loaded[name].module, self.setup.threshold,
+                                                              self.cfg.samples, self.cfg.seed, self.mut.input_size, self.device)
         return self.source_loaded[name], self.source_items[key]
 
 
@@ -713,19 +713,6 @@ def cell_config(pc: PlannedCell, mut: ModelUnderTest, cfg: RunConfig, protocol: 
     return config
 
 
-def clean_test_metrics(model: torch.nn.Module, protocol: FASProtocol, size: int, device: torch.device,
-                       threshold: float) -> dict:
-    """Clean error rates of an anti-spoofing model on the protocol's whole test split at the dev threshold
-    (stored with the run: the leaderboard's cross-domain generalization figures)."""
-    test = protocol.frames("test", size)
-    r = fas_rates(liveness_scores(model, test.images, device), test.live, test.species, threshold)
-    live, spoof = int(r.n_live), int(r.n_attack)
-    return {"split": "test", "threshold": threshold, "frames_live": live, "frames_spoof": spoof,
-            "apcer": r.apcer, "apcer_pooled": r.apcer_pooled, "apcer_per_species": r.apcer_per_species,
-            "apcer_pooled_k": int(round(r.apcer_pooled * spoof)) if spoof else 0,
-            "bpcer": r.bpcer, "bpcer_k": int(round(r.bpcer * live)) if live else 0, "acer": r.acer, "hter": r.hter}
-
-
 def validate_config(cfg: RunConfig) -> None:
     """The numeric and execution options, refused before any work."""
     if cfg.samples < 1:
@@ -781,21 +768,15 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
     cfg = replace(cfg, profile=None if mut.source == "user" else mut.profile, input_size=size, task=mut.task)
 
     # the output conventions, on a batch of the dev split, before anything is logged, attacked or stored
-    dev_split = protocol.dev_set(size) if isinstance(protocol, FRProtocol) else protocol.frames("dev", size)
+    dev_split = protocol.dev_split(size)
     check_model_outputs(model, images_to_tensor(dev_split.images[:CHECK_BATCH]).to(device), mut.task, mut.name)
     weights_name = Path(loaded.checkpoint).name if loaded.checkpoint != FACTORY_WEIGHTS else loaded.checkpoint
     log(f"model {mut.name} ({mut.profile}, {size} px, {weights_name}, sha256 {loaded.sha256[:12]}) on {device}")
     eval_note = "was in train mode; put into eval mode on load" if loaded.was_training else "in eval mode"
-    if isinstance(protocol, FRProtocol):
-        dev = fr_dev_result(model, dev_split, device)
-        log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
-            f"{dev.operating_point.dev_count} dev pairs); dev TAR {dev.tar:.3f}")
-    else:
-        dev = fas_dev_result(model, dev_split, device)
-        log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
-            f"{dev.operating_point.dev_count} dev frames); dev ACER {dev.rates.acer:.3f}")
+    dev = protocol.calibrate(model, dev_split, device)
+    log(dev.describe())
     op = dev.operating_point
-    test_metrics = clean_test_metrics(model, protocol, size, device, op.threshold) if isinstance(protocol, FASProtocol) else None
+    test_metrics = protocol.test_metrics(model, size, device, op.threshold)
     card_tau = card.get("dev", {}).get("threshold")
     reproduces = card_tau is not None and abs(float(card_tau) - op.threshold) <= 1e-4
     if card_tau is not None and not reproduces:
