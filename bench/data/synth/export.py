@@ -9,6 +9,7 @@ See docs/datasets.md, "On disk", for the layouts and the label mapping.
 """
 from __future__ import annotations
 
+import ast
 import csv
 import fcntl
 import hashlib
@@ -57,15 +58,42 @@ def cache_root() -> Path:
 
 
 RENDER_SOURCES = ("world.py", "media.py", "raster.py", "fr.py", "fas.py", "export.py")
-"""The modules (of this folder) whose code decides the pixels and labels written: any edit to them starts a new cache."""
+"""The modules (of this folder) whose code decides the pixels and labels written: a code edit to any of
+them starts a new cache; docstrings and comments do not. Protocols and readers are not among them."""
+
+
+def render_source_paths() -> list[Path]:
+    """The files of `RENDER_SOURCES`."""
+    here = Path(__file__).parent
+    return [here / name for name in RENDER_SOURCES]
+
+
+def source_fingerprint(text: str) -> str:
+    """A hash of a module's code: its syntax tree without docstrings (comments and layout never reach it).
+
+    Every statement that is a bare string (module, class and function docstrings, and the strings
+    documenting an attribute) is dropped: it does nothing when the module runs.
+    """
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if isinstance(block, list):
+                setattr(node, name, [s for s in block if not _is_bare_string(s)])
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def _is_bare_string(statement: ast.AST) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
 
 
 @lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:
-    here = Path(__file__).parent
+    """The code of `RENDER_SOURCES` as one hash (see `source_fingerprint`)."""
     h = hashlib.sha256()
-    for name in RENDER_SOURCES:
-        h.update((here / name).read_bytes())
+    for path in render_source_paths():
+        h.update(source_fingerprint(path.read_text(encoding="utf-8")).encode())
     return h.hexdigest()
 
 
