@@ -360,7 +360,7 @@ def datasets_build(size: int, seed: int, only: tuple[str, ...]) -> None:
     Every stand-in dataset is written in the official layout of the real dataset it replaces, so that
     later runs only read it back through the real loaders. Already-built parts are kept.
     """
-    from bench.data.export import WRITERS, ensure
+    from bench.data.synth.export import WRITERS, ensure
 
     names = list(only) or list(WRITERS)
     unknown = [n for n in names if n not in WRITERS]
@@ -381,8 +381,8 @@ def datasets_show(protocol: str, size: int, sheet: Optional[str]) -> None:
     For FR protocols the sheet shows several faces of a few training identities; for anti-spoofing
     protocols it shows live frames and each spoof sub-type, each beside its depth label.
     """
-    from bench.data import FRProtocol, get_protocol
-    from bench.data.contact import contact_sheet
+    from bench.protocols import FRProtocol, get_protocol
+    from bench.protocols.contact import contact_sheet
 
     proto = get_protocol(protocol)
     rows = []
@@ -407,9 +407,7 @@ def datasets_show(protocol: str, size: int, sheet: Optional[str]) -> None:
 @main.command()
 def protocols() -> None:
     """List the evaluation protocols with their task, splits and threshold rule."""
-    from bench.data import PROTOCOLS
-
-    from bench.data import FASProtocol
+    from bench.protocols import PROTOCOLS, FASProtocol
 
     rows = []
     for name in PROTOCOLS:

@@ -13,14 +13,14 @@ import torch
 from bench import checks
 from bench.batching import BatchSize, auto_batch_size, batched_scores
 from bench.cells import CellInputs, CellKind, PlannedCell
-from bench.data.protocols import get_protocol
+from bench.protocols import get_protocol
 from bench.metrics import wilson_interval
 from bench.planning import shard_seed
 from bench.precision import attack_model, fast_view, prepare_model, resolve_forward
 from bench.progress import SampleMeter
 from bench.runconfig import RunConfig
 from bench.tasks import Task
-from bench.tasks.items import GoalItems, goal_items
+from bench.tasks.items import GoalItems
 from models_zoo.factory import DEFAULT_PROFILE, LoadedModel, create_model, load_model, resolve_model
 
 CHECK_SAMPLES = 128  # at most this many clean-correct items (one batch) go through the per-goal integrity checks
@@ -134,8 +134,8 @@ class RunState:
         self.source_items: dict[tuple[str, str], GoalItems] = {}
 
     def items(self, goal: str) -> GoalItems:
-        return goal_items(self.protocol, self.loaded.module, goal, self.setup.threshold, self.cfg.samples, self.cfg.seed,
-                          self.mut.input_size, self.device)
+        return self.protocol.goal_items(goal, self.loaded.module, self.setup.threshold, self.cfg.samples, self.cfg.seed,
+                                        self.mut.input_size, self.device)
 
     def prepared(self, goal: str, eot: Optional[int] = None, run_checks: bool = False) -> PreparedGoal:
         """A goal's items, clean scores and attack view. With `run_checks` (the driver), the integrity checks
@@ -163,8 +163,9 @@ class RunState:
             self.source_loaded[name] = create_model(name, self.device, profile=profile)
         key = (name, goal)
         if key not in self.source_items:
-            self.source_items[key] = goal_items(self.protocol, self.source_loaded[name].module, goal, self.setup.threshold,
-                                                self.cfg.samples, self.cfg.seed, self.mut.input_size, self.device)
+            self.source_items[key] = self.protocol.goal_items(goal, self.source_loaded[name].module, self.setup.threshold,
+                                                              self.cfg.samples, self.cfg.seed, self.mut.input_size,
+                                                              self.device)
         return self.source_loaded[name], self.source_items[key]
 
 

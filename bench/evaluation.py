@@ -1,4 +1,4 @@
-"""Clean evaluation: embeddings, dev operating points and clean metrics."""
+"""Clean evaluation: embeddings, dev operating points and clean metrics, on the item containers of `bench.data.sets`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.data.protocols import FaceSet, FASProtocol, FASSet, FRProtocol
+from bench.data.sets import FaceSet, FASSet
 from bench.metrics import FASRates, OperatingPoint, eer_threshold, fas_rates, threshold_at_far
 
 DEFAULT_FAR = 1e-3
@@ -48,6 +48,11 @@ class FRDevResult:
             "dev_impostor_pairs": self.impostor_pairs,
         }
 
+    def describe(self) -> str:
+        """The one log line of the calibration (the runner prints it)."""
+        op = self.operating_point
+        return f"threshold {op.threshold:.4f} ({op.rule}, {op.dev_count} dev pairs); dev TAR {self.tar:.3f}"
+
 
 def pair_scores(embeddings: torch.Tensor, identities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cosine scores of every genuine and every impostor pair (i < j) in a face set."""
@@ -67,10 +72,6 @@ def fr_dev_result(model: nn.Module, dev: FaceSet, device: torch.device, far: flo
     return FRDevResult(op, tar, (tar + 1 - op.achieved_rate) / 2, len(genuine), len(impostor))
 
 
-def fr_operating_point(model: nn.Module, protocol: FRProtocol, size: int, device: torch.device, far: float = DEFAULT_FAR) -> FRDevResult:
-    return fr_dev_result(model, protocol.dev_set(size), device, far)
-
-
 def liveness_scores(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:
     """Frame-level liveness logits of uint8 images."""
     return embed(model, images, device, batch_size).reshape(-1).numpy()
@@ -86,6 +87,11 @@ class FASDevResult:
         return {"threshold": op.threshold, "threshold_rule": op.rule, "dev_eer": op.achieved_rate,
                 "dev_acer": self.rates.acer, "dev_hter": self.rates.hter, "dev_frames": op.dev_count}
 
+    def describe(self) -> str:
+        """The one log line of the calibration (the runner prints it)."""
+        op = self.operating_point
+        return f"threshold {op.threshold:.4f} ({op.rule}, {op.dev_count} dev frames); dev ACER {self.rates.acer:.3f}"
+
 
 def fas_dev_result(model: nn.Module, dev: FASSet, device: torch.device) -> FASDevResult:
     """The dev-set EER threshold (frame level) and the dev error rates there."""
@@ -94,5 +100,12 @@ def fas_dev_result(model: nn.Module, dev: FASSet, device: torch.device) -> FASDe
     return FASDevResult(op, fas_rates(s, dev.live, dev.species, op.threshold))
 
 
-def fas_operating_point(model: nn.Module, protocol: FASProtocol, size: int, device: torch.device) -> FASDevResult:
-    return fas_dev_result(model, protocol.frames("dev", size), device)
+def fas_test_metrics(model: nn.Module, test: FASSet, device: torch.device, threshold: float) -> dict:
+    """Clean error rates of an anti-spoofing model on a whole test split at the dev threshold
+    (stored with the run: the leaderboard's cross-domain generalization figures)."""
+    r = fas_rates(liveness_scores(model, test.images, device), test.live, test.species, threshold)
+    live, spoof = int(r.n_live), int(r.n_attack)
+    return {"split": "test", "threshold": threshold, "frames_live": live, "frames_spoof": spoof,
+            "apcer": r.apcer, "apcer_pooled": r.apcer_pooled, "apcer_per_species": r.apcer_per_species,
+            "apcer_pooled_k": int(round(r.apcer_pooled * spoof)) if spoof else 0,
+            "bpcer": r.bpcer, "bpcer_k": int(round(r.bpcer * live)) if live else 0, "acer": r.acer, "hter": r.hter}

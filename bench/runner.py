@@ -21,14 +21,13 @@ from bench.cells import PlannedCell
 from bench.compute import CellJob, RunSetup, RunState, ShardOutput, merge_shards, summarise
 from bench.config import resolve_device, seed_everything
 from bench.conventions import check_model_outputs
-from bench.data.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError, CellFailedError
-from bench.evaluation import fas_dev_result, fr_dev_result, images_to_tensor, liveness_scores
+from bench.evaluation import images_to_tensor
 from bench.executors import make_executor
 from bench.goals import GOALS, default_goals, get_goal
-from bench.metrics import fas_rates
 from bench.planning import budget_groups, cell_config, cell_label, cell_seed, plan, shard_ranges, transfer_sources
 from bench.progress import RunProgress
+from bench.protocols import get_protocol
 from bench.runconfig import RunConfig, same_run, validate_config
 from bench.store import DEFAULT_STORE, CellResult, ResultsStore, cell_id_of
 from bench.suites import load_suite
@@ -56,19 +55,6 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[pkg] = "absent"
     return out
-
-
-def clean_test_metrics(model: torch.nn.Module, protocol: FASProtocol, size: int, device: torch.device,
-                       threshold: float) -> dict:
-    """Clean error rates of an anti-spoofing model on the protocol's whole test split at the dev threshold
-    (stored with the run: the leaderboard's cross-domain generalization figures)."""
-    test = protocol.frames("test", size)
-    r = fas_rates(liveness_scores(model, test.images, device), test.live, test.species, threshold)
-    live, spoof = int(r.n_live), int(r.n_attack)
-    return {"split": "test", "threshold": threshold, "frames_live": live, "frames_spoof": spoof,
-            "apcer": r.apcer, "apcer_pooled": r.apcer_pooled, "apcer_per_species": r.apcer_per_species,
-            "apcer_pooled_k": int(round(r.apcer_pooled * spoof)) if spoof else 0,
-            "bpcer": r.bpcer, "bpcer_k": int(round(r.bpcer * live)) if live else 0, "acer": r.acer, "hter": r.hter}
 
 
 def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[str], None] = lambda s: None) -> RunOutcome:
@@ -147,8 +133,7 @@ class Run:
         self.loaded = loaded = load_model(mut, cfg.checkpoint, device)
         self.cfg = replace(cfg, profile=None if mut.source == "user" else mut.profile, input_size=mut.input_size,
                            task=mut.task)
-        self.dev_split = (self.protocol.dev_set(mut.input_size) if isinstance(self.protocol, FRProtocol)
-                          else self.protocol.frames("dev", mut.input_size))
+        self.dev_split = self.protocol.dev_split(mut.input_size)
         check_model_outputs(loaded.module, images_to_tensor(self.dev_split.images[:CHECK_BATCH]).to(device), mut.task,
                             mut.name)
         weights = Path(loaded.checkpoint).name if loaded.checkpoint != FACTORY_WEIGHTS else loaded.checkpoint
@@ -158,17 +143,10 @@ class Run:
         """The operating point on the dev split (never on test), the clean test rates of an anti-spoofing model,
         and the model card check (a failed one marks every cell of the run unreliable)."""
         model, size, device = self.loaded.module, self.mut.input_size, self.device
-        if isinstance(self.protocol, FRProtocol):
-            dev = fr_dev_result(model, self.dev_split, device)
-            self.log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
-                     f"{dev.operating_point.dev_count} dev pairs); dev TAR {dev.tar:.3f}")
-        else:
-            dev = fas_dev_result(model, self.dev_split, device)
-            self.log(f"threshold {dev.operating_point.threshold:.4f} ({dev.operating_point.rule}, "
-                     f"{dev.operating_point.dev_count} dev frames); dev ACER {dev.rates.acer:.3f}")
-        self.dev, self.op = dev, dev.operating_point
-        self.test_metrics = (clean_test_metrics(model, self.protocol, size, device, self.op.threshold)
-                             if isinstance(self.protocol, FASProtocol) else None)
+        self.dev = dev = self.protocol.calibrate(model, self.dev_split, device)
+        self.log(dev.describe())
+        self.op = dev.operating_point
+        self.test_metrics = self.protocol.test_metrics(model, size, device, self.op.threshold)
         card = self.loaded.card
         self.card_tau = card.get("dev", {}).get("threshold")
         self.card_reproduces = self.card_tau is not None and abs(float(self.card_tau) - self.op.threshold) <= 1e-4

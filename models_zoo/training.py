@@ -13,9 +13,9 @@ from bench.progress import bar as progress_bar
 
 from bench import __version__
 from bench.config import seed_everything
-from bench.data.protocols import FASProtocol, FRProtocol, get_protocol
+from bench.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
-from bench.evaluation import fas_operating_point, fr_operating_point, images_to_tensor
+from bench.evaluation import images_to_tensor
 from models_zoo.checkpoint import WEIGHTS_DIR, card_path, load_checkpoint, load_weights, save_checkpoint, shipped_weights
 from models_zoo.losses import triplet_semihard_loss
 from models_zoo.registry import get_variant
@@ -272,7 +272,7 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
     info = spec.recipe(model, proto, profile=profile, size=size, epochs=epochs, device=device, seed=seed, progress=progress,
                        **options)
     wall = time.time() - start
-    dev = fr_operating_point(model, proto, size, device) if spec.task == "fr" else fas_operating_point(model, proto, size, device)
+    dev = proto.calibrate(model, proto.dev_split(size), device)
     card = {
         "variant": name,
         "task": spec.task,

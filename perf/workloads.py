@@ -5,12 +5,11 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.data.protocols import get_protocol
+from bench.protocols import get_protocol
 from bench.batching import batched_scores
 from bench.tasks import VerificationTask
 from models_zoo.checkpoint import model_eval
 from bench.precision import attack_model, fast_view, resolve_forward
-from bench.tasks.items import goal_items
 from models_zoo.factory import load_model, resolve_model
 from bench.tasks.base import Task
 
@@ -69,7 +68,7 @@ def shipped_workload(model: str, goal: str, batch: int, device: torch.device, pr
         loaded = load_model(mut, None, device)
         threshold = float(loaded.card["dev"]["threshold"])
         protocol = get_protocol(mut.default_protocol)
-        items = goal_items(protocol, loaded.module, goal, threshold, max(2 * batch, 16), seed, mut.input_size, device)
+        items = protocol.goal_items(goal, loaded.module, threshold, max(2 * batch, 16), seed, mut.input_size, device)
         todo = (~items.task.success(items.x)).nonzero().squeeze(1)[:batch]
         task = items.task.subset(todo)
         view, folded = runner_view(task, loaded.module, items.x[:4], device)
@@ -91,7 +90,7 @@ def paper_workload(model: str, goal: str, batch: int, device: torch.device, seed
         torch.manual_seed(seed)
         module = model_eval(mut.spec.build("paper")).to(device)
         protocol = get_protocol(mut.default_protocol)
-        items = goal_items(protocol, module, goal, 0.0, max(2 * batch, 16), seed, mut.input_size, device)
+        items = protocol.goal_items(goal, module, 0.0, max(2 * batch, 16), seed, mut.input_size, device)
         clean = batched_scores(items.task, items.x, 32)
         task = VerificationTask(module, items.task.references, float(clean.median()), goal)
         todo = (~task.success(items.x)).nonzero().squeeze(1)[:batch]

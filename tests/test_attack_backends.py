@@ -144,15 +144,14 @@ def test_linear_model_library_pgd_reaches_the_closed_form_optimum():
 
 def shipped_items(variant, goal, samples):
     """The clean-correct items of one goal of a shipped zoo model, as the runner builds them."""
-    from bench.data.protocols import get_protocol
-    from bench.tasks.items import goal_items
+    from bench.protocols import get_protocol
     from models_zoo.factory import load_model, resolve_model
 
     mut = resolve_model(variant)
     loaded = load_model(mut, None, torch.device("cpu"))
     tau = float(loaded.card["dev"]["threshold"])
-    items = goal_items(get_protocol(mut.default_protocol), loaded.module, goal, tau, samples, 0, mut.input_size,
-                       torch.device("cpu"))
+    items = get_protocol(mut.default_protocol).goal_items(goal, loaded.module, tau, samples, 0, mut.input_size,
+                                                          torch.device("cpu"))
     todo = (~items.task.success(items.x)).nonzero().squeeze(1)
     return items.task.subset(todo), items.x[todo]
 

@@ -137,17 +137,16 @@ def test_foolbox_boundary_walks_only_the_samples_with_an_adversarial_start():
 # ---- the runner's items, on shipped zoo models --------------------------------------------------------
 
 def zoo_items(variant, goal, samples):
-    from bench.data.protocols import get_protocol
+    from bench.protocols import get_protocol
     from bench.runner import RunConfig
-    from bench.tasks.items import goal_items
     from models_zoo.factory import load_model, resolve_model
 
     cfg = RunConfig(model=variant, samples=samples, device="cpu")
     mut = resolve_model(variant)
     loaded = load_model(mut, None, torch.device("cpu"))
     protocol = get_protocol(mut.default_protocol)
-    items = goal_items(protocol, loaded.module, goal, float(loaded.card["dev"]["threshold"]), samples, 0, mut.input_size,
-                       torch.device("cpu"))
+    items = protocol.goal_items(goal, loaded.module, float(loaded.card["dev"]["threshold"]), samples, 0, mut.input_size,
+                                torch.device("cpu"))
     return items, protocol, cfg, mut
 
 
@@ -184,7 +183,7 @@ def brute_nearest(items, pool, allowed):
 
 
 def test_identification_and_spoof_starts_are_the_nearest_allowed_candidates():
-    from bench.data.protocols import get_protocol
+    from bench.protocols import get_protocol
     from bench.tasks.starts import identification_starts, spoof_starts
 
     ident = get_protocol("synth-fr").identification(10, 0, 64)

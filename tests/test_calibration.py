@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import get_protocol
-from bench.data.calibration import measure
+from bench.protocols import get_protocol
+from bench.protocols.calibration import measure
 from bench.evaluation import embed
 from models_zoo import get_variant
 from models_zoo.checkpoint import load_checkpoint, shipped_weights
@@ -39,9 +39,9 @@ def test_fas_intra_low_and_leave_one_out_clearly_higher():
 
 
 def test_shipped_anti_spoofing_weights_are_evaluated_on_their_cards_protocol(capsys):
-    """`python -m bench.data.calibration --weights W` (the docs/zoo.md HTER figures) reads the protocol and the
+    """`python -m bench.protocols.calibration --weights W` (the docs/zoo.md HTER figures) reads the protocol and the
     input size from the card, and refuses a face-recognition checkpoint."""
-    from bench.data.calibration import evaluate_checkpoint, main
+    from bench.protocols.calibration import evaluate_checkpoint, main
     from bench.errors import BadInputError
 
     result = evaluate_checkpoint(shipped_weights("depth-gan-spoof", "tiny"))

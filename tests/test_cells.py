@@ -214,3 +214,53 @@ def test_a_new_cell_kind_is_one_module_plus_one_registration(noise_kind, tmp_pat
     again = run_benchmark(cfg, progress=False)
     assert again.computed == 0 and again.reused == len(outcome.summaries)
     assert json.loads(json.dumps(outcome.summaries[0], default=str))["cell_id"]
+
+
+# ---------------------------------------------------------------------------------------------- kind + page end to end
+
+
+def test_a_toy_cell_kind_and_a_toy_page_end_to_end(noise_kind, tmp_path):
+    """A toy cell kind and a toy leaderboard page, each registered for this test only: the kind's cells are computed
+    and stored by a run, and the page (which lists them through the kind's labels) is rendered and linked."""
+    from dataclasses import dataclass as dc
+
+    from bench.leaderboard import write_leaderboard
+    from bench.leaderboard.cells import attack_label
+    from bench.leaderboard.pages import PAGES, Board, Options, PageKind, register_page
+    from bench.leaderboard.pages.kind import IndexEntry
+    from bench.report import Cell, Page, Table
+
+    @dc(frozen=True)
+    class NoisePage(PageKind):
+        """Per model and goal, how many samples the noise cells broke."""
+
+        def build(self, board: Board, options: Options) -> list[Page]:
+            rows = [[Cell(r.model, code=True), Cell(r.goal), Cell(attack_label(c)),
+                     Cell(str(int(c.arrays["success"].sum())))]
+                    for r in board.rows for c in r.cells if kind_of(c.config) is NoiseEntry]
+            return [Page(self.name, self.title, [Table("noise-cells", "", ["model", "goal", "attack", "broken"], rows,
+                                                       [{"n": len(rows)}] * len(rows))])]
+
+        def index_entry(self, page: Page, board: Board) -> IndexEntry:
+            return IndexEntry("fr", "every protocol", "-", "-", "-", {})
+
+    (tmp_path / "toy_model.py").write_text(MODEL)
+    suite = tmp_path / "noise.yaml"
+    suite.write_text("attacks:\n  - {noise: {tries: 2}, norm: linf, eps: [8/255]}\n")
+    store = tmp_path / "r.h5"
+    run_benchmark(RunConfig(model=f"{tmp_path / 'toy_model.py'}:build", task="fr", suite=str(suite), samples=6,
+                            store=str(store), device="cpu"), progress=False)
+    saved = dict(PAGES)
+    register_page(NoisePage("noise-cells", "Noise cells"))
+    try:
+        written = write_leaderboard([store], tmp_path / "lb", examples=False)
+    finally:
+        PAGES.clear()
+        PAGES.update(saved)
+    names = {p.name for p in written}
+    assert "noise-cells.md" in names
+    page = (tmp_path / "lb" / "noise-cells.md").read_text()
+    assert page.count("noise x2") == 2  # one cell per goal (dodging, impersonation), labelled by the kind
+    assert "(noise-cells.md)" in (tmp_path / "lb" / "README.md").read_text()
+    verification = next(p for p in written if p.name.startswith("fr-verification"))
+    assert "noise x2" in verification.read_text()  # the goal pages' attack lists read the kind's label too

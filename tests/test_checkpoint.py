@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import get_protocol
+from bench.protocols import get_protocol
 from bench.errors import BadInputError, CheckpointError
-from bench.evaluation import fas_operating_point, fr_operating_point
 from models_zoo import get_variant
 from models_zoo.checkpoint import load_checkpoint, read_card, save_checkpoint, shipped_weights
 from models_zoo.registry import VARIANTS
@@ -95,7 +94,7 @@ def test_shipped_card_matches_its_weights_and_dev_metric_reproduces(name):
     proto = get_protocol(card["protocol"])
     cpu = torch.device("cpu")
     size = spec.input_size["tiny"]
-    dev = fr_operating_point(model, proto, size, cpu) if spec.task == "fr" else fas_operating_point(model, proto, size, cpu)
+    dev = proto.calibrate(model, proto.dev_split(size), cpu)
     again = dev.as_card()
     assert again["threshold"] == pytest.approx(card["dev"]["threshold"], abs=1e-4)
     key = "dev_tar" if spec.task == "fr" else "dev_eer"

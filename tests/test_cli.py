@@ -141,7 +141,7 @@ def test_datasets_build_writes_an_official_layout(runner, tmp_path, monkeypatch)
 def test_quiet_run_prints_no_progress_bars(store_path, monkeypatch):
     """--quiet switches off every bar of the process, the world's rendering included."""
     from bench import progress
-    from bench.data import export
+    from bench.data.synth import export
 
     monkeypatch.setattr(progress, "_enabled", True)
     assert not export._progress("lfw", 64, 10).disable

@@ -6,11 +6,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bench.data import export, protocols, synth_fas
-from bench.data.protocols import SynthFRSplits
 from bench.data.real import list_frames, open_dataset
-from bench.data.synth_fas import SynthFASLayout
-from bench.data.world import DOMAINS, FAS_DOMAINS
+from bench.data.sets import FASSet
+from bench.data.synth import export, in_memory, readback
+from bench.data.synth import fas as synth_fas
+from bench.data.synth import fr as synth_fr
+from bench.data.synth.fas import SynthFASLayout
+from bench.data.synth.fr import SynthFRSplits
+from bench.data.synth.world import DOMAINS, FAS_DOMAINS
+from bench.protocols import get_protocol
 
 SIZE = 32
 TINY_FR = SynthFRSplits(train_ids=range(0, 3), train_per_id=2, dev_ids=range(10, 12), dev_per_id=3,
@@ -22,7 +26,7 @@ TINY_FAS = {d: SynthFASLayout(train=2, dev=1, test=2, sessions=2, frames_per_vid
 def tiny(monkeypatch, tmp_path):
     """A few identities and subjects at 32 px, in a fresh cache folder."""
     monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(protocols, "SYNTH_FR", TINY_FR)
+    monkeypatch.setattr(synth_fr, "SYNTH_FR", TINY_FR)
     monkeypatch.setattr(synth_fas, "SYNTH_FAS", TINY_FAS)
     return tmp_path / "cache"
 
@@ -53,12 +57,12 @@ def _assert_same(a, b, fields):
 
 
 def test_fr_read_through_loaders_equals_rendering(tiny):
-    _assert_same(protocols.synth_fr_train(SIZE), protocols.render_synth_fr_train(SIZE), ("images", "identities", "sample_ids"))
-    _assert_same(protocols.synth_fr_dev(SIZE), protocols.render_synth_fr_dev(SIZE), ("images", "identities", "sample_ids"))
-    p = protocols.get_protocol("synth-fr")
+    _assert_same(readback.synth_fr_train(SIZE), in_memory.render_synth_fr_train(SIZE), ("images", "identities", "sample_ids"))
+    _assert_same(readback.synth_fr_dev(SIZE), in_memory.render_synth_fr_dev(SIZE), ("images", "identities", "sample_ids"))
+    p = get_protocol("synth-fr")
     for kind in ("genuine", "impostor"):
         for n, seed in ((None, 0), (4, 0), (4, 1), (0, 0)):
-            _assert_same(p.test_pairs(kind, n, seed, SIZE), protocols.render_synth_fr_pairs(kind, n, seed, SIZE),
+            _assert_same(p.test_pairs(kind, n, seed, SIZE), in_memory.render_synth_fr_pairs(kind, n, seed, SIZE),
                          ("probes", "references", "genuine", "pair_ids"))
 
 
@@ -71,16 +75,16 @@ def test_fr_stand_ins_in_official_layout(tiny):
     pairs = lfw.pairs()
     assert [p.fold for p in pairs] == [f for f in range(10) for _ in range(2)]  # 10 folds of 1 + 1 pairs
     assert [(int(p.a.identity[6:]), int(p.a.sample_id[-8:-4]) - 1, int(p.b.identity[6:]), int(p.b.sample_id[-8:-4]) - 1)
-            for p in pairs if p.genuine] == protocols._pair_list("genuine", 0)
+            for p in pairs if p.genuine] == synth_fr.pair_list("genuine", 0)
     assert all(p.a.path.exists() and p.b.path.exists() for p in pairs)
     assert len(lfw.faces()) == len({(p.a.path) for p in pairs} | {p.b.path for p in pairs})
 
 
 def test_fas_read_through_loaders_equals_rendering(tiny):
-    fields = [f for f in synth_fas.FASSet.__dataclass_fields__]
+    fields = [f for f in FASSet.__dataclass_fields__]
     for domain in FAS_DOMAINS:
         for split in ("train", "dev", "test"):
-            _assert_same(synth_fas.domain_split(domain, split, SIZE), synth_fas.render_domain_split(domain, split, SIZE), fields)
+            _assert_same(readback.domain_split(domain, split, SIZE), in_memory.render_domain_split(domain, split, SIZE), fields)
 
 
 def test_loaders_parse_the_synthetic_labels(tiny):
@@ -88,7 +92,7 @@ def test_loaders_parse_the_synthetic_labels(tiny):
     for domain in FAS_DOMAINS:
         layout = export.FAS_LAYOUTS[domain]
         root = export.ensure(layout.dataset, SIZE)
-        labels = export.read_labels(root)
+        labels = readback.read_labels(root)
         expected = {}  # (subject, video) -> (medium, split) as the world defines them
         for split in ("train", "dev", "test"):
             for subject, video, _, medium in synth_fas.split_frames(domain, split):
@@ -144,11 +148,11 @@ def test_three_sessions_round_trip(tiny, monkeypatch):
     """OULU and CASIA hold three sessions per subject (CASIA: all of its qualities, `HR_*` included)."""
     three = {d: replace(TINY_FAS[d], sessions=3) for d in ("oulu", "casia")}
     monkeypatch.setattr(synth_fas, "SYNTH_FAS", {**TINY_FAS, **three})
-    fields = [f for f in synth_fas.FASSet.__dataclass_fields__]
+    fields = [f for f in FASSet.__dataclass_fields__]
     for domain in three:
         for split in ("train", "dev", "test"):
-            read = synth_fas.domain_split(domain, split, SIZE)
-            _assert_same(read, synth_fas.render_domain_split(domain, split, SIZE), fields)
+            read = readback.domain_split(domain, split, SIZE)
+            _assert_same(read, in_memory.render_domain_split(domain, split, SIZE), fields)
             assert len(set(read.video_ids)) == len(synth_fas.subject_ids(domain, split)) * 3 * (1 + len(DOMAINS[domain].media))
     casia = open_dataset("casia-fasd", export.ensure("casia-fasd", SIZE))
     assert {v.meta["video"] for v in casia.videos("train")} == {f"{n}" for n in range(1, 9)} | {f"HR_{n}" for n in range(1, 5)}
@@ -184,7 +188,7 @@ def test_layout_too_large_for_the_official_names(tiny, monkeypatch, domain, chan
 def test_second_ensure_reuses_the_build(tiny, monkeypatch):
     root = export.ensure("casia-fasd", SIZE)
     stamp = (root / export.LABELS_FILE).stat().st_mtime_ns
-    first = synth_fas.domain_split("casia", "train", SIZE)
+    first = readback.domain_split("casia", "train", SIZE)
 
     def fail(*args, **kwargs):
         raise AssertionError("rendered again")
@@ -192,7 +196,7 @@ def test_second_ensure_reuses_the_build(tiny, monkeypatch):
     monkeypatch.setattr(synth_fas.FaceWorld, "render_fas", fail)
     assert export.ensure("casia-fasd", SIZE) == root
     assert (root / export.LABELS_FILE).stat().st_mtime_ns == stamp
-    assert synth_fas.domain_split("casia", "train", SIZE) is first  # cached per process
+    assert readback.domain_split("casia", "train", SIZE) is first  # cached per process
 
 
 def test_leftover_of_a_killed_build_is_cleaned(tiny):
@@ -236,7 +240,7 @@ def test_concurrent_ensure_builds_once(tiny, monkeypatch):
 
 
 def test_cache_key_follows_the_rendering_code(monkeypatch):
-    from bench.data import export
+    from bench.data.synth import export
 
     before = export.content_key(0, 32)
     export.renderer_fingerprint.cache_clear()

@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.data.protocols import PROTOCOLS, FASProtocol, FASSet
+from bench.data.sets import FASSet
+from bench.protocols import PROTOCOLS, FASProtocol
 from models_zoo import VARIANTS, get_variant
 from models_zoo.cdc import CentralDifferenceConv2d
 from models_zoo.checkpoint import load_checkpoint, save_checkpoint, shipped_weights

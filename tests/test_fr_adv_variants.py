@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.data.protocols import PROTOCOLS, FaceSet, FRProtocol
+from bench.data.sets import FaceSet
+from bench.protocols import PROTOCOLS, FRProtocol
 from bench.errors import BadInputError, CheckpointError
 from models_zoo import get_variant
 from models_zoo.adversarial import pgd_maximise

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from attacks.base import Attack, AttackOutput
-from bench.data.protocols import get_protocol, synth_fr_identification
+from bench.data.synth.in_memory import synth_fr_identification
+from bench.protocols import get_protocol
 from bench.errors import BadInputError
 from bench.batching import batched_scores
 from bench.cells import attack_cell
@@ -144,7 +145,7 @@ def test_synth_fr_gallery_split_is_seeded_and_disjoint():
 
 
 def test_protocols_without_identification_refuse_clearly():
-    from bench.data.protocols import FRProtocol
+    from bench.protocols import FRProtocol
 
     bare = FRProtocol(name="pairs-only", task="fr", description="", threshold_rule="")
     with pytest.raises(BadInputError, match="does not provide identification items"):

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from markdown_it import MarkdownIt
 
 from bench.cli import main
-from bench.data.protocols import get_protocol
+from bench.protocols import get_protocol
 from bench.evaluation import images_to_tensor
 from bench.errors import StoreError
 from bench.leaderboard import collect_runs, leaderboard_rows, write_leaderboard

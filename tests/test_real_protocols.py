@@ -4,9 +4,9 @@ import shutil
 import numpy as np
 import pytest
 
-from bench.data import get_protocol
 from bench.data.real import DatasetError
-from bench.data.real_protocols import dataset_root
+from bench.data.real.locate import dataset_root
+from bench.protocols import get_protocol
 from tests import real_fixtures as fx
 
 
@@ -70,7 +70,7 @@ def test_cross_dataset_uses_source_dev_and_target_test(data_dir):
 
 
 def test_every_real_protocol_is_listed():
-    from bench.data import PROTOCOLS
+    from bench.protocols import PROTOCOLS
 
     names = set(PROTOCOLS.names())
     expected = {"celeba->lfw", "celeba-intra", "oulu-p1", "oulu-p2", "casia->replay", "replay->casia", "mi->c", "mi->o"}

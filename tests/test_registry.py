@@ -2,7 +2,7 @@ import pytest
 
 from attacks import ATTACKS, make_attack
 from bench.suites import SUITES
-from bench.data import PROTOCOLS
+from bench.protocols import PROTOCOLS
 from bench.errors import BadInputError, UnknownNameError
 from bench.registry import Registry
 from models_zoo import VARIANTS, get_variant

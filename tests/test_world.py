@@ -1,8 +1,8 @@
 import numpy as np
 
-from bench.data import get_protocol
-from bench.data.protocols import SYNTH_FR, _pair_list
-from bench.data.world import FaceWorld
+from bench.data.synth.fr import SYNTH_FR, pair_list
+from bench.data.synth.world import FaceWorld
+from bench.protocols import get_protocol
 
 
 def test_render_is_deterministic_and_well_formed():
@@ -26,7 +26,7 @@ def test_synth_fr_splits_are_disjoint():
     train, dev, test = set(SYNTH_FR.train_ids), set(SYNTH_FR.dev_ids), set(SYNTH_FR.test_ids)
     assert not (train & dev) and not (train & test) and not (dev & test)
     for kind in ("genuine", "impostor"):
-        for a, _, b, _ in _pair_list(kind, 0):
+        for a, _, b, _ in pair_list(kind, 0):
             assert a in test and b in test
             assert (a == b) == (kind == "genuine")
 
@@ -41,7 +41,7 @@ def test_test_pairs_are_deterministic_per_seed():
 
 
 def test_fas_frames_carry_every_label():
-    from bench.data.world import DOMAINS
+    from bench.data.synth.world import DOMAINS
 
     w = FaceWorld(seed=0, size=32)
     media = ["live"] + list(DOMAINS["casia"].media)
@@ -70,8 +70,8 @@ def test_unknown_medium_for_domain_is_refused():
 
 def test_synth_fas_splits_are_disjoint():
     """Per domain: train / dev / test subjects as its layout says, disjoint across splits and domains."""
-    from bench.data import synth_fas
-    from bench.data.world import DOMAINS, FAS_DOMAINS
+    from bench.data.synth import fas as synth_fas
+    from bench.data.synth.world import DOMAINS, FAS_DOMAINS
 
     assert set(synth_fas.SYNTH_FAS) == set(FAS_DOMAINS)
     seen: set[int] = set()
@@ -99,7 +99,7 @@ def test_synth_fas_splits_are_disjoint():
 
 
 def test_synth_fas_default_layouts():
-    from bench.data.synth_fas import SYNTH_FAS, SynthFASLayout
+    from bench.data.synth.fas import SYNTH_FAS, SynthFASLayout
 
     assert SYNTH_FAS == {
         "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=6),

@@ -6,10 +6,8 @@ a user model's factory is never imported to render a leaderboard.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
-from bench.errors import FacebenchError
 
 
 @dataclass
@@ -29,25 +27,11 @@ _INFO_CACHE: dict[tuple, ModelInfo] = {}
 
 def _card_for(run: dict) -> dict:
     """The model card of the weights the run evaluated (matched by sha256), or {}."""
-    from models_zoo.checkpoint import read_card, shipped_weights
+    from models_zoo.factory import card_for
 
-    sha = run.get("checkpoint_sha256")
-    candidates = []
-    ckpt = str(run.get("checkpoint") or "")
-    if ckpt and not ckpt.startswith("none"):
-        candidates.append(Path(ckpt))
-    if run.get("source") != "user" and run.get("profile"):
-        shipped = shipped_weights(str(run["model"]), str(run["profile"]))
-        if shipped is not None:
-            candidates.append(shipped)
-    for weights in candidates:
-        try:
-            card = read_card(weights)
-        except FacebenchError:
-            continue
-        if card.get("sha256") == sha:
-            return card
-    return {}
+    return card_for(str(run["model"]), str(run["profile"]) if run.get("profile") else None,
+                    sha256=str(run.get("checkpoint_sha256") or ""), checkpoint=str(run.get("checkpoint") or "") or None,
+                    zoo=run.get("source") != "user")
 
 
 def _shorten(text: str, limit: int = 70) -> str:

@@ -51,8 +51,7 @@ def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet
     from bench import checks
     from bench.batching import auto_batch_size, batched_scores
     from bench.config import resolve_device
-    from bench.data.protocols import get_protocol
-    from bench.tasks.items import goal_items
+    from bench.protocols import get_protocol
     from models_zoo.factory import load_model, resolve_model
 
     label = str(rec.run["model"])
@@ -74,7 +73,7 @@ def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet
                                        f"({str(rec.run.get('checkpoint_sha256'))[:12]})")
     samples, seed = int(cfg.get("samples", 200)), int(cfg.get("seed", 0))
     protocol = get_protocol(cfg.get("protocol") or mut.default_protocol)
-    items = goal_items(protocol, loaded.module, goal, float(rec.run["threshold"]), samples, seed, mut.input_size, device)
+    items = protocol.goal_items(goal, loaded.module, float(rec.run["threshold"]), samples, seed, mut.input_size, device)
     task = items.task
     clean = batched_scores(task, items.x, cfg.get("batch_size") or auto_batch_size(device, samples))
     ok = (~task.broken_on_clean(clean)).nonzero().squeeze(1)[:k]

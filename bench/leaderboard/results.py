@@ -205,7 +205,7 @@ class FASClean:
 
 def species_of(sample_id: str) -> Optional[str]:
     """Attack species of a synthetic FAS frame from its id (`domain/subject/NN-medium/fK`); None when unknown."""
-    from bench.data.media import SUBTYPES
+    from bench.data.synth.media import SUBTYPES
 
     parts = str(sample_id).split("/")
     if len(parts) >= 3 and "-" in parts[2]:

@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from bench.data.protocols import FASSet, IdentificationSet
+from bench.data.sets import FASSet, IdentificationSet
 from bench.goals import GOALS
 
 CHUNK = 64  # pool images compared at a time (bounds memory at large input sizes)

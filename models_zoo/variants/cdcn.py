@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.data.protocols import FASProtocol
+from bench.protocols import FASProtocol
 from bench.evaluation import images_to_tensor
 from models_zoo.cdc import CDCN, THETA, cdcn
 from models_zoo.losses import known_maps_contrastive_depth_loss, map_loss

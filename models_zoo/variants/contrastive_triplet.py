@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.data.protocols import FaceSet, FRProtocol
+from bench.data.sets import FaceSet
+from bench.protocols import FRProtocol
 from bench.errors import BadInputError
 from models_zoo.adversarial import LINF_EPS, LINF_STEP, device_generator, pgd_maximise
 from models_zoo.augment import ViewAugmentation

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from bench.progress import bar as progress_bar
 
-from bench.data.protocols import FASProtocol, FASSet
+from bench.data.sets import FASSet
+from bench.protocols import FASProtocol
 from bench.errors import BadInputError
 from models_zoo.losses import discriminator_loss, generator_adversarial_loss, map_loss
 from models_zoo.pseudo_depth import DISCRIMINATOR_WIDTHS, PatchDiscriminator, PseudoDepthLivenessNet, pseudo_depth_net

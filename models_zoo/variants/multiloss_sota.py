@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.data.protocols import FASProtocol
+from bench.protocols import FASProtocol
 from models_zoo.losses import map_loss
 from models_zoo.multiloss import SPOOF_TYPES, MultiLossNet, multiloss_net
 from models_zoo.registry import register_variant

@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from bench.data.protocols import FRProtocol
+from bench.protocols import FRProtocol
 from bench.errors import BadInputError
 from models_zoo.adversarial import LINF_EPS, LINF_STEP, device_generator, pgd_maximise
 from models_zoo.facenet import EmbeddingNet, facenet

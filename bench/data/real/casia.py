@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 
-from bench.data.real import register_dataset
+from bench.data.real.registry import register_dataset
 from bench.data.real.common import OfficialLayout, DatasetError, VideoRecord, video_dirs
 
 SPLITS = {"train": "train_release", "test": "test_release"}

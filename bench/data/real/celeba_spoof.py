@@ -7,7 +7,7 @@ from typing import Optional
 
 from PIL import Image, UnidentifiedImageError
 
-from bench.data.real import register_dataset
+from bench.data.real.registry import register_dataset
 from bench.data.real.common import OfficialLayout, Box, DatasetError, FrameRecord, VideoRecord
 
 SPLITS = ("train", "test")

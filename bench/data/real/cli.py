@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from bench.data.real import DATASETS
+from bench.data.real.registry import DATASETS
 from bench.data.real.prepare import prepare_dataset
 
 

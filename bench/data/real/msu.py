@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bench.data.real import register_dataset
+from bench.data.real.registry import register_dataset
 from bench.data.real.common import OfficialLayout, DatasetError, VideoRecord, parse_int, read_lines, video_dirs
 
 SPLITS = {"train": "train_sub_list.txt", "test": "test_sub_list.txt"}

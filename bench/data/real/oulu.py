@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from bench.data.real import register_dataset
+from bench.data.real.registry import register_dataset
 from bench.data.real.common import OfficialLayout, DatasetError, VideoRecord, read_lines, video_dirs
 
 SPLITS = {"train": "Train", "dev": "Dev", "test": "Test"}

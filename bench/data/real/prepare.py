@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 from bench.progress import bar as progress_bar
 
-from bench.data.real import DATASETS
+from bench.data.real.registry import DATASETS
 from bench.data.real.common import VIDEO_SUFFIXES, DatasetError, even_indices, require
 from bench.errors import BadInputError
 

@@ -39,7 +39,7 @@ def row_page(row: Row) -> str:
 
 def protocol_text(protocol: str) -> str:
     """The paragraph that says what a protocol is and how its threshold is set."""
-    from bench.data.protocols import PROTOCOLS
+    from bench.protocols import PROTOCOLS
 
     if protocol in PROTOCOLS:
         p = PROTOCOLS.get(protocol)

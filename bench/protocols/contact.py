@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bench.data.protocols import FASProtocol, FRProtocol, Protocol
+from bench.protocols.base import Protocol
+from bench.protocols.fas import FASProtocol
+from bench.protocols.fr import FRProtocol
 
 
 def _grid(tiles: list[np.ndarray], labels: list[str], cols: int, scale: int = 2) -> Image.Image:

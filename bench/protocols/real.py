@@ -1,8 +1,8 @@
-"""Named protocols over the real datasets, read through their official-layout loaders.
+"""Named protocols over the real datasets, read through their official-layout loaders; registered on import.
 
 A dataset is found at `$FACEBENCH_DATA_<NAME>` (e.g. `FACEBENCH_DATA_OULU_NPU`) or, failing that,
-at `$FACEBENCH_DATA/<name>` (e.g. `$FACEBENCH_DATA/oulu-npu`). Nothing is read until a split is
-asked for, so the protocols are listed even where the data is absent.
+at `$FACEBENCH_DATA/<name>` (e.g. `$FACEBENCH_DATA/oulu-npu`): `bench.data.real.locate`. Nothing is
+read until a split is asked for, so the protocols are listed even where the data is absent.
 
 Splits without an official dev set take a dev set out of the training subjects (the last 20 % of
 them, by subject number): CASIA-FASD and MSU-MFSD. Cross-dataset protocols train on the sources'
@@ -10,43 +10,20 @@ train splits, fit the threshold on the sources' dev splits and test on the targe
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-from bench.data.protocols import (FaceSet, FASProtocol, FASSet, FRProtocol, IdentificationSet, PairSet, choose_items,
-                                  identification_split, register_protocol)
-from bench.data.real import DatasetError, ImageRecord, VideoRecord, list_frames, open_dataset, read_image
+from bench.data.real.common import DatasetError, ImageRecord, VideoRecord, list_frames, read_image
+from bench.data.real.locate import loader
+from bench.data.sets import FaceSet, FASSet, IdentificationSet, PairSet, choose_items, identification_split
+from bench.protocols.fas import FASProtocol
+from bench.protocols.fr import FRProtocol
+from bench.protocols.registry import register_protocol
 
-DATA_ENV = "FACEBENCH_DATA"
 DEV_FRACTION = 0.2
 CELEBA_INTRA_PAIRS = 3000  # per kind
-
-
-def dataset_root(name: str) -> Path:
-    """Where dataset `name` lives, from the environment; a clear error when it is not configured."""
-    specific = f"{DATA_ENV}_{name.upper().replace('-', '_')}"
-    if os.environ.get(specific):
-        return Path(os.environ[specific])
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]) / name
-    raise DatasetError(
-        f"dataset {name} is not configured: set {specific}=/path/to/{name} or {DATA_ENV}=/dir/holding/{name} "
-        f"(see docs/real-datasets.md)"
-    )
-
-
-@lru_cache(maxsize=16)
-def _loader(name: str, root: str) -> object:
-    return open_dataset(name, root)
-
-
-def loader(name: str) -> object:
-    return _loader(name, str(dataset_root(name)))
 
 
 def _faces(records: list[ImageRecord], size: int) -> FaceSet:

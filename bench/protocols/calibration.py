@@ -1,9 +1,9 @@
 """Difficulty of the synthetic anti-spoofing world, measured with the tiny binary liveness network.
 
-`python -m bench.data.calibration synth-oulu 'synth-ocim->o' ...` trains the network on each
+`python -m bench.protocols.calibration synth-oulu 'synth-ocim->o' ...` trains the network on each
 protocol's train split (BCE, 30 epochs, seed 0), takes the EER threshold on its dev split and
 prints the error rates on dev and test (the table in docs/datasets.md). The calibration test uses
-the same function. `python -m bench.data.calibration --model depth-gan-spoof ...` evaluates shipped
+the same function. `python -m bench.protocols.calibration --model depth-gan-spoof ...` evaluates shipped
 anti-spoofing weights the same way on the protocol of their card (the figures in docs/zoo.md);
 `--weights a.safetensors ...` does the same for any anti-spoofing checkpoint with its card.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.data.protocols import get_protocol
+from bench.protocols.registry import get_protocol
 from bench.metrics import FASRates
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.data.raster import soft as _soft
-from bench.data.raster import stack_params as _stack
+from bench.data.synth.raster import soft as _soft
+from bench.data.synth.raster import stack_params as _stack
 
 SPECIES = ("live", "print", "replay")
 SUBTYPES: dict[str, str] = {

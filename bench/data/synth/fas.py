@@ -1,11 +1,10 @@
-"""Synthetic anti-spoofing protocols over the embedded world's four capture domains.
+"""The synthetic anti-spoofing data: each capture domain's layout and the frames it renders.
 
 Each domain has its own subjects and its own layout (`SYNTH_FAS[domain]`): subjects split train /
 dev / test (no subject in two splits), and per subject `sessions` capture sessions, each with one
 live video and one video per spoof medium of the domain; a video is `frames_per_video` frames.
-Intra-domain protocols train and test in one domain; cross-domain ones train on source domains and
-test on an unseen one, with the threshold at the EER of the sources' dev split (the target domain's
-data is never used to choose it).
+Everything here decides what the FAS stand-ins hold on disk (`bench.data.synth.export`), so this
+module is part of the render cache key. The protocols over these domains: `bench.protocols.synth_fas`.
 """
 from __future__ import annotations
 
@@ -14,10 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
-from bench.data.protocols import FASProtocol, FASSet, register_protocol
-from bench.data.world import DOMAINS, FAS_DOMAINS, FaceWorld
-
-LETTER = {"oulu": "o", "casia": "c", "replay": "i", "msu": "m"}  # I = Idiap Replay-Attack, as in the literature
+from bench.data.sets import FASSet
+from bench.data.synth.world import DOMAINS, FaceWorld
 
 
 @dataclass(frozen=True)
@@ -118,80 +115,6 @@ def iter_domain_split(domain: str, split: str, size: int, world_seed: int = 0, c
         r = world.render_fas(subs, vids, frames, meds, domain)
         video_ids = np.array([f"{domain}/{s}/{v:02d}-{m}" for s, v, m in zip(subs, vids, meds)])
         sample_ids = [f"{vid}/f{f}" for vid, f in zip(video_ids, frames)]
-        yield FASSet(r.images, r.live, r.species, r.subtype, video_ids, np.asarray(subs), np.array([domain] * len(subs)),
-                     quantize_map(r.depth), quantize_map(r.reflection), r.illumination, sample_ids)
-
-
-def render_domain_split(domain: str, split: str, size: int, world_seed: int = 0) -> FASSet:
-    """Every frame of every video of a domain's split, rendered in memory (the source of the export)."""
-    return FASSet.concat(list(iter_domain_split(domain, split, size, world_seed)))
-
-
-def domain_split(domain: str, split: str, size: int, world_seed: int = 0) -> FASSet:
-    """Every frame of a domain's split, read through its real dataset's loader from the on-disk world.
-
-    Same frames, labels and order as `render_domain_split`; cached per process.
-    """
-    from bench.data import export
-
-    root = export.ensure(export.FAS_DATASET[domain], size, world_seed)
-    return export.read_fas_split(root, domain, split, size)
-
-
-def _describe(domains: tuple[str, ...], split: str) -> str:
-    """e.g. `oulu: 20 subjects x 3 sessions; casia: 15 subjects x 3 sessions`."""
-    return "; ".join(f"{d}: {len(subject_ids(d, split))} subjects x {layout(d).sessions} sessions" for d in domains)
-
-
-def common_frames_per_video(domains: tuple[str, ...]) -> int:
-    """The frames per video shared by `domains` (a protocol has one); ValueError if their layouts differ."""
-    found = {layout(d).frames_per_video for d in domains}
-    if len(found) != 1:
-        raise ValueError(f"the layouts of {', '.join(domains)} differ in frames_per_video ({sorted(found)}); "
-                         "a protocol needs one")
-    return found.pop()
-
-
-class SynthFASProtocol(FASProtocol):
-    """Train on `sources`, threshold on the sources' dev split, test on `targets`."""
-
-    def __init__(self, name: str, sources: tuple[str, ...], targets: tuple[str, ...], description: str) -> None:
-        super().__init__(
-            name=name,
-            task="fas",
-            description=description,
-            threshold_rule="dev EER over the source domains' dev split",
-            splits={
-                "train": _describe(sources, "train"),
-                "dev": _describe(sources, "dev"),
-                "test": _describe(targets, "test"),
-                "frames": f"{common_frames_per_video(sources + targets)} per video; per subject and session "
-                          "one live video + one per medium of the domain",
-            },
-            frames_per_video=common_frames_per_video(sources + targets),
-        )
-        object.__setattr__(self, "sources", sources)
-        object.__setattr__(self, "targets", targets)
-
-    def frames(self, split: str, size: int) -> FASSet:
-        domains = self.targets if split == "test" else self.sources
-        return FASSet.concat([domain_split(d, split, size) for d in domains])
-
-
-def _register_all() -> None:
-    for d in FAS_DOMAINS:
-        register_protocol(SynthFASProtocol(f"synth-{d}", (d,), (d,), f"intra-domain anti-spoofing in the {DOMAINS[d].stands_for} stand-in domain"))
-    cross = [
-        ("synth-casia->replay", ("casia",), ("replay",)),
-        ("synth-replay->casia", ("replay",), ("casia",)),
-        ("synth-mi->c", ("msu", "replay"), ("casia",)),
-        ("synth-mi->o", ("msu", "replay"), ("oulu",)),
-    ]
-    cross += [(f"synth-ocim->{LETTER[t]}", tuple(d for d in FAS_DOMAINS if d != t), (t,)) for t in FAS_DOMAINS]
-    for name, sources, targets in cross:
-        register_protocol(
-            SynthFASProtocol(name, sources, targets, f"cross-domain: train on {' + '.join(sources)}, test on unseen {targets[0]}")
-        )
-
-
-_register_all()
+        yield FASSet(images=r.images, live=r.live, species=r.species, subtype=r.subtype, video_ids=video_ids,
+                     subjects=np.asarray(subs), domains=np.array([domain] * len(subs)), depth=quantize_map(r.depth),
+                     reflection=quantize_map(r.reflection), illumination=r.illumination, sample_ids=sample_ids)

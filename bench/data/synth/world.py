@@ -17,9 +17,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 
-from bench.data.media import SUBTYPES, MediumStats, medium_params, present
-from bench.data.raster import soft as _soft
-from bench.data.raster import stack_params as _stack
+from bench.data.synth.media import SUBTYPES, MediumStats, medium_params, present
+from bench.data.synth.raster import soft as _soft
+from bench.data.synth.raster import stack_params as _stack
 
 WORLD_VERSION = 1
 
@@ -334,6 +334,214 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
 
 
+@dataclass(frozen=True)
+class _Face:
+    """A batch of faces in the face frame: pose, feature positions and the height field, shared by the
+    painting steps of `FaceWorld._render_scene` (each array broadcasts against (N, S, S))."""
+
+    idp: list
+    nui: list
+    px: float  # one pixel in image-plane units
+    x: np.ndarray  # face-frame coordinates of every pixel
+    y: np.ndarray
+    xf: np.ndarray  # the same, shifted by the pose (the head outline)
+    yf: np.ndarray
+    fx: np.ndarray  # parallax of the inner features
+    yaw: np.ndarray
+    a: np.ndarray  # head half-width and half-height
+    b: np.ndarray
+    ex: np.ndarray  # eyes: half distance, height, radius
+    ey: np.ndarray
+    er: np.ndarray
+    nl: np.ndarray  # nose: length, width, start height
+    nw: np.ndarray
+    nose_y0: np.ndarray
+    my: np.ndarray  # mouth: height, half-width
+    mw: np.ndarray
+    face_mask: np.ndarray
+    z: np.ndarray  # the height field
+    depth: np.ndarray
+
+    def f(self, key: str) -> np.ndarray:
+        """An identity parameter of the batch."""
+        return _stack(self.idp, key)
+
+    def g(self, key: str) -> np.ndarray:
+        """A nuisance parameter of the batch."""
+        return _stack(self.nui, key)
+
+
+def _face_geometry(idp: list[dict], nui: list[dict], u0: np.ndarray, v0: np.ndarray, px: float) -> _Face:
+    """Image plane -> face frame (roll, scale, translation), feature positions and the height field (also the depth map)."""
+    g = lambda k: _stack(nui, k)  # noqa: E731
+    f = lambda k: _stack(idp, k)  # noqa: E731
+
+    # image plane -> face frame (roll, scale, translation)
+    roll, sc = g("roll"), g("scale")
+    du, dv = (u0 - g("tx")) / sc, (v0 - g("ty")) / sc
+    x = np.cos(roll) * du + np.sin(roll) * dv
+    y = -np.sin(roll) * du + np.cos(roll) * dv
+    yaw, pitch = g("yaw"), g("pitch")
+
+    # --- height field (also the depth map)
+    a, b, jaw = f("face_w"), f("face_h"), f("jaw")
+    xf = x - yaw * 0.06
+    yf = y - pitch * 0.05
+    a_eff = a * (1 - jaw * np.clip(yf, 0, None) / b)
+    r2 = (xf / a_eff) ** 2 + (yf / b) ** 2
+    face_mask = _soft(1 - np.sqrt(r2), px * 1.2 / np.maximum(a, b))
+    head = np.sqrt(np.clip(1 - r2, 0, None))
+
+    fx = yaw * 0.22  # inner features move more with yaw (parallax)
+    fy = pitch * 0.15
+    ex, ey, er = f("eye_dx"), f("eye_y") + fy, f("eye_r")
+    nl, nw, nh = f("nose_len"), f("nose_w"), f("nose_h")
+    my, mw = f("mouth_y") + fy, f("mouth_w")
+    nose_y0 = ey + 0.02
+    z = 0.55 * head
+    z = z + nh * _gauss(x, y, fx * 1.3, nose_y0 + nl * 0.6, nw, nl * 0.6)
+    z = z - 0.07 * (_gauss(x, y, fx - ex, ey, er * 1.6, er * 1.3) + _gauss(x, y, fx + ex, ey, er * 1.6, er * 1.3))
+    z = z + 0.05 * _gauss(x, y, fx, ey - f("brow_gap"), a * 0.8, 0.05)
+    z = z + 0.04 * _gauss(x, y, fx, my, mw, 0.05)
+    z = z + f("cheek") * (_gauss(x, y, fx - 0.3, 0.15, 0.15, 0.12) + _gauss(x, y, fx + 0.3, 0.15, 0.15, 0.12))
+    z = z * face_mask
+    depth = np.clip(z / 0.95, 0, 1)
+    return _Face(idp, nui, px, x, y, xf, yf, fx, yaw, a, b, ex, ey, er, nl, nw, nose_y0, my, mw, face_mask, z, depth)
+
+
+def _paint_skin(img: np.ndarray, face: _Face) -> tuple[np.ndarray, np.ndarray]:
+    """Long hair behind the head, then the skin's albedo over the face; returns the long-hair mask too."""
+    f, x, y, fx, px = face.f, face.x, face.y, face.fx, face.px
+    a, b, xf, yf = face.a, face.b, face.xf, face.yf
+    style = f("hair_style")
+    hair_c = f("hair")
+    # hair behind the head (long hair) and above the hairline
+    long_mask = (style == 1) * _soft(0.7 - y, px) * _soft(1 - np.sqrt((xf / (a * 1.25)) ** 2 + ((yf + 0.05) / (b * 1.12)) ** 2), px)
+    img = _blend(img, long_mask, hair_c * 0.85)
+    skin = f("skin")
+    cp = f("complexion")
+    freq, ang, phase = cp[..., 0:3], cp[..., 3:6], cp[..., 6:9]
+    pattern = sum(
+        np.sin(freq[..., k] * (np.cos(ang[..., k]) * (x - fx) + np.sin(ang[..., k]) * y) + phase[..., k]) for k in range(3)
+    ) / 3
+    albedo = _planar(skin) * (1 + f("complexion_amp") * pattern)
+    img += face.face_mask * (albedo.astype(np.float32) - img)
+    return img, long_mask
+
+
+def _paint_eyes(img: np.ndarray, face: _Face) -> np.ndarray:
+    """Eyes (sclera, iris, pupil) and brows."""
+    f, g, x, y, fx, px = face.f, face.g, face.x, face.y, face.fx, face.px
+    ex, ey, er, face_mask = face.ex, face.ey, face.er, face.face_mask
+    openness = g("eye_open") * (1 - 0.25 * np.clip(g("smile"), 0, 1))
+    slant = f("eye_slant")
+    for side in (-1, 1):
+        cx = fx + side * ex
+        cy = ey + side * slant * 0.05
+        d = np.sqrt(((x - cx) / er) ** 2 + ((y - cy) / (er * 0.55 * openness)) ** 2)
+        sclera = _soft(1 - d, 0.08) * face_mask
+        img = _blend(img, sclera, np.array([0.93, 0.92, 0.90]))
+        di = np.hypot(x - cx - face.yaw * 0.03, y - cy) / (er * 0.5)
+        iris = _soft(1 - di, 0.1) * sclera
+        img = _blend(img, iris, f("iris"))
+        img = _blend(img, _soft(0.45 - di, 0.1) * sclera, np.array([0.02, 0.02, 0.02]))
+        # brows
+        bx = x - cx
+        by = y - (cy - f("brow_gap")) - f("brow_tilt") * side * bx
+        brow = _soft(f("brow_thick") - np.abs(by), px * 0.7) * _soft(er * 1.7 - np.abs(bx), px) * face_mask
+        img = _blend(img, brow, f("brow_color"))
+    return img
+
+
+def _paint_mouth(img: np.ndarray, face: _Face) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nostrils and mouth; returns the mouth's centre line (`curve`) and the lips' mask too."""
+    f, g, x, y, fx, px = face.f, face.g, face.x, face.y, face.fx, face.px
+    nw, my, mw, face_mask = face.nw, face.my, face.mw, face.face_mask
+    skin = f("skin")
+    ny = face.nose_y0 + face.nl
+    for side in (-1, 1):
+        d = np.hypot((x - fx * 1.2 - side * nw * 0.55) / (nw * 0.35), (y - ny) / 0.018)
+        img = _blend(img, _soft(1 - d, 0.3) * face_mask * 0.6, skin * 0.35)
+    smile = g("smile")
+    xm = (x - fx) / mw
+    curve = my - smile * 0.05 * (1 - np.clip(xm, -1, 1) ** 2)
+    lips = _soft(f("lip_t") - np.abs(y - curve), px * 0.7) * _soft(1 - np.abs(xm), 0.08) * face_mask
+    img = _blend(img, lips, f("lip"))
+    line = _soft(px * 0.6 - np.abs(y - curve), px * 0.5) * _soft(1 - np.abs(xm), 0.08) * face_mask
+    img = _blend(img, line * 0.8, np.array([0.15, 0.05, 0.05]))
+    return img, curve, lips
+
+
+def _paint_mole(img: np.ndarray, face: _Face) -> np.ndarray:
+    mole = face.f("mole")
+    dm = np.hypot(face.x - mole[:, :, :, 0] - face.fx, face.y - mole[:, :, :, 1])
+    return _blend(img, _soft(0.025 - dm, face.px * 0.5) * face.face_mask, face.f("skin") * 0.4)
+
+
+def _paint_beard(img: np.ndarray, face: _Face, curve: np.ndarray, lips: np.ndarray, rng_tex: np.ndarray) -> np.ndarray:
+    """Facial hair: a moustache or a full beard, textured by `rng_tex`, never over the lips."""
+    f, x, y, fx, px, my, mw = face.f, face.x, face.y, face.fx, face.px, face.my, face.mw
+    beard = f("beard")
+    xm = (x - fx) / mw
+    moustache = _soft(0.035 - np.abs(y - (curve - 0.06)), px) * _soft(mw * 1.1 - np.abs(x - fx), px)
+    full = _soft(y - (my - 0.08), 0.03) * _soft(np.abs(xm) - 0.0, 1.0)
+    bmask = np.where(beard == 1, moustache, 0.0) + np.where(beard == 2, np.maximum(full, moustache), 0.0)
+    bmask = np.clip(bmask, 0, 1) * face.face_mask * (1 - lips) * rng_tex
+    return _blend(img, bmask * 0.9, f("hair") * 0.8)
+
+
+def _paint_scalp(img: np.ndarray, face: _Face, rng_tex: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scalp hair above the hairline, over the forehead; returns its mask and the head-top mask too."""
+    f, g, x, y, fx, px = face.f, face.g, face.x, face.y, face.fx, face.px
+    style = f("hair_style")
+    hair_line = f("hair_line") + g("hair_jitter") + np.where(style == 3, 0.18, 0.0) + f("hair_tilt") * (x - fx)
+    top = _soft(1 - np.sqrt((face.xf / (face.a * 1.08)) ** 2 + ((face.yf + 0.02) / (face.b * 1.06)) ** 2), px)
+    curl = np.where(style == 4, 0.04 * np.sin(x * 40) * np.sin(y * 40), 0.0)
+    scalp = _soft(hair_line + curl - y, px * 1.5) * top * (style != 2)
+    img = _blend(img, scalp * np.clip(rng_tex * 1.1, 0, 1), f("hair"))
+    return img, scalp, top
+
+
+def _paint_glasses(img: np.ndarray, face: _Face) -> np.ndarray:
+    f, g, x, y, fx, px, ex, ey, er = face.f, face.g, face.x, face.y, face.fx, face.px, face.ex, face.ey, face.er
+    wear = (f("glasses") > 0.5) & ~(g("glasses_off") > 0.5)
+    for side in (-1, 1):
+        d = np.hypot(x - fx - side * ex, (y - ey) * 1.2)
+        ring = _soft(0.012 - np.abs(d - er * 1.6), px * 0.5)
+        img = _blend(img, ring * wear, f("frame"))
+    bridge = _soft(0.012 - np.abs(y - ey + 0.02), px * 0.5) * _soft(ex - er * 1.6 - np.abs(x - fx), px * 0.5)
+    return _blend(img, bridge * wear, f("frame"))
+
+
+def _shade(img: np.ndarray, face: _Face, scalp: np.ndarray, top: np.ndarray, long_mask: np.ndarray, s: int) -> np.ndarray:
+    """Lambertian shading on the height field's normals (face and hair lit, background flat), gain and colour cast."""
+    g, nui = face.g, face.nui
+    gy, gx = np.gradient(face.z + 0.3 * scalp * top, axis=(1, 2))
+    k = s * 0.35
+    nx_, ny_, nz_ = -gx * k, -gy * k, np.ones_like(gx)
+    norm = np.sqrt(nx_**2 + ny_**2 + nz_**2)
+    light = np.asarray([d["light"] for d in nui])
+    ndotl = (nx_ * light[:, 0, None, None] - ny_ * light[:, 1, None, None] + nz_ * light[:, 2, None, None]) / norm
+    amb = g("ambient")
+    shade = amb + (1 - amb) * np.clip(ndotl, 0, None)
+    lit = np.clip(face.face_mask + scalp * top + long_mask, 0, 1)
+    shade = shade * lit + (0.75 + 0.25 * amb) * (1 - lit)
+    return img * shade * g("gain") * _planar(g("cast"))
+
+
+def _occlude(img: np.ndarray, depth: np.ndarray, u0: np.ndarray, v0: np.ndarray, px: float,
+             nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """An occluder (a hand, a scarf, a microphone ...) over the image, cut out of the depth map."""
+    occ = np.asarray([d["occ"] for d in nui])
+    has = np.asarray([d["occluder"] for d in nui], dtype=np.float64)
+    ox, oy = occ[:, 0] * 1.2 - 0.6, 0.2 + occ[:, 1] * 0.7
+    ow, oh = 0.15 + occ[:, 2] * 0.35, 0.1 + occ[:, 3] * 0.3
+    om = _soft(ow[:, None, None] - np.abs(u0 - ox[:, None, None]), px) * _soft(oh[:, None, None] - np.abs(v0 - oy[:, None, None]), px)
+    img = _blend(img, om * has[:, None, None], occ[:, 3:6][:, None, None, :] * 0.9)
+    depth = depth * (1 - om * has[:, None, None])
+    return img, depth
+
+
 class FaceWorld:
     """Deterministic renderer of the embedded face world (`seed` selects the world)."""
 
@@ -493,146 +701,26 @@ class FaceWorld:
         return img
 
     def _render_scene(self, idp: list[dict], nui: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-        """Radiance of a live face in its scene (float RGB, before the camera) and its depth map."""
+        """Radiance of a live face in its scene (float RGB, before the camera) and its depth map.
+
+        The steps paint in this order over a planar (3, N, S, S) image: background, long hair and
+        skin, eyes and brows, nostrils and mouth, mole, facial hair, scalp hair, glasses; then the
+        shading and an occluder.
+        """
         n, s = len(idp), self.size
-        px = 2.0 / s
         u0, v0 = self._grid(n)
-
-        g = lambda k: _stack(nui, k)  # noqa: E731
-        f = lambda k: _stack(idp, k)  # noqa: E731
-
-        # image plane -> face frame (roll, scale, translation)
-        roll, sc = g("roll"), g("scale")
-        du, dv = (u0 - g("tx")) / sc, (v0 - g("ty")) / sc
-        x = np.cos(roll) * du + np.sin(roll) * dv
-        y = -np.sin(roll) * du + np.cos(roll) * dv
-        yaw, pitch = g("yaw"), g("pitch")
-
-        # --- height field (also the depth map)
-        a, b, jaw = f("face_w"), f("face_h"), f("jaw")
-        xf = x - yaw * 0.06
-        yf = y - pitch * 0.05
-        a_eff = a * (1 - jaw * np.clip(yf, 0, None) / b)
-        r2 = (xf / a_eff) ** 2 + (yf / b) ** 2
-        face_mask = _soft(1 - np.sqrt(r2), px * 1.2 / np.maximum(a, b))
-        head = np.sqrt(np.clip(1 - r2, 0, None))
-
-        fx = yaw * 0.22  # inner features move more with yaw (parallax)
-        fy = pitch * 0.15
-        ex, ey, er = f("eye_dx"), f("eye_y") + fy, f("eye_r")
-        nl, nw, nh = f("nose_len"), f("nose_w"), f("nose_h")
-        my, mw = f("mouth_y") + fy, f("mouth_w")
-        nose_y0 = ey + 0.02
-        z = 0.55 * head
-        z = z + nh * _gauss(x, y, fx * 1.3, nose_y0 + nl * 0.6, nw, nl * 0.6)
-        z = z - 0.07 * (_gauss(x, y, fx - ex, ey, er * 1.6, er * 1.3) + _gauss(x, y, fx + ex, ey, er * 1.6, er * 1.3))
-        z = z + 0.05 * _gauss(x, y, fx, ey - f("brow_gap"), a * 0.8, 0.05)
-        z = z + 0.04 * _gauss(x, y, fx, my, mw, 0.05)
-        z = z + f("cheek") * (_gauss(x, y, fx - 0.3, 0.15, 0.15, 0.12) + _gauss(x, y, fx + 0.3, 0.15, 0.15, 0.12))
-        z = z * face_mask
-        depth = np.clip(z / 0.95, 0, 1)
-
-        # --- albedo
+        face = _face_geometry(idp, nui, u0, v0, 2.0 / s)
         img = self._background_planar(u0, v0, nui)  # planar (3, N, S, S) until the end
-
-        style = f("hair_style")
-        hair_c = f("hair")
-        hair_line = f("hair_line") + g("hair_jitter") + np.where(style == 3, 0.18, 0.0) + f("hair_tilt") * (x - fx)
-        # hair behind the head (long hair) and above the hairline
-        long_mask = (style == 1) * _soft(0.7 - y, px) * _soft(1 - np.sqrt((xf / (a * 1.25)) ** 2 + ((yf + 0.05) / (b * 1.12)) ** 2), px)
-        img = _blend(img, long_mask, hair_c * 0.85)
-        skin = f("skin")
-        cp = f("complexion")
-        freq, ang, phase = cp[..., 0:3], cp[..., 3:6], cp[..., 6:9]
-        pattern = sum(
-            np.sin(freq[..., k] * (np.cos(ang[..., k]) * (x - fx) + np.sin(ang[..., k]) * y) + phase[..., k]) for k in range(3)
-        ) / 3
-        albedo = _planar(skin) * (1 + f("complexion_amp") * pattern)
-        img += face_mask * (albedo.astype(np.float32) - img)
-
-        # eyes: sclera, iris, pupil
-        openness = g("eye_open") * (1 - 0.25 * np.clip(g("smile"), 0, 1))
-        slant = f("eye_slant")
-        for side in (-1, 1):
-            cx = fx + side * ex
-            cy = ey + side * slant * 0.05
-            d = np.sqrt(((x - cx) / er) ** 2 + ((y - cy) / (er * 0.55 * openness)) ** 2)
-            sclera = _soft(1 - d, 0.08) * face_mask
-            img = _blend(img, sclera, np.array([0.93, 0.92, 0.90]))
-            di = np.hypot(x - cx - yaw * 0.03, y - cy) / (er * 0.5)
-            iris = _soft(1 - di, 0.1) * sclera
-            img = _blend(img, iris, f("iris"))
-            img = _blend(img, _soft(0.45 - di, 0.1) * sclera, np.array([0.02, 0.02, 0.02]))
-            # brows
-            bx = x - cx
-            by = y - (cy - f("brow_gap")) - f("brow_tilt") * side * bx
-            brow = _soft(f("brow_thick") - np.abs(by), px * 0.7) * _soft(er * 1.7 - np.abs(bx), px) * face_mask
-            img = _blend(img, brow, f("brow_color"))
-
-        # nostrils and mouth
-        ny = nose_y0 + nl
-        for side in (-1, 1):
-            d = np.hypot((x - fx * 1.2 - side * nw * 0.55) / (nw * 0.35), (y - ny) / 0.018)
-            img = _blend(img, _soft(1 - d, 0.3) * face_mask * 0.6, skin * 0.35)
-        smile = g("smile")
-        xm = (x - fx) / mw
-        curve = my - smile * 0.05 * (1 - np.clip(xm, -1, 1) ** 2)
-        lips = _soft(f("lip_t") - np.abs(y - curve), px * 0.7) * _soft(1 - np.abs(xm), 0.08) * face_mask
-        img = _blend(img, lips, f("lip"))
-        line = _soft(px * 0.6 - np.abs(y - curve), px * 0.5) * _soft(1 - np.abs(xm), 0.08) * face_mask
-        img = _blend(img, line * 0.8, np.array([0.15, 0.05, 0.05]))
-
-        # mole
-        mole = f("mole")
-        dm = np.hypot(x - mole[:, :, :, 0] - fx, y - mole[:, :, :, 1])
-        img = _blend(img, _soft(0.025 - dm, px * 0.5) * face_mask, skin * 0.4)
-
-        # facial hair
-        beard = f("beard")
+        img, long_mask = _paint_skin(img, face)
+        img = _paint_eyes(img, face)
+        img, curve, lips = _paint_mouth(img, face)
+        img = _paint_mole(img, face)
         rng_tex = np.stack([np.random.default_rng(d["noise_seed"]).uniform(0.6, 1.0, (s, s)) for d in nui])
-        moustache = _soft(0.035 - np.abs(y - (curve - 0.06)), px) * _soft(mw * 1.1 - np.abs(x - fx), px)
-        full = _soft(y - (my - 0.08), 0.03) * _soft(np.abs(xm) - 0.0, 1.0)
-        bmask = np.where(beard == 1, moustache, 0.0) + np.where(beard == 2, np.maximum(full, moustache), 0.0)
-        bmask = np.clip(bmask, 0, 1) * face_mask * (1 - lips) * rng_tex
-        img = _blend(img, bmask * 0.9, hair_c * 0.8)
-
-        # scalp hair (above the hairline, over the forehead)
-        top = _soft(1 - np.sqrt((xf / (a * 1.08)) ** 2 + ((yf + 0.02) / (b * 1.06)) ** 2), px)
-        curl = np.where(style == 4, 0.04 * np.sin(x * 40) * np.sin(y * 40), 0.0)
-        scalp = _soft(hair_line + curl - y, px * 1.5) * top * (style != 2)
-        img = _blend(img, scalp * np.clip(rng_tex * 1.1, 0, 1), hair_c)
-
-        # glasses
-        wear = (f("glasses") > 0.5) & ~(g("glasses_off") > 0.5)
-        for side in (-1, 1):
-            d = np.hypot(x - fx - side * ex, (y - ey) * 1.2)
-            ring = _soft(0.012 - np.abs(d - er * 1.6), px * 0.5)
-            img = _blend(img, ring * wear, f("frame"))
-        bridge = _soft(0.012 - np.abs(y - ey + 0.02), px * 0.5) * _soft(ex - er * 1.6 - np.abs(x - fx), px * 0.5)
-        img = _blend(img, bridge * wear, f("frame"))
-
-        # --- shading: Lambertian on the height field's normals (face and hair lit, background flat)
-        gy, gx = np.gradient(z + 0.3 * scalp * top, axis=(1, 2))
-        k = s * 0.35
-        nx_, ny_, nz_ = -gx * k, -gy * k, np.ones_like(gx)
-        norm = np.sqrt(nx_**2 + ny_**2 + nz_**2)
-        light = np.asarray([d["light"] for d in nui])
-        ndotl = (nx_ * light[:, 0, None, None] - ny_ * light[:, 1, None, None] + nz_ * light[:, 2, None, None]) / norm
-        amb = g("ambient")
-        shade = amb + (1 - amb) * np.clip(ndotl, 0, None)
-        lit = np.clip(face_mask + scalp * top + long_mask, 0, 1)
-        shade = shade * lit + (0.75 + 0.25 * amb) * (1 - lit)
-        img = img * shade * g("gain") * _planar(g("cast"))
-
-        # occluder (a hand, a scarf, a microphone ...)
-        occ = np.asarray([d["occ"] for d in nui])
-        has = np.asarray([d["occluder"] for d in nui], dtype=np.float64)
-        ox, oy = occ[:, 0] * 1.2 - 0.6, 0.2 + occ[:, 1] * 0.7
-        ow, oh = 0.15 + occ[:, 2] * 0.35, 0.1 + occ[:, 3] * 0.3
-        om = _soft(ow[:, None, None] - np.abs(u0 - ox[:, None, None]), px) * _soft(oh[:, None, None] - np.abs(v0 - oy[:, None, None]), px)
-        img = _blend(img, om * has[:, None, None], occ[:, 3:6][:, None, None, :] * 0.9)
-        depth = depth * (1 - om * has[:, None, None])
-
+        img = _paint_beard(img, face, curve, lips, rng_tex)
+        img, scalp, top = _paint_scalp(img, face, rng_tex)
+        img = _paint_glasses(img, face)
+        img = _shade(img, face, scalp, top, long_mask, s)
+        img, depth = _occlude(img, face.depth, u0, v0, face.px, nui)
         return np.ascontiguousarray(img.transpose(1, 2, 3, 0)), depth.astype(np.float32)
 
     def _camera(self, img: np.ndarray, nui: list[dict]) -> np.ndarray:

@@ -2,13 +2,14 @@
 
 `ensure("oulu-npu", size)` renders the OULU-NPU stand-in once into a versioned cache folder laid
 out like the real dataset after `facebench datasets prepare`; the synthetic protocols then read
-their data back through the real loaders (`bench.data.real`), so the default path exercises them.
-What the official layouts have no place for (illumination, the synthetic sub-type, reflection
+their data back through the real loaders (`bench.data.synth.readback`), so the default path exercises
+them. What the official layouts have no place for (illumination, the synthetic sub-type, reflection
 maps, sample numbers) goes into `facebench_labels.csv` and `NNNN_reflection.png`.
 See docs/datasets.md, "On disk", for the layouts and the label mapping.
 """
 from __future__ import annotations
 
+import ast
 import csv
 import fcntl
 import hashlib
@@ -25,17 +26,15 @@ import numpy as np
 from PIL import Image
 from bench.progress import bar as progress_bar
 
-from bench.data import protocols, synth_fas
-from bench.data.media import SUBTYPES
-from bench.data.protocols import FaceSet, FASSet, PairSet
 from bench.data.real.casia import TEST_SUBJECT_OFFSET, CasiaFASD
-from bench.data.real.celeba import CelebA
-from bench.data.real.common import DatasetError, VideoRecord, list_frames, read_image
-from bench.data.real.lfw import LFW
+from bench.data.real.common import DatasetError, VideoRecord
 from bench.data.real.msu import MsuMfsd
 from bench.data.real.oulu import OuluNPU
 from bench.data.real.replay import ReplayAttack
-from bench.data.world import ILLUMINATION, WORLD_VERSION
+from bench.data.synth import fas as synth_fas
+from bench.data.synth import fr as synth_fr
+from bench.data.synth.media import SUBTYPES
+from bench.data.synth.world import ILLUMINATION, WORLD_VERSION
 from bench.errors import UnknownNameError
 
 LAYOUT_VERSION = 2
@@ -58,22 +57,49 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "facebench"
 
 
-RENDER_SOURCES = ("world.py", "media.py", "raster.py", "protocols.py", "synth_fas.py", "export.py")
-"""The modules whose code decides the pixels and labels written: any edit to them starts a new cache."""
+RENDER_SOURCES = ("world.py", "media.py", "raster.py", "fr.py", "fas.py", "export.py")
+"""The modules (of this folder) whose code decides the pixels and labels written: a code edit to any of
+them starts a new cache; docstrings and comments do not. Protocols and readers are not among them."""
+
+
+def render_source_paths() -> list[Path]:
+    """The files of `RENDER_SOURCES`."""
+    here = Path(__file__).parent
+    return [here / name for name in RENDER_SOURCES]
+
+
+def source_fingerprint(text: str) -> str:
+    """A hash of a module's code: its syntax tree without docstrings (comments and layout never reach it).
+
+    Every statement that is a bare string (module, class and function docstrings, and the strings
+    documenting an attribute) is dropped: it does nothing when the module runs.
+    """
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(node, name, None)
+            if isinstance(block, list):
+                setattr(node, name, [s for s in block if not _is_bare_string(s)])
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def _is_bare_string(statement: ast.AST) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
 
 
 @lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:
-    here = Path(__file__).parent
+    """The code of `RENDER_SOURCES` as one hash (see `source_fingerprint`)."""
     h = hashlib.sha256()
-    for name in RENDER_SOURCES:
-        h.update((here / name).read_bytes())
+    for path in render_source_paths():
+        h.update(source_fingerprint(path.read_text(encoding="utf-8")).encode())
     return h.hexdigest()
 
 
 def content_key(seed: int = 0, size: int = 64) -> str:
     """A short hash of everything that changes what is written, the rendering code included."""
-    text = repr((LAYOUT_VERSION, WORLD_VERSION, renderer_fingerprint(), repr(protocols.SYNTH_FR),
+    text = repr((LAYOUT_VERSION, WORLD_VERSION, renderer_fingerprint(), repr(synth_fr.SYNTH_FR),
                  repr(synth_fas.SYNTH_FAS), seed, size))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -107,7 +133,7 @@ def ensure(dataset: str, size: int = 64, seed: int = 0) -> Path:
             WRITERS[dataset](tmp, size, seed)
             (tmp / "facebench_export.json").write_text(json.dumps({
                 "dataset": dataset, "world_version": WORLD_VERSION, "layout_version": LAYOUT_VERSION,
-                "seed": seed, "size": size, "synth_fr": repr(protocols.SYNTH_FR), "synth_fas": repr(synth_fas.SYNTH_FAS),
+                "seed": seed, "size": size, "synth_fr": repr(synth_fr.SYNTH_FR), "synth_fas": repr(synth_fas.SYNTH_FAS),
             }, indent=1))
             os.rename(tmp, final)
         except BaseException:
@@ -138,34 +164,17 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     path.write_text("".join(f"{line}\n" for line in lines))
 
 
-def read_labels(root: Path) -> dict[str, dict[str, str]]:
-    """`facebench_labels.csv` of a stand-in dataset: relative path -> row."""
-    path = Path(root) / LABELS_FILE
-    try:
-        with open(path, newline="") as f:
-            return {row["path"]: row for row in csv.DictReader(f)}
-    except FileNotFoundError:
-        raise DatasetError(f"{path} not found (side labels of a facebench stand-in dataset)") from None
-
-
-def _label(labels: dict[str, dict[str, str]], root: Path, path: Path) -> dict[str, str]:
-    rel = path.relative_to(root).as_posix()
-    if rel not in labels:
-        raise DatasetError(f"{root / LABELS_FILE} has no row for {rel}")
-    return labels[rel]
-
-
 # --------------------------------------------------------------------------- FR: CelebA and LFW
 
 
 def _write_celeba(root: Path, size: int, seed: int) -> None:
     """Train identities as partition 0, dev identities as partition 1; `000001.png` ... in that order."""
-    fr = protocols.SYNTH_FR
+    fr = synth_fr.SYNTH_FR
     parts = [(0, fr.train_ids, fr.train_per_id), (1, fr.dev_ids, fr.dev_per_id)]
     names, identity_lines, partition_lines, rows = [], [], [], []
     with _progress("celeba", size, sum(len(ids) * k for _, ids, k in parts)) as bar:
         for code, ids, per_id in parts:
-            for chunk in protocols.iter_faces(ids, per_id, size, seed):
+            for chunk in synth_fr.iter_faces(ids, per_id, size, seed):
                 for image, identity, sample_id in zip(chunk.images, chunk.identities, chunk.sample_ids):
                     name = f"{len(names) + 1:06d}.png"
                     names.append(name)
@@ -187,7 +196,7 @@ def lfw_name(identity: int) -> str:
 
 def _write_lfw(root: Path, size: int, seed: int) -> None:
     """The synth-fr test pairs as a 10-fold `pairs.txt` and the images they use (sample s -> `_000{s+1}`)."""
-    pairs = {kind: protocols._pair_list(kind, seed) for kind in ("genuine", "impostor")}
+    pairs = {kind: synth_fr.pair_list(kind, seed) for kind in ("genuine", "impostor")}
     per_kind = len(pairs["genuine"])
     sets = 10 if per_kind % 10 == 0 else 1  # else one set, with the one-number header of pairsDevTrain.txt
     k = per_kind // sets
@@ -198,7 +207,7 @@ def _write_lfw(root: Path, size: int, seed: int) -> None:
         for a, sa, b, sb in pairs["impostor"][s * k : (s + 1) * k]:
             lines.append(f"{lfw_name(a)}\t{sa + 1}\t{lfw_name(b)}\t{sb + 1}")
     used = sorted({(p[0], p[1]) for ps in pairs.values() for p in ps} | {(p[2], p[3]) for ps in pairs.values() for p in ps})
-    world = protocols._world(seed, size)
+    world = synth_fr.cached_world(seed, size)
     rows = []
     (root / "lfw").mkdir()
     with _progress("lfw", size, len(used)) as bar:
@@ -212,46 +221,6 @@ def _write_lfw(root: Path, size: int, seed: int) -> None:
             bar.update(len(keys))
     _write_lines(root / "pairs.txt", lines)
     _write_csv(root / LABELS_FILE, FR_COLUMNS, rows)
-
-
-@lru_cache(maxsize=8)
-def read_faces(root: Path, partition: str, size: int) -> FaceSet:
-    """A CelebA partition of a stand-in, through the CelebA loader; sample ids from the side labels."""
-    labels = read_labels(root)
-    images, identities, sample_ids = [], [], []
-    for record in CelebA(root).faces(partition):
-        row = _label(labels, root, record.path)
-        identity = int(record.identity)
-        if int(row["identity"]) != identity:
-            raise DatasetError(f"{record.path}: identity_CelebA.txt says {identity}, {LABELS_FILE} says {row['identity']}")
-        images.append(read_image(record.path, size))
-        identities.append(identity)
-        sample_ids.append(f"id{identity}/s{int(row['sample'])}")
-    stacked = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return FaceSet(stacked, np.asarray(identities, dtype=np.int64), sample_ids)
-
-
-@lru_cache(maxsize=8)
-def read_pairs(root: Path, kind: str, size: int) -> PairSet:
-    """Every pair of `kind` in `pairs.txt` order, through the LFW loader; pair ids from the side labels."""
-    labels = read_labels(root)
-    cache: dict[Path, np.ndarray] = {}
-
-    def image(path: Path) -> np.ndarray:
-        if path not in cache:
-            cache[path] = read_image(path, size)
-        return cache[path]
-
-    def key(path: Path) -> str:
-        row = _label(labels, root, path)
-        return f"id{int(row['identity'])}/s{int(row['sample'])}"
-
-    records = [p for p in LFW(root).pairs() if p.genuine == (kind == "genuine")]
-    empty = np.zeros((0, size, size, 3), np.uint8)
-    probes = np.stack([image(p.a.path) for p in records]) if records else empty
-    refs = np.stack([image(p.b.path) for p in records]) if records else empty
-    ids = [f"{kind[0]}:{key(p.a.path)}|{key(p.b.path)}" for p in records]
-    return PairSet(probes, refs, np.full(len(records), kind == "genuine"), ids)
 
 
 # --------------------------------------------------------------------------- FAS: four video datasets
@@ -497,63 +466,6 @@ def _write_fas(domain: str) -> Callable[[Path, int, int], None]:
         _write_csv(root / LABELS_FILE, FAS_COLUMNS, rows)
 
     return write
-
-
-def _read_map(path: Optional[Path], frame: Path) -> np.ndarray:
-    if path is None:
-        raise DatasetError(f"{frame}: no map beside it")
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L"), dtype=np.uint8).astype(np.float32) / 255
-    except FileNotFoundError:
-        raise DatasetError(f"{path} not found") from None
-
-
-@lru_cache(maxsize=64)
-def read_fas_split(root: Path, domain: str, split: str, size: int) -> FASSet:
-    """A domain's split through its dataset's loader, as `synth_fas.render_domain_split` returns it.
-
-    Live, species, subject, split and sub-type come from the official names (as the loader parses
-    them); video and frame numbers and illumination from `facebench_labels.csv`, which must agree.
-    """
-    layout = FAS_LAYOUTS[domain]
-    labels = read_labels(root)
-    base = synth_fas.subject_ids(domain, "train").start
-    wanted = set(synth_fas.subject_ids(domain, split))
-    frames_per_video = synth_fas.layout(domain).frames_per_video
-    found = []
-    for video in layout.videos(root, split):
-        subject = base + layout.subject_index(video)
-        if subject not in wanted:  # CASIA and MSU: train and dev share the official train split
-            continue
-        subtype = layout.subtype(video)
-        for frame in list_frames(video, frames_per_video):
-            row = _label(labels, root, frame.path)
-            parsed = (int(video.live), video.species, subtype, subject)
-            written = (int(row["live"]), row["species"], row["subtype"], int(row["subject"]))
-            if parsed != written:
-                raise DatasetError(f"{frame.path}: the {layout.dataset} loader reads {parsed} (live, species, "
-                                   f"subtype, subject), {LABELS_FILE} says {written}")
-            found.append((subject, int(row["video"]), int(row["frame"]), subtype, video.species, video.live,
-                          ILLUMINATION.index(row["illumination"]), frame))
-    found.sort(key=lambda f: f[:3])  # the loaders list videos by name; the world's order is (subject, video, frame)
-    if not found:
-        raise DatasetError(f"{root}: no frames of {domain} {split}")
-    subjects = [f[0] for f in found]
-    video_ids = np.array([f"{domain}/{s}/{v:02d}-{m}" for s, v, _, m, *_ in found])
-    return FASSet(
-        images=np.stack([read_image(f[7].path, size) for f in found]),
-        live=np.array([f[5] for f in found]),
-        species=np.array([f[4] for f in found]),
-        subtype=np.array([f[3] for f in found]),
-        video_ids=video_ids,
-        subjects=np.asarray(subjects),
-        domains=np.array([domain] * len(found)),
-        depth=np.stack([_read_map(f[7].depth_path, f[7].path) for f in found]),
-        reflection=np.stack([_read_map(f[7].path.with_name(f"{f[7].path.stem}_reflection.png"), f[7].path) for f in found]),
-        illumination=np.asarray([f[6] for f in found], dtype=np.int64),
-        sample_ids=[f"{vid}/f{f[2]}" for vid, f in zip(video_ids, found)],
-    )
 
 
 WRITERS: dict[str, Callable[[Path, int, int], None]] = {

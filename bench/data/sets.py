@@ -1,0 +1,156 @@
+"""The evaluation item containers and the sampling rules every protocol shares (numpy only).
+
+A protocol hands out its data in these containers: face sets (train / dev), verification pairs,
+identification galleries with probes, and labelled anti-spoofing frames. `choose_items` is the one
+rule that picks a seed's evaluation items, so a seed selects the same items everywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Hashable, Sequence
+
+import numpy as np
+
+from bench.errors import BadInputError
+
+GALLERY_PER_ID = 3  # gallery images per identity (fewer when an identity has fewer than 4 images)
+
+
+@dataclass(frozen=True)
+class FaceSet:
+    """Images (uint8 N,S,S,3) with their identity labels and stable sample ids."""
+
+    images: np.ndarray
+    identities: np.ndarray
+    sample_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Verification pairs: the probe (attacked side) and the reference (fixed side) of each pair."""
+
+    probes: np.ndarray
+    references: np.ndarray
+    genuine: np.ndarray
+    pair_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.pair_ids)
+
+
+@dataclass(frozen=True)
+class IdentificationSet:
+    """Closed-set identification items: a gallery (several images per identity) and probes of the same identities.
+
+    Labels are class indices into `identities`; `targets` holds, per probe, the target identity of the
+    `target-identity` goal (never the probe's own).
+    """
+
+    gallery: np.ndarray
+    gallery_labels: np.ndarray
+    probes: np.ndarray
+    probe_labels: np.ndarray
+    targets: np.ndarray
+    identities: list[str]
+    probe_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.probe_labels)
+
+
+@dataclass(frozen=True)
+class FASSet:
+    """Anti-spoofing frames with their labels (every array has one row per frame)."""
+
+    images: np.ndarray
+    live: np.ndarray
+    species: np.ndarray
+    subtype: np.ndarray
+    video_ids: np.ndarray
+    subjects: np.ndarray
+    domains: np.ndarray
+    depth: np.ndarray
+    reflection: np.ndarray
+    illumination: np.ndarray
+    sample_ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def take(self, index: np.ndarray) -> "FASSet":
+        index = np.asarray(index, dtype=np.int64)
+        return FASSet(*(getattr(self, f)[index] for f in _FAS_ARRAYS), [self.sample_ids[i] for i in index])
+
+    @staticmethod
+    def concat(parts: list["FASSet"]) -> "FASSet":
+        if len(parts) == 1:
+            return parts[0]
+        return FASSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FAS_ARRAYS),
+                      [s for p in parts for s in p.sample_ids])
+
+
+_FAS_ARRAYS = ("images", "live", "species", "subtype", "video_ids", "subjects", "domains", "depth", "reflection", "illumination")
+
+
+def choose_items(count: int, n: int | None, seed: int, salt: int) -> np.ndarray:
+    """Positions of the `n` evaluation items chosen by `seed` out of `count` (all, reordered, if n is None).
+
+    The one sampling rule of every protocol; `salt` keeps the draws of different item kinds apart
+    (0 genuine pairs, 1 impostor pairs, 2 attack frames, 3 live frames).
+    """
+    order = np.random.default_rng([seed, 404, salt]).permutation(count)
+    return order[: (count if n is None else n)]
+
+
+def pair_choice(kind: str, count: int, n: int | None, seed: int) -> np.ndarray:
+    """Positions in a fixed pair list (`count` pairs of `kind`) of the `n` pairs chosen by `seed`."""
+    return choose_items(count, n, seed, 0 if kind == "genuine" else 1)
+
+
+def identification_split(
+    keys: Sequence[Hashable],
+    identities: Sequence[str],
+    n: int | None,
+    seed: int,
+    load: Callable[[list], np.ndarray],
+    sample_id: Callable[[Hashable], str],
+) -> IdentificationSet:
+    """Gallery / probe split of the test faces `keys` (with their `identities`), deterministic in `seed`.
+
+    Only identities with at least two images take part (one gallery image and one probe at least).
+    Per identity, a seeded permutation puts up to GALLERY_PER_ID images in the gallery (always leaving
+    one probe); the `n` probes are drawn with `choose_items` (salt 4) from the rest, and each probe's
+    target identity is drawn uniformly from the other gallery identities.
+    """
+    by_id: dict[str, list] = {}
+    for key, who in zip(keys, identities):
+        by_id.setdefault(str(who), []).append(key)
+    names = sorted(i for i in by_id if len(by_id[i]) >= 2)
+    if len(names) < 2:
+        raise BadInputError("identification needs at least two test identities with two images or more")
+    gallery, gallery_labels, pool, pool_labels = [], [], [], []
+    for c, name in enumerate(names):
+        group = by_id[name]
+        order = np.random.default_rng([seed, 505, c]).permutation(len(group))
+        g = min(GALLERY_PER_ID, len(group) - 1)
+        gallery += [group[i] for i in order[:g]]
+        gallery_labels += [c] * g
+        pool += [group[i] for i in order[g:]]
+        pool_labels += [c] * (len(group) - g)
+    k = len(names)
+    offsets = np.random.default_rng([seed, 606]).integers(1, k, size=len(pool))  # never 0: never the own identity
+    chosen = np.sort(choose_items(len(pool), n, seed, 4))
+    probe_labels = np.asarray(pool_labels, dtype=np.int64)[chosen]
+    probes = [pool[i] for i in chosen]
+    return IdentificationSet(
+        gallery=load(gallery),
+        gallery_labels=np.asarray(gallery_labels, dtype=np.int64),
+        probes=load(probes),
+        probe_labels=probe_labels,
+        targets=(probe_labels + offsets[chosen]) % k,
+        identities=names,
+        probe_ids=[f"i:{sample_id(p)}" for p in probes],
+    )

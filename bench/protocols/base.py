@@ -1,0 +1,51 @@
+"""The protocol type: a named split over a dataset, which calibrates a model and builds the items of a goal.
+
+Each task's base class (`bench.protocols.fr.FRProtocol`, `bench.protocols.fas.FASProtocol`) says how
+its protocols do that, so that callers (the runner, training, the perf workloads) never branch on a
+protocol's type.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import torch
+
+from bench.data.sets import FaceSet, FASSet
+from bench.errors import BadInputError
+from bench.evaluation import FASDevResult, FRDevResult
+from bench.tasks.items import GoalItems
+
+DevResult = Union[FRDevResult, FASDevResult]
+"""What `Protocol.calibrate` returns: the operating point (`.operating_point`), its card entries
+(`.as_card()`) and its log line (`.describe()`)."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A named split over a dataset: its task, its threshold rule and a description of each split."""
+
+    name: str
+    task: str
+    description: str
+    threshold_rule: str
+    splits: dict = field(default_factory=dict)
+
+    def dev_split(self, size: int) -> Union[FaceSet, FASSet]:
+        """The dev split: what the threshold is fitted on (and a model's outputs are checked on first)."""
+        raise NotImplementedError
+
+    def calibrate(self, model: torch.nn.Module, dev_split: Union[FaceSet, FASSet], device: torch.device) -> DevResult:
+        """The model's operating point on `dev_split` (by the protocol's threshold rule) and its dev figures there."""
+        raise NotImplementedError
+
+    def test_metrics(self, model: torch.nn.Module, size: int, device: torch.device, threshold: float) -> Optional[dict]:
+        """Clean metrics on the whole test split at `threshold`, stored with a run; None where the task has none."""
+        return None
+
+    def goal_items(self, goal: str, model: torch.nn.Module, threshold: float, samples: int, seed: int, size: int,
+                   device: torch.device) -> GoalItems:
+        """The `samples` items of `goal` chosen by `seed`, with the task that judges them at `threshold`; the task
+        carries the starts of decision-based attacks (not for dodging, where a random image already reaches the
+        goal): see `bench.tasks.starts`. A `BadInputError` where the protocol cannot serve the goal."""
+        raise BadInputError(f"protocol {self.name!r} does not provide items for goal {goal!r}")
