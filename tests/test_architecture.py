@@ -126,3 +126,28 @@ def long_functions() -> list[str]:
 
 def test_no_long_functions_without_a_reason():
     assert not long_functions(), "functions over 80 lines with no comment saying why: " + ", ".join(long_functions())
+
+
+def layers() -> list[tuple[str, list[str]]]:
+    """The layers of docs/architecture.md, bottom first: (name, module prefixes)."""
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = text.split("<!-- layers: top to bottom -->")[1].split("<!-- /layers -->")[0]
+    rows = [line.split("|")[1:3] for line in table.strip().splitlines()[2:]]
+    return [(name.strip(), re.findall(r"`([\w.]+)`", mods)) for name, mods in reversed(rows)]
+
+
+def test_every_import_goes_down_the_layers_of_the_docs():
+    order = layers()
+    assert [name for name, _ in order][:2] == ["vocabulary", "data"] and len(order) > 10
+
+    def rank(module: str) -> int:
+        found = [(len(p), i) for i, (_, prefixes) in enumerate(order) for p in prefixes
+                 if module == p or module.startswith(p + ".")]
+        assert found, f"{module} is in no layer of docs/architecture.md"
+        return max(found)[1]
+
+    upward = [f"{a} ({order[rank(a)][0]}) -> {b} ({order[rank(b)][0]})"
+              for a, bs in import_graph().items() for b in bs if rank(b) > rank(a)]
+    assert not upward, "imports that go up the layers: " + "; ".join(upward)
