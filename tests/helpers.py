@@ -1,4 +1,6 @@
 """Hand-built models whose behaviour under attack is known exactly."""
+import textwrap
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -88,3 +90,27 @@ class LinearClassTask:
     def retarget(self, clean_scores, rank):
         order = clean_scores.scatter(1, self.labels[:, None], float("-inf")).argsort(1, descending=True)
         return LinearClassTask(self.weight, self.labels, order[:, rank], self.bias)
+
+
+SMALL_USER_EMBEDDER = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Embedder(nn.Module):
+        def __init__(self, seed=0):
+            super().__init__()
+            g = torch.Generator().manual_seed(seed)
+            self.proj = nn.Linear(3 * 8 * 8, 16)
+            self.proj.weight.data = torch.randn(16, 3 * 8 * 8, generator=g) / 14
+            self.proj.bias.data.zero_()
+
+        def forward(self, x):
+            return F.normalize(self.proj(F.adaptive_avg_pool2d(x, 8).flatten(1) - 0.5), dim=1)
+
+
+    def build():
+        return Embedder()
+''')
+"""A user model file (`build()` -> a seeded linear embedder of 8x8-pooled images) for runs through the CLI and the runner."""

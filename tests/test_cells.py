@@ -22,7 +22,7 @@ from bench.store import ResultsStore
 from bench.suites import load_suite
 from bench.tasks import IdentificationTask, gallery_templates
 from bench.tasks.items import GoalItems
-from tests.helpers import LinearEmbedder
+from tests.helpers import SMALL_USER_EMBEDDER, LinearEmbedder
 
 
 # ---------------------------------------------------------------------------------------------- transfer crafting
@@ -156,27 +156,7 @@ def noise_kind(monkeypatch):
     return NoiseEntry
 
 
-MODEL = textwrap.dedent('''
-    import torch
-    from torch import nn
-    import torch.nn.functional as F
-
-
-    class Embedder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            g = torch.Generator().manual_seed(0)
-            self.proj = nn.Linear(3 * 8 * 8, 16)
-            self.proj.weight.data = torch.randn(16, 3 * 8 * 8, generator=g) / 14
-            self.proj.bias.data.zero_()
-
-        def forward(self, x):
-            return F.normalize(self.proj(F.adaptive_avg_pool2d(x, 8).flatten(1) - 0.5), dim=1)
-
-
-    def build():
-        return Embedder()
-''')
+MODEL = SMALL_USER_EMBEDDER
 
 
 def test_a_new_cell_kind_is_one_module_plus_one_registration(noise_kind, tmp_path):

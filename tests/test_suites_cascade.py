@@ -19,7 +19,7 @@ from bench.store import ResultsStore
 from bench.suites import load_suite
 from bench.tasks.items import GoalItems
 from bench.tasks import VerificationTask
-from tests.helpers import LinearEmbedder, linear_spoof
+from tests.helpers import SMALL_USER_EMBEDDER, LinearEmbedder, linear_spoof
 
 
 class TanhEmbedder(torch.nn.Module):
@@ -215,27 +215,7 @@ def test_bad_cascade_entries_are_refused_in_one_line(tmp_path, body, message):
 
 # ---------------------------------------------------------------------------- through the runner and the store
 
-MODEL = textwrap.dedent('''
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-
-    class Embedder(nn.Module):
-        def __init__(self, seed=0):
-            super().__init__()
-            g = torch.Generator().manual_seed(seed)
-            self.proj = nn.Linear(3 * 8 * 8, 16)
-            self.proj.weight.data = torch.randn(16, 3 * 8 * 8, generator=g) / 14
-            self.proj.bias.data.zero_()
-
-        def forward(self, x):
-            return F.normalize(self.proj(F.adaptive_avg_pool2d(x, 8).flatten(1) - 0.5), dim=1)
-
-
-    def build():
-        return Embedder()
-''')
+MODEL = SMALL_USER_EMBEDDER
 
 
 def test_run_stores_cascade_min_eps_and_refuses_bad_sources(tmp_path):
