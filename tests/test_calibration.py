@@ -27,15 +27,31 @@ def test_fr_verification_accuracy_is_in_band():
     assert 0.85 <= accuracy <= 0.97, rates
 
 
+@pytest.fixture(scope="module")
+def oulu_pair():
+    """The tiny binary liveness net (30 epochs, seed 0) intra-domain on OULU and leave-one-out onto OULU."""
+    return measure("synth-oulu").test, measure("synth-ocim->o").test
+
+
 @pytest.mark.slow
-def test_fas_intra_low_and_leave_one_out_clearly_higher():
+def test_fas_intra_low_and_leave_one_out_clearly_higher(oulu_pair):
     """Binary tiny liveness net, 30 epochs: intra-domain ACER <= 5 %; the unseen domain's HTER at
     least 5 points above the intra-domain HTER (measured: 3.4 % and 13.4 %, docs/datasets.md)."""
-    intra = measure("synth-oulu").test
-    lodo = measure("synth-ocim->o").test
+    intra, lodo = oulu_pair
     intra_acer, intra_hter, lodo_hter = intra.acer, intra.hter, lodo.hter
     assert intra_acer <= 0.05, intra_acer
     assert lodo_hter >= intra_hter + 0.05, (intra_hter, lodo_hter)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 16: the world's domain gap is not yet the field's (4.0 % intra ACER, "
+                                       "13.4 % leave-one-out HTER on OULU, docs/datasets.md)")
+def test_fas_domain_gap_like_the_field(oulu_pair):
+    """Issue 16's target on the OULU pair: intra-domain ACER at most 3 % (CDCN on OULU-NPU protocol 1: 0.2-1 %)
+    and the leave-one-out HTER at least 3x that (SSDG: 7-16 %)."""
+    intra, lodo = oulu_pair
+    assert intra.acer <= 0.03, intra.acer
+    assert lodo.hter >= 3 * intra.acer, (intra.acer, lodo.hter)
 
 
 def test_shipped_anti_spoofing_weights_are_evaluated_on_their_cards_protocol(capsys):
