@@ -44,14 +44,20 @@ def test_fas_intra_low_and_leave_one_out_clearly_higher(oulu_pair):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 16: the world's domain gap is not yet the field's (4.0 % intra ACER, "
-                                       "13.4 % leave-one-out HTER on OULU, docs/datasets.md)")
+@pytest.mark.xfail(strict=True, reason="issue 16: the small domains are not yet learnable inside themselves "
+                                       "(casia, replay, msu: about 15-17 % intra-domain HTER, docs/datasets.md)")
 def test_fas_domain_gap_like_the_field(oulu_pair):
-    """Issue 16's target on the OULU pair: intra-domain ACER at most 3 % (CDCN on OULU-NPU protocol 1: 0.2-1 %)
-    and the leave-one-out HTER at least 3x that (SSDG: 7-16 %)."""
-    intra, lodo = oulu_pair
-    assert intra.acer <= 0.03, intra.acer
-    assert lodo.hter >= 3 * intra.acer, (intra.acer, lodo.hter)
+    """Issue 16's target with one leave-one-out protocol: intra-domain ACER at most 3 % in each of the four
+    domains (CDCN on OULU-NPU protocol 1: 0.2-1 %), and the HTER on unseen OULU at least 3x their mean (SSDG:
+    7-16 %). The OULU pair alone meets it on this machine (1.8 % intra ACER, 2026-12-03); the three small domains
+    add about a minute of training."""
+    intra_oulu, lodo = oulu_pair
+    acer = {"oulu": intra_oulu.acer}
+    for domain in ("casia", "replay", "msu"):
+        acer[domain] = measure(f"synth-{domain}").test.acer
+        assert acer[domain] <= 0.03, acer
+    assert acer["oulu"] <= 0.03, acer
+    assert lodo.hter >= 3 * np.mean(list(acer.values())), (acer, lodo.hter)
 
 
 def test_shipped_anti_spoofing_weights_are_evaluated_on_their_cards_protocol(capsys):
