@@ -69,7 +69,7 @@ def video_index(domain: str, session: int, medium: str) -> int:
 
 def session_of(domain: str, video: int) -> int:
     """The capture session (0-based) of a subject's video number."""
-    return video // len(session_media(domain))
+    return DOMAINS[domain].session_of(video)
 
 
 def medium_of(domain: str, video: int) -> str:

@@ -49,8 +49,35 @@ class MediumStats:
     chroma: float = 0.0
 
 
-def medium_params(rng: np.random.Generator, subtype: str, stats: MediumStats) -> dict:
-    """Per-video parameters of one medium instance."""
+DEVICE_KEYS = ("halftone", "halftone_amp", "halftone_angle", "gamut", "desat", "paper", "moire", "moire_angle",
+               "moire_strength", "band", "band_angle", "band_curve", "band_strength", "gamma", "tint", "black",
+               "bezel", "bezel_color", "screen_gain")
+"""What a printer or a screen fixes for every video shot with it: its dots, pixel pitch, colour and frame."""
+
+
+def medium_params(rng: np.random.Generator, subtype: str, stats: MediumStats,
+                  device: np.random.Generator | None = None) -> dict:
+    """Per-video parameters of one medium instance.
+
+    With `device` (a generator seeded by the domain and the sub-type), the printer's or screen's own
+    properties (`DEVICE_KEYS`) are those of that one device, the same in every video, as a dataset
+    records its attacks with one printer and a screen or two; the video changes only how the medium
+    is held (placement, bending, glare) and, a little, the distance and angle at which its dots and
+    pixels are seen.
+    """
+    params = _draw_medium(rng, subtype, stats)
+    if device is None:
+        return params
+    fixed = _draw_medium(device, subtype, stats)
+    params.update({k: fixed[k] for k in DEVICE_KEYS})
+    for key in ("halftone", "moire", "band"):
+        params[key] = params[key] * rng.uniform(0.95, 1.05)
+    for key in ("halftone_angle", "moire_angle", "band_angle"):
+        params[key] = params[key] + rng.normal(0, 0.05)
+    return params
+
+
+def _draw_medium(rng: np.random.Generator, subtype: str, stats: MediumStats) -> dict:
     return {
         "scale": rng.uniform(1.0, 1.45),  # often larger than the frame: edges out of view
         "angle": rng.normal(0, 0.06),

@@ -47,6 +47,22 @@ IRIS_PALETTE = np.array(
 
 
 @dataclass(frozen=True)
+class CaptureSetup:
+    """One fixed capture set-up of a FAS domain: a camera in a room, shared by every video of a session."""
+
+    name: str
+    blur: float  # gaussian sigma in pixels at 64 px
+    noise: float
+    jpeg: int
+    resolution: float = 1.0  # sensor resolution relative to the frame (< 1: upscaled, soft and blocky)
+    sharpen: float = 0.0  # in-camera unsharp-mask amount
+    cast: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the camera's white-balance error
+    room: int = 0  # the room (background), shared by the set-ups with the same number
+    ambient: tuple[float, float] = (0.3, 0.55)
+    illumination: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)  # P(normal, strong, back, dark)
+
+
+@dataclass(frozen=True)
 class Domain:
     """A capture domain: camera, light and post-processing statistics of one data source."""
 
@@ -68,6 +84,13 @@ class Domain:
     medium: MediumStats = MediumStats()
     illumination: Optional[tuple[float, float, float, float]] = None  # P(normal, strong, back, dark)
     stands_for: str = ""
+    # FAS domains: the capture set-up of each session (session s uses setups[s % len]); they replace the
+    # camera, room and light drawn from the ranges above
+    setups: tuple[CaptureSetup, ...] = ()
+
+    def session_of(self, video: int) -> int:
+        """The capture session of a subject's video number (each session: one live video + one per medium)."""
+        return video // (1 + len(self.media))
 
 
 DOMAINS: dict[str, Domain] = {
@@ -82,6 +105,15 @@ DOMAINS: dict[str, Domain] = {
                                tint=(0.94, 1.0, 1.08), paper=(0.95, 0.95, 0.92), band_period=(6.0, 8.0), band_angle=(-0.3, 0.3),
                                band_strength=(0.15, 0.25)),
             illumination=(0.6, 0.15, 0.15, 0.1), stands_for="OULU-NPU",
+            # six phones in three rooms (OULU-NPU: 6 phones x 3 sessions of light and background)
+            setups=(
+                CaptureSetup("phone-1, open office, window behind", 0.30, 0.012, 92, sharpen=1.2, cast=(0.03, 0.0, -0.03), room=0, illumination=(0.5, 0.0, 0.5, 0.0)),
+                CaptureSetup("phone-2, meeting room", 0.45, 0.020, 88, sharpen=0.8, cast=(0.0, 0.02, -0.02), room=1),
+                CaptureSetup("phone-3, small office, window in front", 0.25, 0.015, 94, sharpen=1.6, cast=(0.05, 0.0, -0.05), room=2, illumination=(0.4, 0.6, 0.0, 0.0)),
+                CaptureSetup("phone-4, open office, window behind", 0.50, 0.025, 86, sharpen=1.0, cast=(0.02, -0.01, 0.0), room=0, illumination=(0.5, 0.0, 0.5, 0.0)),
+                CaptureSetup("phone-5, meeting room", 0.35, 0.018, 90, sharpen=1.4, cast=(0.04, 0.01, -0.04), room=1),
+                CaptureSetup("phone-6, small office, window in front", 0.40, 0.022, 89, sharpen=0.9, cast=(0.01, 0.0, -0.02), room=2, illumination=(0.4, 0.6, 0.0, 0.0)),
+            ),
         ),
         Domain(
             "casia", 2, "low / normal / high quality cameras; warped and cut prints, tablet replay",
@@ -91,6 +123,12 @@ DOMAINS: dict[str, Domain] = {
                                moire_strength=(0.25, 0.35), tint=(1.07, 1.0, 0.92), paper=(0.96, 0.93, 0.86), band_period=(12.0, 16.0),
                                band_angle=(0.6, 1.0), band_strength=(0.15, 0.25)),
             illumination=(0.8, 0.1, 0.05, 0.05), stands_for="CASIA-FASD",
+            # three cameras of low, normal and high quality in one room (CASIA-FASD's three qualities)
+            setups=(
+                CaptureSetup("low quality", 0.9, 0.040, 55, resolution=0.45, cast=(0.0, 0.02, 0.04)),
+                CaptureSetup("normal quality", 0.5, 0.020, 75, resolution=0.7, cast=(0.0, 0.02, 0.03)),
+                CaptureSetup("high quality", 0.15, 0.008, 92, cast=(0.0, 0.01, 0.02)),
+            ),
         ),
         Domain(
             "replay", 3, "webcam, controlled and adverse light; hard-copy prints, phone and tablet replay",
@@ -100,6 +138,13 @@ DOMAINS: dict[str, Domain] = {
                                tint=(0.97, 1.05, 0.96), paper=(0.9, 0.92, 0.95), band_period=(5.0, 7.0), band_angle=(1.3, 1.8),
                                band_strength=(0.2, 0.3)),
             illumination=(0.45, 0.1, 0.2, 0.25), stands_for="Replay-Attack",
+            # one webcam, a controlled scene (office light) and an adverse one (daylight, often from behind, or dark)
+            setups=(
+                CaptureSetup("webcam, controlled", 0.6, 0.035, 70, resolution=0.72, cast=(-0.03, 0.0, 0.05), room=0,
+                             ambient=(0.35, 0.6), illumination=(0.85, 0.15, 0.0, 0.0)),
+                CaptureSetup("webcam, adverse", 0.6, 0.035, 70, resolution=0.72, cast=(-0.03, 0.0, 0.05), room=1,
+                             ambient=(0.15, 0.45), illumination=(0.3, 0.0, 0.4, 0.3)),
+            ),
         ),
         Domain(
             "msu", 4, "laptop and android cameras; printed photos, phone and tablet video replay",
@@ -109,6 +154,11 @@ DOMAINS: dict[str, Domain] = {
                                glare=0.7, tint=(1.0, 0.96, 1.07), paper=(0.93, 0.95, 0.93), band_period=(8.0, 11.0),
                                band_angle=(-1.0, -0.6), band_strength=(0.15, 0.25)),
             illumination=(0.7, 0.2, 0.05, 0.05), stands_for="MSU-MFSD",
+            # a laptop's webcam and an android phone's front camera (MSU-MFSD)
+            setups=(
+                CaptureSetup("laptop webcam", 0.6, 0.030, 80, resolution=0.6, cast=(0.05, 0.02, -0.02), room=0),
+                CaptureSetup("android phone", 0.3, 0.015, 90, resolution=0.85, sharpen=0.5, cast=(0.03, 0.0, 0.0), room=1),
+            ),
         ),
     ]
 }
@@ -151,6 +201,8 @@ def _rng(*keys: int) -> np.random.Generator:
 def _frame_nuisance(seed: int, domain: "Domain", identity: int, video: int, frame: int) -> dict:
     """A video's scene (shared by its frames) with small per-frame motion and fresh sensor noise."""
     out = dict(_nuisance(seed, domain, identity, video))
+    if domain.setups:
+        _setup_nuisance(out, seed, domain, identity, video)
     r = _rng(seed, 606, domain.code, identity, video, frame)
     for key, sd in (("yaw", 0.03), ("pitch", 0.02), ("roll", 0.02), ("tx", 0.01), ("ty", 0.01), ("smile", 0.1)):
         out[key] = out[key] + r.normal(0, sd)
@@ -234,22 +286,52 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
         "noise_seed": int(r.integers(2**31)),
     }
     if domain.illumination is not None:  # drawn after the rest, so other domains' draws are unchanged
-        c = int(r.choice(4, p=domain.illumination))
-        out["illumination"] = c
-        if c == 1:  # strong frontal light
-            out["ambient"], out["gain"] = r.uniform(0.5, 0.7), r.uniform(1.1, 1.25)
-            out["light"] = np.array([0.0, 0.0, 1.0])
-        elif c == 2:  # back light: the face is in its own shadow
-            out["ambient"], out["gain"] = r.uniform(0.25, 0.4), r.uniform(0.85, 1.05)
-            out["light"] = np.array([0.0, -0.3, -0.95])
-        elif c == 3:  # dark room
-            out["gain"] = r.uniform(0.6, 0.8)
+        _light_class(out, r, domain.illumination)
     else:
         out["illumination"] = 3 if out["gain"] * (out["ambient"] + 0.5) < 0.45 else 0
     if domain.sharpen[1] > 0 or domain.resolution[0] < 1:  # drawn last: other domains' draws are unchanged
         out["sharpen"] = r.uniform(*domain.sharpen)
         out["resolution"] = r.uniform(*domain.resolution)
     return out
+
+
+def _light_class(out: dict, r: np.random.Generator, probabilities) -> None:
+    """Draw the illumination class (`ILLUMINATION`) with `probabilities` and set the light it implies."""
+    c = int(r.choice(4, p=probabilities))
+    out["illumination"] = c
+    if c == 1:  # strong frontal light
+        out["ambient"], out["gain"] = r.uniform(0.5, 0.7), r.uniform(1.1, 1.25)
+        out["light"] = np.array([0.0, 0.0, 1.0])
+    elif c == 2:  # back light: the face is in its own shadow
+        out["ambient"], out["gain"] = r.uniform(0.25, 0.4), r.uniform(0.85, 1.05)
+        out["light"] = np.array([0.0, -0.3, -0.95])
+    elif c == 3:  # dark room
+        out["gain"] = r.uniform(0.6, 0.8)
+
+
+def _setup_nuisance(out: dict, seed: int, domain: "Domain", identity: int, video: int) -> None:
+    """Replace a video's camera and room by those of its capture set-up (`Domain.setups`), with small jitter.
+
+    Every video of a session is shot with the session's set-up: the same camera (blur, noise,
+    compression, resolution, sharpening, white balance) in the same room (background), so that a
+    domain's train and test subjects share a few fixed set-ups, as in the real datasets.
+    """
+    index = domain.session_of(video) % len(domain.setups)
+    setup = domain.setups[index]
+    r = _rng(seed, 707, domain.code, identity, video)
+    room = _rng(seed, 808, domain.code, setup.room)
+    bg, blobs = room.uniform(0.05, 0.95, (2, 3)), room.uniform(0, 1, (4, 6))
+    blobs[:, :2] += r.normal(0, 0.03, (1, 2))  # the camera is placed a little differently each time
+    out["bg"] = np.clip(bg + r.normal(0, 0.02, bg.shape), 0, 1)
+    out["blobs"] = blobs
+    out["blur"] = max(0.0, setup.blur + r.normal(0, 0.06))
+    out["noise"] = setup.noise * r.uniform(0.85, 1.15)
+    out["jpeg"] = int(np.clip(setup.jpeg + r.integers(-3, 4), 30, 98))
+    out["resolution"], out["sharpen"] = setup.resolution, setup.sharpen
+    out["cast"] = 1 + np.asarray(setup.cast) + r.normal(0, 0.01, 3)
+    out["ambient"] = r.uniform(*setup.ambient)
+    out["gain"] = r.uniform(0.9, 1.05)
+    _light_class(out, r, setup.illumination)
 
 
 def _gauss(x: np.ndarray, y: np.ndarray, cx, cy, sx, sy) -> np.ndarray:
@@ -623,7 +705,8 @@ class FaceWorld:
             spoof = np.array([m != "live" for m in med])
             if spoof.any():
                 k = np.flatnonzero(spoof)
-                params = [medium_params(_rng(self.seed, 505, dom.code, int(sub[i]), int(vid[i])), med[i], dom.medium) for i in k]
+                params = [medium_params(_rng(self.seed, 505, dom.code, int(sub[i]), int(vid[i])), med[i], dom.medium,
+                                        _rng(self.seed, 909, dom.code, dom.media.index(med[i]))) for i in k]
                 src_nui = [_nuisance(self.seed, source_dom, int(sub[i]), int(vid[i])) for i in k]
                 for j, i in enumerate(k):  # the attacker holds the medium so that the face looks life-size:
                     # the face of the photo lands where, and as large as, a live face of this frame would
@@ -631,6 +714,8 @@ class FaceWorld:
                     src_nui[j]["scale"] = nui[i]["scale"] / photo_scale
                     src_nui[j]["tx"] = (nui[i]["tx"] - params[j]["tx"]) / photo_scale
                     src_nui[j]["ty"] = (nui[i]["ty"] - params[j]["ty"]) / photo_scale
+                    # and the photo was taken in the same room (the datasets' attacks re-present their own recordings)
+                    src_nui[j]["bg"], src_nui[j]["blobs"] = nui[i]["bg"], nui[i]["blobs"]
                 source, _ = self._render_scene([idp[i] for i in k], src_nui)
                 source = source * _stack(src_nui, "gain")[..., None] * _stack(src_nui, "cast")
                 cap = [nui[i] for i in k]
