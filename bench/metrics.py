@@ -57,7 +57,11 @@ def eer_threshold(live_scores: np.ndarray, attack_scores: np.ndarray) -> Operati
     frr = np.array([(live < t).mean() for t in candidates])
     i = int(np.argmin(np.abs(far - frr)))
     eer = float((far[i] + frr[i]) / 2)
-    return OperatingPoint(float(candidates[i]), "dev EER", int(live.size + attack.size), eer)
+    tau = float(candidates[i])
+    if eer == 0.0:  # the classes separate: every threshold in the gap is an EER threshold; take its middle
+        tau = float((attack.max() + live.min()) / 2)  # (the first one is the lowest live score, which rejects
+        # any live sample that scores a little lower than the dev lives)
+    return OperatingPoint(tau, "dev EER", int(live.size + attack.size), eer)
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
