@@ -142,9 +142,9 @@ DOMAINS: dict[str, Domain] = {
             illumination=(0.45, 0.1, 0.2, 0.25), stands_for="Replay-Attack",
             # one webcam, a controlled scene (office light) and an adverse one (daylight, often from behind, or dark)
             setups=(
-                CaptureSetup("webcam, controlled", 0.6, 0.035, 70, resolution=0.85, cast=(-0.03, 0.0, 0.05), room=0,
+                CaptureSetup("webcam, controlled", 0.45, 0.03, 72, resolution=0.9, cast=(-0.03, 0.0, 0.05), room=0,
                              ambient=(0.35, 0.6), illumination=(0.85, 0.15, 0.0, 0.0)),
-                CaptureSetup("webcam, adverse", 0.6, 0.035, 70, resolution=0.85, cast=(-0.03, 0.0, 0.05), room=1,
+                CaptureSetup("webcam, adverse", 0.45, 0.03, 72, resolution=0.9, cast=(-0.03, 0.0, 0.05), room=1,
                              ambient=(0.15, 0.45), illumination=(0.3, 0.0, 0.4, 0.3)),
             ),
         ),
@@ -158,7 +158,7 @@ DOMAINS: dict[str, Domain] = {
             illumination=(0.7, 0.2, 0.05, 0.05), stands_for="MSU-MFSD",
             # a laptop's webcam and an android phone's front camera (MSU-MFSD)
             setups=(
-                CaptureSetup("laptop webcam", 0.6, 0.030, 80, resolution=0.8, cast=(0.05, 0.02, -0.02), room=0),
+                CaptureSetup("laptop webcam", 0.4, 0.025, 80, resolution=0.9, cast=(0.05, 0.02, -0.02), room=0),
                 CaptureSetup("android phone", 0.3, 0.015, 90, resolution=1.0, sharpen=0.5, cast=(0.03, 0.0, 0.0), room=1),
             ),
         ),
