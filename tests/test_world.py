@@ -111,3 +111,45 @@ def test_synth_fas_default_layouts():
     p = get_protocol("synth-mi->c")
     assert p.splits["train"] == "msu: 12 subjects x 2 sessions; replay: 15 subjects x 2 sessions"
     assert p.splits["test"] == "casia: 30 subjects x 3 sessions" and p.frames_per_video == 3
+
+
+def test_fas_sessions_share_their_capture_setup_across_subjects():
+    """Every video of a session is shot with the session's camera in its room; other sessions differ."""
+    from bench.data.synth.world import DOMAINS, FAS_DOMAINS, _frame_nuisance
+
+    for name in FAS_DOMAINS:
+        dom = DOMAINS[name]
+        assert len(dom.setups) >= 2, name
+        per_video = 1 + len(dom.media)
+        for s, setup in enumerate(dom.setups):
+            a = _frame_nuisance(0, dom, 7, s * per_video, 0)  # live video of session s, subject 7
+            b = _frame_nuisance(0, dom, 123, s * per_video + 1, 2)  # a medium's video, another subject
+            assert a["resolution"] == b["resolution"] == setup.resolution
+            assert abs(a["blur"] - setup.blur) < 0.3 and abs(b["blur"] - setup.blur) < 0.3
+            assert abs(a["jpeg"] - setup.jpeg) <= 3 and abs(b["jpeg"] - setup.jpeg) <= 3
+            assert np.abs(a["bg"] - b["bg"]).max() < 0.1, f"{name}: one room, two backgrounds"
+        rooms = {setup.room for setup in dom.setups}
+        if len(rooms) > 1:
+            other = next(i for i, st in enumerate(dom.setups) if st.room != dom.setups[0].room)
+            a = _frame_nuisance(0, dom, 7, 0, 0)
+            c = _frame_nuisance(0, dom, 7, other * per_video, 0)
+            assert np.abs(a["bg"] - c["bg"]).max() > 0.1, f"{name}: two rooms look alike"
+
+
+def test_one_printer_or_screen_per_medium_and_domain():
+    """The device's own properties are fixed per (domain, sub-type); only how it is held varies."""
+    from bench.data.synth.media import DEVICE_KEYS, medium_params
+    from bench.data.synth.world import DOMAINS
+
+    stats = DOMAINS["oulu"].medium
+    dev = lambda: np.random.default_rng([0, 909, 1, 0])  # noqa: E731
+    p1 = medium_params(np.random.default_rng(1), "print-glossy", stats, device=dev())
+    p2 = medium_params(np.random.default_rng(2), "print-glossy", stats, device=dev())
+    free1 = medium_params(np.random.default_rng(1), "print-glossy", stats)
+    free2 = medium_params(np.random.default_rng(2), "print-glossy", stats)
+    for key in ("gamut", "paper", "tint", "black"):
+        assert key in DEVICE_KEYS
+        assert np.allclose(p1[key], p2[key]), key
+    assert not all(np.allclose(free1[k], free2[k]) for k in ("gamut", "paper", "tint"))
+    assert p1["scale"] != p2["scale"]  # placement is per video
+    assert abs(p1["halftone"] / p2["halftone"] - 1) < 0.11  # the dot pitch, seen from a slightly other distance
