@@ -543,17 +543,31 @@ def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
 @click.option("--init", default=None, metavar="VARIANT|PATH|none",
               help="Weights to start from, for recipes that fine-tune (triplet-adv: default facenet-baseline's shipped "
               "weights; a .safetensors path; none = random weights).")
+@click.option("--pretrain-epochs", default=None, type=int,
+              help="Epochs of the pre-training stage, for recipes that have one (contrastive-triplet[-semi], "
+              "depth-gan-spoof). Default: the recipe's split of --epochs.")
+@click.option("--warmup-epochs", default=None, type=int,
+              help="Epochs of the clean triplet warm-up (contrastive-triplet[-semi]). Default: the recipe's split of --epochs.")
+@click.option("--finetune-epochs", default=None, type=int,
+              help="Epochs of the adversarial fine-tuning (contrastive-triplet[-semi]). Default: the recipe's split of "
+              "--epochs.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int,
-          pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], force: bool, quiet: bool) -> None:
-    """Train a zoo variant; writes safetensors weights and a JSON model card."""
+          pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], pretrain_epochs: Optional[int],
+          warmup_epochs: Optional[int], finetune_epochs: Optional[int], force: bool, quiet: bool) -> None:
+    """Train a zoo variant; writes safetensors weights and a JSON model card.
+
+    A recipe's options (--pretrain, --label-fraction, --init, the stage epochs) are refused by a variant whose
+    recipe does not take them. With every stage's epochs given, --epochs is only recorded in the card (give their
+    sum)."""
     from bench.config import resolve_device
     from models_zoo.training import train_variant
 
     _silence_bars(quiet)
     command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
-    given = {"pretrain": pretrain, "label_fraction": label_fraction, "init": init}
+    given = {"pretrain": pretrain, "label_fraction": label_fraction, "init": init, "pretrain_epochs": pretrain_epochs,
+             "warmup_epochs": warmup_epochs, "finetune_epochs": finetune_epochs}
     options = {key: value for key, value in given.items() if value is not None}
     weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,
                                   device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,
