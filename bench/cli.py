@@ -611,6 +611,74 @@ def zoo_build(profile: str, only: tuple[str, ...], out: Optional[str], device: s
     click.echo(f"total training time {sum(r[3] for r in rows):.0f} s")
 
 
+@main.command()
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Run only this claim (repeatable): fr-finetune-epochs, fas-gan-pretraining. Default: every claim.")
+@click.option("--seeds", default=None, type=int,
+              help="Training seeds per grid point (0 .. N-1). Default: each claim's own (3). Fewer than 3: the tables "
+                   "are written, the verdicts say 'not enough seeds'.")
+@click.option("--finetune-epochs", default=None, metavar="E1,E2,...",
+              help="The adversarial fine-tuning epochs of fr-finetune-epochs (positive integers). Default: 1,2,4,8,16.")
+@click.option("--protocols", "protocols", multiple=True, metavar="P1,P2,...",
+              help="Replace the protocols of the claims of the same task (comma-separated or repeated). Default: each "
+                   "claim's own (fas-gan-pretraining: the six cross-domain synth protocols; fr-finetune-epochs: synth-fr).")
+@click.option("--samples", default=200, show_default=True, type=int, help="Pairs per goal in the FR attack runs.")
+@click.option("--work", default="results/claims", show_default=True, type=click.Path(file_okay=False),
+              help="Work directory: the trained weights and cards, the cached evaluations, the FR store. Reused: what "
+                   "is done there is not done again.")
+@click.option("--out", default="results/claims.md", show_default=True, type=click.Path(dir_okay=False),
+              help="The markdown file the tables are written to.")
+@click.option("--docs", default=None, type=click.Path(dir_okay=False),
+              help="Also replace the block between <!-- claims:begin --> and <!-- claims:end --> in this file (e.g. "
+                   "docs/zoo.md); nothing else in it changes. Refused before any work when the markers are missing.")
+@click.option("--dry-run", is_flag=True, help="List every training and evaluation it would do, with the counts; do nothing.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="Where to train and attack.")
+def claims(only: tuple[str, ...], seeds: Optional[int], finetune_epochs: Optional[str], protocols: tuple[str, ...],
+           samples: int, work: str, out: str, docs: Optional[str], dry_run: bool, device: str) -> None:
+    """Reproduce the seeds' claims on the embedded world: tables with error bars and a verdict per claim.
+
+    A claim is a record (bench/claims/seeds.py): the seed method's statement, the grid that tests it (zoo
+    variants with recipe options, protocols, epochs, seeds), what is measured, and a verdict rule declared before
+    anything is measured. Each grid point is trained with `train_variant` into --work and evaluated (FR: the
+    claims-fr attack suite through `facebench run --checkpoint`; FAS: test HTER at the source dev EER threshold);
+    both are kept, so a stopped run continues where it was. Each cell is the mean over seeds with its 95 % Student-t
+    interval, n shown.
+
+    \b
+    Verdict rules:
+    - fr-finetune-epochs: on each decisive measure (impersonation PGD-10 robust accuracy at 8/255, median minimal
+      Linf perturbation of dodging and impersonation), contrastive-triplet's 95 % interval must reach triplet-adv's
+      at its largest fine-tuning epochs after at most half the epochs triplet-adv needs to reach it itself;
+    - fas-gan-pretraining: per seed, test HTER averaged over the protocols; the 95 % Welch interval of the
+      improvement of --pretrain gan over --pretrain none must lie above 0, and over multiloss-sota above -2 points.
+    A verdict reads "reproduced" or "not reproduced on the embedded world", or "not enough seeds" when a cell it
+    reads has fewer than 3.
+
+    The full default grid (`make claims`: 150 trainings, 60 FR and 90 FAS, each evaluated) takes hours: about
+    17 hours of one core on the 2-core CPU machine by the zoo's measured training times (most of it the contrastive
+    pre-training and warm-up, 45 times), not measured end to end. --dry-run lists it.
+    """
+    from bench.claims.command import Request, dry_run as list_plan, run as run_claims
+
+    req = Request(only=only, seeds=seeds, axis={"--finetune-epochs": finetune_epochs} if finetune_epochs is not None else {},
+                  protocols=protocols, samples=samples, work=Path(work), out=Path(out),
+                  docs=Path(docs) if docs else None, device=device,
+                  command="facebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "facebench" in
+                  sys.argv[0] else "facebench claims")
+    if dry_run:
+        for line in list_plan(req):
+            click.echo(line)
+        return
+    try:
+        _, written = run_claims(req, log=_log(False))
+    except KeyboardInterrupt:
+        click.echo(f"facebench: interrupted (the trainings and evaluations finished so far are kept in {work}; the "
+                   "same command continues from there)", err=True)
+        click.get_current_context().exit(130)
+    click.echo(f"wrote {', '.join(map(str, written))}")
+
+
 def _attach_prepare() -> None:
     from bench.data.real.cli import prepare
 
