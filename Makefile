@@ -10,7 +10,7 @@ BENCH_ARGS ?=
 SHIPPED_MODELS = $$($(BIN)/facebench models --names)
 GATE_MODELS ?= $(SHIPPED_MODELS)
 
-.PHONY: install demo test bench leaderboard gate gate-update clean
+.PHONY: install demo test bench leaderboard gate gate-update claims clean
 
 # Reinstall only when the packaging metadata changed (the install is editable: code edits need none).
 $(STAMP): pyproject.toml
@@ -62,6 +62,15 @@ gate: $(STAMP)
 gate-update: $(STAMP)
 	$(GATE_RUN)
 	$(BIN)/facebench check --baseline leaderboards/baseline.json --store $(GATE_STORE) --update
+
+# The seeds' claims (docs/zoo.md): every grid point of every registered claim trained and evaluated into
+# CLAIMS_WORK (resumable: what is there is not redone), then the tables between the claims markers of docs/zoo.md
+# replaced. The full default grid takes hours on the 2-core CPU machine (about 17 hours of one core). Note that
+# `make clean` deletes results/, the default work directory with it.
+CLAIMS_WORK ?= results/claims
+CLAIMS_ARGS ?=
+claims: $(STAMP)
+	$(BIN)/facebench claims --work $(CLAIMS_WORK) --docs docs/zoo.md $(CLAIMS_ARGS)
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

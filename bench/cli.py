@@ -543,17 +543,31 @@ def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
 @click.option("--init", default=None, metavar="VARIANT|PATH|none",
               help="Weights to start from, for recipes that fine-tune (triplet-adv: default facenet-baseline's shipped "
               "weights; a .safetensors path; none = random weights).")
+@click.option("--pretrain-epochs", default=None, type=int,
+              help="Epochs of the pre-training stage, for recipes that have one (contrastive-triplet[-semi], "
+              "depth-gan-spoof). Default: the recipe's split of --epochs.")
+@click.option("--warmup-epochs", default=None, type=int,
+              help="Epochs of the clean triplet warm-up (contrastive-triplet[-semi]). Default: the recipe's split of --epochs.")
+@click.option("--finetune-epochs", default=None, type=int,
+              help="Epochs of the adversarial fine-tuning (contrastive-triplet[-semi]). Default: the recipe's split of "
+              "--epochs.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int,
-          pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], force: bool, quiet: bool) -> None:
-    """Train a zoo variant; writes safetensors weights and a JSON model card."""
+          pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], pretrain_epochs: Optional[int],
+          warmup_epochs: Optional[int], finetune_epochs: Optional[int], force: bool, quiet: bool) -> None:
+    """Train a zoo variant; writes safetensors weights and a JSON model card.
+
+    A recipe's options (--pretrain, --label-fraction, --init, the stage epochs) are refused by a variant whose
+    recipe does not take them. With every stage's epochs given, --epochs is only recorded in the card (give their
+    sum)."""
     from bench.config import resolve_device
     from models_zoo.training import train_variant
 
     _silence_bars(quiet)
     command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
-    given = {"pretrain": pretrain, "label_fraction": label_fraction, "init": init}
+    given = {"pretrain": pretrain, "label_fraction": label_fraction, "init": init, "pretrain_epochs": pretrain_epochs,
+             "warmup_epochs": warmup_epochs, "finetune_epochs": finetune_epochs}
     options = {key: value for key, value in given.items() if value is not None}
     weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,
                                   device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,
@@ -595,6 +609,74 @@ def zoo_build(profile: str, only: tuple[str, ...], out: Optional[str], device: s
             for name, weights, card in built]
     click.echo(tabulate(rows, headers=["variant", "task", "epochs", "train s", "dev metrics", "weights"]))
     click.echo(f"total training time {sum(r[3] for r in rows):.0f} s")
+
+
+@main.command()
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Run only this claim (repeatable): fr-finetune-epochs, fas-gan-pretraining. Default: every claim.")
+@click.option("--seeds", default=None, type=int,
+              help="Training seeds per grid point (0 .. N-1). Default: each claim's own (3). Fewer than 3: the tables "
+                   "are written, the verdicts say 'not enough seeds'.")
+@click.option("--finetune-epochs", default=None, metavar="E1,E2,...",
+              help="The adversarial fine-tuning epochs of fr-finetune-epochs (positive integers). Default: 1,2,4,8,16.")
+@click.option("--protocols", "protocols", multiple=True, metavar="P1,P2,...",
+              help="Replace the protocols of the claims of the same task (comma-separated or repeated). Default: each "
+                   "claim's own (fas-gan-pretraining: the six cross-domain synth protocols; fr-finetune-epochs: synth-fr).")
+@click.option("--samples", default=200, show_default=True, type=int, help="Pairs per goal in the FR attack runs.")
+@click.option("--work", default="results/claims", show_default=True, type=click.Path(file_okay=False),
+              help="Work directory: the trained weights and cards, the cached evaluations, the FR store. Reused: what "
+                   "is done there is not done again.")
+@click.option("--out", default="results/claims.md", show_default=True, type=click.Path(dir_okay=False),
+              help="The markdown file the tables are written to.")
+@click.option("--docs", default=None, type=click.Path(dir_okay=False),
+              help="Also replace the block between <!-- claims:begin --> and <!-- claims:end --> in this file (e.g. "
+                   "docs/zoo.md); nothing else in it changes. Refused before any work when the markers are missing.")
+@click.option("--dry-run", is_flag=True, help="List every training and evaluation it would do, with the counts; do nothing.")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
+              help="Where to train and attack.")
+def claims(only: tuple[str, ...], seeds: Optional[int], finetune_epochs: Optional[str], protocols: tuple[str, ...],
+           samples: int, work: str, out: str, docs: Optional[str], dry_run: bool, device: str) -> None:
+    """Reproduce the seeds' claims on the embedded world: tables with error bars and a verdict per claim.
+
+    A claim is a record (bench/claims/seeds.py): the seed method's statement, the grid that tests it (zoo
+    variants with recipe options, protocols, epochs, seeds), what is measured, and a verdict rule declared before
+    anything is measured. Each grid point is trained with `train_variant` into --work and evaluated (FR: the
+    claims-fr attack suite through `facebench run --checkpoint`; FAS: test HTER at the source dev EER threshold);
+    both are kept, so a stopped run continues where it was. Each cell is the mean over seeds with its 95 % Student-t
+    interval, n shown.
+
+    \b
+    Verdict rules:
+    - fr-finetune-epochs: on each decisive measure (impersonation PGD-10 robust accuracy at 8/255, median minimal
+      Linf perturbation of dodging and impersonation), contrastive-triplet's 95 % interval must reach triplet-adv's
+      at its largest fine-tuning epochs after at most half the epochs triplet-adv needs to reach it itself;
+    - fas-gan-pretraining: per seed, test HTER averaged over the protocols; the 95 % Welch interval of the
+      improvement of --pretrain gan over --pretrain none must lie above 0, and over multiloss-sota above -2 points.
+    A verdict reads "reproduced" or "not reproduced on the embedded world", or "not enough seeds" when a cell it
+    reads has fewer than 3.
+
+    The full default grid (`make claims`: 150 trainings, 60 FR and 90 FAS, each evaluated) takes hours: about
+    17 hours of one core on the 2-core CPU machine by the zoo's measured training times (most of it the contrastive
+    pre-training and warm-up, 45 times), not measured end to end. --dry-run lists it.
+    """
+    from bench.claims.command import Request, dry_run as list_plan, run as run_claims
+
+    req = Request(only=only, seeds=seeds, axis={"--finetune-epochs": finetune_epochs} if finetune_epochs is not None else {},
+                  protocols=protocols, samples=samples, work=Path(work), out=Path(out),
+                  docs=Path(docs) if docs else None, device=device,
+                  command="facebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "facebench" in
+                  sys.argv[0] else "facebench claims")
+    if dry_run:
+        for line in list_plan(req):
+            click.echo(line)
+        return
+    try:
+        _, written = run_claims(req, log=_log(False))
+    except KeyboardInterrupt:
+        click.echo(f"facebench: interrupted (the trainings and evaluations finished so far are kept in {work}; the "
+                   "same command continues from there)", err=True)
+        click.get_current_context().exit(130)
+    click.echo(f"wrote {', '.join(map(str, written))}")
 
 
 def _attach_prepare() -> None:

@@ -122,6 +122,24 @@ register_suite(
 )
 
 
+CLAIMS_MIN_EPS_LINF = "32/255"
+"""The ceiling of the claims suite's minimal-Linf search: above the `full` suite's 16/255 because adversarially
+fine-tuned tiny models keep more than half of the impostor pairs at 16/255 (a median above the ceiling is inf)."""
+
+register_suite(
+    Suite(
+        "claims-fr",
+        "what `facebench claims` measures on FR models: PGD-10 at Linf 2/255, 4/255, 8/255 and the per-pair minimal "
+        f"Linf budget by bisection of PGD-20 up to {CLAIMS_MIN_EPS_LINF} (8 search steps)",
+        (
+            AttackEntry("pgd", "linf", _budgets(*LINF_BUDGETS), {"steps": 10}),
+            AttackEntry("min-eps", "linf", _budgets(CLAIMS_MIN_EPS_LINF),
+                        {"attack": "pgd", "attack_steps": 20, "search_steps": 8}),
+        ),
+    )
+)
+
+
 def suite_from_dict(data: dict, source: str) -> Suite:
     """A suite from its YAML / dict form: name, description, optional goals, and a list of entries.
 

@@ -10,6 +10,17 @@ from bench.errors import BadInputError
 from bench.goals import PROFILES
 from bench.registry import Registry
 
+LABEL_KINDS: dict[str, str] = {
+    "identity": "the identity of every training face",
+    "identity-fraction": "the identity of a fraction of the identities (semi-supervised)",
+    "live": "live or spoof (binary)",
+    "spoof-type": "the spoof medium (print, replay)",
+    "illumination": "the illumination condition",
+    "depth": "a pseudo-depth map (live: the face's depth, spoof: all zeros)",
+    "reflection": "a reflection map",
+}
+"""The kinds of label a recipe can train on (`VariantSpec.labels`). A pseudo-depth label carries liveness too:
+spoofs get all-zero maps."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,11 @@ class VariantSpec:
     citation: str = ""
     recipe: Optional[Callable[..., dict]] = field(default=None, compare=False)
     zoo_epochs: dict[str, int] = field(default_factory=dict)  # epochs of the shipped / `zoo build` training, per profile
+    labels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (stage, the LABEL_KINDS it trains on) in order; () = undeclared
+
+    def labels_used(self) -> tuple[str, ...]:
+        """Every label kind the recipe trains on, over all its stages, in first-use order."""
+        return tuple(dict.fromkeys(kind for _, kinds in self.labels for kind in kinds))
 
     def build(self, profile: str = "tiny") -> nn.Module:
         if profile not in PROFILES:
@@ -53,16 +69,24 @@ def register_variant(
     citation: str = "",
     recipe: Optional[Callable[..., dict]] = None,
     zoo_epochs: Optional[dict[str, int]] = None,
+    labels: Optional[dict[str, tuple[str, ...]]] = None,
 ) -> Callable[[Callable[[str], nn.Module]], Callable[[str], nn.Module]]:
-    """Register a factory `profile -> nn.Module` as variant `name`."""
+    """Register a factory `profile -> nn.Module` as variant `name`.
+
+    `labels`: per stage of its recipe, in order, the kinds of label it trains on (keys of `LABEL_KINDS`).
+    """
     if ":" in name:  # `--model a:b` means a user's factory, never a zoo variant
         raise ValueError(f"variant name {name!r} must not contain ':'")
+    stages = tuple((stage, tuple(kinds)) for stage, kinds in (labels or {}).items())
+    unknown = sorted({k for _, kinds in stages for k in kinds} - set(LABEL_KINDS))
+    if unknown:
+        raise ValueError(f"variant {name!r}: unknown label kind(s) {unknown} (known: {', '.join(LABEL_KINDS)})")
 
     def wrap(factory: Callable[[str], nn.Module]) -> Callable[[str], nn.Module]:
         VARIANTS.add(
             name,
             VariantSpec(name, task, description, factory, dict(input_size), default_protocol, citation, recipe,
-                        dict(zoo_epochs or {})),
+                        dict(zoo_epochs or {}), stages),
         )
         return factory
 

@@ -64,6 +64,15 @@ NOT_RUN: dict[str, str] = {
     "facebench train --model contrastive-triplet-semi":
         "--epochs 1 still trains one epoch of adversarial contrastive pre-training and one of adversarial "
         "fine-tuning: measured 162 s of CPU (375 s wall on the shared 2-core machine)",
+    "facebench claims --docs docs/zoo.md":
+        "the full default grid of every claim: 150 trainings, about 17 hours of one core; `facebench claims "
+        "--dry-run` runs here, and tests/test_claims.py runs a tiny claim end to end on a shrunk world",
+    "facebench claims --only fas-gan-pretraining":
+        "90 anti-spoofing trainings of 30 epochs on the rendered world (over an hour of CPU); a tiny claim of the "
+        "same kind runs end to end in tests/test_claims.py",
+    "facebench claims --only fr-finetune-epochs":
+        "36 FR trainings, 27 of them with 82 epochs of contrastive pre-training and warm-up (hours of CPU); the FR "
+        "path runs on a shrunk world in tests/test_claims.py (slow)",
     "facebench run --model facenet-baseline --attack-suite random-search.yaml":
         "needs the example attack of docs/adding-an-attack.md registered: "
         "test_example_attack_runs_in_a_suite runs this command with it",

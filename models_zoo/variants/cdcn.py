@@ -58,6 +58,7 @@ def train_cdcn(model: CDCN, protocol: FASProtocol, *, profile: str, size: int, e
     citation="Yu et al. Searching Central Difference Convolutional Networks for Face Anti-Spoofing. CVPR 2020",
     recipe=train_cdcn,
     zoo_epochs={"tiny": 30},
+    labels={"depth regression": ("depth",), "logit offset (live and spoof mean depths)": ("live",)},
 )
 def cdcn_variant(profile: str) -> CDCN:
     return cdcn(profile)

@@ -255,6 +255,7 @@ train_contrastive_triplet = specialised_recipe(contrastive_triplet_recipe, "trai
     "reference not recorded in the repository yet)",
     recipe=train_contrastive_triplet,
     zoo_epochs={"tiny": 84},  # stage_epochs: 2 pre-training + 80 clean warm-up + 2 adversarial fine-tuning
+    labels={"pre-training": (), "clean warm-up": ("identity",), "adversarial fine-tuning": ("identity",)},
 )
 def contrastive_triplet(profile: str) -> EmbeddingNet:
     return facenet(profile)

@@ -27,6 +27,8 @@ train_contrastive_triplet_semi = specialised_recipe(contrastive_triplet_recipe, 
     "2020; bibliographic reference not recorded in the repository yet)",
     recipe=train_contrastive_triplet_semi,
     zoo_epochs={"tiny": 84},  # stage_epochs: 2 pre-training + 80 clean warm-up + 2 adversarial fine-tuning
+    labels={"pre-training": ("identity-fraction",), "clean warm-up": ("identity",),
+            "adversarial fine-tuning": ("identity",)},
 )
 def contrastive_triplet_semi(profile: str) -> EmbeddingNet:
     return facenet(profile)

@@ -111,6 +111,7 @@ def train_depth_gan_spoof(model: PseudoDepthLivenessNet, protocol: FASProtocol, 
     "(facebench's FAS seed method; bibliographic reference not recorded in the repository yet)",
     recipe=train_depth_gan_spoof,
     zoo_epochs={"tiny": 30},
+    labels={"pre-training (skipped with --pretrain none)": ("depth",), "fine-tuning": ("live",)},
 )
 def depth_gan_spoof(profile: str) -> PseudoDepthLivenessNet:
     return pseudo_depth_net(profile)

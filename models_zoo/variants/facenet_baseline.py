@@ -13,6 +13,7 @@ from models_zoo.training import train_triplet
     citation="Schroff, Kalenichenko, Philbin. FaceNet. CVPR 2015",
     recipe=train_triplet,
     zoo_epochs={"tiny": 120},
+    labels={"training": ("identity",)},
 )
 def facenet_baseline(profile: str) -> EmbeddingNet:
     return facenet(profile)

@@ -82,6 +82,7 @@ def _ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     "Rich Annotations. ECCV 2020 (AENet)",
     recipe=train_multiloss,
     zoo_epochs={"tiny": 30},
+    labels={"training": ("live", "spoof-type", "illumination", "depth", "reflection")},
 )
 def multiloss_sota(profile: str) -> MultiLossNet:
     return multiloss_net(profile)

@@ -1,0 +1,190 @@
+"""Running claims: every grid point trained through `train_variant` into the work directory and evaluated once,
+both resumable.
+
+Work directory layout (default `results/claims`):
+
+    weights/<point>.safetensors + weights/<point>.json   the training and its model card
+    evaluations/<point>.<evaluation>.json                 its figures, with the card's sha256 and the settings
+    claims-fr.h5                                          the store of the FR attack runs
+
+A point whose weights and card exist, whose card holds the same training command (its `--out` aside, so the
+directory may move) and whose sha256 matches the weights, is not trained again; an evaluation whose file holds
+the same weights' sha256 and the same settings is not run again. So a long run can be stopped and continued.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from bench.claims.evaluations import EVALUATIONS, Context
+from bench.claims.figures import Figures
+from bench.claims.grid import GridPoint, points
+from bench.claims.records import Claim
+from bench.report import write_atomic
+
+Log = Callable[[str], None]
+
+
+def weights_path(work: Path, point: GridPoint) -> Path:
+    return Path(work) / "weights" / f"{point.name}.safetensors"
+
+
+def evaluation_path(work: Path, point: GridPoint, evaluation: str) -> Path:
+    return Path(work) / "evaluations" / f"{point.name}.{evaluation}.json"
+
+
+def _without_out(command: str) -> list[str]:
+    words = shlex.split(command)
+    out, i = [], 0
+    while i < len(words):
+        if words[i] == "--out":
+            i += 2
+            continue
+        out.append(words[i])
+        i += 1
+    return out
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
+    """The card of the point's training when it is done (same command, weights matching the card), else None."""
+    from models_zoo.checkpoint import card_path, sha256_file
+
+    weights = weights_path(work, point)
+    card = _read_json(card_path(weights)) if weights.exists() else None
+    if not card or _without_out(card.get("training_command", "")) != _without_out(point.command(str(weights))):
+        return None
+    return card if card.get("sha256") == sha256_file(weights) else None
+
+
+def cached_evaluation(work: Path, point: GridPoint, claim: Claim, ctx: Context, card: Optional[dict]) -> Optional[dict]:
+    """The stored evaluation of the point when it was made of these weights with these settings, else None."""
+    if card is None:
+        return None
+    stored = _read_json(evaluation_path(work, point, claim.evaluation))
+    settings = EVALUATIONS[claim.evaluation].settings(point, ctx)
+    if not stored or stored.get("sha256") != card["sha256"] or stored.get("settings") != settings:
+        return None
+    return stored
+
+
+@dataclass
+class Step:
+    """One grid point of one claim, and what is left to do for it."""
+
+    claim: Claim
+    point: GridPoint
+    train: bool
+    evaluate: bool
+
+
+@dataclass
+class Plan:
+    """Every grid point of the selected claims, each with what it still needs (a training shared by two claims is
+    listed under the first)."""
+
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def trainings(self) -> int:
+        return sum(s.train for s in self.steps)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(s.evaluate for s in self.steps)
+
+    def lines(self, work: Path) -> list[str]:
+        """What `--dry-run` prints: every grid point with its training command and what it needs, then the counts."""
+        out, n = [], len(self.steps)
+        for i, s in enumerate(self.steps, 1):
+            todo = ", ".join(w for w, need in (("train", s.train), ("evaluate", s.evaluate)) if need) or "done"
+            out.append(f"[{i}/{n}] {s.claim.name}: {s.point.describe()}: {todo}")
+            if s.train:
+                out.append(f"    {s.point.command(str(weights_path(work, s.point)))}")
+        out.append(f"{n} grid points: {self.trainings} trainings and {self.evaluations} evaluations to do "
+                   f"({n - self.trainings} trained, {n - self.evaluations} evaluated already) in {work}")
+        return out
+
+
+def make_plan(claims: list[Claim], ctx: Context) -> Plan:
+    """What running `claims` in `ctx.work` would do, read from the work directory (nothing is written)."""
+    plan, seen = Plan(), set()
+    for claim in claims:
+        for point in points(claim):
+            card = trained_card(ctx.work, point)
+            evaluated = cached_evaluation(ctx.work, point, claim, ctx, card) is not None
+            plan.steps.append(Step(claim, point, card is None and point.name not in seen, not evaluated))
+            seen.add(point.name)
+    return plan
+
+
+def train_point(point: GridPoint, ctx: Context) -> dict:
+    """Train the point into the work directory through `train_variant`; returns its card."""
+    from bench.config import resolve_device
+    from models_zoo import training
+
+    weights = weights_path(ctx.work, point)
+    _, card = training.train_variant(point.variant, profile=point.profile, protocol=point.protocol, epochs=point.epochs,
+                                     out=weights, device=resolve_device(ctx.device), seed=point.seed, progress=False,
+                                     command=point.command(str(weights)), options=dict(point.options))
+    return card
+
+
+def evaluate_point(point: GridPoint, claim: Claim, ctx: Context, card: dict) -> dict:
+    """Evaluate the trained point and store the result beside the others (atomically)."""
+    evaluation = EVALUATIONS[claim.evaluation]
+    settings = evaluation.settings(point, ctx)
+    result = evaluation.run(point, weights_path(ctx.work, point), card, ctx)
+    stored = {"point": point.name, "claim": claim.name, "arm": point.arm, "x": point.x, "seed": point.seed,
+              "protocol": point.protocol, "sha256": card["sha256"], "settings": settings, "device": ctx.device, **result}
+    write_atomic(evaluation_path(ctx.work, point, claim.evaluation), json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    return stored
+
+
+@dataclass
+class Outcome:
+    """A claim's figures, the evaluations' integrity notes, and how much was computed now."""
+
+    claim: Claim
+    figures: Figures
+    unreliable: list[str] = field(default_factory=list)
+    trained: int = 0
+    evaluated: int = 0
+
+
+def run_claims(claims: list[Claim], ctx: Context, log: Log = lambda s: None) -> list[Outcome]:
+    """Train and evaluate every grid point of `claims` that is not done yet, then gather every claim's figures."""
+    Path(ctx.work).mkdir(parents=True, exist_ok=True)
+    plan = make_plan(claims, ctx)
+    outcomes = {c.name: Outcome(c, Figures(c)) for c in claims}
+    n = len(plan.steps)
+    log(f"claims: {n} grid points, {plan.trainings} trainings and {plan.evaluations} evaluations to do in {ctx.work}")
+    for i, step in enumerate(plan.steps, 1):
+        point, outcome = step.point, outcomes[step.claim.name]
+        card = trained_card(ctx.work, point)
+        if card is None:
+            log(f"claims: [{i}/{n}] training {step.claim.name}: {point.describe()}")
+            start = time.time()
+            card = train_point(point, ctx)
+            outcome.trained += 1
+            log(f"claims: [{i}/{n}] trained in {time.time() - start:.0f} s")
+        stored = cached_evaluation(ctx.work, point, step.claim, ctx, card)
+        if stored is None:
+            log(f"claims: [{i}/{n}] evaluating {step.claim.name}: {point.describe()}")
+            start = time.time()
+            stored = evaluate_point(point, step.claim, ctx, card)
+            outcome.evaluated += 1
+            log(f"claims: [{i}/{n}] evaluated in {time.time() - start:.0f} s")
+        outcome.figures.add(point.arm, point.protocol, point.x, point.seed, stored["figures"])
+        outcome.unreliable += [f"{point.name}: {u}" for u in stored.get("unreliable", [])]
+    return list(outcomes.values())

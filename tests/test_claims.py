@@ -1,0 +1,514 @@
+"""`facebench claims`: claims as data, interval math, verdict rules, the grid and its overrides, the docs block,
+resumable training and evaluation, and a tiny end-to-end claim on a shrunk anti-spoofing world."""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import shlex
+from dataclasses import replace
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from bench.claims import running
+from bench.claims.command import Request, run
+from bench.claims.evaluations import EVALUATIONS, TEST_HTER, fas_measures, fr_measures, minimal_key
+from bench.claims.figures import Figures
+from bench.claims.grid import points, select_claims
+from bench.claims.records import CLAIMS, Arm, Axis, Claim, Measure, get_claim
+from bench.claims.render import BEGIN, END, check_docs, replace_block, write_docs
+from bench.claims.seeds import FAS_PROTOCOLS, FINETUNE_EPOCHS  # importing registers the seeds' claims
+from bench.claims.rules import NOT_ENOUGH_SEEDS, NOT_REPRODUCED, REPRODUCED, CatchUp, Comparison, Differences
+from bench.claims.stats import difference_interval, mean_interval, t_cdf, t_quantile
+from bench.cli import main
+from bench.errors import BadInputError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A throwaway copy of the claim registry (the real one is restored afterwards)."""
+    monkeypatch.setattr(CLAIMS, "_entries", dict(CLAIMS._entries))
+    return CLAIMS
+
+
+# --------------------------------------------------------------------------- interval math
+
+
+def test_t_quantiles_against_known_values():
+    p = 0.975
+    assert t_quantile(p, 1) == pytest.approx(math.tan(math.pi * (p - 0.5)), rel=1e-10)  # Cauchy
+    assert t_quantile(p, 2) == pytest.approx((2 * p - 1) / math.sqrt(2 * p * (1 - p)), rel=1e-10)  # closed form
+    assert t_quantile(p, 4) == pytest.approx(2.7764451051977987, rel=1e-10)
+    assert t_quantile(p, 10) == pytest.approx(2.2281388519649385, rel=1e-9)
+    assert t_quantile(p, 1e7) == pytest.approx(1.959963984540054, rel=1e-6)  # the normal's
+    assert t_quantile(0.025, 4) == pytest.approx(-2.7764451051977987, rel=1e-10)
+    for df in (1.5, 3.7, 25.2):  # fractional degrees of freedom (Welch)
+        assert t_cdf(t_quantile(0.975, df), df) == pytest.approx(0.975, abs=1e-12)
+    assert t_cdf(0.0, 3) == 0.5 and t_cdf(-2.0, 3) == pytest.approx(1 - t_cdf(2.0, 3))
+    # df = 3: F(t) = 1/2 + (t / (sqrt(3) (1 + t^2/3)) + atan(t / sqrt(3))) / pi
+    t = 1.3
+    assert t_cdf(t, 3) == pytest.approx(0.5 + (t / (math.sqrt(3) * (1 + t * t / 3)) + math.atan(t / math.sqrt(3))) / math.pi)
+
+
+def test_mean_interval_and_welch_difference():
+    e = mean_interval([1.0, 2.0, 3.0])
+    half = (2 * 0.975 - 1) / math.sqrt(2 * 0.975 * 0.025) / math.sqrt(3)  # t(0.975, 2) * s / sqrt(n), s = 1
+    assert (e.mean, e.n) == (2.0, 3) and e.low == pytest.approx(2 - half) and e.high == pytest.approx(2 + half)
+    one = mean_interval([0.4])
+    assert one.mean == 0.4 and one.n == 1 and not one.has_interval
+    assert not mean_interval([]).defined
+    a, b = [1.0, 2.0, 3.0], [2.0, 4.0, 9.0]
+    va, vb = 1.0 / 3, 13.0 / 3  # the variances over n of each group
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    d = difference_interval(a, b)
+    width = t_quantile(0.975, df) * math.sqrt(va + vb)
+    assert d.mean == -3.0 and d.low == pytest.approx(-3 - width) and d.high == pytest.approx(-3 + width) and d.n == 3
+    flat = difference_interval([0.2, 0.2, 0.2], [0.1, 0.1, 0.1])
+    assert flat.low == flat.high == pytest.approx(0.1)
+
+
+# --------------------------------------------------------------------------- verdict rules on synthetic figures
+
+ROB = Measure("rob", "robust accuracy", "%", True)
+HTER = Measure("hter", "HTER", "%", False)
+
+
+def _curve_claim(**rule) -> Claim:
+    return Claim("toy-curve", "toy", "fr", "c is as robust as r with far fewer epochs", "a test",
+                 (Arm("r", "triplet-adv"), Arm("c", "contrastive-triplet"), Arm("o", "contrastive-triplet")),
+                 ("p",), (ROB,), "fr-attacks", CatchUp("r", "c", ("rob",), others=("o",), **rule),
+                 axis=Axis("epochs", (1, 2, 4, 8), "--finetune-epochs"))
+
+
+def _fill(claim: Claim, table: dict, seeds: int = 3, protocol: str = "p", key: str = "rob") -> Figures:
+    """Figures with `seeds` values around each mean of `table` {(arm, x): mean} (spread +-0.01)."""
+    figures = Figures(claim)
+    for (arm, x), mean in table.items():
+        for s in range(seeds):
+            figures.add(arm, protocol, x, s, {key: mean + 0.01 * (s - 1)})
+    return figures
+
+
+REFERENCE_CURVE = {("r", 1): 0.10, ("r", 2): 0.30, ("r", 4): 0.50, ("r", 8): 0.70}
+
+
+def test_catch_up_rule_both_outcomes_and_too_few_seeds():
+    claim = _curve_claim()
+    fast = {("c", 1): 0.40, ("c", 2): 0.69, ("c", 4): 0.71, ("c", 8): 0.72, ("o", 1): 0.1, ("o", 2): 0.1, ("o", 4): 0.1,
+            ("o", 8): 0.1}
+    v = claim.rule.decide(claim, _fill(claim, {**REFERENCE_CURVE, **fast}))
+    assert v.status == REPRODUCED, v
+    assert "`r` reaches it at 8" in v.lines[0] and "`c` at 2 (holds)" in v.lines[0] and "`o` at none" in v.lines[0]
+    slow = {("c", 1): 0.10, ("c", 2): 0.30, ("c", 4): 0.55, ("c", 8): 0.70}
+    v = claim.rule.decide(claim, _fill(claim, {**REFERENCE_CURVE, **slow}))
+    assert v.status == NOT_REPRODUCED and "`c` at 8 (does not hold)" in v.lines[0]
+    # the reference reaching its own robustness at once leaves nothing to be faster than
+    flat = {("r", x): 0.7 for x in (1, 2, 4, 8)}
+    v = claim.rule.decide(claim, _fill(claim, {**flat, **{("c", x): 0.7 for x in (1, 2, 4, 8)}}))
+    assert v.status == NOT_REPRODUCED
+    v = claim.rule.decide(claim, _fill(claim, {**REFERENCE_CURVE, **fast}, seeds=2))
+    assert v.status == NOT_ENOUGH_SEEDS and "`c` at 2" in v.reason
+    assert "far fewer" in claim.rule.describe(claim) and "E / 2" in claim.rule.describe(claim)
+
+
+def test_catch_up_rule_lower_is_better_and_censored_values():
+    hter_claim = replace(_curve_claim(), measures=(HTER,), rule=CatchUp("r", "c", ("hter",)))
+    ref = {("r", x): v for x, v in zip((1, 2, 4, 8), (0.5, 0.4, 0.3, 0.2))}
+    fast = {("c", x): v for x, v in zip((1, 2, 4, 8), (0.3, 0.2, 0.2, 0.2))}
+    assert hter_claim.rule.decide(hter_claim, _fill(hter_claim, {**ref, **fast}, key="hter")).status == REPRODUCED
+    # a minimal budget above the search's ceiling (inf) counts as the ceiling and is shown as a lower bound
+    dist = Measure("d", "median minimal perturbation", "/255", True, 255.0, ceiling=32 / 255)
+    claim = replace(_curve_claim(), measures=(dist,), rule=CatchUp("r", "c", ("d",)))
+    figures = Figures(claim)
+    for s, v in enumerate((0.1, math.inf, 0.12)):
+        figures.add("c", "p", 1, s, {"d": v})
+    cell = figures.cell("c", "p", 1, "d")
+    assert cell.censored == 1 and cell.estimate.mean == pytest.approx((0.1 + 32 / 255 + 0.12) / 3)
+    # a rate's interval is cut to [0, 1]
+    rate = replace(ROB, bounds=(0.0, 1.0))
+    claim = replace(_curve_claim(), measures=(rate,))
+    figures = _fill(claim, {("r", 1): 0.99})
+    e = figures.cell("r", "p", 1, "rob").estimate
+    assert e.high == 1.0 and e.low == pytest.approx(mean_interval([0.98, 0.99, 1.0]).low)
+
+
+def _pair_claim(*comparisons: Comparison, protocols=("p1", "p2")) -> Claim:
+    return Claim("toy-pair", "toy", "fas", "a beats b", "a test", (Arm("a", "depth-gan-spoof"), Arm("b", "cdcn")),
+                 protocols, (HTER,), "fas-hter", Differences(comparisons))
+
+
+def _pairs(claim: Claim, a: list[float], b: list[float]) -> Figures:
+    figures = Figures(claim)
+    for protocol in claim.protocols:
+        for s, (va, vb) in enumerate(zip(a, b)):
+            figures.add("a", protocol, None, s, {"hter": va})
+            figures.add("b", protocol, None, s, {"hter": vb})
+    return figures
+
+
+def test_differences_rule_both_outcomes_margin_and_too_few_seeds():
+    claim = _pair_claim(Comparison("a", "b", "hter", "a generalises better"))
+    v = claim.rule.decide(claim, _pairs(claim, [0.10, 0.11, 0.12], [0.20, 0.21, 0.19]))
+    assert v.status == REPRODUCED and "improvement +9.0 [" in v.lines[0] and v.tables[0].headers == ["comparison", "p1", "p2"]
+    v = claim.rule.decide(claim, _pairs(claim, [0.20, 0.21, 0.19], [0.10, 0.11, 0.12]))
+    assert v.status == NOT_REPRODUCED and "the other arm is better" in v.lines[0]
+    v = claim.rule.decide(claim, _pairs(claim, [0.10, 0.11], [0.20, 0.21]))
+    assert v.status == NOT_ENOUGH_SEEDS and "`a` (2)" in v.reason
+    near = _pair_claim(Comparison("a", "b", "hter", "near", margin=0.02),
+                       Comparison("b", "a", "hter", "shown only", decisive=False))
+    worse_by_half_a_point = ([0.104, 0.105, 0.106], [0.099, 0.100, 0.101])  # interval of a - b: [-0.73, -0.27] points
+    v = near.rule.decide(near, _pairs(near, *worse_by_half_a_point))
+    assert v.status == REPRODUCED and "reported, not counted" in v.lines[1]
+    strict = _pair_claim(Comparison("a", "b", "hter", "near", margin=0.002))
+    assert strict.rule.decide(strict, _pairs(strict, *worse_by_half_a_point)).status == NOT_REPRODUCED
+
+
+def test_pooled_values_need_every_protocol():
+    claim = _pair_claim(Comparison("a", "b", "hter", "x"))
+    figures = _pairs(claim, [0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
+    figures.add("a", "p1", None, 3, {"hter": 0.9})  # seed 3 only on p1: left out of the mean over protocols
+    values, censored = figures.pooled_values("a", None, "hter")
+    assert sorted(values) == [0, 1, 2] and not censored
+    figures.add("a", "p1", None, 4, {"hter": float("nan")})  # not measured
+    assert 4 not in figures.seeds("a", "p1", None, "hter")
+
+
+# --------------------------------------------------------------------------- the records and the grid
+
+
+def test_the_seeds_claims_are_whole():
+    from models_zoo import get_variant
+    from models_zoo.variants.contrastive_triplet import stage_epochs
+
+    fr, fas = get_claim("fr-finetune-epochs"), get_claim("fas-gan-pretraining")
+    assert fr.axis.values == FINETUNE_EPOCHS == (1, 2, 4, 8, 16) and fr.seeds >= 3 and fas.seeds >= 3
+    assert {a.variant for a in fr.arms} == {"triplet-adv", "contrastive-triplet", "contrastive-triplet-semi"}
+    assert sorted(dict(a.options).get("label_fraction") for a in fr.arms if a.variant == "contrastive-triplet-semi") == [0.01, 0.1]
+    assert fas.protocols == FAS_PROTOCOLS == ("synth-ocim->o", "synth-ocim->c", "synth-ocim->i", "synth-ocim->m", "synth-casia->replay",
+                             "synth-replay->casia")
+    assert [dict(a.options).get("pretrain") for a in fas.arms] == ["gan", "l1", "none", None, None]
+    for claim in (fr, fas):
+        keys = {m.key for m in claim.measures}
+        decisive = claim.rule.decisive if isinstance(claim.rule, CatchUp) else [c.measure for c in claim.rule.comparisons]
+        assert set(decisive) <= keys
+        for arm in claim.arms:  # every option is one the recipe takes and `facebench train` passes on
+            recipe = inspect.signature(get_variant(arm.variant).recipe).parameters
+            for key in dict(arm.options) | ({arm.axis_option: 1} if arm.axis_option else {}):
+                assert key in recipe, (arm.label, key)
+    pretrain, warmup, _ = stage_epochs(get_variant("contrastive-triplet").zoo_epochs["tiny"])
+    point = next(p for p in points(fr) if p.arm == "contrastive-triplet" and p.x == 4)
+    assert dict(point.options) == {"pretrain_epochs": pretrain, "warmup_epochs": warmup, "finetune_epochs": 4}
+    assert point.epochs == pretrain + warmup + 4
+    assert {p.epochs for p in points(fr) if p.arm == "triplet-adv"} == {1, 2, 4, 8, 16}
+    assert {p.epochs for p in points(fas)} == {get_variant("cdcn").zoo_epochs["tiny"]}
+    assert len(points(fr)) == 4 * 5 * 3 and len(points(fas)) == 5 * 6 * 3
+    assert len({p.name for p in points(fr) + points(fas)}) == len(points(fr)) + len(points(fas))
+
+
+def test_fr_measures_follow_the_suite():
+    keys = [m.key for m in fr_measures()]
+    assert keys[0] == "dev TAR" and minimal_key("dodging", "linf") in keys and "impersonation pgd linf 8/255" in keys
+    minimal = next(m for m in fr_measures() if m.key == minimal_key("impersonation", "linf"))
+    assert minimal.ceiling == pytest.approx(32 / 255) and minimal.unit == "/255"
+
+
+def test_every_training_command_is_a_facebench_train_line():
+    from models_zoo import get_variant
+
+    train = main.get_command(click.Context(main), "train")
+    for claim in (get_claim("fr-finetune-epochs"), get_claim("fas-gan-pretraining")):
+        for point in points(claim)[:: claim.seeds]:
+            words = shlex.split(point.command("w/x.safetensors"))
+            assert words[:2] == ["facebench", "train"]
+            with train.make_context("train", words[2:]) as ctx:
+                params = ctx.params
+            assert (params["model"], params["epochs"], params["seed"], params["protocol"]) == \
+                (point.variant, point.epochs, point.seed, point.protocol)
+            for key, value in point.options:
+                assert params[key] == value, (point.name, key)
+            assert get_variant(point.variant).task == claim.kind
+
+
+def test_labels_are_declared_data():
+    from models_zoo import VARIANTS, get_variant
+    from models_zoo.registry import LABEL_KINDS, register_variant
+    from models_zoo.variants.multiloss_sota import DEFAULT_WEIGHTS
+
+    for name in VARIANTS:
+        assert get_variant(name).labels, f"{name} declares no labels"
+    gan = dict(get_variant("depth-gan-spoof").labels)
+    assert [kinds for stage, kinds in gan.items() if stage.startswith("fine-tuning")] == [("live",)]
+    # the multi-loss baseline trains on every auxiliary label: one per term of its loss
+    assert set(get_variant("multiloss-sota").labels_used()) == {k.replace("_", "-") for k in DEFAULT_WEIGHTS}
+    assert get_variant("contrastive-triplet").labels[0] == ("pre-training", ())
+    assert set(LABEL_KINDS) >= set(get_variant("contrastive-triplet-semi").labels_used())
+    with pytest.raises(ValueError, match="unknown label kind"):
+        register_variant("toy-labels", task="fas", description="", input_size={}, default_protocol="synth-oulu",
+                         labels={"training": ("colour",)})
+
+
+def test_overrides_and_bad_input_refused():
+    claims = select_claims(["fr-finetune-epochs"], seeds=2, axis={"--finetune-epochs": "4,1"})
+    assert claims[0].seeds == 2 and claims[0].axis.values == (1, 4)
+    claims = select_claims((), protocols=["synth-ocim->o, synth-casia->replay"])
+    assert {c.name: c.protocols for c in claims}["fas-gan-pretraining"] == ("synth-ocim->o", "synth-casia->replay")
+    assert {c.name: c.protocols for c in claims}["fr-finetune-epochs"] == ("synth-fr",)
+    for kwargs, message in (({"seeds": 0}, "--seeds"), ({"axis": {"--finetune-epochs": "1,,2"}}, "comma-separated"),
+                            ({"axis": {"--finetune-epochs": "2,2"}}, "repeated"), ({"axis": {"--finetune-epochs": "0"}}, "at least 1"),
+                            ({"protocols": ["synth-nope"]}, "unknown protocol")):
+        with pytest.raises(Exception, match=message):
+            select_claims((), **kwargs)
+    with pytest.raises(BadInputError, match="no selected claim is about fas"):
+        select_claims(["fr-finetune-epochs"], protocols=["synth-oulu"])
+    with pytest.raises(BadInputError, match="applies to claims with that axis"):
+        select_claims(["fas-gan-pretraining"], axis={"--finetune-epochs": "1"})
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_dry_run_lists_every_training_and_evaluation_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["claims", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip().splitlines()[-1].startswith("150 grid points: 150 trainings and 150 evaluations to do")
+    assert r.output.count("facebench train --model") == 150
+    r = CliRunner().invoke(main, ["claims", "--dry-run", "--only", "fas-gan-pretraining", "--seeds", "2",
+                                  "--protocols", "synth-ocim->o", "--work", "w"])
+    assert r.exit_code == 0 and "10 grid points: 10 trainings and 10 evaluations to do" in r.output
+    r = CliRunner().invoke(main, ["claims", "--dry-run", "--only", "fr-finetune-epochs", "--seeds", "1",
+                                  "--finetune-epochs", "1,2"])
+    assert r.exit_code == 0 and "8 grid points: 8 trainings" in r.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["--only", "no-such-claim"], ["--seeds", "0"], ["--finetune-epochs", "1,two"], ["--finetune-epochs", "0,1"],
+    ["--protocols", "synth-nowhere"], ["--samples", "0"], ["--only", "fas-gan-pretraining", "--finetune-epochs", "2"],
+    ["--docs", "README.md"],
+])
+def test_bad_input_is_one_line_before_any_work(args, tmp_path, monkeypatch):
+    import models_zoo.training
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("# no markers here\n")
+    monkeypatch.setattr(models_zoo.training, "train_variant", lambda *a, **k: pytest.fail("trained after bad input"))
+    r = CliRunner().invoke(main, ["claims", *args])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("facebench: error: ") and r.output.count("\n") == 1, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
+
+
+def test_help_explains_claims_and_verdicts():
+    r = CliRunner().invoke(main, ["claims", "--help"])
+    assert r.exit_code == 0
+    for words in ("A claim is a record", "declared before", "not enough seeds", "reproduced", "hours", "--dry-run"):
+        assert words in " ".join(r.output.split()), words
+
+
+# --------------------------------------------------------------------------- the docs block
+
+DOC = ("# Title\r\n\nBefore: keep me — ünïcode,   trailing spaces   \n"
+       f"{BEGIN}\nold placeholder\n{END}\n\nAfter: keep me too\n<!-- another comment -->\n")
+
+
+def test_docs_block_replaced_and_the_rest_byte_identical(tmp_path):
+    path = tmp_path / "zoo.md"
+    path.write_bytes(DOC.encode("utf-8"))
+    write_docs(path, "### New\n\n| a |\n")
+    new = path.read_bytes().decode("utf-8")
+    head, tail = DOC.split(BEGIN)[0], DOC.split(END)[1]
+    assert new.startswith(head + BEGIN + "\n### New\n") and new.endswith(END + tail)
+    assert "old placeholder" not in new and new.count(BEGIN) == new.count(END) == 1
+    write_docs(path, "### New\n\n| a |\n")
+    assert path.read_bytes().decode("utf-8") == new  # the same block twice: the same file
+    assert [p.name for p in tmp_path.iterdir()] == ["zoo.md"]  # no temporary file left
+
+
+@pytest.mark.parametrize("text", ["no markers\n", f"{BEGIN}\nonly the start\n", f"{END}\n{BEGIN}\n",
+                                  f"{BEGIN}\n{END}\n{BEGIN}\n{END}\n"])
+def test_docs_without_exactly_one_pair_of_markers_refused(text, tmp_path):
+    path = tmp_path / "d.md"
+    path.write_text(text)
+    with pytest.raises(BadInputError):
+        check_docs(path)
+    with pytest.raises(BadInputError):
+        write_docs(path, "x")
+    assert path.read_text() == text
+    with pytest.raises(BadInputError, match="no such file"):
+        check_docs(tmp_path / "missing.md")
+
+
+def test_docs_zoo_has_the_markers():
+    check_docs(ROOT / "docs" / "zoo.md")
+    text = (ROOT / "docs" / "zoo.md").read_text()
+    assert text.index("## The seeds' claims on the embedded world") < text.index(BEGIN)
+    assert replace_block(text, "x").count("\n") <= text.count("\n")
+
+
+# --------------------------------------------------------------------------- resumable runs (training faked)
+
+
+def _toy_fas_claim(seeds: int = 2, epochs: int = 1) -> Claim:
+    return Claim("toy-fas", "toy: GAN pre-training beats scratch", "fas", "the GAN-pre-trained model generalises "
+                 "better than one trained from scratch", "a test",
+                 (Arm("gan", "depth-gan-spoof", (("pretrain", "gan"),), epochs=epochs),
+                  Arm("multiloss", "multiloss-sota", epochs=epochs)),
+                 ("synth-casia->replay",), fas_measures(), "fas-hter",
+                 Differences((Comparison("gan", "multiloss", TEST_HTER, "generalises better"),)), seeds=seeds)
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """train_variant and the FAS evaluation replaced by stand-ins that count their calls."""
+    import models_zoo.training
+    from models_zoo.checkpoint import card_path, sha256_file
+
+    calls = {"train": [], "evaluate": []}
+
+    def train_variant(name, *, out, seed, command, epochs, options, **kwargs):
+        calls["train"].append(Path(out).name)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(f"{name} {seed} {epochs} {sorted(options.items())}, training {len(calls['train'])}".encode())
+        card = {"variant": name, "seed": seed, "training_command": command, "sha256": sha256_file(out), "dev": {}}
+        card_path(out).write_text(json.dumps(card))
+        return out, card
+
+    def evaluate(point, weights, card, ctx):
+        calls["evaluate"].append(point.name)
+        return {"figures": {TEST_HTER: 0.1 + 0.01 * point.seed + (0.05 if point.variant == "multiloss-sota" else 0)}}
+
+    monkeypatch.setattr(models_zoo.training, "train_variant", train_variant)
+    monkeypatch.setitem(EVALUATIONS, "fas-hter", replace(EVALUATIONS["fas-hter"], run=evaluate))
+    return calls
+
+
+def test_second_run_trains_and_evaluates_nothing(registry, fake_training, tmp_path):
+    registry.add("toy-fas", _toy_fas_claim())
+    req = Request(only=["toy-fas"], work=tmp_path / "work", out=tmp_path / "claims.md")
+    outcomes, _ = run(req)
+    assert len(fake_training["train"]) == len(fake_training["evaluate"]) == 4 and outcomes[0].trained == 4
+    outcomes, _ = run(req)
+    assert len(fake_training["train"]) == 4 and len(fake_training["evaluate"]) == 4
+    assert outcomes[0].trained == outcomes[0].evaluated == 0
+    assert "**Verdict: not enough seeds**" in (tmp_path / "claims.md").read_text()
+    # a third seed: only its trainings; the verdict now has its seeds
+    run(replace(req, seeds=3))
+    assert len(fake_training["train"]) == 6 and all("_s2." in n for n in fake_training["train"][4:])
+    assert "**Verdict: reproduced on the embedded world**" in (tmp_path / "claims.md").read_text()
+    # the work directory moved: --out is not part of the comparison, nothing is retrained
+    (tmp_path / "work").rename(tmp_path / "moved")
+    run(replace(req, seeds=3, work=tmp_path / "moved"))
+    assert len(fake_training["train"]) == 6 and len(fake_training["evaluate"]) == 6
+    # a card whose command differs, or weights that do not match their card: trained again (and evaluated again)
+    weights = sorted((tmp_path / "moved" / "weights").glob("*.safetensors"))
+    card = json.loads(weights[0].with_suffix(".json").read_text())
+    weights[0].with_suffix(".json").write_text(json.dumps({**card, "training_command": card["training_command"] + " --x"}))
+    weights[1].write_bytes(b"changed")
+    run(replace(req, seeds=3, work=tmp_path / "moved"))
+    assert sorted(fake_training["train"][6:]) == sorted([weights[0].name, weights[1].name])
+    assert len(fake_training["evaluate"]) == 8
+
+
+def test_dry_run_counts_what_is_done(registry, fake_training, tmp_path):
+    registry.add("toy-fas", _toy_fas_claim())
+    req = Request(only=["toy-fas"], work=tmp_path / "work", out=tmp_path / "claims.md")
+    from bench.claims.command import dry_run
+
+    assert dry_run(req)[-1].startswith("4 grid points: 4 trainings and 4 evaluations to do (0 trained")
+    run(req)
+    lines = dry_run(replace(req, seeds=3))
+    assert lines[-1].startswith("6 grid points: 2 trainings and 2 evaluations to do (4 trained, 4 evaluated")
+    assert sum(line.endswith(": done") for line in lines) == 4
+
+
+# --------------------------------------------------------------------------- end to end on a shrunk world
+
+
+@pytest.fixture
+def tiny_fas_world(monkeypatch, tmp_path):
+    """A few subjects per anti-spoofing domain, in a fresh cache folder (as tests/test_export.py does)."""
+    from bench.data.synth import fas as synth_fas
+    from bench.data.synth.fas import SynthFASLayout
+    from bench.data.synth.world import FAS_DOMAINS
+
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synth_fas, "SYNTH_FAS", {d: SynthFASLayout(train=2, dev=2, test=2, sessions=1, frames_per_video=2)
+                                                 for d in FAS_DOMAINS})
+
+
+def test_tiny_fas_claim_end_to_end(registry, tiny_fas_world, tmp_path, monkeypatch):
+    import models_zoo.training
+    from models_zoo.checkpoint import card_path
+
+    registry.add("toy-fas", _toy_fas_claim(seeds=2, epochs=1))
+    trained = []
+    real = models_zoo.training.train_variant
+    monkeypatch.setattr(models_zoo.training, "train_variant", lambda *a, **k: trained.append(a) or real(*a, **k))
+    docs = tmp_path / "zoo.md"
+    docs.write_text(f"# Zoo\n\n{BEGIN}\nplaceholder\n{END}\n\nthe rest\n")
+    r = CliRunner().invoke(main, ["claims", "--only", "toy-fas", "--work", str(tmp_path / "work"),
+                                  "--out", str(tmp_path / "claims.md"), "--docs", str(docs)])
+    assert r.exit_code == 0, r.output
+    assert len(trained) == 4 and "[4/4] evaluated" in r.output
+    text = (tmp_path / "claims.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `gan` |") or line.startswith("| `multiloss` |")]
+    assert len(rows) == 2 and all(row.split("|")[2].strip() == "2" for row in rows)  # n = 2 seeds
+    assert all(re_number(row.split("|")[3]) for row in rows)
+    assert "**Verdict: not enough seeds**" in text and "> the GAN-pre-trained model" in text
+    assert docs.read_text().startswith(f"# Zoo\n\n{BEGIN}\n") and docs.read_text().endswith(f"{END}\n\nthe rest\n")
+    assert "### `toy-fas`" in docs.read_text()
+    weights = sorted((tmp_path / "work" / "weights").glob("*.safetensors"))
+    card = json.loads(card_path(weights[0]).read_text())
+    assert card["training_command"].startswith("facebench train --model depth-gan-spoof") and card["protocol"] == \
+        "synth-casia->replay"
+    evaluations = sorted((tmp_path / "work" / "evaluations").glob("*.json"))
+    assert len(evaluations) == 4 and json.loads(evaluations[0].read_text())["sha256"] == card["sha256"]
+    r = CliRunner().invoke(main, ["claims", "--only", "toy-fas", "--work", str(tmp_path / "work"),
+                                  "--out", str(tmp_path / "claims.md")])
+    assert r.exit_code == 0 and len(trained) == 4 and "evaluating" not in r.output
+    assert (tmp_path / "claims.md").read_text().split("\n", 3)[3] == text.split("\n", 3)[3]  # same figures
+
+
+def re_number(cell: str) -> bool:
+    """A shown mean with its interval: `12.5 [3.1, 21.9]` (markdown-escaped brackets)."""
+    import re
+
+    return re.fullmatch(r"\s*\d+\.\d \\\[-?\d+\.\d, -?\d+\.\d\\\]\s*", cell) is not None
+
+
+@pytest.mark.slow
+def test_tiny_fr_claim_end_to_end_through_the_runner(registry, tmp_path, monkeypatch):
+    """The FR path: trainings on a shrunk FR world, attacked with the claims suite through the runner's store."""
+    from bench.data.synth import fr as synth_fr
+    from bench.data.synth.fr import SynthFRSplits
+    from bench.store import ResultsStore
+
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synth_fr, "SYNTH_FR", SynthFRSplits(  # 16 identities for one P x K batch; 1 000+ dev impostor pairs
+        train_ids=range(0, 16), train_per_id=2, dev_ids=range(20, 36), dev_per_id=3, test_ids=range(40, 48),
+        test_per_id=3, test_pairs_per_kind=10))
+    claim = Claim("toy-fr", "toy", "fr", "c as robust as r, sooner", "a test",
+                  (Arm("r", "triplet-adv"), Arm("c", "contrastive-triplet", (("pretrain_epochs", 1), ("warmup_epochs", 0)),
+                                                axis_option="finetune_epochs")),
+                  ("synth-fr",), fr_measures(), "fr-attacks", CatchUp("r", "c", (minimal_key("impersonation", "linf"),)),
+                  axis=Axis("fine-tuning epochs", (1, 2), "--finetune-epochs"), seeds=1)
+    registry.add("toy-fr", claim)
+    outcomes, written = run(Request(only=["toy-fr"], samples=4, work=tmp_path / "work", out=tmp_path / "claims.md"))
+    figures = outcomes[0].figures
+    assert set(figures.seeds("r", "synth-fr", 2, "impersonation pgd linf 8/255")) == {0}
+    assert 0 <= figures.seeds("r", "synth-fr", 1, "dodging clean")[0] <= 1
+    runs = ResultsStore(tmp_path / "work" / "claims-fr.h5").runs()
+    assert len(runs) == 4 and {r["suite"] for r in runs} == {"claims-fr"}
+    assert all(Path(r["checkpoint"]).parent == tmp_path / "work" / "weights" for r in runs)
+    text = (tmp_path / "claims.md").read_text()
+    assert "*impersonation on `synth-fr`" in text and "**Verdict: not enough seeds**" in text
+    evaluated = len(list((tmp_path / "work" / "evaluations").glob("*.json")))
+    outcomes, _ = run(Request(only=["toy-fr"], samples=4, work=tmp_path / "work", out=tmp_path / "claims.md"))
+    assert outcomes[0].trained == outcomes[0].evaluated == 0 and evaluated == 4
+    assert running.weights_path(tmp_path / "work", points(claim)[0]).exists()
