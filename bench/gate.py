@@ -83,11 +83,16 @@ def read_baseline(path: Path) -> list[Metric]:
         data = json.loads(path.read_text())
         if int(data.get("schema", 0)) > BASELINE_SCHEMA:
             raise BadInputError(f"baseline {path} has schema {data['schema']}, newer than this facebench's {BASELINE_SCHEMA}")
-        return [Metric(**{f: e[f] for f in KEY_FIELDS}, k=int(e["k"]), n=int(e["n"])) for e in data["metrics"]]
+        metrics = [Metric(**{f: e[f] for f in KEY_FIELDS}, k=int(e["k"]), n=int(e["n"])) for e in data["metrics"]]
     except BadInputError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise BadInputError(f"baseline {path} is not a facebench baseline ({type(e).__name__}: {e})") from None
+    for m in metrics:
+        if not 0 <= m.k <= m.n:
+            raise BadInputError(f"baseline {path}: {m.model} {m.metric} has k = {m.k} of n = {m.n} "
+                                "(k must be between 0 and n); rewrite it with `facebench check --update`")
+    return metrics
 
 
 def write_baseline(path: Path, metrics: list[Metric], stores: list[str]) -> None:

@@ -79,12 +79,26 @@ def test_a_drop_inside_the_sampling_interval_passes(stores, tmp_path):
     baseline = tmp_path / "baseline.json"
     assert check("--baseline", baseline, "--store", both, "--update").exit_code == 0
     data = json.loads(baseline.read_text())
-    for m in data["metrics"]:
-        if m["model"] == "cdcn" and m["metric"] == "clean accuracy":
-            m["k"] += 1
+    # a cdcn metric with room above it (clean accuracy first; the shipped cdcn may detect every spoof, k = n)
+    room = sorted((m for m in data["metrics"] if m["model"] == "cdcn" and m["k"] < m["n"]),
+                  key=lambda m: m["metric"] != "clean accuracy")
+    assert room, "no cdcn metric below 100 % to lower by one sample"
+    room[0]["k"] += 1
     baseline.write_text(json.dumps(data))
     out = check("--baseline", baseline, "--store", both, "--tolerance", "0")
     assert out.exit_code == 0, out.output
+
+
+def test_a_baseline_with_more_successes_than_samples_is_refused_in_one_line(stores, tmp_path):
+    both, _ = stores
+    baseline = tmp_path / "baseline.json"
+    assert check("--baseline", baseline, "--store", both, "--update").exit_code == 0
+    data = json.loads(baseline.read_text())
+    data["metrics"][0]["k"] = data["metrics"][0]["n"] + 1
+    baseline.write_text(json.dumps(data))
+    out = check("--baseline", baseline, "--store", both)
+    assert out.exit_code != 0
+    assert "k must be between 0 and n" in out.output and "Traceback" not in out.output
 
 
 def test_a_model_missing_from_the_store_is_reported_not_ignored(stores, tmp_path):
