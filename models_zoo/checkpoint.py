@@ -35,6 +35,9 @@ def save_checkpoint(model: nn.Module, card: dict, weights: Path) -> dict:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = weights.with_suffix(".safetensors.tmp")
     save_file(state, str(tmp))
+    mask = os.umask(0)  # safetensors creates the file 0600 whatever the umask: give it a normal file's mode
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
     os.replace(tmp, weights)
     card = dict(card)
     card["sha256"] = sha256_file(weights)

@@ -64,6 +64,17 @@ def test_wrong_variant_and_architecture_are_refused(trained, tmp_path):
         load_checkpoint(get_variant("facenet-baseline").build("tiny"), path)
 
 
+def test_weights_get_the_same_file_mode_as_their_card(tmp_path):
+    """safetensors creates its file 0600; a checkpoint is as readable as any file the user writes (its card)."""
+    import os
+    import stat
+
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(torch.nn.Linear(2, 2), {"variant": "x"}, path)
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(path) == mode(path.with_suffix(".json"))
+
+
 def test_missing_card_is_refused(tmp_path):
     path = tmp_path / "x.safetensors"
     save_checkpoint(torch.nn.Linear(2, 2), {}, path)
