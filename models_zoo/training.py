@@ -33,6 +33,15 @@ def pk_batches(labels: np.ndarray, p: int, k: int, rng: np.random.Generator):
         yield np.concatenate(batch)
 
 
+def pk_steps(identities: np.ndarray, p: int) -> int:
+    """Steps per epoch of `pk_batches` (one per `p` identities); a train split with fewer than `p` is refused."""
+    n = len(np.unique(identities))
+    if n < p:
+        raise BadInputError(f"the train split has {n} identities, fewer than the {p} of one P x K batch of the "
+                            "triplet recipe")
+    return n // p
+
+
 OPTIMIZER = "Adam wd=5e-4, one-cycle lr"
 
 
@@ -129,7 +138,7 @@ def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epoch
     history = fit(
         model, train.images, lambda epoch: pk_batches(train.identities, p, k, rng),
         lambda m, x, idx: triplet_semihard_loss(m(x), labels[idx].to(device), margin),
-        epochs=epochs, steps_per_epoch=len(np.unique(train.identities)) // p, lr=lr, device=device, rng=rng, progress=progress,
+        epochs=epochs, steps_per_epoch=pk_steps(train.identities, p), lr=lr, device=device, rng=rng, progress=progress,
     )
     return {"loss_history": history, "optimizer": f"{OPTIMIZER} {lr}", "batch": f"P={p} x K={k}", "margin": margin}
 

@@ -547,3 +547,26 @@ def test_models_lists_the_fr_adv_variants_with_the_baseline_network_and_their_we
     for name in FR_ADV_VARIANTS:
         spec = get_variant(name)
         assert spec.default_protocol == "synth-fr" and spec.input_size == {"tiny": 64, "paper": 160} and spec.citation
+
+
+def test_a_train_split_smaller_than_one_pk_batch_is_refused_in_one_line():
+    """Fewer identities than P: a clear error before training, not a division by zero steps deep in the loop."""
+    import numpy as np
+    import pytest
+    import torch
+
+    from bench.data.sets import FaceSet
+    from bench.errors import BadInputError
+    from models_zoo.facenet import facenet
+    from models_zoo.training import pk_steps, train_triplet
+
+    class Small:
+        def train_set(self, size):
+            ids = np.repeat(np.arange(8), 4)
+            return FaceSet(images=np.zeros((len(ids), size, size, 3), np.uint8), identities=ids,
+                           sample_ids=[str(i) for i in range(len(ids))])
+
+    assert pk_steps(np.repeat(np.arange(40), 2), 16) == 2
+    with pytest.raises(BadInputError, match="8 identities, fewer than the 16"):
+        train_triplet(facenet("tiny"), Small(), profile="tiny", size=16, epochs=1, device=torch.device("cpu"), seed=0,
+                      progress=False)

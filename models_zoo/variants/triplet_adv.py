@@ -25,7 +25,7 @@ from models_zoo.adversarial import LINF_EPS, LINF_STEP, device_generator, pgd_ma
 from models_zoo.facenet import EmbeddingNet, facenet
 from models_zoo.losses import semihard_triplets, triplet_margin_loss
 from models_zoo.registry import register_variant
-from models_zoo.training import OPTIMIZER, LossParts, fit, pk_batches, specialised_recipe, warm_start
+from models_zoo.training import OPTIMIZER, LossParts, fit, pk_batches, pk_steps, specialised_recipe, warm_start
 
 ATTACK_STEPS = {"tiny": 3, "paper": 7}
 CLEAN_WEIGHT = 0.5
@@ -91,7 +91,7 @@ def train_triplet_adv(model: EmbeddingNet, protocol: FRProtocol, *, profile: str
     rng = np.random.default_rng(seed)
     generator = device_generator(device, seed)
     labels = torch.from_numpy(train.identities)
-    steps_per_epoch = len(np.unique(train.identities)) // p
+    steps_per_epoch = pk_steps(train.identities, p)
     parts = LossParts(steps_per_epoch)
     history = fit(
         model, train.images, lambda epoch: pk_batches(train.identities, p, k, rng),
