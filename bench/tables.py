@@ -192,8 +192,9 @@ def _candidate_frame(entries: list[tuple[CellResult, Optional[dict]]]) -> tuple[
 def best_known(stores: Sequence[ResultsStore], cell_ids: Optional[set[str]] = None) -> pd.DataFrame:
     """Per (`BEST_KNOWN_KEY`, sample, norm): the smallest perturbation norm at which any cell of any run of the
     stores reached the goal (`best_eps`; inf: no attack broke it, `broken` False), whether a minimal-norm attack
-    measured it (`exact`; else an upper bound from a fixed-budget attack's successful perturbation), the cell that
-    did (its attack, id, run, norm, budget, reliability; ties: exact first, then the first cell read), the largest
+    measured it (`exact`; else an upper bound from a fixed-budget attack's successful perturbation; a sample wrong
+    on clean input is 0, exact), the cell that did (its attack, id, run, norm, budget, reliability; ties: exact
+    first, then the first cell read; none for unbroken and clean-wrong samples), the largest
     whole-image budget of the norm any cell attacked the sample at (`largest_eps_tried`, 0: none) and how many cells
     hold the sample. Samples of different keys are never combined. Derived on every read, never stored. With
     `cell_ids`, only the rows of those cells' samples (still derived from every cell)."""
@@ -217,12 +218,14 @@ def best_known(stores: Sequence[ResultsStore], cell_ids: Optional[set[str]] = No
 
 
 def _best_known_rows(best: pd.DataFrame, keys: list[tuple], entries: list[tuple[CellResult, Optional[dict]]]) -> pd.DataFrame:
-    """The reduced candidates as the `BEST_KNOWN_COLUMNS` table (unbroken samples name no cell)."""
+    """The reduced candidates as the `BEST_KNOWN_COLUMNS` table (samples no attack broke, and samples wrong on clean
+    input, which no attack had to break, name no cell)."""
     broken = np.isfinite(best["value"].to_numpy())
+    named = broken & best["all_clean"].to_numpy(bool)
     cells = [entries[i] for i in best["cell"]]
 
     def of_cell(get, empty):
-        return [get(*e) if b else empty for e, b in zip(cells, broken)]
+        return [get(*e) if b else empty for e, b in zip(cells, named)]
 
     out = {name: [keys[g][j] for g in best["group"]] for j, name in enumerate(BEST_KNOWN_KEY)}
     out["threshold"] = pd.to_numeric(pd.Series([t or np.nan for t in out["threshold"]], dtype=object))
