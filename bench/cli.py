@@ -510,10 +510,13 @@ def store_verify(store: str) -> None:
 @click.option("--format", "fmt", default="csv", show_default=True, type=click.Choice(["csv", "parquet", "json"]),
               help="csv, parquet (pyarrow) or json (JSON Lines, .jsonl; infinities and NaN become null).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory to write the tables into (created).")
-@click.option("--run", "run_id", default=None, help="Only this run's cells (id or unique prefix). Default: every cell.")
+@click.option("--run", "run_id", default=None,
+              help="Only this run's cells (id or unique prefix), and the best_known rows of its samples. Default: every cell.")
 def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
     """Export the store as tables for pandas and friends: samples (one row per cell x sample, with the cell's
-    identifying columns and every per-sample array), summary (one row per cell) and runs (one row per run).
+    identifying columns and every per-sample array), summary (one row per cell), runs (one row per run) and
+    best_known (one row per sample and norm: the smallest perturbation at which any stored attack of any run
+    broke the sample, per checkpoint, protocol, goal and threshold; derived from every cell, even with --run).
 
     In Python, `bench.tables.open_results(path)` gives the same tables as DataFrames.
     """
@@ -522,7 +525,8 @@ def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
 
     results = open_results(store, run=run_id)
     for path in write_tables(results, Path(out), fmt):
-        rows = {"samples": results.samples, "summary": results.summary, "runs": results.runs}[path.stem]
+        rows = {"samples": results.samples, "summary": results.summary, "runs": results.runs,
+                "best_known": results.best_known}[path.stem]
         click.echo(f"wrote {path} ({len(rows)} rows)")
 
 

@@ -20,6 +20,26 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+
+
+def median_interval(values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED) -> tuple[float, float, float]:
+    """The median of `values` (inf allowed: never broken) with its 95 % percentile-bootstrap interval: `resamples`
+    resamplings with replacement drawn from `numpy.random.default_rng(seed)`, so the same values always give the same
+    interval; the bounds are order statistics of the resampled medians (no interpolation, so inf stays inf).
+    (nan, nan, nan) for no values."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    meds = np.sort(np.median(v[rng.integers(0, v.size, size=(resamples, v.size))], axis=1))
+    lo = meds[int(math.floor(0.025 * resamples))]
+    hi = meds[int(math.ceil(0.975 * resamples)) - 1]
+    return float(np.median(v)), float(lo), float(hi)
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     """A decision threshold with the rule that chose it (stored with every result)."""

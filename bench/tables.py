@@ -1,4 +1,5 @@
-"""A results store as pandas tables (per sample, per cell, per run), and their export to csv / parquet / json."""
+"""A results store as pandas tables (per sample, per cell, per run, and the per-sample best-known minimal
+perturbation derived from them), and their export to csv / parquet / json."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,13 +7,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from bench.errors import FacebenchError
-from bench.store import DEFAULT_STORE, OPTIONAL_ARRAYS, SAMPLE_ARRAYS, ResultsStore
+from bench.store import DEFAULT_STORE, OPTIONAL_ARRAYS, SAMPLE_ARRAYS, CellResult, ResultsStore
 
 # what identifies a cell, in front of both the per-sample and the per-cell table
 CELL_COLUMNS = ["cell_id", "run_id", "model", "profile", "protocol", "goal", "attack", "backend", "norm", "eps",
@@ -26,15 +27,25 @@ RUN_COLUMNS = ["run_id", "status", "model", "profile", "task", "source", "protoc
 NUMERIC = {"eps", "samples", "seed", "threshold", "eot", "cells", "cells_planned", "cells_computed", "cells_reused",
            "cells_unreliable", "writer_pid"}
 FORMATS = {"csv": "csv", "parquet": "parquet", "json": "jsonl"}  # format -> file extension (json: JSON Lines)
+# what makes the per-sample results of two cells comparable: the same decision (weights, threshold) on the same
+# items towards the same goal; the threshold is rounded to THRESHOLD_DIGITS decimals (NaN: identification, none)
+BEST_KNOWN_KEY = ["model", "profile", "checkpoint_sha256", "protocol", "goal", "threshold_rule", "threshold"]
+BEST_KNOWN_COLUMNS = BEST_KNOWN_KEY + ["sample_id", "norm", "clean_correct", "broken", "best_eps", "exact", "attack",
+                                       "cell_id", "run_id", "cell_norm", "cell_eps", "unreliable",
+                                       "largest_eps_tried", "cells"]
+BEST_KNOWN_NORMS = ("linf", "l2")
+THRESHOLD_DIGITS = 4
 
 
 @dataclass
 class Results:
-    """Per-sample rows (`samples`), per-cell rows (`summary`) and per-run rows (`runs`) of a store."""
+    """Per-sample rows (`samples`), per-cell rows (`summary`), per-run rows (`runs`) of a store, and the best-known
+    minimal perturbation of each sample (`best_known`, derived from every cell of the store: see `best_known`)."""
 
     samples: pd.DataFrame
     summary: pd.DataFrame
     runs: pd.DataFrame
+    best_known: pd.DataFrame
 
 
 def _text(v) -> str:
@@ -98,11 +109,153 @@ def results_tables(store: ResultsStore, run: Optional[str] = None) -> Results:
 
     run_rows = [{**r, "cells": len(r["cell_ids"])} for r in runs]
     runs_df = pd.DataFrame({k: _column([r.get(k) for r in run_rows], k) for k in RUN_COLUMNS})
-    return Results(samples_df, summary_df, runs_df)
+    return Results(samples_df, summary_df, runs_df, best_known([store], None if ids is None else set(ids)))
+
+
+# --------------------------------------------------------------------------- best-known minimal perturbation
+
+def threshold_key(value) -> str:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "" if t != t else f"{round(t, THRESHOLD_DIGITS):.{THRESHOLD_DIGITS}f}"
+
+
+def best_known_key(cell: CellResult, run: Optional[dict] = None) -> tuple:
+    """The key (`BEST_KNOWN_KEY`, threshold as rounded text) under which a cell's samples are compared with other
+    cells'. The checkpoint and threshold are the cell's own, else those of `run` (a run that lists the cell)."""
+    cfg, run = cell.config, run or {}
+    sha = cfg.get("checkpoint_sha256") or run.get("checkpoint_sha256") or ""
+    rule = cfg.get("threshold_rule") or run.get("threshold_rule") or ""
+    threshold = cell.attrs.get("threshold", run.get("threshold"))
+    return (str(cfg.get("model", run.get("model", ""))), str(cfg.get("profile", run.get("profile", "")) or ""),
+            str(sha), str(cfg.get("protocol", run.get("protocol", ""))), str(cfg["goal"]), str(rule),
+            threshold_key(threshold))
+
+
+def _cells_with_runs(store: ResultsStore) -> list[tuple[CellResult, Optional[dict]]]:
+    """Every cell of a store with the run it names as its writer (`run_id`), else the oldest run listing it."""
+    runs = store.runs()
+    by_id = {r["run_id"]: r for r in runs}
+    listing: dict[str, dict] = {}
+    for r in runs:
+        for cid in r["cell_ids"]:
+            listing.setdefault(cid, r)
+    return [(c, by_id.get(str(c.attrs.get("run_id", ""))) or listing.get(c.cell_id)) for c in store.read_cells()]
+
+
+def _candidates(cell: CellResult, masked: bool) -> dict[str, np.ndarray]:
+    """Per sample and norm, the smallest perturbation this cell shows to reach the goal (inf: none) and whether a
+    minimal-norm attack measured it (`exact`); the budget up to which it attacked the sample (0: not, or not whole-image).
+
+    A success shows its measured norm (an upper bound on the minimal one, in both norms: the store keeps the Linf
+    and L2 norms of every perturbation); a cell with `min_eps` (a minimal-norm attack) also shows that, in its
+    own norm; a sample wrong on clean input is broken at 0, exactly."""
+    a = cell.arrays
+    clean = np.asarray(a["clean_correct"], dtype=bool)
+    success = np.asarray(a["success"], dtype=bool)
+    attacked = np.asarray(a["attacked"], dtype=bool)
+    norm, eps = str(cell.config["norm"]), float(cell.config["eps"])
+    out = {}
+    for p in BEST_KNOWN_NORMS:
+        value = np.where(success, np.asarray(a[p], dtype=np.float64), np.inf)
+        minimal = "min_eps" in a and p == norm
+        if minimal:
+            value = np.minimum(value, np.asarray(a["min_eps"], dtype=np.float64))
+        value = np.where(clean, value, 0.0)
+        out[p] = value
+        out[f"{p}_exact"] = ~clean | (minimal & np.isfinite(value))
+        out[f"{p}_tried"] = np.where(attacked & (p == norm) & (not masked), eps, 0.0)
+    return out
+
+
+def _candidate_frame(entries: list[tuple[CellResult, Optional[dict]]]) -> tuple[pd.DataFrame, list[tuple]]:
+    """One row per (cell, sample, norm) of `entries`: its group (an index into the returned keys), sample id, norm,
+    value, exact flag, budget tried, clean-correct flag and cell (an index into `entries`)."""
+    from attacks import declares  # only here: the attacks' registry imports torch
+
+    keys: dict[tuple, int] = {}
+    parts = []
+    for i, (c, run) in enumerate(entries):
+        group = keys.setdefault(best_known_key(c, run), len(keys))
+        cand = _candidates(c, declares(str(c.config["attack"]), "mask_confined"))
+        ids = np.asarray([str(s) for s in c.arrays["sample_id"]], dtype=object)
+        clean = np.asarray(c.arrays["clean_correct"], dtype=bool)
+        for p in BEST_KNOWN_NORMS:
+            parts.append(pd.DataFrame({"group": group, "sample_id": ids, "norm": p, "value": cand[p],
+                                       "exact": cand[f"{p}_exact"], "tried": cand[f"{p}_tried"],
+                                       "clean_correct": clean, "cell": i}))
+    return pd.concat(parts, ignore_index=True), list(keys)
+
+
+def best_known(stores: Sequence[ResultsStore], cell_ids: Optional[set[str]] = None) -> pd.DataFrame:
+    """Per (`BEST_KNOWN_KEY`, sample, norm): the smallest perturbation norm at which any cell of any run of the
+    stores reached the goal (`best_eps`; inf: no attack broke it, `broken` False), whether a minimal-norm attack
+    measured it (`exact`; else an upper bound from a fixed-budget attack's successful perturbation; a sample wrong
+    on clean input is 0, exact), the cell that did (its attack, id, run, norm, budget, reliability; ties: exact
+    first, then the first cell read; none for unbroken and clean-wrong samples), the largest
+    whole-image budget of the norm any cell attacked the sample at (`largest_eps_tried`, 0: none) and how many cells
+    hold the sample. Samples of different keys are never combined. Derived on every read, never stored. With
+    `cell_ids`, only the rows of those cells' samples (still derived from every cell)."""
+    entries = [e for st in stores for e in _cells_with_runs(st)]
+    if not entries:
+        return pd.DataFrame({k: pd.Series(dtype=object) for k in BEST_KNOWN_COLUMNS})
+    frame, keys = _candidate_frame(entries)
+    where = ["group", "sample_id", "norm"]
+    grouped = frame.groupby(where, sort=False)
+    frame["largest_eps_tried"] = grouped["tried"].transform("max")
+    frame["all_clean"] = grouped["clean_correct"].transform("all")
+    frame["cells"] = grouped["cell"].transform("size")
+    frame = frame.sort_values(where + ["value", "exact", "cell"], ascending=[True, True, True, True, False, True],
+                              kind="mergesort")
+    best = frame.drop_duplicates(where).reset_index(drop=True)
+    if cell_ids is not None:
+        chosen = [i for i, (c, _) in enumerate(entries) if c.cell_id in cell_ids]
+        wanted = frame.loc[frame["cell"].isin(chosen), ["group", "sample_id"]].drop_duplicates()
+        best = best.merge(wanted, on=["group", "sample_id"], how="inner", sort=False)
+    return _best_known_rows(best, keys, entries)
+
+
+def _best_known_rows(best: pd.DataFrame, keys: list[tuple], entries: list[tuple[CellResult, Optional[dict]]]) -> pd.DataFrame:
+    """The reduced candidates as the `BEST_KNOWN_COLUMNS` table (samples no attack broke, and samples wrong on clean
+    input, which no attack had to break, name no cell)."""
+    broken = np.isfinite(best["value"].to_numpy())
+    named = broken & best["all_clean"].to_numpy(bool)
+    cells = [entries[i] for i in best["cell"]]
+
+    def of_cell(get, empty):
+        return [get(*e) if b else empty for e, b in zip(cells, named)]
+
+    out = {name: [keys[g][j] for g in best["group"]] for j, name in enumerate(BEST_KNOWN_KEY)}
+    out["threshold"] = pd.to_numeric(pd.Series([t or np.nan for t in out["threshold"]], dtype=object))
+    out.update({
+        "sample_id": best["sample_id"].to_numpy(), "norm": best["norm"].to_numpy(),
+        "clean_correct": best["all_clean"].to_numpy(bool), "broken": broken, "best_eps": best["value"].to_numpy(),
+        "exact": best["exact"].to_numpy(bool) & broken,
+        "attack": of_cell(lambda c, r: str(c.config["attack"]), ""), "cell_id": of_cell(lambda c, r: c.cell_id, ""),
+        "run_id": of_cell(lambda c, r: str(c.attrs.get("run_id") or (r or {}).get("run_id", "")), ""),
+        "cell_norm": of_cell(lambda c, r: str(c.config["norm"]), ""),
+        "cell_eps": np.asarray(of_cell(lambda c, r: float(c.config["eps"]), np.nan), dtype=np.float64),
+        "unreliable": np.asarray(of_cell(lambda c, r: bool(c.unreliable), False), dtype=bool),
+        "largest_eps_tried": best["largest_eps_tried"].to_numpy(), "cells": best["cells"].to_numpy(np.int64),
+    })
+    df = pd.DataFrame(out)[BEST_KNOWN_COLUMNS]
+    order = df.assign(_norm=[BEST_KNOWN_NORMS.index(n) for n in df["norm"]])  # Linf first
+    order = order.sort_values(BEST_KNOWN_KEY[:-1] + ["threshold", "_norm", "sample_id"], kind="mergesort")
+    return df.loc[order.index].reset_index(drop=True)
+
+
+def index_best_known(table: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """The rows of a `best_known` table by `best_known_key(...) + (norm,)`, each indexed by sample id."""
+    keyed = table.assign(threshold=[threshold_key(t) for t in table["threshold"]])
+    return {tuple(str(v) for v in k): g.set_index("sample_id")
+            for k, g in keyed.groupby(BEST_KNOWN_KEY + ["norm"], sort=False)}
 
 
 def write_tables(results: Results, out: os.PathLike | str, fmt: str) -> list[Path]:
-    """Write samples.<ext>, summary.<ext> and runs.<ext> into `out` (created if missing); each file appears whole."""
+    """Write samples.<ext>, summary.<ext>, runs.<ext> and best_known.<ext> into `out` (created if missing); each file
+    appears whole."""
     if fmt not in FORMATS:
         raise FacebenchError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
     if fmt == "parquet":
@@ -116,7 +269,8 @@ def write_tables(results: Results, out: os.PathLike | str, fmt: str) -> list[Pat
     except OSError as e:
         raise FacebenchError(f"cannot create {out}: {e.strerror}") from None
     written = []
-    for name, df in (("samples", results.samples), ("summary", results.summary), ("runs", results.runs)):
+    for name, df in (("samples", results.samples), ("summary", results.summary), ("runs", results.runs),
+                     ("best_known", results.best_known)):
         path = out / f"{name}.{FORMATS[fmt]}"
         tmp = out / f".{name}.{FORMATS[fmt]}.partial"
         try:
@@ -135,6 +289,8 @@ def write_tables(results: Results, out: os.PathLike | str, fmt: str) -> list[Pat
 
 
 def open_results(path: os.PathLike | str = DEFAULT_STORE, run: Optional[str] = None) -> Results:
-    """The store as pandas DataFrames: `.samples` (one row per cell x sample), `.summary` (one row per cell) and
-    `.runs` (one row per run). With `run` (an id or unique prefix), only that run's cells."""
+    """The store as pandas DataFrames: `.samples` (one row per cell x sample), `.summary` (one row per cell),
+    `.runs` (one row per run) and `.best_known` (one row per sample and norm: its best-known minimal perturbation
+    over every cell of the store). With `run` (an id or unique prefix), only that run's cells, and the best-known
+    rows of that run's samples (still derived from every cell of the store)."""
     return results_tables(ResultsStore(path), run)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from markdown_it import MarkdownIt
 
 from bench.cli import main
+from bench.config import format_eps
 from bench.protocols import get_protocol
 from bench.evaluation import images_to_tensor
 from bench.errors import StoreError
@@ -148,7 +149,8 @@ def test_fr_page_tables_have_the_expected_columns_and_numbers(real_md, real_stor
         t = table_under(tables, goal)
         assert t["headers"] == ["#", "model", "params", "recipe", "suite", "dev TAR @ FAR=0.001", "clean acc",
                                 "robust @ linf 2/255", "robust @ linf 8/255", "robust @ linf 16/255",
-                                "AUC linf [0, 8/255]", "median min eps (linf)", "n", "time (s)", "checks", "run"]
+                                "AUC linf [0, 8/255]", "median min eps (linf)", "median best-known min eps (linf)", "n",
+                                "time (s)", "checks", "run"]
         assert len(t["rows"]) == 1
         row = dict(zip(t["headers"], t["rows"][0]))
         assert row["model"] == "facenet-baseline (tiny)" and row["n"] == "8" and row["checks"] == "ok"
@@ -158,6 +160,9 @@ def test_fr_page_tables_have_the_expected_columns_and_numbers(real_md, real_stor
         assert row["robust @ linf 8/255"] == f"{100 * k / n:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
         assert row["dev TAR @ FAR=0.001"].startswith("69.0 [")  # the shipped card's dev TAR, with its interval
         assert re.fullmatch(r"[01]\.\d{3}", row["AUC linf [0, 8/255]"])
+        best = _best_known_median(real_store, "facenet-baseline", goal)
+        shown = row["median best-known min eps (linf)"].split(" [")[0]
+        assert shown == format_eps("linf", best, measured=True) if np.isfinite(best) else shown.startswith("> ")
         run_id = ResultsStore(real_store).runs()[0]["run_id"]
         assert row["run"] == run_id
     page = (real_md / "fr-verification-synth-fr.md").read_text()
@@ -222,6 +227,20 @@ def test_example_grid_is_regenerated_on_request(real_store, tmp_path):
 
 
 # --------------------------------------------------------------------------- hand-written stores (exact numbers)
+
+def _best_known_median(store: Path, model: str, goal: str) -> float:
+    """Median over clean-correct samples of the smallest Linf any cell showed to break each (a success's measured
+    Linf, a search's min_eps), computed here, independently of bench.tables."""
+    cells = [c for c in ResultsStore(store).read_cells() if c.config["model"] == model and c.config["goal"] == goal]
+    clean = cells[0].arrays["clean_correct"].astype(bool)
+    best = np.full(len(clean), np.inf)
+    for c in cells:
+        assert list(c.arrays["sample_id"]) == list(cells[0].arrays["sample_id"])
+        best = np.minimum(best, np.where(c.arrays["success"], c.arrays["linf"], np.inf))
+        if "min_eps" in c.arrays and c.config["norm"] == "linf":
+            best = np.minimum(best, c.arrays["min_eps"])
+    return float(np.median(best[clean]))
+
 
 N = 8
 
@@ -391,7 +410,8 @@ def test_l2_budgets_get_their_own_auc_and_minimal_eps_columns(tmp_path):
     h = t["headers"]
     assert h[h.index("clean acc") + 1:h.index("n")] == [
         "robust @ linf 8/255", "robust @ l2 0.5", "robust @ l2 2", "AUC linf [0, 8/255]", "AUC l2 [0, 0.5]",
-        "median min eps (linf)", "median min eps (l2)"]
+        "median min eps (linf)", "median min eps (l2)", "median best-known min eps (linf)",
+        "median best-known min eps (l2)"]
     row = dict(zip(h, t["rows"][0]))
     # L2 breaking budgets: 0.1, 0.2 (also pgd at 0.5), 0.3, 0.4, 0.6, 0.7, inf, inf -> min(b, 0.5) / 0.5
     assert float(row["AUC l2 [0, 0.5]"]) == pytest.approx(np.mean(np.minimum(min_l2, 0.5) / 0.5), abs=1e-3)

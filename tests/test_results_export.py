@@ -69,11 +69,12 @@ def test_export_round_trip(store, tmp_path, fmt):
     r = CliRunner().invoke(main, ["export", "--store", str(path), "--format", fmt, "--out", str(out)])
     assert r.exit_code == 0, r.output
     ext = {"csv": "csv", "parquet": "parquet", "json": "jsonl"}[fmt]
-    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.{ext}" for t in ("runs", "samples", "summary"))
+    tables = ("samples", "summary", "runs", "best_known")
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{t}.{ext}" for t in tables)
     assert "samples" in r.output and "63 rows" in r.output
     text = {"cell_id": str, "sample_id": str, "run_id": str}
     want = open_results(path)
-    for table in ("samples", "summary", "runs"):
+    for table in tables:
         f = out / f"{table}.{ext}"
         if fmt == "csv":
             back = pd.read_csv(f, dtype=text)

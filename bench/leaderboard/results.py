@@ -3,7 +3,8 @@
 A `RunRecord` is the newest complete run of a (model, profile, protocol, suite) with its cells; a `Row` is
 one model on one protocol and goal: clean accuracy, robust accuracy per budget (the per-sample worst case
 over every attack, every cascade stage, every transfer source stored at that budget), the curves behind
-the AUC and minimal-eps columns, clean FAS error rates, provenance. The gate (`bench.gate`), the plots
+the AUC and minimal-eps columns, the median best-known minimal perturbation of its samples (read from
+`bench.tables.best_known` over every cell of the stores), clean FAS error rates, provenance. The gate (`bench.gate`), the plots
 and the pages all read them from here. Nothing is fitted on test data.
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bench.errors import FacebenchError, StoreError
 from bench.goals import goal_order, goals_of
 from bench.leaderboard.catalogue import ModelInfo, model_info
 from bench.leaderboard.cells import attack_label, is_transfer, transfer_source
-from bench.metrics import wilson_interval
+from bench.metrics import median_interval, wilson_interval
 from bench.store import CellResult, ResultsStore
 
 
@@ -85,13 +86,39 @@ def budget_of(config: dict) -> Budget:
 
 # --------------------------------------------------------------------------- reading the stores
 
+class KnownMinima:
+    """The best-known minimal perturbation of every sample of some stores (`bench.tables.best_known`), derived on
+    first use (the gate, which does not show it, never pays for it) and shared by the records read with them."""
+
+    def __init__(self, paths: Iterable[Path]) -> None:
+        self.paths = [Path(p) for p in paths]
+        self._by_key: Optional[dict] = None
+
+    def of(self, cell: CellResult, run: dict, norm: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For samples `ids` of `cell`'s key (`bench.tables.best_known_key`) in `norm`: best-known eps (inf: never
+        broken; NaN: not in the table), whether a minimal-norm attack measured it, and the largest budget of the norm
+        any cell attacked each at (0: none)."""
+        from bench.tables import best_known, best_known_key, index_best_known
+
+        if self._by_key is None:
+            self._by_key = index_best_known(best_known([ResultsStore(p) for p in self.paths]))
+        part = self._by_key.get(best_known_key(cell, run) + (norm,))
+        if part is None:
+            return np.full(len(ids), np.nan), np.zeros(len(ids), bool), np.zeros(len(ids))
+        found = part.reindex([str(i) for i in ids])
+        return (found["best_eps"].to_numpy(np.float64), found["exact"].fillna(False).to_numpy(bool),
+                found["largest_eps_tried"].fillna(0.0).to_numpy(np.float64))
+
+
 @dataclass
 class RunRecord:
-    """A complete run, its cells (with arrays) and the store it came from."""
+    """A complete run, its cells (with arrays) and the store it came from; `known`: the best-known minimal
+    perturbations of the stores read with it (None: not read)."""
 
     run: dict
     store: Path
     cells: list[CellResult]
+    known: Optional[KnownMinima] = None
 
     @property
     def config(self) -> dict:
@@ -121,12 +148,14 @@ def collect_runs(store_paths: Iterable[Path]) -> list[RunRecord]:
     goal that do not cover the same samples, unreadable metadata) raises `StoreError` naming the store.
     """
     chosen: dict[tuple, RunRecord] = {}
+    store_paths = list(store_paths)
+    known = KnownMinima(store_paths)
     for path in store_paths:
         store = ResultsStore(path)
         try:
             for run in latest_complete_runs(store):
                 cells = store.read_cells(run["cell_ids"])
-                rec = RunRecord(run, Path(path), cells)
+                rec = RunRecord(run, Path(path), cells, known)
                 rec.config, rec.dev  # noqa: B018 - fail here on unreadable JSON, not while rendering
                 for c in cells:
                     for key in ("goal", "attack", "norm", "eps"):
@@ -260,6 +289,19 @@ def fas_clean(cells: list[CellResult], run: Optional[dict] = None) -> Optional[F
     return out
 
 
+@dataclass(frozen=True)
+class KnownMedian:
+    """A row's median best-known minimal perturbation in one norm, over its clean-correct samples."""
+
+    median: float  # inf: more than half of them were never broken by any stored attack
+    low: float  # its 95 % bootstrap interval (`bench.metrics.median_interval`)
+    high: float
+    n: int  # clean-correct samples
+    exact: int  # of which a minimal-norm attack measured the value
+    unbroken: int  # of which no stored attack broke
+    floor: float  # every unbroken one was attacked at a whole-image budget of the norm >= this (0: not all were)
+
+
 @dataclass
 class Row:
     """One model on one protocol and goal: clean and worst-case robust metrics, provenance."""
@@ -277,6 +319,7 @@ class Row:
     seconds: float
     reasons: list[str]
     fas: Optional[FASClean] = None
+    _known: dict = field(default_factory=dict, repr=False)  # norm -> Optional[KnownMedian], filled on first use
 
     @property
     def run(self) -> dict:
@@ -314,6 +357,28 @@ class Row:
         """Success rate (broken / n) at each eps of `grid`: the fraction of samples broken at a budget <= eps."""
         b = self.breaking[norm]
         return (b[None, :] <= grid[:, None] + 1e-12).mean(axis=1)
+
+    def best_known(self, norm: str) -> Optional[KnownMedian]:
+        """The median best-known minimal perturbation of the row's clean-correct samples in `norm` (over every cell of
+        the stores read, `bench.tables.best_known`); None without a store table, without clean-correct samples, or
+        where no cell of the stores attacked them in `norm` (Linf successes also bound L2, but a norm never searched
+        is not shown)."""
+        if norm not in self._known:
+            self._known[norm] = self._best_known(norm)
+        return self._known[norm]
+
+    def _best_known(self, norm: str) -> Optional[KnownMedian]:
+        if self.rec.known is None:
+            return None
+        clean = self.cells[0].arrays["clean_correct"].astype(bool)
+        ids = self.cells[0].arrays["sample_id"][clean]
+        eps, exact, tried = self.rec.known.of(self.cells[0], self.run, norm, ids)
+        if not len(ids) or np.isnan(eps).any() or not (tried > 0).any():
+            return None
+        med, lo, hi = median_interval(eps)
+        unbroken = ~np.isfinite(eps)
+        floor = float(tried[unbroken].min()) if unbroken.any() else 0.0
+        return KnownMedian(med, lo, hi, len(ids), int(exact.sum()), int(unbroken.sum()), floor)
 
     def as_dict(self) -> dict:
         """The row as plain data (the shape `leaderboard_rows` has always returned, plus more)."""

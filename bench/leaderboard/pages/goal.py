@@ -38,6 +38,14 @@ DEFINITIONS = [
     "**median min eps** is the median, over the clean-correct samples, of the smallest perturbation norm at which "
     "a minimal-perturbation attack (`min-eps` bisection, `cw-l2`) reached the goal (`> E` when more than half were "
     "never broken up to the search ceiling E); '-' when the suite has no such attack. Linf in units of 1/255.",
+    "**median best-known min eps** is the median, over the row's clean-correct samples, of each sample's best-known "
+    "minimal perturbation: the smallest perturbation norm at which any attack stored for the same weights, protocol, "
+    "goal and threshold reached the goal, in any run of the stores read (not only this row's run). A minimal-"
+    "perturbation attack gives it exactly; a fixed-budget attack's success gives the measured norm of its "
+    "perturbation, an upper bound (a success of a Linf attack also bounds L2). Samples no attack broke count as "
+    "infinite; `> E` when more than half were never broken (every one of them attacked up to E at least). Brackets: "
+    "a 95 % percentile-bootstrap interval (1000 resamples of the samples, seeded); `inf` where the resampled median "
+    "is infinite. Shown for a norm some stored cell attacked these samples in; '-' where none did.",
     "**time** is the sum of the stored compute seconds of the row's cells (cells reused from earlier runs count "
     "with their own time). **checks**: `ok`, or `unreliable` when an integrity check failed for a contributing "
     "cell (reason in the numbered note under the table).",

@@ -136,6 +136,33 @@ def _min_eps(norm: str) -> Column:
                   when=lambda t: norm == t.main_norm or any(norm in r.min_eps for r in t.rows))
 
 
+def _known_text(norm: str, k) -> str:
+    """`median [low, high]`, eps formatted as measured; a median of unbroken samples is `> E` (E: the budget every
+    unbroken sample was attacked at, at least), or `inf` when there is no such budget."""
+    def fmt(v: float) -> str:
+        return format_eps(norm, v, measured=True)
+
+    median = fmt(k.median) if np.isfinite(k.median) else (f"> {fmt(k.floor)}" if k.floor > 0 else "inf")
+    return f"{median} [{fmt(k.low)}, {fmt(k.high)}]"
+
+
+def _best_known(norm: str) -> Column:
+    """The median best-known minimal eps of a norm with its bootstrap interval: shown for the headline's norm always,
+    for another where some row has one."""
+    def cell(t: GoalTable, i: int, r: Row) -> Cell:
+        k = r.best_known(norm)
+        return Cell("-" if k is None else _known_text(norm, k))
+
+    def raw(t: GoalTable, i: int, r: Row) -> dict:
+        k = r.best_known(norm)
+        name = f"median best-known min eps {norm}"
+        return {} if k is None else {name: k.median, f"{name} low": k.low, f"{name} high": k.high, f"{name} n": k.n,
+                                     f"{name} exact": k.exact, f"{name} unbroken": k.unbroken}
+
+    return Column(f"median best-known min eps ({norm})", cell, raw,
+                  when=lambda t: norm == t.main_norm or any(r.best_known(norm) is not None for r in t.rows))
+
+
 # --------------------------------------------------------------------------- checks
 
 def _checks_cell(t: GoalTable, i: int, r: Row) -> Cell:
@@ -171,6 +198,7 @@ GOAL_COLUMNS: list[ColumnSpec] = [
     Each(lambda t: t.budgets, _robust),
     Each(lambda t: list(t.tops), _auc),
     Each(_min_eps_norms, _min_eps),
+    Each(_min_eps_norms, _best_known),
     Column("n", lambda t, i, r: Cell(str(r.n)), lambda t, i, r: {"n": r.n}),
     Column("time (s)", lambda t, i, r: Cell(f"{r.seconds:.1f}"), lambda t, i, r: {"seconds": r.seconds}),
     Column("checks", _checks_cell,
