@@ -95,12 +95,14 @@ register_suite(
     )
 )
 
+FMN_STEPS = 100  # the fast minimum-norm attack's steps (attacks/native/fmn.py), its default
+
 register_suite(
     Suite(
         "full",
         "standard + FGSM, MIM-20, C&W-L2, DeepFool, HopSkipJump-1000 (Linf 8/255, L2 0.5), eyeglass and patch "
-        "attacks (any colour), minimal-eps curves by bisection of PGD-20 (up to Linf 16/255, L2 2.0) and the "
-        "transfer matrix (PGD-20 from every other shipped zoo model of the same task, at the standard budgets)",
+        "attacks (any colour), minimal-eps curves by bisection of PGD-20 and by FMN-100 (up to Linf 16/255, L2 2.0) "
+        "and the transfer matrix (PGD-20 from every other shipped zoo model of the same task, at the standard budgets)",
         STANDARD_ENTRIES + (
             AttackEntry("fgsm", "linf", _budgets(*STANDARD_LINF)),
             AttackEntry("fgsm", "l2", _budgets(*STANDARD_L2)),
@@ -115,6 +117,8 @@ register_suite(
             AttackEntry("patch", "linf", _budgets("1"), {"steps": 30}),
             AttackEntry("min-eps", "linf", _budgets("16/255"), {"attack": "pgd", "attack_steps": 20, "search_steps": 8}),
             AttackEntry("min-eps", "l2", _budgets("2.0"), {"attack": "pgd", "attack_steps": 20, "search_steps": 8}),
+            AttackEntry("fmn", "linf", _budgets("16/255"), {"steps": FMN_STEPS}),
+            AttackEntry("fmn", "l2", _budgets("2.0"), {"steps": FMN_STEPS}),
             TransferEntry("linf", _budgets(*STANDARD_LINF), "pgd", {"steps": 20}),
             TransferEntry("l2", _budgets(*STANDARD_L2), "pgd", {"steps": 20}),
         ),

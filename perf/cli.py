@@ -20,7 +20,7 @@ SCHEMA = "facebench-perf/1"
 
 
 def parse(argv: Optional[list[str]]) -> argparse.Namespace:
-    from perf import grid  # noqa: F401  (registers the grid cases)
+    from perf import grid, minimal  # noqa: F401  (registers the grid and minimal-norm cases)
     from perf.cases import CASES
 
     p = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
@@ -77,6 +77,12 @@ def summary_line(r) -> str:
     if r.name == "forward-options":
         return "forward-options: time / default forward: " + ", ".join(
             f"{k} {v:.3f}" for k, v in s["time_ratio_to_default"].items())
+    if r.name == "fmn-vs-bisection":
+        m, q = s["median_min_eps_255"], s["min_eps_ratio"]
+        return (f"fmn-vs-bisection: FMN time = {s['fmn_over_bisection_time']:.3f} x the bisection's (paired "
+                f"{s['paired_fmn_over_bisection_time']:.3f}); median min Linf FMN {m['fmn']:.3f}/255 vs bisection "
+                f"{m['bisection']:.3f}/255; FMN at or below on {s['fmn_at_or_below']} of {s['both_broken']} broken by "
+                f"both (max ratio {q.get('max', float('nan')):.3f})")
     if r.name == "peak-memory":
         peaks = ", ".join(f"{m} {g:.2f} GiB" for m, g in s["peak_gib"].items())
         return f"peak-memory: {peaks} (limit {s['limit_gib']} GiB: {'met' if s['within_limit'] else 'NOT met'})"

@@ -101,6 +101,18 @@ def test_budgets_together_and_forward_options_cases(tmp_path):
     assert "torch.compile" not in f  # CUDA only
 
 
+def test_fmn_vs_bisection_case(tmp_path):
+    proc, cases = perf_cases(tmp_path, "--quick", "--case", "fmn-vs-bisection")
+    assert "fmn-vs-bisection: FMN time = " in proc.stdout
+    case = cases["fmn-vs-bisection"]
+    assert {c["name"] for c in case["contenders"]} == {"fmn", "min-eps bisection"}
+    assert case["attack"]["fmn"]["params"]["steps"] == 10 and case["attack"]["fmn"]["ceiling_255"] == 16  # --quick
+    s = case["summary"]
+    assert s["fmn_over_bisection_time"] > 0 and s["fmn_successes_adversarial_when_rechecked"] is True
+    assert 0 <= s["fmn_at_or_below"] <= s["both_broken"] <= case["workload"]["batch"]
+    assert set(s["median_min_eps_255"]) == set(s["broken"]) == {"fmn", "bisection"}
+
+
 @pytest.mark.slow
 def test_paper_profile_workload_times_resnet50_at_160_px(tmp_path):
     """What `--device cuda` measures by default, exercised on CPU: the paper profile's network (random init)."""

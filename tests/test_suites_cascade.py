@@ -165,7 +165,7 @@ def test_built_in_suites_declare_the_cascade_and_transfer():
         assert e.stages[-1].params["max_queries"] == 5000
     assert all(any(e == f for f in full.entries) for e in std.entries)
     attacks = {getattr(e, "attack", None) for e in full.entries}
-    assert {"fgsm", "mim", "cw-l2", "foolbox-deepfool", "art-hopskipjump", "eyeglass", "patch", "min-eps"} <= attacks
+    assert {"fgsm", "mim", "cw-l2", "foolbox-deepfool", "art-hopskipjump", "eyeglass", "patch", "min-eps", "fmn"} <= attacks
     assert any(isinstance(e, TransferEntry) for e in full.entries)
 
 
@@ -329,7 +329,7 @@ def test_full_suite_on_cdcn_end_to_end(tmp_path):
     assert all(v == "passed" for g in integrity.values() for k, v in g.items() if k != "eot"), integrity
     sources = {c.attrs["source_model"] for c in cells if c.config["attack"] == "transfer"}
     assert sources == {"depth-gan-spoof", "multiloss-sota"}
-    assert all("min_eps" in c.arrays for c in cells if c.config["attack"] in ("min-eps", "cw-l2"))
+    assert all("min_eps" in c.arrays for c in cells if c.config["attack"] in ("min-eps", "cw-l2", "fmn"))
     assert all("stage" in c.arrays for c in cells if c.config["attack"] == "cascade")
     by = {(c.config["attack"], c.config["norm"], round(c.config["eps"], 6)): int(c.arrays["success"].sum()) for c in cells}
     assert by[("cascade", "linf", round(8 / 255, 6))] >= by[("fgsm", "linf", round(8 / 255, 6))]

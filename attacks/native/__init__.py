@@ -1,4 +1,4 @@
 """Native (pure torch) attacks; importing this package registers them."""
-from attacks.native import apgd, cw, fgsm, masked, mim, minimal, pgd, square, transfer
+from attacks.native import apgd, cw, fgsm, fmn, masked, mim, minimal, pgd, square, transfer
 
-__all__ = ["apgd", "cw", "fgsm", "masked", "mim", "minimal", "pgd", "square", "transfer"]
+__all__ = ["apgd", "cw", "fgsm", "fmn", "masked", "mim", "minimal", "pgd", "square", "transfer"]
