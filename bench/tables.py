@@ -1,5 +1,6 @@
 """A results store as pandas tables (per sample, per cell, per run, and the per-sample best-known minimal
-perturbation derived from them), and their export to csv / parquet / json."""
+perturbation derived from them), their export to csv / parquet / json, and each attack's optimality against the
+best-known envelope (`attack_optimality`, derived on read, not exported)."""
 from __future__ import annotations
 
 import importlib.util

@@ -87,8 +87,9 @@ def budget_of(config: dict) -> Budget:
 # --------------------------------------------------------------------------- reading the stores
 
 class KnownMinima:
-    """The best-known minimal perturbation of every sample of some stores (`bench.tables.best_known`), derived on
-    first use (the gate, which does not show it, never pays for it) and shared by the records read with them."""
+    """The best-known minimal perturbation of every sample of some stores (`bench.tables.best_known`), and each
+    attack's optimality against it (`bench.tables.attack_optimality`), derived on first use (the gate, which shows
+    neither, never pays for them) and shared by the records read with them."""
 
     def __init__(self, paths: Iterable[Path]) -> None:
         self.paths = [Path(p) for p in paths]
