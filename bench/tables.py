@@ -1,5 +1,6 @@
 """A results store as pandas tables (per sample, per cell, per run, and the per-sample best-known minimal
-perturbation derived from them), and their export to csv / parquet / json."""
+perturbation derived from them), their export to csv / parquet / json, and each attack's optimality against the
+best-known envelope (`attack_optimality`, derived on read, not exported)."""
 from __future__ import annotations
 
 import importlib.util
@@ -198,7 +199,11 @@ def best_known(stores: Sequence[ResultsStore], cell_ids: Optional[set[str]] = No
     whole-image budget of the norm any cell attacked the sample at (`largest_eps_tried`, 0: none) and how many cells
     hold the sample. Samples of different keys are never combined. Derived on every read, never stored. With
     `cell_ids`, only the rows of those cells' samples (still derived from every cell)."""
-    entries = [e for st in stores for e in _cells_with_runs(st)]
+    return _best_known_of([e for st in stores for e in _cells_with_runs(st)], cell_ids)
+
+
+def _best_known_of(entries: list[tuple[CellResult, Optional[dict]]], cell_ids: Optional[set[str]] = None) -> pd.DataFrame:
+    """`best_known` of the cells `entries` (each with its run)."""
     if not entries:
         return pd.DataFrame({k: pd.Series(dtype=object) for k in BEST_KNOWN_COLUMNS})
     frame, keys = _candidate_frame(entries)
@@ -251,6 +256,188 @@ def index_best_known(table: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
     keyed = table.assign(threshold=[threshold_key(t) for t in table["threshold"]])
     return {tuple(str(v) for v in k): g.set_index("sample_id")
             for k, g in keyed.groupby(BEST_KNOWN_KEY + ["norm"], sort=False)}
+
+
+# --------------------------------------------------------------------------- attack optimality
+
+OPTIMALITY_COLUMNS = BEST_KNOWN_KEY + [
+    "norm", "attack", "params", "prefix", "label", "minimal", "budgets", "largest_budget", "cells", "samples",
+    "clean_correct", "broken", "envelope_broken", "envelope_exact", "eps_range", "area", "envelope_area",
+    "clean_area", "optimality", "budget_gap", "queries", "seconds"]
+
+
+def attack_optimality(stores: Sequence[ResultsStore], known: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """Each attack's optimality against the best-known envelope, in the form of AttackBench (Cinà et al. 2024,
+    "AttackBench: Evaluating Gradient-based Attacks for Adversarial Examples": local optimality), one row per
+    (`BEST_KNOWN_KEY`, norm, attack) of the stores (`OPTIMALITY_COLUMNS`). Derived on every read, never stored.
+
+    An *attack* is every cell of one key with the same attack, parameters and norm (all its budgets, every run
+    and store; the cell kind's own attack for a cascade), whole-image attacks on the model itself only (transfer
+    cells and mask-confined attacks feed the envelope but get no row). Its samples are the union of its cells'.
+    A cascade also gets a row per proper prefix of its stages (`prefix` k: the first k stages, from the stored
+    per-sample `stage`; exact, since each stage ran only on what the earlier ones left and a prefix would have
+    run the same; its seconds from the stored `stage_seconds`, its queries unknown: NaN); `prefix` 0 is the
+    whole attack.
+
+    Per sample, the attack's distance d_a is the smallest perturbation norm its cells show to reach the goal,
+    in the attack's norm, exactly as `best_known` reads a cell: a success's measured norm, a minimal-norm
+    cell's `min_eps`, 0 when wrong on clean input, inf when none of its cells broke it. The envelope's distance
+    d* is the sample's `best_eps` in `best_known` (over every cell of the stores, so d* <= d_a). Robust accuracy
+    at eps is the share of the attack's samples whose distance exceeds eps (clean-wrong ones count as broken
+    at 0, so the curves start at clean accuracy). A fixed-budget attack is therefore credited, at every eps,
+    with exactly the adversarial examples it found whose measured norm is <= eps: nothing is assumed between
+    or beyond the budgets it ran (AttackBench instead searches every attack's budget per sample); its curve
+    stays flat after its largest budget, so a suite that never ran an attack near eps_range cannot score 1.
+
+    With E (`eps_range`) the largest finite best-known distance of the key's clean-correct samples in the norm
+    (the eps where the envelope reaches its floor; the same E for every attack of a model and norm),
+    A = integral over [0, E] of the attack's robust accuracy = mean over samples of min(d_a, E) (`area`),
+    A* the same for d* (`envelope_area`) and A_clean = clean accuracy * E (`clean_area`, the curve of an
+    attack that breaks nothing):
+
+        optimality = 1 - (A - A*) / (A_clean - A*)
+                   = sum over clean-correct samples of (E - min(d_a, E)) / the same sum for d*.
+
+    This is the normalisation of AttackBench's reference code (`analysis/plot.py` of attackbench/AttackBench:
+    1 - (area - best_area) / (clean_acc * max_dist - best_area), max_dist the largest best distance), with the
+    areas integrated exactly (the curves are step functions; the reference integrates them with the
+    trapezoidal rule). 1: the attack's curve is the envelope's on [0, E]; 0: it broke no clean-correct sample
+    below E (its lowest value; never negative, since d_a >= d*). NaN where nothing was broken at a positive norm
+    (E = 0) or the envelope broke none of the attack's clean-correct samples below E. Distances within
+    `bench.cells.base.BUDGET_TOLERANCE` (the float rounding a measured norm may carry above its budget) of E count
+    as E, so that successes at one budget measured a few float32 ulps apart do not decide the value.
+
+    `budget_gap` reads the curves only at the budgets the attack ran: the largest, over them, of its robust
+    accuracy minus the envelope's (a distance within `BUDGET_TOLERANCE` of a budget counts as at it: a search's
+    `min_eps` is stored in float32) (0: at every budget it ran, it left no more samples robust than the best known;
+    the view of a fixed-budget attack that does not depend on what it did between its budgets).
+
+    `queries`: mean over the attack's clean-correct samples of their queries summed over its cells (every
+    budget it ran); `seconds`: the stored compute seconds of its cells, summed. `known`: a `best_known`
+    table already derived from the same stores (else derived here)."""
+    entries = [e for st in stores for e in _cells_with_runs(st)]
+    known = _best_known_of(entries) if known is None else known
+    envelope = index_best_known(known) if len(known) else {}
+    rows = []
+    for (key, norm, attack, params), cells in _attack_groups(entries).items():
+        part = envelope.get(key + (norm,))
+        if part is not None:
+            rows += _attack_rows(key, norm, cells, part)
+    df = pd.DataFrame(rows, columns=OPTIMALITY_COLUMNS)
+    if df.empty:
+        return pd.DataFrame({k: pd.Series(dtype=object) for k in OPTIMALITY_COLUMNS})
+    order = df.assign(_norm=[BEST_KNOWN_NORMS.index(n) for n in df["norm"]])
+    order = order.sort_values(BEST_KNOWN_KEY + ["_norm", "attack", "params", "prefix"], kind="mergesort")
+    return df.loc[order.index].reset_index(drop=True)
+
+
+def _attack_groups(entries: list[tuple[CellResult, Optional[dict]]]) -> dict[tuple, list[CellResult]]:
+    """The cells of each (key, norm, attack, parameters) that gets an optimality row, each cell once."""
+    from attacks import declares  # only here: the attacks' registry imports torch
+    from bench.cells import kind_of
+
+    groups: dict[tuple, list[CellResult]] = {}
+    seen: set[str] = set()
+    for cell, run in entries:
+        cfg = cell.config
+        if cell.cell_id in seen or kind_of(cfg).transfer_source(cfg) is not None or declares(str(cfg["attack"]), "mask_confined"):
+            continue
+        seen.add(cell.cell_id)
+        params = json.dumps(cfg.get("params") or {}, sort_keys=True)
+        groups.setdefault((best_known_key(cell, run), str(cfg["norm"]), str(cfg["attack"]), params), []).append(cell)
+    return groups
+
+
+def _attack_rows(key: tuple, norm: str, cells: list[CellResult], part: pd.DataFrame) -> list[dict]:
+    """The rows of one attack (and of each proper prefix of a cascade's stages) against the envelope `part`
+    (`index_best_known`'s rows of the key and norm)."""
+    from bench.cells import kind_of
+    from bench.cells.base import BUDGET_TOLERANCE as tol
+    from bench.config import format_eps
+
+    ids = list(dict.fromkeys(str(s) for c in cells for s in c.arrays["sample_id"]))
+    where = {s: i for i, s in enumerate(ids)}
+    stages = kind_of(cells[0].config).stage_attacks(cells[0].config)
+    staged = len(stages) > 1 and all("stage" in c.arrays for c in cells)
+    dist = np.full((len(stages) if staged else 1, len(ids)), np.inf)  # row k: the first k + 1 stages; last: all
+    clean, queries = np.ones(len(ids), bool), np.zeros(len(ids))
+    for c in cells:
+        at = np.asarray([where[str(s)] for s in c.arrays["sample_id"]], dtype=np.int64)
+        value = _candidates(c, False)[norm]
+        ok = np.asarray(c.arrays["clean_correct"], dtype=bool)
+        clean[at] &= ok
+        queries[at] += np.asarray(c.arrays["queries"], dtype=np.float64)
+        dist[-1, at] = np.minimum(dist[-1, at], value)
+        stage = np.asarray(c.arrays["stage"], dtype=np.int64) if staged else None
+        for k in range(dist.shape[0] - 1):
+            dist[k, at] = np.minimum(dist[k, at], np.where(ok & ((stage < 1) | (stage > k + 1)), np.inf, value))
+    found = part.reindex(ids)
+    best, exact = found["best_eps"].to_numpy(np.float64), found["exact"].fillna(False).to_numpy(bool)
+    top = _eps_range(part)
+    cfg = cells[0].config
+    budgets = sorted({float(c.config["eps"]) for c in cells})
+    common = {**{name: key[j] for j, name in enumerate(BEST_KNOWN_KEY)}, "norm": norm, "attack": str(cfg["attack"]),
+              "params": json.dumps(cfg.get("params") or {}, sort_keys=True),
+              "minimal": any("min_eps" in c.arrays for c in cells),
+              "budgets": ", ".join(format_eps(norm, b) for b in budgets), "largest_budget": budgets[-1],
+              "cells": len(cells), "samples": len(ids), "clean_correct": int(clean.sum()),
+              "envelope_broken": int((clean & np.isfinite(best)).sum()), "envelope_exact": int((clean & exact).sum()),
+              "eps_range": top}
+    common["threshold"] = float(common["threshold"]) if common["threshold"] else np.nan
+    whole = kind_of(cfg).stored_label(cfg, detailed=True)
+    rows = []
+    for k in range(dist.shape[0]):
+        prefix = 0 if k == dist.shape[0] - 1 else k + 1
+        area, env, full = (_area(dist[k], top), _area(np.where(clean, best, 0.0), top), clean.sum() * top / len(ids))
+        rows.append({**common, "prefix": prefix,
+                     "label": whole if not prefix else f"{whole}, first {prefix} stage{'s' if prefix > 1 else ''}",
+                     "broken": int((clean & np.isfinite(dist[k])).sum()), "area": area, "envelope_area": env,
+                     "clean_area": full, "optimality": _optimality(dist[k][clean], best[clean], top),
+                     "budget_gap": max(float(np.mean(dist[k] > b + tol) - np.mean(best > b + tol)) for b in budgets),
+                     "queries": float(queries[clean].mean()) if clean.any() and not prefix else np.nan,
+                     "seconds": _seconds(cells, prefix)})
+    return rows
+
+
+def _eps_range(part: pd.DataFrame) -> float:
+    """E: the largest finite best-known distance of a key's clean-correct samples in one norm (0: none)."""
+    v = part["best_eps"].to_numpy(np.float64)[part["clean_correct"].to_numpy(bool)]
+    v = v[np.isfinite(v)]
+    return float(v.max()) if len(v) else 0.0
+
+
+def _optimality(dist: np.ndarray, best: np.ndarray, top: float) -> float:
+    """1 - (A - A*) / (A_clean - A*) from the clean-correct samples' distances, in its per-sample form (exact when
+    the attack's distances are the envelope's: 1; none below `top`: 0); NaN when the envelope has none below.
+    A sample closer to `top` than the float rounding of a measured norm (`BUDGET_TOLERANCE`) counts as at it."""
+    from bench.cells.base import BUDGET_TOLERANCE
+
+    def below(d: np.ndarray) -> float:
+        part = top - np.minimum(d, top)
+        return float(np.sum(np.where(part > BUDGET_TOLERANCE, part, 0.0)))
+
+    envelope = below(best)
+    return below(dist) / envelope if envelope > 0 else np.nan
+
+
+def _area(dist: np.ndarray, top: float) -> float:
+    """The integral over [0, top] of the share of samples whose distance exceeds eps: mean of min(d, top)."""
+    return float(np.minimum(dist, top).mean()) if len(dist) else np.nan
+
+
+def _seconds(cells: list[CellResult], prefix: int) -> float:
+    """The stored compute seconds of `cells`; for a prefix, those of their first `prefix` stages (NaN: not stored)."""
+    total = 0.0
+    for c in cells:
+        if not prefix:
+            total += float(c.summary.get("seconds", np.nan))
+            continue
+        per_stage = c.attrs.get("stage_seconds")
+        per_stage = json.loads(per_stage) if isinstance(per_stage, str) else per_stage
+        if per_stage is None:
+            return np.nan
+        total += float(sum(per_stage[:prefix]))
+    return total
 
 
 def write_tables(results: Results, out: os.PathLike | str, fmt: str) -> list[Path]:

@@ -16,7 +16,7 @@ from bench.leaderboard.pages.kind import IndexEntry
 from bench.report import Cell, Page, Paragraph, Table
 from bench.store import CellResult, ResultsStore
 
-SHIPPED = ["fr-verification", "fr-identification", "fas-robustness", "fas-generalization"]
+SHIPPED = ["fr-verification", "fr-identification", "fas-robustness", "fas-generalization", "attacks"]
 N = 8
 
 

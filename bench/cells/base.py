@@ -186,6 +186,12 @@ class CellKind:
         return None
 
     @classmethod
+    def stage_attacks(cls, config: dict) -> tuple[str, ...]:
+        """The attacks of a staged cell in the order they ran (its per-sample `stage` array says which one broke
+        each sample, 1-based); () for a kind without stages."""
+        return ()
+
+    @classmethod
     def example_attack(cls, config: dict) -> Optional[tuple[str, dict, str]]:
         """(attack, params, label) to re-run for the leaderboard's example images; None: the kind has none."""
         return str(config["attack"]), dict(config["params"]), str(config["attack"])

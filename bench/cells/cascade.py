@@ -114,6 +114,10 @@ class CascadeEntry(CellKind):
         return "cascade(" + " -> ".join(st["attack"] for st in config["params"].get("stages", [])) + ")"
 
     @classmethod
+    def stage_attacks(cls, config: dict) -> tuple[str, ...]:
+        return tuple(str(st["attack"]) for st in config["params"].get("stages", []))
+
+    @classmethod
     def steps(cls, config: dict) -> int:
         """Iterative if any stage is (a cascade of single steps counts as one)."""
         stage_kind = CELL_KINDS[PLAIN]

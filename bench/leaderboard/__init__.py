@@ -1,8 +1,8 @@
 """Leaderboards rendered from one or more stores: an index page and one page per task and protocol.
 
 Pages: FR verification robustness (per FR protocol), FR identification robustness (when identification
-goals were run), FAS robustness (per FAS protocol) and FAS cross-domain generalization (the protocols
-named `A->B`). Robust accuracy at a budget is the per-sample worst case over every attack (every
+goals were run), FAS robustness (per FAS protocol), FAS cross-domain generalization (the protocols
+named `A->B`) and attack optimality (per protocol: how close each attack comes to the best-known envelope). Robust accuracy at a budget is the per-sample worst case over every attack (every
 cascade stage, every transfer source) stored at that budget. Everything is computed from the stores'
 per-sample arrays and run metadata; nothing is fitted on test data.
 

@@ -87,22 +87,48 @@ def budget_of(config: dict) -> Budget:
 # --------------------------------------------------------------------------- reading the stores
 
 class KnownMinima:
-    """The best-known minimal perturbation of every sample of some stores (`bench.tables.best_known`), derived on
-    first use (the gate, which does not show it, never pays for it) and shared by the records read with them."""
+    """The best-known minimal perturbation of every sample of some stores (`bench.tables.best_known`), and each
+    attack's optimality against it (`bench.tables.attack_optimality`), derived on first use (the gate, which shows
+    neither, never pays for them) and shared by the records read with them."""
 
     def __init__(self, paths: Iterable[Path]) -> None:
         self.paths = [Path(p) for p in paths]
         self._by_key: Optional[dict] = None
+        self._table = None
+        self._optimality = None
+
+    def table(self):
+        """The `bench.tables.best_known` table of the stores (a DataFrame), derived once."""
+        from bench.tables import best_known
+
+        if self._table is None:
+            self._table = best_known([ResultsStore(p) for p in self.paths])
+        return self._table
+
+    def rows(self, key: tuple, norm: str):
+        """The rows of `table()` of one key (`bench.tables.best_known_key`) and norm, indexed by sample id (None:
+        none)."""
+        from bench.tables import index_best_known
+
+        if self._by_key is None:
+            self._by_key = index_best_known(self.table())
+        return self._by_key.get(tuple(key) + (norm,))
+
+    def optimality(self):
+        """The `bench.tables.attack_optimality` table of the stores (a DataFrame, against `table()`), derived once."""
+        from bench.tables import attack_optimality
+
+        if self._optimality is None:
+            self._optimality = attack_optimality([ResultsStore(p) for p in self.paths], known=self.table())
+        return self._optimality
 
     def of(self, cell: CellResult, run: dict, norm: str, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For samples `ids` of `cell`'s key (`bench.tables.best_known_key`) in `norm`: best-known eps (inf: never
         broken; NaN: not in the table), whether a minimal-norm attack measured it, and the largest budget of the norm
         any cell attacked each at (0: none)."""
-        from bench.tables import best_known, best_known_key, index_best_known
+        from bench.tables import best_known_key
 
-        if self._by_key is None:
-            self._by_key = index_best_known(best_known([ResultsStore(p) for p in self.paths]))
-        part = self._by_key.get(best_known_key(cell, run) + (norm,))
+        part = self.rows(best_known_key(cell, run), norm)
         if part is None:
             return np.full(len(ids), np.nan), np.zeros(len(ids), bool), np.zeros(len(ids))
         found = part.reindex([str(i) for i in ids])

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from bench.leaderboard.pages.attacks import AttackPages
 from bench.leaderboard.pages.generalization import GeneralizationPage
 from bench.leaderboard.pages.goal import FAS_TEST_RATES, GoalPages
 from bench.leaderboard.pages.index import index_page
@@ -21,6 +22,7 @@ register_page(GoalPages("fr-verification", "FR verification robustness"))
 register_page(GoalPages("fr-identification", "FR identification robustness"))
 register_page(GoalPages("fas-robustness", "FAS robustness", definitions=(FAS_TEST_RATES,)))
 register_page(GeneralizationPage("fas-generalization", "FAS cross-domain generalization"))
+register_page(AttackPages("attacks", "Attack optimality"))
 
 
 def build_pages(records: list[RunRecord], stores: list[Path], options: Optional[Options] = None) -> list[Page]:

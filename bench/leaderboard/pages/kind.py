@@ -7,11 +7,11 @@ the index); `bench.leaderboard.pages` registers today's kinds. A new kind of pag
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
-from bench.leaderboard.results import Row, RunRecord
+from bench.leaderboard.results import KnownMinima, Row, RunRecord
 from bench.report import Page
 
 EXAMPLES_PER_MODEL = 4
@@ -34,6 +34,15 @@ class Board:
     records: list[RunRecord]
     rows: list[Row]
     stores: list[Path]
+
+    _known: Optional[KnownMinima] = field(default=None, repr=False)
+
+    def known(self) -> KnownMinima:
+        """The best-known minimal perturbations of the stores read, derived once (the records' own when they
+        were read with them)."""
+        if self._known is None:
+            self._known = next((rec.known for rec in self.records if rec.known is not None), None) or KnownMinima(self.stores)
+        return self._known
 
 
 @dataclass
