@@ -17,6 +17,9 @@ from bench.goals import PROFILES, TASKS
 from bench.store import DEFAULT_STORE
 
 STORE_HELP = f"HDF5 results store (created if missing; its directory must exist). Default: {DEFAULT_STORE}"
+# A user's leaderboard goes beside the default store, under results/: never into a checkout's committed leaderboards/,
+# which only an explicit --out writes (the Makefile's `leaderboard` target does).
+LEADERBOARD_OUT = DEFAULT_STORE.parent / "leaderboards"
 
 
 class FacebenchGroup(click.Group):
@@ -200,8 +203,10 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
 @click.option("--store", "stores", multiple=True, default=[str(DEFAULT_STORE)], show_default=True,
               help="Store(s) to read; repeat the option to merge several (the newest run of each model, profile, "
                    "protocol and suite wins).")
-@click.option("--out", default="leaderboards", show_default=True, type=click.Path(file_okay=False),
-              help="Directory to write into (md: README.md, one page per task and protocol, plots/*.png).")
+@click.option("--out", default=str(LEADERBOARD_OUT), show_default=True, type=click.Path(file_okay=False),
+              help="Directory to write into (md: README.md, one page per task and protocol, plots/*.png; html: "
+                   "leaderboard.html; csv, latex: one file per table). Files of the same names there are replaced: "
+                   "name a directory of committed pages (a checkout's leaderboards/) only on purpose.")
 @click.option("--format", "fmt", default="md", show_default=True, type=click.Choice(["md", "html", "csv", "latex"]),
               help="md: GitHub markdown pages + PNG plots; html: one self-contained leaderboard.html (plots embedded); "
                    "csv: one file per table (raw values); latex: one booktabs table per file.")
