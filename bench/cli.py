@@ -478,17 +478,27 @@ def store_group() -> None:
 
 
 @store_group.command("verify")
-@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help="HDF5 results store to check.")
-def store_verify(store: str) -> None:
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True,
+              help="HDF5 results store to check (the same as giving it as PATH).")
+def store_verify(path: Optional[str], store: str) -> None:
     """Check a store without changing it: its schema; every cell (all per-sample arrays present, of equal lengths,
     a summary, an id equal to the hash of its configuration); every run's cell list; runs left `running` by a
     writer that is gone; leftovers of killed writers. Prints what the store holds.
 
+    The store is PATH, or --store, or the default store (`facebench store verify results/gate.h5`).
+
     Exit status 0 when the store is sound (warnings allowed), 1 when it is not (each problem is listed), 2 when
     there is nothing to verify (no such file) or the store is of a newer schema.
     """
+    from bench.errors import BadInputError
     from bench.store import ResultsStore
 
+    if path is not None:
+        given = click.get_current_context().get_parameter_source("store") is not click.core.ParameterSource.DEFAULT
+        if given and Path(store) != Path(path):
+            raise BadInputError(f"two stores to verify: {path} and --store {store} (give one)")
+        store = path
     rep = ResultsStore(store).verify()
     if rep.schema:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(rep.runs_by_status.items())) or "none"
