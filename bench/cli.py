@@ -17,6 +17,9 @@ from bench.goals import PROFILES, TASKS
 from bench.store import DEFAULT_STORE
 
 STORE_HELP = f"HDF5 results store (created if missing; its directory must exist). Default: {DEFAULT_STORE}"
+# A user's leaderboard goes beside the default store, under results/: never into a checkout's committed leaderboards/,
+# which only an explicit --out writes (the Makefile's `leaderboard` target does).
+LEADERBOARD_OUT = DEFAULT_STORE.parent / "leaderboards"
 
 
 class FacebenchGroup(click.Group):
@@ -200,8 +203,10 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
 @click.option("--store", "stores", multiple=True, default=[str(DEFAULT_STORE)], show_default=True,
               help="Store(s) to read; repeat the option to merge several (the newest run of each model, profile, "
                    "protocol and suite wins).")
-@click.option("--out", default="leaderboards", show_default=True, type=click.Path(file_okay=False),
-              help="Directory to write into (md: README.md, one page per task and protocol, plots/*.png).")
+@click.option("--out", default=str(LEADERBOARD_OUT), show_default=True, type=click.Path(file_okay=False),
+              help="Directory to write into (md: README.md, one page per task and protocol, plots/*.png; html: "
+                   "leaderboard.html; csv, latex: one file per table). Files of the same names there are replaced: "
+                   "name a directory of committed pages (a checkout's leaderboards/) only on purpose.")
 @click.option("--format", "fmt", default="md", show_default=True, type=click.Choice(["md", "html", "csv", "latex"]),
               help="md: GitHub markdown pages + PNG plots; html: one self-contained leaderboard.html (plots embedded); "
                    "csv: one file per table (raw values); latex: one booktabs table per file.")
@@ -473,17 +478,27 @@ def store_group() -> None:
 
 
 @store_group.command("verify")
-@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help="HDF5 results store to check.")
-def store_verify(store: str) -> None:
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True,
+              help="HDF5 results store to check (the same as giving it as PATH).")
+def store_verify(path: Optional[str], store: str) -> None:
     """Check a store without changing it: its schema; every cell (all per-sample arrays present, of equal lengths,
     a summary, an id equal to the hash of its configuration); every run's cell list; runs left `running` by a
     writer that is gone; leftovers of killed writers. Prints what the store holds.
 
+    The store is PATH, or --store, or the default store (`facebench store verify results/gate.h5`).
+
     Exit status 0 when the store is sound (warnings allowed), 1 when it is not (each problem is listed), 2 when
     there is nothing to verify (no such file) or the store is of a newer schema.
     """
+    from bench.errors import BadInputError
     from bench.store import ResultsStore
 
+    if path is not None:
+        given = click.get_current_context().get_parameter_source("store") is not click.core.ParameterSource.DEFAULT
+        if given and Path(store) != Path(path):
+            raise BadInputError(f"two stores to verify: {path} and --store {store} (give one)")
+        store = path
     rep = ResultsStore(store).verify()
     if rep.schema:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(rep.runs_by_status.items())) or "none"

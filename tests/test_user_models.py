@@ -315,6 +315,28 @@ def doc_commands(example: str) -> list[str]:
     return [line.strip() for line in match.group(1).splitlines() if line.strip()]
 
 
+def doc_sample_output(command: str) -> str:
+    """The untagged block that follows `<!-- sample-output: <command> -->` in the doc."""
+    match = re.search(rf"<!-- sample-output: {re.escape(command)} -->\s*```\n(.*?)```", DOC.read_text(), re.S)
+    assert match, f"no sample output of {command!r} in {DOC}"
+    return match.group(1)
+
+
+def _unstamped(text: str) -> list[str]:
+    """Lines of `facebench show` output with what differs from run to run (run id, start and end times) blanked."""
+    text = re.sub(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b", "RUN", text)
+    text = re.sub(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}", "TIME", text)
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+def test_unstamped_keeps_what_a_run_decides():
+    a = "run 20261122-074332-c6984e  status complete\nthreshold 0.9974  started 2026-11-22T07:43:32+0000\ngoal  checks\n"
+    b = "run 20261205-215921-b7eea9  status complete\nthreshold 0.9974  started 2026-12-05T21:59:21+0000\ngoal  checks\n"
+    assert _unstamped(a) == _unstamped(b)
+    assert _unstamped(a) != _unstamped(b.replace("0.9974", "0.9975"))
+    assert _unstamped(a) != _unstamped(a.replace("  checks", ""))
+
+
 def _forget_examples():
     for name in [m for m in sys.modules if m == "examples" or m.startswith("examples.")]:
         del sys.modules[name]
@@ -343,11 +365,14 @@ def test_worked_examples_run_exactly_as_written(tmp_path, monkeypatch, runner):
         _forget_examples()
     fr_cmd = next(c for c in doc_commands("fr") if c.startswith("facebench run"))
     assert "12 cells computed" in outputs[fr_cmd]
+    shown, real = _unstamped(doc_sample_output("facebench show")), _unstamped(outputs["facebench show"])
+    assert shown == real, ("docs/adding-a-model.md's sample output of `facebench show` is not what it prints now; "
+                           f"make it this (run id and times aside):\n{outputs['facebench show']}")
     assert "model examples/my_fr_model.py:build (user model, fr, 64 px)" in outputs["facebench show"]
     fr, fas = ResultsStore(tmp_path / "results" / "facebench.h5").runs()
     assert fr["model"] == "examples/my_fr_model.py:build" and fr["checkpoint"] == "my_fr.safetensors"
     assert fr["checkpoint_sha256"] == _digest(tmp_path / "my_fr.safetensors") and fr["status"] == "complete"
     assert fas["model"] == "examples.my_fas_model:build" and fas["checkpoint"] == "none (factory weights)"
     assert fas["protocol"] == "synth-oulu" and fas["status"] == "complete"
-    board = (tmp_path / "results" / "leaderboard" / "README.md").read_text()
+    board = (tmp_path / "results" / "leaderboards" / "README.md").read_text()
     assert "`examples/my_fr_model.py:build` (user)" in board and "`examples.my_fas_model:build` (user)" in board
