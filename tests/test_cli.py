@@ -101,6 +101,7 @@ def test_run_show_leaderboard_end_to_end(runner, tmp_path, monkeypatch):
     r3 = runner.invoke(main, ["show", run["run_id"], "--store", str(store_path)])
     assert r3.exit_code == 0, r3.output
     assert run["run_id"] in r3.output and "pgd" in r3.output and "impersonation" in r3.output
+    assert "integrity: model in eval mode;" in r3.output and "train mode" not in r3.output  # a zoo model is built in eval
     r3b = runner.invoke(main, ["show", "--all", "--store", str(store_path)])
     assert r3b.output.count("complete") == 2
     out_dir = tmp_path / "lb"
