@@ -135,11 +135,17 @@ def test_sigterm_and_ctrl_c_mark_the_run_interrupted_and_say_how_to_resume(tmp_p
     store = tmp_path / "r.h5"
     args = ["run", "--model", f"{tmp_path / 'small_model.py'}:build", "--task", "fr", "--attack-suite", str(suite),
             "--samples", "4", "--store", str(store), "-q"]
-    before = signal.getsignal(signal.SIGTERM)
-    with monkeypatch.context() as m:
-        _interrupt_after_first_cell(m, signum)
-        result = CliRunner().invoke(main, args)
-    assert signal.getsignal(signal.SIGTERM) is before  # the run's SIGTERM handler is gone with the run
+    def fallback(signum, frame):  # without a handler of the run's own, SIGTERM would end pytest itself
+        raise RuntimeError("SIGTERM reached the test's fallback handler: the run installed none")
+
+    original = signal.signal(signal.SIGTERM, fallback)
+    try:
+        with monkeypatch.context() as m:
+            _interrupt_after_first_cell(m, signum)
+            result = CliRunner().invoke(main, args)
+        assert signal.getsignal(signal.SIGTERM) is fallback  # the run's SIGTERM handler is gone with the run
+    finally:
+        signal.signal(signal.SIGTERM, original)
     run = ResultsStore(store).run()
     assert result.exit_code == status, (result.output, result.exception)
     assert result.output.strip().splitlines()[-1] == (
