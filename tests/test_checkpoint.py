@@ -181,3 +181,15 @@ def test_a_safetensors_file_whose_header_length_looks_like_a_pickle_is_not_taken
     assert torch_pickle_format(tmp_path / "w.pt") == "zip" and torch_pickle_format(tmp_path / "w.pth") == "pickle"
     with pytest.raises(CheckpointError, match=r"PyTorch zip file \(torch.save\).*weights_only=True"):
         load_weights(torch.nn.Linear(2, 2), tmp_path / "w.pt")
+
+
+def test_a_torch_save_file_as_init_is_named_with_its_conversion_not_as_an_unknown_variant(tmp_path):
+    """`--init w.pt` (adversarial fine-tuning's warm start) is refused like `--checkpoint w.pt`, not as a variant name."""
+    from models_zoo.training import warm_start
+
+    model = torch.nn.Linear(2, 2)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match=r"w.pt is a PyTorch zip file \(torch.save\), not safetensors"):
+        warm_start(model, str(tmp_path / "w.pt"), "tiny")
+    with pytest.raises(BadInputError, match="no shipped tiny weights of a variant 'nope'"):
+        warm_start(model, "nope", "tiny")
