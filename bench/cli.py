@@ -31,9 +31,9 @@ class FacebenchGroup(click.Group):
         except FacebenchError as e:
             click.echo(f"facebench: error: {e}", err=True)
             ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("facebench: interrupted (completed cells are kept in the store)", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM during a run (bench.errors.Interrupted: says how to resume)
+            click.echo(f"facebench: {str(e) or 'interrupted (completed cells are kept in the store)'}", err=True)
+            ctx.exit(getattr(e, "exit_status", 130))
 
 
 def _silence_bars(quiet: bool) -> None:

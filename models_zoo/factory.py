@@ -50,7 +50,7 @@ class LoadedModel:
     checkpoint: str  # the weights file, or FACTORY_WEIGHTS
     sha256: str  # of the weights file, or of the factory's state_dict serialised as safetensors
     card: dict  # the model card ({} for a user model without one)
-    was_training: bool = False  # the network came in train mode and was put into eval mode on load
+    was_training: bool = False  # a user's network came in train mode and was put into eval mode on load (zoo: never)
 
 
 def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str] = None,
@@ -117,10 +117,11 @@ def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.dev
             f"model {mut.name!r} has no shipped {mut.profile} weights; train them with "
             f"`facebench train --model {mut.name} --profile {mut.profile}` or pass --checkpoint"
         )
-    model = mut.spec.build(mut.profile)
+    # built in eval mode: a new nn.Module starts in train mode, which is no sign of a model left training (the notice
+    # `was_training` is for a user's factory that returns one)
+    model = mut.spec.build(mut.profile).eval()
     card = load_checkpoint(model, path, variant=mut.name, profile=mut.profile)
-    was_training = bool(training_modules(model))
-    return LoadedModel(model_eval(model).to(device), str(path), card["sha256"], card, was_training)
+    return LoadedModel(model_eval(model).to(device), str(path), card["sha256"], card, bool(training_modules(model)))
 
 
 def create_model(model: str, device: torch.device | str = "cpu", *, task: Optional[str] = None,

@@ -294,6 +294,54 @@ def test_checkpoint_errors(in_models_dir, runner, store_path, tmp_path):
     assert not store_path.exists()
 
 
+class _Touch:
+    """Unpickling this writes a file: the proof that a checkpoint was (or was not) unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_torch_pickle_checkpoints_are_recognised_unpickled_and_converted_as_the_message_says(in_models_dir, runner,
+                                                                                          store_path, tmp_path):
+    """A torch.save checkpoint (zip or legacy pickle) is named as such with the conversion in one line, never
+    unpickled (a pickle that would write a file on load writes nothing), and the suggested conversion works."""
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"weight": _Touch(marker)}, protocol=2))
+    state = _user_module(in_models_dir).tiny_fr().state_dict()
+    zipped = tmp_path / "zipped.pt"
+    torch.save(state, zipped)
+    legacy = tmp_path / "legacy.pth"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    user = ["run", "--model", f"{MODULE}:tiny_fr", "--task", "fr", "--samples", "2", "--store", str(store_path)]
+    zoo = ["run", "--model", "facenet-baseline", "--samples", "2", "--store", str(store_path)]
+    for base, path, kind in [(user, evil, "legacy pickle"), (user, zipped, "zip"), (user, legacy, "legacy pickle"),
+                             (zoo, zipped, "zip"), (zoo, evil, "legacy pickle")]:
+        result = runner.invoke(main, base + ["--checkpoint", str(path)])
+        _one_line_error(result, f"checkpoint {path} is a PyTorch {kind} file (torch.save), not safetensors")
+        assert "weights_only=True" in result.output and "save_file(" in result.output, result.output
+    assert not marker.exists(), "facebench unpickled a checkpoint"
+    assert not store_path.exists()
+    command = re.search(r'python -c "([^"]+)"', runner.invoke(main, user + ["--checkpoint", str(zipped)]).output).group(1)
+    subprocess.run([sys.executable, "-c", command], check=True, cwd=tmp_path)
+    converted = zipped.with_suffix(".safetensors")
+    _ok(runner.invoke(main, ["run", "--model", f"{MODULE}:tiny_fr", "--task", "fr", "--checkpoint", str(converted),
+                             "--attack-suite", str(_fgsm_suite(tmp_path)), "--samples", "2", "--store", str(store_path),
+                             "-q"]))
+    assert ResultsStore(store_path).run()["checkpoint_sha256"] == _digest(converted)
+
+
+def _fgsm_suite(tmp_path: Path) -> Path:
+    suite = tmp_path / "fgsm-one.yaml"
+    suite.write_text("name: fgsm-one\ngoals: [dodging]\nattacks:\n  - {attack: fgsm, norm: linf, eps: 8/255}\n")
+    return suite
+
+
 def test_errors_leave_an_existing_store_unchanged(fr_run, in_models_dir, runner):
     store = fr_run[0]
     before = (_digest(store), store.stat().st_mtime_ns)
