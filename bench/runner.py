@@ -19,7 +19,7 @@ import torch
 from bench import __version__, checks
 from bench.cells import PlannedCell
 from bench.compute import CellJob, RunSetup, RunState, ShardOutput, merge_shards, summarise
-from bench.config import resolve_device, seed_everything
+from bench.config import resolve_device
 from bench.conventions import check_model_outputs
 from bench.errors import BadInputError, CellFailedError
 from bench.evaluation import images_to_tensor
@@ -129,8 +129,7 @@ class Run:
         """The model in eval mode on its device, its output conventions checked on a batch of the dev split."""
         mut, cfg = self.mut, self.cfg
         self.device = device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)
-        self.loaded = loaded = load_model(mut, cfg.checkpoint, device)
+        self.loaded = loaded = load_model(mut, cfg.checkpoint, device, seed=cfg.seed)  # seeded as every rebuild is
         self.cfg = replace(cfg, profile=None if mut.source == "user" else mut.profile, input_size=mut.input_size,
                            task=mut.task)
         self.dev_split = self.protocol.dev_split(mut.input_size)

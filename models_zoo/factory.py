@@ -3,8 +3,8 @@
 `--model` is a zoo variant (`facenet-baseline`) or a user's factory (`mypkg.models:build`,
 `path/to/file.py:build`). `resolve_model` checks the name and the options that go with it before any
 work (task, profile, input size) and says what the model is; `load_model` builds the network and loads
-its weights, in eval mode on a device, with their provenance (file, sha256, card). `create_model` does
-both. The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all
+its weights, in eval mode on a device, with their provenance (file, sha256, card); seeded with the run's
+seed, a factory's own random weights are those of the run. `create_model` does both. The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all
 build models here.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 import torch
 
+from bench.config import seed_everything
 from bench.errors import BadInputError, CheckpointError, FacebenchError, UnknownNameError
 from bench.goals import TASKS
 from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights, training_modules
@@ -93,13 +94,19 @@ def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str]
     return ModelUnderTest(spec.name, "zoo", spec.task, profile, size, spec.default_protocol, spec=spec)
 
 
-def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device) -> LoadedModel:
+def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device,
+               seed: Optional[int] = None) -> LoadedModel:
     """Build the network and load its weights, in eval mode on `device`.
 
     Zoo variants: the shipped checkpoint unless `checkpoint`, whose card must name the variant and
     profile and match the file's sha256. User models: the factory's own weights unless `checkpoint`
-    (loaded strictly; a sibling card is optional and its sha256 checked when present).
+    (loaded strictly; a sibling card is optional and its sha256 checked when present). With `seed`,
+    Python's, NumPy's and torch's generators are seeded with it just before the network is built, as a
+    run does (so a factory's random weights are the run's wherever the model is rebuilt: a Ray worker,
+    the leaderboard's examples).
     """
+    if seed is not None:
+        seed_everything(seed)
     if mut.source == "user":
         assert mut.factory is not None
         model = build_from_factory(mut.name, mut.factory)
@@ -125,10 +132,11 @@ def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.dev
 
 def create_model(model: str, device: torch.device | str = "cpu", *, task: Optional[str] = None,
                  profile: Optional[str] = None, input_size: Optional[int] = None,
-                 checkpoint: Optional[str] = None) -> LoadedModel:
-    """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device`."""
+                 checkpoint: Optional[str] = None, seed: Optional[int] = None) -> LoadedModel:
+    """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device` (`seed`: as
+    `load_model`)."""
     mut = resolve_model(model, task=task, profile=profile, input_size=input_size)
-    return load_model(mut, checkpoint, torch.device(device))
+    return load_model(mut, checkpoint, torch.device(device), seed)
 
 
 def card_for(model: str, profile: Optional[str], sha256: Optional[str] = None, checkpoint: Optional[str] = None,
