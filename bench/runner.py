@@ -105,7 +105,7 @@ class Run:
     def validate(self) -> None:
         """Model, suite, protocol, goals, options, transfer sources and the store: refused before any work."""
         cfg = self.cfg
-        self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size)
+        self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size, cfg.name)
         self.suite = suite = load_suite(cfg.suite)
         self.protocol = protocol = get_protocol(cfg.protocol or mut.default_protocol)
         if protocol.task != mut.task:
@@ -192,7 +192,7 @@ class Run:
         mut, cfg, loaded, op, card_check = self.mut, self.cfg, self.loaded, self.op, self.card_check
         device = self.device
         return {
-            "model": mut.name, "source": mut.source, "task": mut.task, "profile": mut.profile,
+            "model": mut.name, "model_name": mut.model_name, "source": mut.source, "task": mut.task, "profile": mut.profile,
             "input_size": mut.input_size, "checkpoint": loaded.checkpoint, "checkpoint_sha256": loaded.sha256,
             "protocol": self.protocol.name, "suite": self.suite.name, "suite_budgets": self.suite.budgets(),
             "config": asdict(cfg), "seed": cfg.seed, "versions": versions(),
