@@ -91,6 +91,10 @@ def main() -> None:
               help="fr (L2-normalised embeddings) or fas (liveness logit). Required for a model of your own.")
 @click.option("--input-size", type=int, default=None,
               help="Image size in pixels that a model of your own takes (images are rendered / read at it). Default: 64.")
+@click.option("--name", default=None,
+              help="A name for a model of your own, stored with the run: `facebench check` identifies the model by it "
+                   "and its weights' sha256 (docs/ci.md). Default: the factory's file stem or module and function, "
+                   "e.g. tinyfr:build for path/to/tinyfr.py:build.")
 @click.option("--attack-suite", "suite", default="quick", show_default=True,
               help="Attack suite name (see `facebench suites`) or a YAML file describing one.")
 @click.option("--protocol", default=None,
@@ -148,7 +152,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable: progress and log events as JSON lines on stderr, the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
-def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, protocol: Optional[str], samples: int,
+def run(model: str, task: Optional[str], input_size: Optional[int], name: Optional[str], suite: str, protocol: Optional[str], samples: int,
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: Optional[int],
         eot: Optional[int], resume: bool, if_needed: bool, executor: str, address: Optional[str], shard_size: Optional[int],
         cpus_per_cell: float, gpus_per_cell: Optional[float], precision: str, channels_last: Optional[bool],
@@ -176,7 +180,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
         command = "facebench run " + " ".join(f"{p.opts[0]} {shlex.quote(str(ctx.params[p.name]))}" for p in given)
     cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
                     store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
-                    task=task, input_size=input_size, eot=eot, shard_size=shard_size, executor=executor,
+                    task=task, input_size=input_size, name=name, eot=eot, shard_size=shard_size, executor=executor,
                     address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume,
                     precision=precision, channels_last=channels_last, compile=compile_model, fold_bn=fold_bn,
                     budgets_together=budgets_together, if_needed=if_needed)
@@ -243,9 +247,11 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
     """CI regression gate: compare each model's headline metrics in the store with the baseline.
 
     Headline metrics: clean accuracy and worst-case robust accuracy at each budget, per model,
-    protocol, suite and goal (the newest complete run of each, as in the leaderboard). Exits 1 when a
-    metric regressed (worse by more than --tolerance and below the baseline's 95 % interval) or when a
-    baseline model has no run in the store; 0 otherwise. See docs/ci.md.
+    protocol, suite and goal (the newest complete run of each, as in the leaderboard). A model of your own
+    is identified by its name (`run --name`) and its weights' sha256. Exits 1 when a metric regressed (worse
+    by more than --tolerance and below the baseline's 95 % interval), when a baseline model has no run in the
+    store, or when its run has other weights; 0 otherwise. Metrics from cells marked unreliable are marked.
+    See docs/ci.md.
     """
     from bench import gate
     from bench.store import ResultsStore
@@ -260,22 +266,13 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
         return
     comparisons = gate.compare(gate.read_baseline(Path(baseline)), current, tolerance)
     bad = gate.failed(comparisons)
-    known = {c.baseline.key() for c in comparisons}
-    new = [m for m in current if m.key() not in known]
+    new = gate.not_in_baseline(comparisons, current)
     if fmt == "json":
-        click.echo(json.dumps({"passed": not bad, "tolerance": tolerance, "comparisons": [
-            {"model": c.baseline.model, "profile": c.baseline.profile, "protocol": c.baseline.protocol,
-             "suite": c.baseline.suite, "goal": c.baseline.goal, "metric": c.baseline.metric,
-             "baseline": c.baseline.value, "current": None if c.current is None else c.current.value,
-             "delta": c.delta, "status": c.status} for c in comparisons],
-            "not_in_baseline": [m.label() for m in new]}, indent=1))
+        click.echo(json.dumps(gate.json_report(comparisons, new, tolerance), indent=1))
     else:
         click.echo(tabulate(gate.table_rows(comparisons), headers=gate.TABLE_HEADERS))
-        counts = {s: sum(c.status == s for c in comparisons) for s in ("ok", "improved", "REGRESSED", "MISSING")}
-        click.echo(f"{len(comparisons)} metrics: {counts['ok']} ok, {counts['improved']} improved, "
-                   f"{counts['REGRESSED']} regressed, {counts['MISSING']} missing (tolerance {100 * tolerance:.1f} points)")
-        if new:
-            click.echo(f"{len(new)} metrics in the store are not in the baseline (add them with --update), e.g. {new[0].label()}")
+        for line in gate.summary_lines(comparisons, new, tolerance):
+            click.echo(line)
         if fmt == "github":
             for line in gate.github_annotations(comparisons, tolerance, baseline):
                 click.echo(line)

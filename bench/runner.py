@@ -21,7 +21,7 @@ import torch
 from bench import __version__, checks
 from bench.cells import PlannedCell
 from bench.compute import CellJob, RunSetup, RunState, ShardOutput, merge_shards, summarise
-from bench.config import resolve_device, seed_everything
+from bench.config import resolve_device
 from bench.conventions import check_model_outputs
 from bench.errors import BadInputError, CellFailedError, Interrupted
 from bench.evaluation import images_to_tensor
@@ -154,7 +154,7 @@ class Run:
     def validate(self) -> None:
         """Model, suite, protocol, goals, options, transfer sources and the store: refused before any work."""
         cfg = self.cfg
-        self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size)
+        self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size, cfg.name)
         self.suite = suite = load_suite(cfg.suite)
         self.protocol = protocol = get_protocol(cfg.protocol or mut.default_protocol)
         if protocol.task != mut.task:
@@ -178,8 +178,7 @@ class Run:
         """The model in eval mode on its device, its output conventions checked on a batch of the dev split."""
         mut, cfg = self.mut, self.cfg
         self.device = device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)
-        self.loaded = loaded = load_model(mut, cfg.checkpoint, device)
+        self.loaded = loaded = load_model(mut, cfg.checkpoint, device, seed=cfg.seed)  # seeded as every rebuild is
         self.cfg = replace(cfg, profile=None if mut.source == "user" else mut.profile, input_size=mut.input_size,
                            task=mut.task)
         self.dev_split = self.protocol.dev_split(mut.input_size)
@@ -242,7 +241,7 @@ class Run:
         mut, cfg, loaded, op, card_check = self.mut, self.cfg, self.loaded, self.op, self.card_check
         device = self.device
         return {
-            "model": mut.name, "source": mut.source, "task": mut.task, "profile": mut.profile,
+            "model": mut.name, "model_name": mut.model_name, "source": mut.source, "task": mut.task, "profile": mut.profile,
             "input_size": mut.input_size, "checkpoint": loaded.checkpoint, "checkpoint_sha256": loaded.sha256,
             "protocol": self.protocol.name, "suite": self.suite.name, "suite_budgets": self.suite.budgets(),
             "config": asdict(cfg), "seed": cfg.seed, "versions": versions(),

@@ -2,10 +2,12 @@
 
 `--model` is a zoo variant (`facenet-baseline`) or a user's factory (`mypkg.models:build`,
 `path/to/file.py:build`). `resolve_model` checks the name and the options that go with it before any
-work (task, profile, input size) and says what the model is; `load_model` builds the network and loads
-its weights, in eval mode on a device, with their provenance (file, sha256, card). `create_model` does
-both. The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all
-build models here.
+work (task, profile, input size, the user model's `--name`) and says what the model is; `load_model` builds
+the network and loads its weights, in eval mode on a device, with their provenance (file, sha256, card);
+seeded with the run's seed, a factory's own random weights are those of the run. `create_model` does both.
+The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all build
+models here. `model_name` is a model's name as the CI gate identifies it (a zoo variant's registry name, a
+user model's `--name` or `default_model_name` of its factory string), for a model resolved now or a stored run.
 """
 from __future__ import annotations
 
@@ -15,11 +17,13 @@ from typing import Callable, Optional
 
 import torch
 
+from bench.config import seed_everything
 from bench.errors import BadInputError, CheckpointError, FacebenchError, UnknownNameError
 from bench.goals import TASKS
 from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights, training_modules
 from models_zoo.registry import VARIANTS, VariantSpec, get_variant
-from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
+from models_zoo.user import (FACTORY_WEIGHTS, FactoryRef, build_from_factory, is_factory_ref, load_factory,
+                             load_user_checkpoint, state_dict_sha256)
 
 USER_DEFAULT_PROTOCOL = {"fr": "synth-fr", "fas": "synth-oulu"}
 USER_DEFAULT_INPUT_SIZE = 64  # the tiny embedded world
@@ -40,6 +44,37 @@ class ModelUnderTest:
     default_protocol: str
     spec: Optional[VariantSpec] = None
     factory: Optional[Callable[[], torch.nn.Module]] = None
+    model_name: str = ""  # what the CI gate identifies it by: the zoo variant's name, a user model's --name or default
+
+
+def default_model_name(ref: str) -> str:
+    """A user model's name when `--name` is not given: its factory string without the directories a checkout
+    puts it under, so the same file named from anywhere has one name (`../mine/tinyfr.py:build` -> `tinyfr:build`;
+    `mypkg.models:build` stays as it is)."""
+    try:
+        parsed = FactoryRef.parse(ref)
+    except FacebenchError:
+        return ref
+    if not parsed.is_path:
+        return ref
+    return f"{Path(parsed.module).stem}:{parsed.attr}"
+
+
+def check_model_name(name: str, ref: str) -> str:
+    """`--name` of a user model: one printable token that is not a zoo variant's name."""
+    if not name or not name.isprintable() or any(c.isspace() for c in name):
+        raise BadInputError(f"--name {name!r} must be one word without spaces (e.g. tinyfr or mypkg-fr-v2)")
+    if name in VARIANTS:
+        raise BadInputError(f"--name {name!r} is a zoo variant's name; give your model ({ref!r}) a name of its own")
+    return name
+
+
+def model_name(run: dict) -> str:
+    """The name a stored run's model is identified by (runs stored before names were: derived the same way)."""
+    model = str(run.get("model", ""))
+    if run.get("source") == "user" or (run.get("source") is None and is_factory_ref(model)):
+        return str(run.get("model_name") or default_model_name(model))
+    return model
 
 
 @dataclass
@@ -54,12 +89,13 @@ class LoadedModel:
 
 
 def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str] = None,
-                  input_size: Optional[int] = None) -> ModelUnderTest:
+                  input_size: Optional[int] = None, name: Optional[str] = None) -> ModelUnderTest:
     """Resolve `--model`: a value with `:` is a user factory (imported now), anything else a zoo variant.
 
     `task` is required for a user model and checked against a zoo variant's; `profile` is for zoo variants
     only (default tiny); `input_size` is a user model's image size (default 64) and must agree with a
-    variant's. Every mistake is a one-line `FacebenchError` before any work.
+    variant's; `name` is a user model's name (default: `default_model_name`). Every mistake is a one-line
+    `FacebenchError` before any work.
     """
     if task is not None and task not in TASKS:
         raise BadInputError(f"unknown task {task!r} (use fr or fas)")
@@ -72,9 +108,12 @@ def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str]
         if profile is not None:
             raise BadInputError(f"--profile applies to zoo variants only; a user model ({model!r}) is sized by its "
                                 "factory, and --input-size sets the image size")
+        label = default_model_name(model) if name is None else check_model_name(name, model)
         factory = load_factory(model)
         return ModelUnderTest(model, "user", task, USER_PROFILE, input_size or USER_DEFAULT_INPUT_SIZE,
-                              USER_DEFAULT_PROTOCOL[task], factory=factory)
+                              USER_DEFAULT_PROTOCOL[task], factory=factory, model_name=label)
+    if name is not None and name != model:
+        raise BadInputError(f"--name applies to models of your own; zoo variant {model!r} is named by the registry")
     try:
         spec = get_variant(model)
     except UnknownNameError as e:
@@ -90,16 +129,23 @@ def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str]
     if input_size is not None and input_size != size:
         raise BadInputError(f"--input-size {input_size} disagrees with zoo variant {spec.name!r}, which takes "
                             f"{size} px at profile {profile} (--input-size is for user models)")
-    return ModelUnderTest(spec.name, "zoo", spec.task, profile, size, spec.default_protocol, spec=spec)
+    return ModelUnderTest(spec.name, "zoo", spec.task, profile, size, spec.default_protocol, spec=spec,
+                          model_name=spec.name)
 
 
-def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device) -> LoadedModel:
+def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device,
+               seed: Optional[int] = None) -> LoadedModel:
     """Build the network and load its weights, in eval mode on `device`.
 
     Zoo variants: the shipped checkpoint unless `checkpoint`, whose card must name the variant and
     profile and match the file's sha256. User models: the factory's own weights unless `checkpoint`
-    (loaded strictly; a sibling card is optional and its sha256 checked when present).
+    (loaded strictly; a sibling card is optional and its sha256 checked when present). With `seed`,
+    Python's, NumPy's and torch's generators are seeded with it just before the network is built, as a
+    run does (so a factory's random weights are the run's wherever the model is rebuilt: a Ray worker,
+    the leaderboard's examples).
     """
+    if seed is not None:
+        seed_everything(seed)
     if mut.source == "user":
         assert mut.factory is not None
         model = build_from_factory(mut.name, mut.factory)
@@ -126,10 +172,11 @@ def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.dev
 
 def create_model(model: str, device: torch.device | str = "cpu", *, task: Optional[str] = None,
                  profile: Optional[str] = None, input_size: Optional[int] = None,
-                 checkpoint: Optional[str] = None) -> LoadedModel:
-    """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device`."""
+                 checkpoint: Optional[str] = None, seed: Optional[int] = None) -> LoadedModel:
+    """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device` (`seed`: as
+    `load_model`)."""
     mut = resolve_model(model, task=task, profile=profile, input_size=input_size)
-    return load_model(mut, checkpoint, torch.device(device))
+    return load_model(mut, checkpoint, torch.device(device), seed)
 
 
 def card_for(model: str, profile: Optional[str], sha256: Optional[str] = None, checkpoint: Optional[str] = None,

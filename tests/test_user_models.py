@@ -192,6 +192,22 @@ def test_user_fr_model_end_to_end(fr_run, runner, tmp_path):
     assert f"| `{MODULE}:tiny_fr` (user)" in (tmp_path / "lb" / "README.md").read_text()
 
 
+def test_examples_rebuild_the_factory_weights_the_run_evaluated(fr_run, in_models_dir):
+    """The leaderboard's example images rebuild a user model without --checkpoint seeded as the run was, so its
+    factory weights are the run's, whatever the generators' state before (issue 20, item 2)."""
+    from bench.leaderboard.examples import regenerate_examples
+    from bench.leaderboard.results import budget_of, collect_runs
+
+    rec = collect_runs([fr_run[0]])[0]
+    assert rec.run["checkpoint"] == "none (factory weights)"
+    cell = next(c for c in rec.cells if c.config["goal"] == "impersonation" and c.config["attack"] == "pgd")
+    torch.manual_seed(12345)  # not the run's seed: a factory built without seeding gets other weights
+    ex = regenerate_examples(rec, "impersonation", budget_of(cell.config), k=2)
+    assert not ex.error, ex.error
+    assert ex.clean.shape == ex.adv.shape and len(ex.clean) >= 1
+    assert np.abs(ex.adv - ex.clean).max() <= cell.config["eps"] + 1e-5
+
+
 def test_user_fas_model_end_to_end(in_models_dir, runner, store_path):
     out = _ok(runner.invoke(main, ["run", "--model", f"{MODULE}:tiny_fas", "--task", "fas", "--samples", "4",
                                    "--store", str(store_path), "-q"]))
