@@ -16,6 +16,7 @@ import torch
 from attacks.base import Attack, AttackOutput, Budget, eps_view, flat_norm
 from attacks.registry import register_attack
 from bench.errors import BadInputError
+from bench.progress import report_steps
 from bench.tasks.base import Task
 
 
@@ -57,7 +58,7 @@ def carlini_wagner_l2(
     w0_all = _atanh_box(x)
     check_every = max(steps // 10, 1)
     beta1, beta2 = 0.9, 0.999
-    for _ in range(search_steps):
+    for search in range(search_steps):
         act = (~clean_ok).nonzero().squeeze(1)
         if act.numel() == 0:
             break
@@ -68,6 +69,7 @@ def carlini_wagner_l2(
         prev_obj = torch.full((act.numel(),), torch.inf, device=x.device)
         pos = torch.arange(act.numel(), device=x.device)  # row of each active sample in `found`
         for t in range(1, steps + 1):
+            report_steps(search * steps + t - 1, search_steps * steps)
             w.requires_grad_(True)
             with torch.enable_grad():
                 xa = (torch.tanh(w) + 1) / 2
