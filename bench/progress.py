@@ -89,12 +89,13 @@ class LineBar:
 
     def format(self) -> str:
         elapsed = time.perf_counter() - self.started
+        unit = self.unit if self.unit.endswith("s") else self.unit + "s"
         if self.total:
             left = elapsed / self.n * (self.total - self.n) if self.n else None
-            count = f"{self.n:g}/{self.total:g} {self.unit}"
+            count = f"{self.n:g}/{self.total:g} {unit}"
             when = f"{format_seconds(elapsed)}<{'?' if left is None else format_seconds(left)}"
         else:
-            count, when = f"{self.n:g} {self.unit}", format_seconds(elapsed)
+            count, when = f"{self.n:g} {unit}", format_seconds(elapsed)
         return f"{self.desc}: {count} [{when}{', ' + self.postfix if self.postfix else ''}]"
 
     def _maybe_print(self, force: bool = False) -> None:
