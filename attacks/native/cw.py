@@ -101,9 +101,8 @@ def carlini_wagner_l2(
                         act, w, x0, c, m1, m2, pos, prev_obj = (v[keep] for v in (act, w, x0, c, m1, m2, pos, prev_obj))
         # binary search on c: success -> smaller c, failure -> larger c (x10 until an upper bound is known)
         rows = (~clean_ok).nonzero().squeeze(1)
-        f = found
-        hi[rows] = torch.where(f, torch.minimum(hi[rows], const[rows]), hi[rows])
-        lo[rows] = torch.where(f, lo[rows], torch.maximum(lo[rows], const[rows]))
+        hi[rows] = torch.where(found, torch.minimum(hi[rows], const[rows]), hi[rows])
+        lo[rows] = torch.where(found, lo[rows], torch.maximum(lo[rows], const[rows]))
         const[rows] = torch.where(torch.isinf(hi[rows]), const[rows] * 10, (lo[rows] + hi[rows]) / 2)
     return _within_budget(task, x, best_x, best_l2, eps_all, queries)
 
