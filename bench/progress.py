@@ -213,12 +213,14 @@ class SampleMeter:
 
     @contextmanager
     def chunk(self, n: int) -> Iterator[None]:
-        """Attacking a batch of `n` samples of the cell: the steps the attack reports are shown with the cell's time
-        left (the samples done plus this batch's share of its steps, over the wall time of the cell so far)."""
+        """Attacking a batch of `n` samples of the cell (or cascade stage) the bar counts: the steps the attack reports
+        are shown with its time left (the samples done plus this batch's share of its steps, over the wall time since
+        `start`)."""
         with steps_to(lambda done, total, unit: self.steps(n, done, total, unit)):
             yield
 
     def steps(self, n: int, done: int, total: int, unit: str) -> None:
+        """Show `done` of `total` steps of a batch of `n` samples (at most every STEPS_REFRESH seconds)."""
         now = time.perf_counter()
         if self.bar.disable or now - self.shown < STEPS_REFRESH or total <= 0:
             return
@@ -227,7 +229,7 @@ class SampleMeter:
         cell_total = self.bar.total or 0
         fraction = (self.bar.n + n * min(done, total) / total) / cell_total if cell_total else 0.0
         if fraction > 0:
-            text += f", cell left ~{format_seconds((now - self.started) * (1 - fraction) / fraction)}"
+            text += f", ETA ~{format_seconds((now - self.started) * (1 - fraction) / fraction)}"
         self.bar.set_postfix_str(text)
 
     def close(self) -> None:

@@ -67,7 +67,7 @@ def test_sample_meter_shows_attack_steps_with_time_left(monkeypatch, capsys):
     meter.update(4)
     meter.close()
     err = capsys.readouterr().err
-    assert "dodging square linf 0.03: 0/8 samples [" in err and "queries 50/100, cell left ~" in err
+    assert "dodging square linf 0.03: 0/8 samples [" in err and "queries 50/100, ETA ~" in err
     assert "4/8 samples" in err
     assert "\r" not in err and "\x1b[" not in err
     with progress.chunk(None, 4):  # no meter (cells computed elsewhere): nothing to show
@@ -122,7 +122,7 @@ def test_run_logged_to_a_pipe_has_plain_lines_and_notices_on_their_own_line(tmp_
     assert lines.index(notices[1]) > lines.index(next(line for line in lines if line.startswith("cells: 2/4 cells [")))
     assert any(line.startswith("cells: 4/4 cells [") for line in lines), err
     # inside the cell, before its samples are done: the attack's queries and the cell's time left
-    assert any(line.startswith("impersonation square linf 1/255: 0/") and "queries " in line and "cell left ~" in line
+    assert any(line.startswith("impersonation square linf 1/255: 0/") and "queries " in line and "ETA ~" in line
                for line in lines), err
     for line in lines:  # every line is one thing: a bar's line or a log line, never both glued
         assert line.count("cells: ") <= 1 and not ("samples [" in line and "integrity" in line), line
