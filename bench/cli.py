@@ -45,8 +45,12 @@ def _silence_bars(quiet: bool) -> None:
 
 
 def _log(quiet: bool):
-    """Log lines to stderr; none with --quiet."""
-    return (lambda s: None) if quiet else (lambda s: click.echo(s, err=True))
+    """Log lines to stderr, each on a line of its own between the progress bars; none with --quiet."""
+    if quiet:
+        return lambda s: None
+    from bench.progress import notice
+
+    return notice
 
 
 def _reliability(unreliable: bool, reason: str) -> str:

@@ -243,6 +243,7 @@ class Run:
         return {
             "model": mut.name, "model_name": mut.model_name, "source": mut.source, "task": mut.task, "profile": mut.profile,
             "input_size": mut.input_size, "checkpoint": loaded.checkpoint, "checkpoint_sha256": loaded.sha256,
+            "parameters": loaded.parameter_count(),
             "protocol": self.protocol.name, "suite": self.suite.name, "suite_budgets": self.suite.budgets(),
             "config": asdict(cfg), "seed": cfg.seed, "versions": versions(),
             "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),

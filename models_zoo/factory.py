@@ -87,6 +87,10 @@ class LoadedModel:
     card: dict  # the model card ({} for a user model without one)
     was_training: bool = False  # a user's network came in train mode and was put into eval mode on load (zoo: never)
 
+    def parameter_count(self) -> int:
+        """Parameters of the loaded network (a user model's count, which the leaderboard cannot get otherwise)."""
+        return int(sum(t.numel() for t in self.module.parameters()))
+
 
 def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str] = None,
                   input_size: Optional[int] = None, name: Optional[str] = None) -> ModelUnderTest:

@@ -208,6 +208,23 @@ def test_examples_rebuild_the_factory_weights_the_run_evaluated(fr_run, in_model
     assert np.abs(ex.adv - ex.clean).max() <= cell.config["eps"] + 1e-5
 
 
+def test_user_model_parameters_are_counted_by_the_run_and_shown_by_the_leaderboard(fr_run, models_dir, tmp_path):
+    """The leaderboard never imports a user factory, so the run counts the loaded network's parameters."""
+    from bench.leaderboard import write_leaderboard
+    from bench.leaderboard.catalogue import fmt_params, model_info
+
+    store, first, _ = fr_run
+    _ok(first)
+    run = ResultsStore(store).runs()[0]
+    expected = sum(p.numel() for p in _user_module(models_dir).tiny_fr().parameters())
+    assert expected > 0 and int(run["parameters"]) == expected
+    assert model_info(run).params == expected
+    write_leaderboard([store], tmp_path / "lb", fmt="md", examples=False)
+    page = (tmp_path / "lb" / "fr-verification-synth-fr.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| ") and f"{MODULE}:tiny_fr" in line]
+    assert rows and all(f"| {fmt_params(expected)} |" in line for line in rows), page
+
+
 def test_user_fas_model_end_to_end(in_models_dir, runner, store_path):
     out = _ok(runner.invoke(main, ["run", "--model", f"{MODULE}:tiny_fas", "--task", "fas", "--samples", "4",
                                    "--store", str(store_path), "-q"]))

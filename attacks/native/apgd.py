@@ -20,6 +20,7 @@ from attacks.base import Attack, AttackOutput, Budget, eps_view, project, steepe
 from attacks.native.engine import random_start
 from attacks.registry import register_attack
 from bench.errors import BadInputError
+from bench.progress import part_of_steps, report_steps
 from bench.tasks.base import Task
 
 
@@ -99,7 +100,7 @@ def apgd(
         done[act[ok]] = True
         return md, ok, grad
 
-    for _ in range(restarts):
+    for r in range(restarts):
         act = (~done).nonzero().squeeze(1)
         if act.numel() == 0:
             break
@@ -117,6 +118,7 @@ def apgd(
         keep = ~ok
         last_cp = 0
         for k in range(steps):
+            report_steps(r * steps + k, restarts * steps)
             if not bool(keep.all()):
                 if not bool(keep.any()):
                     break
@@ -172,13 +174,15 @@ def apgd_targeted(
     done = task.success_from_scores(clean_scores).clone()
     best_m = task.margin_from_scores(clean_scores).detach().clone()
     eps_all = eps_view(eps, x)
-    for rank in range(min(n_targets, task.num_targets())):
+    targets = min(n_targets, task.num_targets())
+    for rank in range(targets):
         idx = (~done).nonzero().squeeze(1)
         if idx.numel() == 0:
             break
         sub = task.subset(idx)
-        out = apgd(sub.retarget(clean_scores[idx], rank), x[idx], norm, eps_all[idx], steps=steps,
-                   restarts=restarts, random_init=random_init, alpha=alpha, rho=rho, generator=generator)
+        with part_of_steps(rank, targets):
+            out = apgd(sub.retarget(clean_scores[idx], rank), x[idx], norm, eps_all[idx], steps=steps,
+                       restarts=restarts, random_init=random_init, alpha=alpha, rho=rho, generator=generator)
         queries[idx] += out.queries + 1
         with torch.no_grad():  # judge on the task's own margin, not the retargeted one
             s = sub.scores(out.x_adv)

@@ -16,6 +16,7 @@ import torch
 from attacks.base import Attack, AttackOutput, Budget, eps_view, flat_norm
 from attacks.registry import register_attack
 from bench.errors import BadInputError
+from bench.progress import report_steps
 from bench.tasks.base import Task
 
 
@@ -57,7 +58,7 @@ def carlini_wagner_l2(
     w0_all = _atanh_box(x)
     check_every = max(steps // 10, 1)
     beta1, beta2 = 0.9, 0.999
-    for _ in range(search_steps):
+    for search in range(search_steps):
         act = (~clean_ok).nonzero().squeeze(1)
         if act.numel() == 0:
             break
@@ -68,6 +69,7 @@ def carlini_wagner_l2(
         prev_obj = torch.full((act.numel(),), torch.inf, device=x.device)
         pos = torch.arange(act.numel(), device=x.device)  # row of each active sample in `found`
         for t in range(1, steps + 1):
+            report_steps(search * steps + t - 1, search_steps * steps)
             w.requires_grad_(True)
             with torch.enable_grad():
                 xa = (torch.tanh(w) + 1) / 2
@@ -99,9 +101,8 @@ def carlini_wagner_l2(
                         act, w, x0, c, m1, m2, pos, prev_obj = (v[keep] for v in (act, w, x0, c, m1, m2, pos, prev_obj))
         # binary search on c: success -> smaller c, failure -> larger c (x10 until an upper bound is known)
         rows = (~clean_ok).nonzero().squeeze(1)
-        f = found
-        hi[rows] = torch.where(f, torch.minimum(hi[rows], const[rows]), hi[rows])
-        lo[rows] = torch.where(f, lo[rows], torch.maximum(lo[rows], const[rows]))
+        hi[rows] = torch.where(found, torch.minimum(hi[rows], const[rows]), hi[rows])
+        lo[rows] = torch.where(found, lo[rows], torch.maximum(lo[rows], const[rows]))
         const[rows] = torch.where(torch.isinf(hi[rows]), const[rows] * 10, (lo[rows] + hi[rows]) / 2)
     return _within_budget(task, x, best_x, best_l2, eps_all, queries)
 

@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 
 from attacks.base import AttackOutput, Budget, SegmentGenerators, eps_view, flat_norm, project, steepest_step
+from bench.progress import report_steps
 from bench.tasks.base import Task
 
 
@@ -54,7 +55,7 @@ def gradient_attack(
     best_m = torch.full((n,), -torch.inf, device=x.device)
     done = torch.zeros(n, dtype=torch.bool, device=x.device)
     queries = torch.zeros(n, dtype=torch.long, device=x.device)
-    for _ in range(restarts):
+    for r in range(restarts):
         act = (~done).nonzero().squeeze(1)
         if act.numel() == 0:
             break
@@ -68,6 +69,8 @@ def gradient_attack(
         g_acc = torch.zeros_like(x0) if momentum > 0 else None
         for t in range(steps + 1):
             last = t == steps
+            if steps > 1:  # a single step (FGSM) is no long attack
+                report_steps(r * steps + t, restarts * steps)
             xa = (x0 + delta).requires_grad_(not last)
             with torch.enable_grad() if not last else torch.no_grad():
                 s = sub.scores(xa)

@@ -38,6 +38,7 @@ import torch
 from attacks.base import Attack, AttackOutput, Budget, eps_view, project, steepest_step
 from attacks.registry import register_attack
 from bench.errors import BadInputError
+from bench.progress import report_steps
 from bench.tasks.base import Task
 
 
@@ -106,6 +107,7 @@ def fmn(
     delta = torch.zeros_like(x)
     radius = torch.zeros(n, device=x.device, dtype=x.dtype)
     for k in range(steps + 1):
+        report_steps(k, steps)
         last = k == steps
         xa = (x0 + delta).requires_grad_(not last)
         with torch.enable_grad() if not last else torch.no_grad():

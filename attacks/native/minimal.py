@@ -14,6 +14,7 @@ import torch
 from attacks.base import Attack, AttackOutput, Budget, eps_view
 from attacks.registry import ATTACKS, make_attack, register_attack
 from bench.errors import BadInputError
+from bench.progress import part_of_steps
 from bench.tasks.base import Task
 
 
@@ -46,7 +47,8 @@ def minimal_eps(
     idx = (~broken0).nonzero().squeeze(1)
     success = broken0.clone()
     if idx.numel():
-        out = attack.run(task.subset(idx), x[idx], norm, top[idx], generator=generator)
+        with part_of_steps(0, 1 + search_steps):  # the inner attack's steps, as one of the search's runs
+            out = attack.run(task.subset(idx), x[idx], norm, top[idx], generator=generator)
         queries[idx] += out.queries
         x_adv[idx] = out.x_adv
         success[idx] = out.success
@@ -54,12 +56,13 @@ def minimal_eps(
     lo = torch.zeros_like(top)
     hi = top.clone()
     open_ = success & ~broken0
-    for _ in range(search_steps):
+    for k in range(search_steps):
         idx = open_.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
         mid = (lo[idx] + hi[idx]) / 2
-        out = attack.run(task.subset(idx), x[idx], norm, mid, generator=generator)
+        with part_of_steps(1 + k, 1 + search_steps):
+            out = attack.run(task.subset(idx), x[idx], norm, mid, generator=generator)
         queries[idx] += out.queries
         ok = out.success
         hi[idx] = torch.where(ok, mid, hi[idx])

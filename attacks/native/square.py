@@ -33,6 +33,7 @@ import torch
 from attacks.base import Attack, AttackOutput, Budget, eps_view, flat_norm, project
 from attacks.registry import register_attack
 from bench.errors import BadInputError
+from bench.progress import report_steps
 from bench.tasks.base import Task
 
 P_CHECKPOINTS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of a 10 000-query run (the paper)
@@ -166,6 +167,7 @@ def square_attack(
             s = sub.scores(xa)
             return sub.margin_from_scores(s).detach(), sub.success_from_scores(s)
 
+    spent = 0  # queries of the earlier restarts' budgets
     for budget in budgets:
         act = (~done).nonzero().squeeze(1)
         if act.numel() == 0 or budget < 1:
@@ -180,6 +182,7 @@ def square_attack(
         m_cur, ok = evaluate(sub, x0 + delta)
         queries.index_add_(0, act, torch.ones_like(act))
         for it in range(1, budget + 1):
+            report_steps(spent + it, max_queries, "queries")
             # the one host sync per iteration: who broke, and is anyone left
             n_ok = int(ok.sum())
             if n_ok:
@@ -219,6 +222,7 @@ def square_attack(
             delta = torch.where(accept.view(-1, 1, 1, 1), cand, delta)
             m_cur = torch.where(accept, m_new, m_cur)
             ok = ok_new
+        spent += budget
         if act.numel():  # the restart's best point of each sample it did not break
             better = m_cur > best_m[act]
             idx = act[better]

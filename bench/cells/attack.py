@@ -13,7 +13,7 @@ from attacks.base import SegmentGenerators
 from bench.batching import BatchSize
 from bench.cells.base import CellInputs, CellKind, CellOutput, PlannedCell, cell_arrays, register_cell_kind
 from bench.cells.parsing import eps_of, params_of
-from bench.progress import SampleMeter
+from bench.progress import SampleMeter, chunk
 from bench.tasks.base import Task
 from bench.tasks.items import GoalItems
 
@@ -121,7 +121,8 @@ def attack_cell(items: GoalItems, clean_scores: torch.Tensor, attack: Attack, no
 
     def work(idx: torch.Tensor) -> None:
         nonlocal min_eps
-        out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
+        with chunk(meter, idx.numel()):
+            out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
         x_adv[idx] = out.x_adv.detach()
         queries[idx] = out.queries
         if out.min_eps is not None:
@@ -165,7 +166,8 @@ def attack_cells_together(items: GoalItems, clean_scores: torch.Tensor, attack: 
             rows = idx.repeat(k)
             eps = torch.cat([torch.full((m,), float(e), device=x.device) for e, _ in budgets])
             segment = torch.arange(k, device=x.device).repeat_interleave(m)
-            out = attack.run(attack_task.subset(rows), x[rows], norm, eps, generator=SegmentGenerators(gens, segment))
+            with chunk(meter, m):  # the steps of the stacked batch stand for this chunk of each budget
+                out = attack.run(attack_task.subset(rows), x[rows], norm, eps, generator=SegmentGenerators(gens, segment))
             for j in range(k):
                 x_adv[j][idx] = out.x_adv[j * m:(j + 1) * m].detach()
                 queries[j][idx] = out.queries[j * m:(j + 1) * m]

@@ -15,7 +15,7 @@ from bench.cells.base import (CELL_KINDS, PLAIN, CellInputs, CellKind, CellOutpu
 from bench.cells.parsing import check_keys, eps_of, params_of
 from bench.config import format_eps
 from bench.errors import BadInputError
-from bench.progress import SampleMeter
+from bench.progress import SampleMeter, chunk
 from bench.tasks.base import Task
 from bench.tasks.items import GoalItems
 
@@ -173,7 +173,8 @@ def cascade_cell(items: GoalItems, clean_scores: torch.Tensor, stages: list[Atta
 
         def work(idx: torch.Tensor) -> None:
             nonlocal newly
-            out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
+            with chunk(meter, idx.numel()):
+                out = attack.run(attack_task.subset(idx), x[idx], norm, eps, generator=gen)
             xa = out.x_adv.detach()
             sub = task.subset(idx)
             with torch.no_grad():

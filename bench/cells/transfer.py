@@ -12,7 +12,7 @@ from bench.cells.attack import AttackEntry
 from bench.cells.base import CellInputs, CellKind, CellOutput, PlannedCell, cell_arrays, register_cell_kind, total
 from bench.cells.parsing import check_keys, eps_of, params_of
 from bench.errors import BadInputError
-from bench.progress import SampleMeter
+from bench.progress import SampleMeter, chunk
 from bench.tasks.base import Task, TaskView
 from bench.tasks.items import GoalItems
 
@@ -152,7 +152,8 @@ def transfer_cell(items: GoalItems, clean_scores: torch.Tensor, source: GoalItem
 
     def work(idx: torch.Tensor) -> None:
         nonlocal source_queries
-        out = attack.run(NoStopTask(source.task.subset(idx)), source.x[idx], norm, eps, generator=gen)
+        with chunk(meter, idx.numel()):
+            out = attack.run(NoStopTask(source.task.subset(idx)), source.x[idx], norm, eps, generator=gen)
         x_adv[idx] = out.x_adv.detach()
         queries[idx] = 1
         source_queries += int(out.queries.sum())

@@ -66,15 +66,17 @@ def recipe_of(description: str, card: dict, task: str) -> str:
 def model_info(run: dict) -> ModelInfo:
     """Parameters and recipe of a run's model: from the zoo registry and the model card of the evaluated weights.
 
-    A user model gets its parameter count only from a card beside its checkpoint ('-' otherwise): its
-    factory is not imported to render a leaderboard.
+    A user model's factory is not imported to render a leaderboard: its parameter count is the one the run
+    counted on the loaded network (`parameters` of the run), else a card beside its checkpoint ('-' in runs
+    stored before runs counted them, without a card).
     """
     key = (run["model"], run.get("profile"), run.get("checkpoint_sha256"))
     if key in _INFO_CACHE:
         return _INFO_CACHE[key]
     card = _card_for(run)
     if run.get("source") == "user":
-        info = ModelInfo(card.get("parameters"), "user model", f"user model `{run['model']}` (a factory of your own)",
+        counted = run.get("parameters")
+        info = ModelInfo(int(counted) if counted is not None else card.get("parameters"), "user model", f"user model `{run['model']}` (a factory of your own)",
                          str(card.get("citation", "")), str(card.get("protocol", "")), str(card.get("training_command", "")))
     else:
         from models_zoo import VARIANTS

@@ -7,13 +7,16 @@ need not reproduce the stored per-sample results bit for bit.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
+from bench.cells import kind_of
 from bench.leaderboard.cells import example_attack, is_transfer
 from bench.leaderboard.results import Budget, RunRecord, budget_of
+from bench.store import CellResult
 
 
 @dataclass
@@ -30,12 +33,26 @@ class ExampleSet:
     error: str = ""
 
 
-def regenerate_examples(rec: RunRecord, goal: str, budget: Budget, k: int = 4) -> ExampleSet:
-    """Re-run the first attack of the run's first cell of `goal` at `budget` on `k` clean-correct items.
+def strongest_cell(cells: list[CellResult]) -> Optional[CellResult]:
+    """The strongest attack among cells of one goal at one budget: the lowest stored robust accuracy (then the
+    highest success rate, then the most gradient steps, then run order). A fixed-budget attack is preferred to a
+    minimal-eps search, whose ceiling is no budget it was held to; transfer cells are left out (their examples
+    come from another model). None when no cell qualifies."""
+    cands = [c for c in cells if not is_transfer(c) and example_attack(c) is not None]
 
-    Transfer cells are skipped (their examples come from another model); a fixed-budget attack is preferred
-    to a minimal-eps search; a cascade contributes its first stage. Never raises: a model or dataset that
-    cannot be rebuilt here gives an `ExampleSet` whose `error` says why.
+    def strength(pair: tuple[int, CellResult]) -> tuple:
+        i, c = pair
+        robust, asr = (float(c.summary.get(k, math.nan)) for k in ("robust_accuracy", "asr"))
+        return (kind_of(c.config).capability(c.config, "budget_is_ceiling"), math.inf if math.isnan(robust) else robust,
+                -(asr if not math.isnan(asr) else -1.0), -kind_of(c.config).steps(c.config), i)
+
+    return min(enumerate(cands), key=strength)[1] if cands else None
+
+
+def regenerate_examples(rec: RunRecord, goal: str, budget: Budget, k: int = 4) -> ExampleSet:
+    """Re-run the strongest attack of the run at `budget` on `goal` (`strongest_cell`) on `k` clean-correct items;
+    a cascade contributes its first stage. Never raises: a model or dataset that cannot be rebuilt here gives an
+    `ExampleSet` whose `error` says why.
     """
     label = str(rec.run["model"])
     try:
@@ -47,7 +64,7 @@ def regenerate_examples(rec: RunRecord, goal: str, budget: Budget, k: int = 4) -
 def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet:
     import torch
 
-    from attacks import declares, make_attack
+    from attacks import make_attack
     from bench import checks
     from bench.batching import auto_batch_size, batched_scores
     from bench.config import resolve_device
@@ -55,12 +72,9 @@ def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet
     from models_zoo.factory import load_model, resolve_model
 
     label = str(rec.run["model"])
-    cands = [c for c in rec.cells if c.config["goal"] == goal and budget_of(c.config) == budget
-             and not is_transfer(c)]
-    if not cands:
+    cell = strongest_cell([c for c in rec.cells if c.config["goal"] == goal and budget_of(c.config) == budget])
+    if cell is None:
         return ExampleSet(label, error=f"no attack cell of {goal} at {budget.label}")
-    cands.sort(key=lambda c: declares(c.config["attack"], "budget_is_ceiling"))  # stable: run order otherwise
-    cell = cands[0]
     attack_name, params, name = example_attack(cell)
     attack = make_attack(attack_name, params)
     cfg = rec.config

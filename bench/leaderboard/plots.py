@@ -195,25 +195,44 @@ def fas_roc(data: list[ScoreSet], budget_label: str, title: str) -> tuple[bytes,
     return _png(fig), kinds
 
 
-def examples_grid(sets: list, title: str) -> bytes:
-    """Per model (row), per sample: clean, adversarial and the magnified perturbation."""
+EXAMPLE_PANEL = 1.7  # inches per image panel of the examples grid (170 px at DPI)
+EXAMPLES_PER_LINE = 2  # samples per line of a model's block: 6 panels, about 1000 px wide
+EXAMPLE_FONT = 9  # points, panel titles and a model's heading
+
+
+def examples_figure(sets: list, title: str) -> Figure:
+    """The examples grid as a figure: per model a block headed by the model and its attack, then per sample
+    three panels (clean, adversarial, the magnified perturbation), `EXAMPLES_PER_LINE` samples per line."""
     k = max(len(s.clean) for s in sets)
-    fig = Figure(figsize=(1.25 * 3 * k, 1.55 * len(sets) + 0.4))
-    for i, s in enumerate(sets):
+    per_line = min(k, EXAMPLES_PER_LINE)
+    lines = -(-k // per_line)
+    cols = 3 * per_line
+    block = lines * (EXAMPLE_PANEL + 0.35) + 0.45  # inches: the panels with their titles, and the heading
+    fig = Figure(figsize=(cols * EXAMPLE_PANEL, block * len(sets) + 0.5), layout="constrained")
+    blocks = fig.subfigures(len(sets), 1, squeeze=False)[:, 0]
+    for sub, s in zip(blocks, sets):
+        sub.suptitle(f"{s.label}: {s.attack}", fontsize=EXAMPLE_FONT + 1, fontweight="bold")
         delta = s.adv.astype(np.float64) - s.clean.astype(np.float64)
         peak = float(np.abs(delta).max()) or 1.0
         gain = 0.5 / peak
+        axes = sub.subplots(lines, cols, squeeze=False)
+        for ax in axes.flat:
+            ax.set_axis_off()
         for j in range(len(s.clean)):
             panels = [(s.clean[j], f"clean {s.clean_scores[j]:.2f}"),
                       (s.adv[j], f"adv {s.adv_scores[j]:.2f} {'broken' if s.success[j] else 'held'}"),
                       (np.clip(0.5 + gain * delta[j], 0, 1), f"delta x{gain:.0f}")]
             for p, (img, name) in enumerate(panels):
-                ax = fig.add_subplot(len(sets), 3 * k, i * 3 * k + 3 * j + p + 1)
+                ax = axes[j // per_line, 3 * (j % per_line) + p]
+                ax.set_axis_on()
                 ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
-                ax.set_title(name, fontsize=6)
-                if j == 0 and p == 0:
-                    ax.set_ylabel(f"{s.label}\n" + s.attack.replace(" (", "\n("), fontsize=6)
-    fig.suptitle(title, fontsize=10)
-    return _png(fig)
+                ax.set_title(name, fontsize=EXAMPLE_FONT)
+    fig.suptitle(title, fontsize=EXAMPLE_FONT + 3)
+    return fig
+
+
+def examples_grid(sets: list, title: str) -> bytes:
+    """The examples grid (`examples_figure`) as PNG bytes."""
+    return _png(examples_figure(sets, title))

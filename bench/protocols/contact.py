@@ -11,18 +11,49 @@ from bench.protocols.fas import FASProtocol
 from bench.protocols.fr import FRProtocol
 
 
+LINE_HEIGHT = 12  # pixels per line of a label (PIL's default bitmap font)
+
+
+def wrap_label(draw: ImageDraw.ImageDraw, label: str, width: int) -> list[str]:
+    """`label` in lines that each fit in `width` pixels: broken at spaces, a word too long for a line at its
+    characters; nothing is cut off."""
+    lines: list[str] = []
+    for word in label.split():
+        line = f"{lines[-1]} {word}" if lines else word
+        if lines and draw.textlength(line) <= width:
+            lines[-1] = line
+            continue
+        while draw.textlength(word) > width and len(word) > 1:
+            cut = max(k for k in range(1, len(word) + 1) if k == 1 or draw.textlength(word[:k]) <= width)
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines or [""]
+
+
 def _grid(tiles: list[np.ndarray], labels: list[str], cols: int, scale: int = 2) -> Image.Image:
     s = tiles[0].shape[0]
+    width = s * scale
     rows = (len(tiles) + cols - 1) // cols
-    pad = 12
-    sheet = Image.new("RGB", (cols * s * scale, rows * (s * scale + pad)), "white")
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    wrapped = [wrap_label(draw, label, width - 4) for label in labels]
+    pad = LINE_HEIGHT * max(len(lines) for lines in wrapped) + 2
+    sheet = Image.new("RGB", (cols * width, rows * (width + pad)), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, (tile, label) in enumerate(zip(tiles, labels)):
+    for i, (tile, lines) in enumerate(zip(tiles, wrapped)):
         r, c = divmod(i, cols)
         img = Image.fromarray(tile if tile.ndim == 3 else np.repeat(tile[..., None], 3, axis=2))
-        sheet.paste(img.resize((s * scale, s * scale), Image.NEAREST), (c * s * scale, r * (s * scale + pad) + pad))
-        draw.text((c * s * scale + 2, r * (s * scale + pad)), label[:18], fill="black")
+        sheet.paste(img.resize((width, width), Image.NEAREST), (c * width, r * (width + pad) + pad))
+        draw.multiline_text((c * width + 2, r * (width + pad)), "\n".join(lines), fill="black", spacing=2)
     return sheet
+
+
+def depth_tile(depth: np.ndarray) -> tuple[np.ndarray, str]:
+    """A depth label as an 8-bit tile and its caption; a frame without a depth map (NaN, prepared live frames
+    whose dataset ships none) is a mid-grey tile captioned so, never a cast of NaN."""
+    if not np.isfinite(depth).all():
+        return np.full(depth.shape, 128, np.uint8), "no depth map"
+    return (np.clip(depth, 0, 1) * 255).round().astype(np.uint8), "depth"
 
 
 def contact_sheet(protocol: Protocol, size: int, out: Path, per_kind: int = 6) -> Path:
@@ -40,8 +71,9 @@ def contact_sheet(protocol: Protocol, size: int, out: Path, per_kind: int = 6) -
         for sub in sorted(set(data.subtype), key=lambda t: (t != "live", t)):
             idx = np.flatnonzero(data.subtype == sub)[: per_kind * protocol.frames_per_video : protocol.frames_per_video]
             for i in idx:
-                tiles += [data.images[i], (data.depth[i] * 255).astype(np.uint8)]
-                labels += [f"{data.domains[i]} {sub}", "depth"]
+                depth, caption = depth_tile(data.depth[i])
+                tiles += [data.images[i], depth]
+                labels += [f"{data.domains[i]} {sub}", caption]
         cols = 2 * per_kind
     else:  # pragma: no cover - every protocol is FR or FAS
         raise TypeError(type(protocol))

@@ -112,7 +112,8 @@ def _examples_figure(base: str, goal: str, protocol: str, rows: list[Row], headl
             f"{base}-examples.png",
             f"Example adversarial inputs, {goal} on {protocol}, regenerated for this page (the store holds no "
             f"images): per model, the first {options.examples_per_model} clean-correct samples of the run's items, "
-            f"attacked again with the first attack of the first cell at {headline.label} (a cascade's first stage). "
+            f"attacked again with the run's strongest attack at {headline.label} (the cell of lowest robust "
+            "accuracy; a cascade's first stage), named in each row's label. "
             "Per sample: clean input, adversarial input, and the perturbation magnified (mid-grey = 0, the factor "
             "is in the title). The titles give the decision scores and whether the goal was reached; these are "
             "fresh runs of the attack, so they need not match the stored per-sample results exactly.", png))
