@@ -15,17 +15,12 @@ from typing import Callable, Optional
 
 import torch
 
-from bench.errors import BadInputError, CheckpointError, FacebenchError, UnknownNameError
-from bench.goals import TASKS
+from bench.errors import CheckpointError, FacebenchError
+from bench.modelref import (DEFAULT_PROFILE, INPUT_SIZE_RANGE, USER_DEFAULT_INPUT_SIZE, USER_DEFAULT_PROTOCOL,
+                            USER_PROFILE, check_model)
 from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights, training_modules
-from models_zoo.registry import VARIANTS, VariantSpec, get_variant
-from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, is_factory_ref, load_factory, load_user_checkpoint, state_dict_sha256
-
-USER_DEFAULT_PROTOCOL = {"fr": "synth-fr", "fas": "synth-oulu"}
-USER_DEFAULT_INPUT_SIZE = 64  # the tiny embedded world
-USER_PROFILE = "user"  # what a user model's runs and cells store as their profile
-INPUT_SIZE_RANGE = (16, 1024)
-DEFAULT_PROFILE = "tiny"
+from models_zoo.registry import VARIANTS, VariantSpec
+from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, load_factory, load_user_checkpoint, state_dict_sha256
 
 
 @dataclass
@@ -61,36 +56,10 @@ def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str]
     only (default tiny); `input_size` is a user model's image size (default 64) and must agree with a
     variant's. Every mistake is a one-line `FacebenchError` before any work.
     """
-    if task is not None and task not in TASKS:
-        raise BadInputError(f"unknown task {task!r} (use fr or fas)")
-    if input_size is not None and not INPUT_SIZE_RANGE[0] <= input_size <= INPUT_SIZE_RANGE[1]:
-        raise BadInputError(f"--input-size must be between {INPUT_SIZE_RANGE[0]} and {INPUT_SIZE_RANGE[1]} pixels, got {input_size}")
-    if is_factory_ref(model):
-        if task is None:
-            raise BadInputError(f"--task fr or --task fas is required for a user model ({model!r}): "
-                                "is it face recognition (embeddings) or anti-spoofing (liveness logit)?")
-        if profile is not None:
-            raise BadInputError(f"--profile applies to zoo variants only; a user model ({model!r}) is sized by its "
-                                "factory, and --input-size sets the image size")
-        factory = load_factory(model)
-        return ModelUnderTest(model, "user", task, USER_PROFILE, input_size or USER_DEFAULT_INPUT_SIZE,
-                              USER_DEFAULT_PROTOCOL[task], factory=factory)
-    try:
-        spec = get_variant(model)
-    except UnknownNameError as e:
-        if "." in model or "/" in model:
-            raise UnknownNameError(f"{e}; a model of your own is written module:function, e.g. mypkg.models:build") from None
-        raise
-    profile = profile or DEFAULT_PROFILE
-    if profile not in spec.input_size:
-        raise BadInputError(f"unknown profile {profile!r} (known: {', '.join(spec.input_size)})")
-    if task is not None and task != spec.task:
-        raise BadInputError(f"--task {task} disagrees with zoo variant {spec.name!r}, a {spec.task} model")
-    size = spec.input_size[profile]
-    if input_size is not None and input_size != size:
-        raise BadInputError(f"--input-size {input_size} disagrees with zoo variant {spec.name!r}, which takes "
-                            f"{size} px at profile {profile} (--input-size is for user models)")
-    return ModelUnderTest(spec.name, "zoo", spec.task, profile, size, spec.default_protocol, spec=spec)
+    choice = check_model(model, VARIANTS, task, profile, input_size)
+    factory = load_factory(model) if choice.source == "user" else None
+    return ModelUnderTest(choice.name, choice.source, choice.task, choice.profile, choice.input_size,
+                          choice.default_protocol, spec=choice.variant, factory=factory)
 
 
 def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device) -> LoadedModel:
@@ -166,3 +135,7 @@ def zoo_source(name: str, task: str, profile: str, input_size: int) -> Optional[
     if shipped_weights(name, profile) is None:
         return f"has no shipped {profile} weights"
     return None
+
+
+__all__ = ["DEFAULT_PROFILE", "INPUT_SIZE_RANGE", "USER_DEFAULT_INPUT_SIZE", "USER_DEFAULT_PROTOCOL", "USER_PROFILE",
+           "LoadedModel", "ModelUnderTest", "card_for", "create_model", "load_model", "resolve_model", "zoo_source"]
