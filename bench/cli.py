@@ -163,10 +163,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
     and the table says why).
     """
     from bench.listings import check_run
-
-    check_run(model, task, profile, input_size, suite, protocol)  # a mistyped name, before torch is imported
-    from bench.runner import RunConfig, run_benchmark
-    from bench.config import format_eps
+    from bench.runconfig import RunConfig
 
     command = "facebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "facebench" in sys.argv[0] else ""
     if not command:  # called in-process (tests, notebooks): rebuild the command from the options given
@@ -180,6 +177,10 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
                     address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume,
                     precision=precision, channels_last=channels_last, compile=compile_model, fold_bn=fold_bn,
                     budgets_together=budgets_together, if_needed=if_needed)
+    check_run(cfg)  # what the command line alone shows to be wrong, refused before torch is imported
+    from bench.runner import run_benchmark
+    from bench.config import format_eps
+
     _silence_bars(quiet or as_json)
     if as_json:
         log = (lambda s: None) if quiet else (lambda s: click.echo(json.dumps({"event": "log", "message": s}), err=True))

@@ -20,6 +20,7 @@ from typing import Optional
 from bench.errors import BadInputError
 from bench.modelref import check_model, check_protocol_task
 from bench.registry import Registry
+from bench.runconfig import RunConfig, validate_config
 
 LISTINGS_FILE = Path(__file__).with_name("listings.json")
 REGISTRY_MODULES = ("models_zoo", "attacks", "bench.suites", "bench.protocols")
@@ -112,21 +113,22 @@ def registry(listings: dict, what: str) -> Registry:
     return out
 
 
-def check_run(model: str, task: Optional[str], profile: Optional[str], input_size: Optional[int], suite: str,
-              protocol: Optional[str]) -> None:
+def check_run(cfg: RunConfig) -> None:
     """Refuse the mistakes a `run` command line shows by its names and options alone, from the file, before the
-    runner (and torch) is imported: the model and its options (`bench.modelref.check_model`), an unknown suite
-    name, an unknown protocol or one of the other task. The runner checks all of them again with the rest (a
-    user's factory, a suite's YAML file, the store), so nothing is skipped when the registries are loaded."""
+    runner (and torch) is imported, in the runner's order: the model and its options (`bench.modelref.check_model`),
+    an unknown suite name, an unknown protocol or one of the other task, the numeric and execution options
+    (`bench.runconfig.validate_config`). The runner checks all of them again with the rest (a user's factory, a
+    suite's YAML file, goals, transfer sources, the store), and alone when the registries are loaded."""
     if registries_loaded() or not LISTINGS_FILE.is_file():
         return
     listings = json.loads(LISTINGS_FILE.read_text())
-    choice = check_model(model, registry(listings, "models"), task, profile, input_size)
-    if suite.endswith((".yaml", ".yml")):  # a file: the runner reads and checks it first
+    choice = check_model(cfg.model, registry(listings, "models"), cfg.task, cfg.profile, cfg.input_size)
+    if cfg.suite.endswith((".yaml", ".yml")):  # a file: the runner reads and checks it before the rest
         return
-    registry(listings, "suites").get(suite)
-    proto = registry(listings, "protocols").get(protocol or choice.default_protocol)
+    registry(listings, "suites").get(cfg.suite)
+    proto = registry(listings, "protocols").get(cfg.protocol or choice.default_protocol)
     check_protocol_task(choice, proto.name, proto.task)
+    validate_config(cfg)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
