@@ -39,7 +39,6 @@ from bench.tasks import Task
 from bench.tasks.base import TaskView
 
 
-
 @dataclass(frozen=True)
 class ForwardOptions:
     precision: str = "fp32"
