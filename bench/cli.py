@@ -17,6 +17,9 @@ from bench.goals import PROFILES, TASKS
 from bench.config import DEFAULT_STORE
 
 STORE_HELP = f"HDF5 results store (created if missing; its directory must exist). Default: {DEFAULT_STORE}"
+# A user's leaderboard goes beside the default store, under results/: never into a checkout's committed leaderboards/,
+# which only an explicit --out writes (the Makefile's `leaderboard` target does).
+LEADERBOARD_OUT = DEFAULT_STORE.parent / "leaderboards"
 
 
 class FacebenchGroup(click.Group):
@@ -28,9 +31,9 @@ class FacebenchGroup(click.Group):
         except FacebenchError as e:
             click.echo(f"facebench: error: {e}", err=True)
             ctx.exit(2)
-        except KeyboardInterrupt:
-            click.echo("facebench: interrupted (completed cells are kept in the store)", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM during a run (bench.errors.Interrupted: says how to resume)
+            click.echo(f"facebench: {str(e) or 'interrupted (completed cells are kept in the store)'}", err=True)
+            ctx.exit(getattr(e, "exit_status", 130))
 
 
 def _silence_bars(quiet: bool) -> None:
@@ -88,6 +91,10 @@ def main() -> None:
               help="fr (L2-normalised embeddings) or fas (liveness logit). Required for a model of your own.")
 @click.option("--input-size", type=int, default=None,
               help="Image size in pixels that a model of your own takes (images are rendered / read at it). Default: 64.")
+@click.option("--name", default=None,
+              help="A name for a model of your own, stored with the run: `facebench check` identifies the model by it "
+                   "and its weights' sha256 (docs/ci.md). Default: the factory's file stem or module and function, "
+                   "e.g. tinyfr:build for path/to/tinyfr.py:build.")
 @click.option("--attack-suite", "suite", default="quick", show_default=True,
               help="Attack suite name (see `facebench suites`) or a YAML file describing one.")
 @click.option("--protocol", default=None,
@@ -145,7 +152,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable: progress and log events as JSON lines on stderr, the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
-def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, protocol: Optional[str], samples: int,
+def run(model: str, task: Optional[str], input_size: Optional[int], name: Optional[str], suite: str, protocol: Optional[str], samples: int,
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: Optional[int],
         eot: Optional[int], resume: bool, if_needed: bool, executor: str, address: Optional[str], shard_size: Optional[int],
         cpus_per_cell: float, gpus_per_cell: Optional[float], precision: str, channels_last: Optional[bool],
@@ -173,7 +180,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
         command = "facebench run " + " ".join(f"{p.opts[0]} {shlex.quote(str(ctx.params[p.name]))}" for p in given)
     cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
                     store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
-                    task=task, input_size=input_size, eot=eot, shard_size=shard_size, executor=executor,
+                    task=task, input_size=input_size, name=name, eot=eot, shard_size=shard_size, executor=executor,
                     address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume,
                     precision=precision, channels_last=channels_last, compile=compile_model, fold_bn=fold_bn,
                     budgets_together=budgets_together, if_needed=if_needed)
@@ -204,8 +211,10 @@ def run(model: str, task: Optional[str], input_size: Optional[int], suite: str, 
 @click.option("--store", "stores", multiple=True, default=[str(DEFAULT_STORE)], show_default=True,
               help="Store(s) to read; repeat the option to merge several (the newest run of each model, profile, "
                    "protocol and suite wins).")
-@click.option("--out", default="leaderboards", show_default=True, type=click.Path(file_okay=False),
-              help="Directory to write into (md: README.md, one page per task and protocol, plots/*.png).")
+@click.option("--out", default=str(LEADERBOARD_OUT), show_default=True, type=click.Path(file_okay=False),
+              help="Directory to write into (md: README.md, one page per task and protocol, plots/*.png; html: "
+                   "leaderboard.html; csv, latex: one file per table). Files of the same names there are replaced: "
+                   "name a directory of committed pages (a checkout's leaderboards/) only on purpose.")
 @click.option("--format", "fmt", default="md", show_default=True, type=click.Choice(["md", "html", "csv", "latex"]),
               help="md: GitHub markdown pages + PNG plots; html: one self-contained leaderboard.html (plots embedded); "
                    "csv: one file per table (raw values); latex: one booktabs table per file.")
@@ -242,9 +251,11 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
     """CI regression gate: compare each model's headline metrics in the store with the baseline.
 
     Headline metrics: clean accuracy and worst-case robust accuracy at each budget, per model,
-    protocol, suite and goal (the newest complete run of each, as in the leaderboard). Exits 1 when a
-    metric regressed (worse by more than --tolerance and below the baseline's 95 % interval) or when a
-    baseline model has no run in the store; 0 otherwise. See docs/ci.md.
+    protocol, suite and goal (the newest complete run of each, as in the leaderboard). A model of your own
+    is identified by its name (`run --name`) and its weights' sha256. Exits 1 when a metric regressed (worse
+    by more than --tolerance and below the baseline's 95 % interval), when a baseline model has no run in the
+    store, or when its run has other weights; 0 otherwise. Metrics from cells marked unreliable are marked.
+    See docs/ci.md.
     """
     from bench import gate
     from bench.store import ResultsStore
@@ -259,22 +270,13 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
         return
     comparisons = gate.compare(gate.read_baseline(Path(baseline)), current, tolerance)
     bad = gate.failed(comparisons)
-    known = {c.baseline.key() for c in comparisons}
-    new = [m for m in current if m.key() not in known]
+    new = gate.not_in_baseline(comparisons, current)
     if fmt == "json":
-        click.echo(json.dumps({"passed": not bad, "tolerance": tolerance, "comparisons": [
-            {"model": c.baseline.model, "profile": c.baseline.profile, "protocol": c.baseline.protocol,
-             "suite": c.baseline.suite, "goal": c.baseline.goal, "metric": c.baseline.metric,
-             "baseline": c.baseline.value, "current": None if c.current is None else c.current.value,
-             "delta": c.delta, "status": c.status} for c in comparisons],
-            "not_in_baseline": [m.label() for m in new]}, indent=1))
+        click.echo(json.dumps(gate.json_report(comparisons, new, tolerance), indent=1))
     else:
         click.echo(tabulate(gate.table_rows(comparisons), headers=gate.TABLE_HEADERS))
-        counts = {s: sum(c.status == s for c in comparisons) for s in ("ok", "improved", "REGRESSED", "MISSING")}
-        click.echo(f"{len(comparisons)} metrics: {counts['ok']} ok, {counts['improved']} improved, "
-                   f"{counts['REGRESSED']} regressed, {counts['MISSING']} missing (tolerance {100 * tolerance:.1f} points)")
-        if new:
-            click.echo(f"{len(new)} metrics in the store are not in the baseline (add them with --update), e.g. {new[0].label()}")
+        for line in gate.summary_lines(comparisons, new, tolerance):
+            click.echo(line)
         if fmt == "github":
             for line in gate.github_annotations(comparisons, tolerance, baseline):
                 click.echo(line)
@@ -470,17 +472,27 @@ def store_group() -> None:
 
 
 @store_group.command("verify")
-@click.option("--store", default=str(DEFAULT_STORE), show_default=True, help="HDF5 results store to check.")
-def store_verify(store: str) -> None:
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--store", default=str(DEFAULT_STORE), show_default=True,
+              help="HDF5 results store to check (the same as giving it as PATH).")
+def store_verify(path: Optional[str], store: str) -> None:
     """Check a store without changing it: its schema; every cell (all per-sample arrays present, of equal lengths,
     a summary, an id equal to the hash of its configuration); every run's cell list; runs left `running` by a
     writer that is gone; leftovers of killed writers. Prints what the store holds.
 
+    The store is PATH, or --store, or the default store (`facebench store verify results/gate.h5`).
+
     Exit status 0 when the store is sound (warnings allowed), 1 when it is not (each problem is listed), 2 when
     there is nothing to verify (no such file) or the store is of a newer schema.
     """
+    from bench.errors import BadInputError
     from bench.store import ResultsStore
 
+    if path is not None:
+        given = click.get_current_context().get_parameter_source("store") is not click.core.ParameterSource.DEFAULT
+        if given and Path(store) != Path(path):
+            raise BadInputError(f"two stores to verify: {path} and --store {store} (give one)")
+        store = path
     rep = ResultsStore(store).verify()
     if rep.schema:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(rep.runs_by_status.items())) or "none"

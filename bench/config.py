@@ -50,7 +50,8 @@ def check_budget(norm: str, eps: float) -> None:
     if norm not in NORMS:
         raise BadInputError(f"unknown norm {norm!r} (known: {', '.join(NORMS)})")
     if norm == "linf" and not (0 < eps <= 1 + EPS_TOLERANCE):
-        raise BadInputError(f"Linf budget {eps:g} is outside (0, 1]")
+        shown = f"{eps:g}" if format_eps("linf", eps) == f"{eps:g}" else f"{eps:g} ({format_eps('linf', eps)})"
+        raise BadInputError(f"Linf budget {shown} is outside (0, 1]")
     if norm == "l2" and not eps > 0:
         raise BadInputError(f"L2 budget {eps:g} must be positive")
 

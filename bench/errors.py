@@ -31,3 +31,17 @@ class ModelOutputError(FacebenchError):
 
 class CellFailedError(FacebenchError):
     """Cells whose computation failed (after the executor's retries); the run's other cells are stored."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT), or SIGTERM during a run: not a user's mistake, and a KeyboardInterrupt, so every path that
+    handles Ctrl-C handles SIGTERM the same way. Its message, when it has one, is what the CLI prints (e.g. how to
+    resume the run); the CLI exits with 128 + `signum` (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, message: str = "", signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum

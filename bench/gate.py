@@ -8,13 +8,19 @@ it is lower than the baseline's by more than the tolerance AND below the baselin
 interval (so sampling noise on a small sample does not fail CI, and a large real drop does).
 A baseline entry with no matching complete run in the store is reported as missing and fails the
 gate too: a model that silently stopped being evaluated is not a pass.
+
+A zoo variant is identified by its registry name. A user model is identified by its name (`facebench run
+--name`, default `models_zoo.factory.default_model_name` of the factory string, so the same file named from
+another directory is the same model) and its weights' sha256: a run under the baseline's name with other
+weights is a different model ("OTHER MODEL", a failure), not a regression or a missing one. A metric read from
+cells the integrity checks marked unreliable carries their reasons, in the baseline and in the report.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -24,15 +30,17 @@ from bench.leaderboard.results import leaderboard_rows
 from bench.metrics import wilson_interval
 from bench.store import ResultsStore
 
-BASELINE_SCHEMA = 1
+BASELINE_SCHEMA = 2  # 2: user models keyed by name with sha256 and factory, unreliable marks; schema 1 is still read
 KEY_FIELDS = ("model", "profile", "protocol", "suite", "goal", "metric")
+STATUSES = ("ok", "improved", "REGRESSED", "OTHER MODEL", "MISSING")
+FAILING = ("REGRESSED", "OTHER MODEL", "MISSING")
 
 
 @dataclass
 class Metric:
     """One headline metric of one model: a rate k / n."""
 
-    model: str
+    model: str  # a zoo variant's name, or a user model's name (`--name`; models_zoo.factory.default_model_name)
     profile: str
     protocol: str
     suite: str
@@ -40,6 +48,9 @@ class Metric:
     metric: str  # "clean accuracy" or "robust accuracy @ <budget>"
     k: int
     n: int
+    sha256: str = ""  # a user model's weights (with the name, what makes it the same model); "" for a zoo variant
+    factory: str = ""  # a user model's --model as given (a schema-1 baseline keyed it by this)
+    unreliable: list[str] = field(default_factory=list)  # why the cells it is read from are unreliable; [] if they are not
 
     @property
     def value(self) -> float:
@@ -55,8 +66,8 @@ class Metric:
 @dataclass
 class Comparison:
     baseline: Metric
-    current: Optional[Metric]
-    status: str  # ok, improved, REGRESSED, MISSING
+    current: Optional[Metric]  # for OTHER MODEL: the metric of the other weights, shown, not compared
+    status: str  # one of STATUSES
 
     @property
     def delta(self) -> Optional[float]:
@@ -64,14 +75,33 @@ class Comparison:
 
 
 def store_metrics(stores: Iterable[ResultsStore]) -> list[Metric]:
-    """The headline metrics of the newest complete run of each model, protocol and suite in the stores."""
-    out = []
+    """The headline metrics of the newest complete run of each model, protocol and suite in the stores.
+
+    A user model run under two factory strings that share a name (the same file from two paths) counts once, the
+    newest run; two different weights under one name are refused (which one the baseline means is unknowable).
+    """
+    chosen: dict[tuple, dict] = {}
     for r in leaderboard_rows(list(stores))[0]:
-        base = dict(model=r["model"], profile=str(r.get("profile") or ""), protocol=r["protocol"], suite=r["suite"],
+        key = (r["name"], str(r.get("profile") or ""), r["protocol"], r["suite"], r["goal"])
+        old = chosen.get(key)
+        if old is not None and old["source"] == "user" and old["checkpoint_sha256"] != r["checkpoint_sha256"]:
+            raise BadInputError(
+                f"two different models are named {r['name']!r} in the store: {old['model']} (weights sha256 "
+                f"{old['checkpoint_sha256'][:12]}) and {r['model']} (sha256 {r['checkpoint_sha256'][:12]}); give each "
+                "its own name with `facebench run --name`")
+        if old is None or tuple(r["started"]) >= tuple(old["started"]):
+            chosen[key] = r
+    out = []
+    for r in chosen.values():
+        user = r["source"] == "user"
+        base = dict(model=r["name"], profile=str(r.get("profile") or ""), protocol=r["protocol"], suite=r["suite"],
                     goal=r["goal"])
-        out.append(Metric(**base, metric="clean accuracy", k=r["clean"][0], n=r["clean"][1]))
+        ident = dict(sha256=r["checkpoint_sha256"], factory=r["model"]) if user else {}
+        out.append(Metric(**base, metric="clean accuracy", k=r["clean"][0], n=r["clean"][1], **ident,
+                          unreliable=list(r["clean_reasons"])))
         for budget, (k, n) in r["robust"].items():
-            out.append(Metric(**base, metric=f"robust accuracy @ {budget}", k=k, n=n))
+            out.append(Metric(**base, metric=f"robust accuracy @ {budget}", k=k, n=n, **ident,
+                              unreliable=list(r["robust_reasons"].get(budget, []))))
     return out
 
 
@@ -83,7 +113,9 @@ def read_baseline(path: Path) -> list[Metric]:
         data = json.loads(path.read_text())
         if int(data.get("schema", 0)) > BASELINE_SCHEMA:
             raise BadInputError(f"baseline {path} has schema {data['schema']}, newer than this facebench's {BASELINE_SCHEMA}")
-        metrics = [Metric(**{f: e[f] for f in KEY_FIELDS}, k=int(e["k"]), n=int(e["n"])) for e in data["metrics"]]
+        metrics = [Metric(**{f: e[f] for f in KEY_FIELDS}, k=int(e["k"]), n=int(e["n"]), sha256=str(e.get("sha256", "")),
+                          factory=str(e.get("factory", "")), unreliable=[str(r) for r in e.get("unreliable", [])])
+                   for e in data["metrics"]]
     except BadInputError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as e:
@@ -103,8 +135,7 @@ def write_baseline(path: Path, metrics: list[Metric], stores: list[str]) -> None
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "facebench_version": __version__,
         "stores": [str(s) for s in stores],
-        "metrics": [{**{f: getattr(m, f) for f in KEY_FIELDS}, "value": round(m.value, 6), "k": m.k, "n": m.n}
-                    for m in sorted(metrics, key=Metric.key)],
+        "metrics": [_entry(m) for m in sorted(metrics, key=Metric.key)],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -112,16 +143,36 @@ def write_baseline(path: Path, metrics: list[Metric], stores: list[str]) -> None
     os.replace(tmp, path)
 
 
+def _entry(m: Metric) -> dict:
+    """A metric as the baseline writes it: a user model's weights and factory string, reasons only when unreliable."""
+    entry = {**{f: getattr(m, f) for f in KEY_FIELDS}, "value": round(m.value, 6), "k": m.k, "n": m.n}
+    if m.sha256:
+        entry.update(sha256=m.sha256, factory=m.factory)
+    if m.unreliable:
+        entry["unreliable"] = list(m.unreliable)
+    return entry
+
+
 def compare(baseline: list[Metric], current: list[Metric], tolerance: float) -> list[Comparison]:
-    """Each baseline metric against the store's (None when the store has no such metric)."""
+    """Each baseline metric against the store's (None when the store has no such metric).
+
+    A user model's metric is found by its name; a baseline entry without a sha256 (schema 1) by its factory string
+    as given, as before. Found with other weights, it is OTHER MODEL: a different model, not compared.
+    """
     if not 0 <= tolerance < 1:
         raise BadInputError(f"--tolerance must be in [0, 1), got {tolerance}")
     now = {m.key(): m for m in current}
+    by_factory = {(m.factory, *m.key()[1:]): m for m in current if m.factory}
     out = []
     for b in baseline:
         c = now.get(b.key())
+        if c is None and not b.sha256:
+            c = by_factory.get(b.key())
         if c is None:
             out.append(Comparison(b, None, "MISSING"))
+            continue
+        if b.sha256 and c.sha256 != b.sha256:
+            out.append(Comparison(b, c, "OTHER MODEL"))
             continue
         low, _ = wilson_interval(b.k, b.n)
         if b.value - c.value > tolerance and c.value < low:
@@ -135,7 +186,26 @@ def compare(baseline: list[Metric], current: list[Metric], tolerance: float) -> 
 
 
 def failed(comparisons: list[Comparison]) -> list[Comparison]:
-    return [c for c in comparisons if c.status in ("REGRESSED", "MISSING")]
+    return [c for c in comparisons if c.status in FAILING]
+
+
+def not_in_baseline(comparisons: list[Comparison], current: list[Metric]) -> list[Metric]:
+    """The store's metrics that no baseline entry was compared with."""
+    seen = {id(c.current) for c in comparisons if c.current is not None}
+    return [m for m in current if id(m) not in seen]
+
+
+def _unreliable(c: Comparison) -> str:
+    """Which side of a comparison comes from unreliable cells: baseline, now, both, or -."""
+    sides = [s for s, m in (("baseline", c.baseline), ("now", c.current)) if m is not None and m.unreliable]
+    return "both" if len(sides) == 2 else (sides[0] if sides else "-")
+
+
+def _other_weights(c: Comparison) -> str:
+    b = c.baseline
+    return (f"{b.model} was run with other weights (sha256 {c.current.sha256[:12]}, {c.current.factory}) than the "
+            f"baseline's (sha256 {b.sha256[:12]}): a different model, not compared; if it is the one to gate now, "
+            "accept it with --update")
 
 
 def _pct(v: Optional[float]) -> str:
@@ -149,11 +219,42 @@ def table_rows(comparisons: list[Comparison]) -> list[list]:
         low, high = wilson_interval(b.k, b.n)
         rows.append([b.model, b.protocol, b.suite, b.goal, b.metric, f"{_pct(b.value)} [{_pct(low)}, {_pct(high)}]",
                      _pct(c.current.value if c.current else None),
-                     "-" if c.delta is None else f"{100 * c.delta:+.1f}", c.status])
+                     "-" if c.delta is None else f"{100 * c.delta:+.1f}", _unreliable(c), c.status])
     return rows
 
 
-TABLE_HEADERS = ["model", "protocol", "suite", "goal", "metric", "baseline % [95% CI]", "now %", "delta pts", "status"]
+TABLE_HEADERS = ["model", "protocol", "suite", "goal", "metric", "baseline % [95% CI]", "now %", "delta pts", "unreliable",
+                 "status"]
+
+
+def summary_lines(comparisons: list[Comparison], new: list[Metric], tolerance: float) -> list[str]:
+    """What the table format prints under the table: the counts, the models found with other weights, the
+    metrics read from unreliable cells (and why), the store's metrics the baseline does not know."""
+    counts = {s: sum(c.status == s for c in comparisons) for s in STATUSES}
+    other = f", {counts['OTHER MODEL']} of another model" if counts["OTHER MODEL"] else ""
+    lines = [f"{len(comparisons)} metrics: {counts['ok']} ok, {counts['improved']} improved, {counts['REGRESSED']} "
+             f"regressed, {counts['MISSING']} missing{other} (tolerance {100 * tolerance:.1f} points)"]
+    lines += sorted({f"OTHER MODEL: {_other_weights(c)}" for c in comparisons if c.status == "OTHER MODEL"})
+    marked = [c for c in comparisons if _unreliable(c) != "-"]
+    if marked:
+        reasons = sorted({r for c in marked for m in (c.baseline, c.current) if m is not None for r in m.unreliable})
+        lines.append(f"{len(marked)} metrics come from cells the integrity checks marked unreliable (column unreliable: "
+                     f"in the baseline, now or both): {'; '.join(reasons)}")
+    if new:
+        lines.append(f"{len(new)} metrics in the store are not in the baseline (add them with --update), e.g. {new[0].label()}")
+    return lines
+
+
+def json_report(comparisons: list[Comparison], new: list[Metric], tolerance: float) -> dict:
+    """`facebench check --format json`."""
+    def side(m: Optional[Metric]) -> dict:
+        return {} if m is None else {"value": m.value, "sha256": m.sha256, "factory": m.factory, "unreliable": m.unreliable}
+
+    return {"passed": not failed(comparisons), "tolerance": tolerance, "comparisons": [
+        {**{f: getattr(c.baseline, f) for f in KEY_FIELDS}, "baseline": c.baseline.value,
+         "current": None if c.current is None else c.current.value, "delta": c.delta, "status": c.status,
+         "baseline_detail": side(c.baseline), "current_detail": side(c.current) or None} for c in comparisons],
+        "not_in_baseline": [m.label() for m in new]}
 
 
 def github_annotations(comparisons: list[Comparison], tolerance: float, baseline_path: str) -> list[str]:
@@ -163,8 +264,12 @@ def github_annotations(comparisons: list[Comparison], tolerance: float, baseline
         b = c.baseline
         if c.status == "MISSING":
             msg = f"{b.label()}: no complete run in the store (the baseline expects {_pct(b.value)} %)"
+        elif c.status == "OTHER MODEL":
+            msg = f"{b.label()}: {_other_weights(c)}"
         else:
             msg = (f"{b.label()}: {_pct(c.current.value)} % against the baseline's {_pct(b.value)} % "
                    f"({100 * c.delta:+.1f} points, tolerance {100 * tolerance:.1f})")
+            if _unreliable(c) != "-":
+                msg += f" (from cells marked unreliable: {_unreliable(c)})"
         lines.append(f"::error file={baseline_path},title=facebench {c.status.lower()}::{msg}")
     return lines

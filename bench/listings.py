@@ -122,7 +122,7 @@ def check_run(cfg: RunConfig) -> None:
     if registries_loaded() or not LISTINGS_FILE.is_file():
         return
     listings = json.loads(LISTINGS_FILE.read_text())
-    choice = check_model(cfg.model, registry(listings, "models"), cfg.task, cfg.profile, cfg.input_size)
+    choice = check_model(cfg.model, registry(listings, "models"), cfg.task, cfg.profile, cfg.input_size, cfg.name)
     if cfg.suite.endswith((".yaml", ".yml")):  # a file: the runner reads and checks it before the rest
         return
     registry(listings, "suites").get(cfg.suite)

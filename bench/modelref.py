@@ -41,11 +41,21 @@ class ModelChoice:
     variant: Any = None  # the registry's entry for a zoo variant
 
 
+def check_model_name(name: str, ref: str, variants: Registry) -> str:
+    """`--name` of a user model: one printable token that is not a zoo variant's name."""
+    if not name or not name.isprintable() or any(c.isspace() for c in name):
+        raise BadInputError(f"--name {name!r} must be one word without spaces (e.g. tinyfr or mypkg-fr-v2)")
+    if name in variants:
+        raise BadInputError(f"--name {name!r} is a zoo variant's name; give your model ({ref!r}) a name of its own")
+    return name
+
+
 def check_model(model: str, variants: Registry, task: Optional[str] = None, profile: Optional[str] = None,
-                input_size: Optional[int] = None) -> ModelChoice:
+                input_size: Optional[int] = None, name: Optional[str] = None) -> ModelChoice:
     """Check `--model` and its options: `task` is required for a user model and checked against a zoo variant's;
     `profile` is for zoo variants only (default tiny); `input_size` is a user model's image size (default 64)
-    and must agree with a variant's. Every mistake is a one-line `FacebenchError`."""
+    and must agree with a variant's; `name` (`--name`) is for user models only. Every mistake is a one-line
+    `FacebenchError`."""
     if task is not None and task not in TASKS:
         raise BadInputError(f"unknown task {task!r} (use fr or fas)")
     if input_size is not None and not INPUT_SIZE_RANGE[0] <= input_size <= INPUT_SIZE_RANGE[1]:
@@ -57,8 +67,12 @@ def check_model(model: str, variants: Registry, task: Optional[str] = None, prof
         if profile is not None:
             raise BadInputError(f"--profile applies to zoo variants only; a user model ({model!r}) is sized by its "
                                 "factory, and --input-size sets the image size")
+        if name is not None:
+            check_model_name(name, model, variants)
         return ModelChoice(model, "user", task, USER_PROFILE, input_size or USER_DEFAULT_INPUT_SIZE,
                            USER_DEFAULT_PROTOCOL[task])
+    if name is not None and name != model:
+        raise BadInputError(f"--name applies to models of your own; zoo variant {model!r} is named by the registry")
     try:
         spec = variants.get(model)
     except UnknownNameError as e:

@@ -9,6 +9,8 @@ bench/executors.py.
 from __future__ import annotations
 
 import platform
+import signal
+import threading
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -19,9 +21,9 @@ import torch
 from bench import __version__, checks
 from bench.cells import PlannedCell
 from bench.compute import CellJob, RunSetup, RunState, ShardOutput, merge_shards, summarise
-from bench.config import resolve_device, seed_everything
+from bench.config import resolve_device
 from bench.conventions import check_model_outputs
-from bench.errors import BadInputError, CellFailedError
+from bench.errors import BadInputError, CellFailedError, Interrupted
 from bench.evaluation import images_to_tensor
 from bench.executors import make_executor
 from bench.goals import GOALS, default_goals, get_goal
@@ -71,6 +73,41 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
     return Run(cfg, progress, log).execute()
 
 
+class SigtermAsInterrupt:
+    """SIGTERM (`kill`, a scheduler stopping a job) ends a run the way Ctrl-C does: as an `Interrupted` (a
+    KeyboardInterrupt) raised in the main thread, so the run is marked interrupted and `--resume` continues it.
+
+    A context manager: the handler is installed on entry and the previous one restored on exit; `install()` puts it
+    back after a library replaced it (`ray.init` sets its own, which exits). The first SIGTERM is raised, later ones
+    (while the run winds down) are ignored. Outside the main thread (where Python handles no signals) it does nothing."""
+
+    def __init__(self) -> None:
+        self.active = False  # inside the `with`, in the main thread
+        self.fired = False
+        self.previous = None
+
+    def __enter__(self) -> "SigtermAsInterrupt":
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.previous = signal.getsignal(signal.SIGTERM)
+            self.install()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.active:
+            signal.signal(signal.SIGTERM, self.previous if self.previous is not None else signal.SIG_DFL)
+            self.active = False
+
+    def install(self) -> None:
+        if self.active:
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        if not self.fired:
+            self.fired = True
+            raise Interrupted("terminated (SIGTERM)", signum)
+
+
 class Run:
     """One run, step by step (see `execute`). Its attributes are filled in as the steps go."""
 
@@ -78,35 +115,47 @@ class Run:
         self.cfg = cfg
         self.progress = progress
         self.log = log
+        self.sigterm = SigtermAsInterrupt()
 
     def execute(self) -> RunOutcome:
-        self.validate()
-        self.load()
-        self.calibrate()
-        self.plan()
-        done = self.completed_run()
-        if done is not None:
-            return done
-        self.open()
-        try:
-            self.schedule()
-            self.check_across_cells()
-        except BaseException as e:
-            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            self.store.finish_run(self.run_id, status, {"error": f"{type(e).__name__}: {e}"})
-            raise
-        finally:
-            if self.executor is not None:
-                self.executor.close()
-            self.monitor.close()
-        return self.finish()
+        with self.sigterm:
+            self.validate()
+            self.load()
+            self.calibrate()
+            self.plan()
+            done = self.completed_run()
+            if done is not None:
+                return done
+            self.run_id = self.executor = self.monitor = None  # open() sets them once they exist
+            self.in_run: set[str] = set()
+            try:
+                self.open()
+                self.schedule()
+                self.check_across_cells()
+            except BaseException as e:
+                if self.run_id is None:  # nothing was recorded
+                    raise
+                interrupted = isinstance(e, KeyboardInterrupt)  # Ctrl-C, or SIGTERM (SigtermAsInterrupt)
+                self.store.finish_run(self.run_id, "interrupted" if interrupted else "failed",
+                                      {"error": f"{type(e).__name__}: {e}"})
+                if interrupted:
+                    raise Interrupted(f"{str(e) or 'interrupted'}: run {self.run_id} is marked interrupted with "
+                                      f"{len(self.in_run)} of {len(self.grid)} cells stored; the same command with "
+                                      "--resume continues it", getattr(e, "signum", signal.SIGINT)) from None
+                raise
+            finally:
+                if self.executor is not None:
+                    self.executor.close()
+                if self.monitor is not None:
+                    self.monitor.close()
+            return self.finish()
 
     # ------------------------------------------------------------------------------------------ before any work
 
     def validate(self) -> None:
         """Model, suite, protocol, goals, options, transfer sources and the store: refused before any work."""
         cfg = self.cfg
-        self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size)
+        self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size, cfg.name)
         self.suite = suite = load_suite(cfg.suite)
         self.protocol = protocol = get_protocol(cfg.protocol or mut.default_protocol)
         check_protocol_task(mut, protocol.name, protocol.task)
@@ -127,8 +176,7 @@ class Run:
         """The model in eval mode on its device, its output conventions checked on a batch of the dev split."""
         mut, cfg = self.mut, self.cfg
         self.device = device = resolve_device(cfg.device)
-        seed_everything(cfg.seed)
-        self.loaded = loaded = load_model(mut, cfg.checkpoint, device)
+        self.loaded = loaded = load_model(mut, cfg.checkpoint, device, seed=cfg.seed)  # seeded as every rebuild is
         self.cfg = replace(cfg, profile=None if mut.source == "user" else mut.profile, input_size=mut.input_size,
                            task=mut.task)
         self.dev_split = self.protocol.dev_split(mut.input_size)
@@ -191,7 +239,7 @@ class Run:
         mut, cfg, loaded, op, card_check = self.mut, self.cfg, self.loaded, self.op, self.card_check
         device = self.device
         return {
-            "model": mut.name, "source": mut.source, "task": mut.task, "profile": mut.profile,
+            "model": mut.name, "model_name": mut.model_name, "source": mut.source, "task": mut.task, "profile": mut.profile,
             "input_size": mut.input_size, "checkpoint": loaded.checkpoint, "checkpoint_sha256": loaded.sha256,
             "protocol": self.protocol.name, "suite": self.suite.name, "suite_budgets": self.suite.budgets(),
             "config": asdict(cfg), "seed": cfg.seed, "versions": versions(),
@@ -219,8 +267,8 @@ class Run:
             if resumed is None:
                 self.log("--resume: the store holds no unfinished run of this configuration; starting a new run")
         if resumed is not None:
+            store.reopen_run(resumed["run_id"], {"command": cfg.command, "executor": cfg.executor})
             self.run_id = resumed["run_id"]
-            store.reopen_run(self.run_id, {"command": cfg.command, "executor": cfg.executor})
             self.in_run = set(resumed["cell_ids"])
             self.log(f"resuming run {self.run_id} ({resumed.get('status')}, {len(self.in_run)} of {len(self.grid)} cells stored)")
         else:
@@ -247,6 +295,7 @@ class Run:
         """Every cell of the grid: reused when stored, else submitted to the executor; outputs recorded as they come."""
         self.together = budget_groups(self.grid, self.cids, self.cfg, self.store.cell_ids(), self.device)
         self.executor = make_executor(self.cfg, self.state, self.monitor.meter, self.log)
+        self.sigterm.install()  # again: starting Ray replaces the SIGTERM handler with its own (an exit)
         for index, (pc, config, cid) in enumerate(zip(self.grid, self.configs, self.cids)):
             if cid in self.expected:  # the same cell twice in one grid: computed once, listed twice
                 self.duplicates.append((index, cid))
@@ -356,4 +405,4 @@ class Run:
         return outcome
 
 
-__all__ = ["Run", "RunConfig", "RunOutcome", "run_benchmark", "versions"]
+__all__ = ["Run", "RunConfig", "RunOutcome", "run_benchmark", "SigtermAsInterrupt", "versions"]

@@ -4,7 +4,7 @@ A suite is a list of entries, each of a cell kind (bench/cells: a plain attack, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -13,7 +13,7 @@ import yaml
 from bench.cells import AttackEntry, CascadeEntry, CellKind, Stage, TransferEntry, entry_from_dict
 from bench.cells.parsing import check_keys
 from bench.config import format_eps, parse_eps
-from bench.errors import BadInputError
+from bench.errors import BadInputError, FacebenchError
 from bench.goals import GOALS
 from bench.registry import Registry
 
@@ -26,16 +26,22 @@ class Suite:
     description: str
     entries: tuple[CellKind, ...]
     goals: Optional[tuple[str, ...]] = None  # None: the default goals of the model's task
+    where: tuple[str, ...] = field(default=(), compare=False)  # each entry as errors name it (file, entry, line)
 
     def validate(self) -> None:
-        """Build every attack and check every budget and goal, so nothing fails after work began."""
+        """Build every attack and check every budget and goal, so nothing fails after work began. A refused entry
+        is named: the file, its number and line for a YAML suite (`where`), else the suite and its number."""
         if not self.entries:
             raise BadInputError(f"suite {self.name!r} has no attacks")
         for goal in self.goals or ():
             if goal not in GOALS:
                 raise BadInputError(f"suite {self.name!r}: unknown goal {goal!r} (known: {', '.join(GOALS)})")
-        for entry in self.entries:
-            entry.validate(self.goals or (None,))
+        for i, entry in enumerate(self.entries):
+            try:
+                entry.validate(self.goals or (None,))
+            except FacebenchError as e:
+                where = self.where[i] if i < len(self.where) else f"suite {self.name!r}: entry #{i + 1}"
+                raise type(e)(f"{where} ({entry.label()}): {e}") from None
 
     def budgets(self) -> list[str]:
         return [f"{e.norm} {format_eps(e.norm, v)}" for e in self.entries for v in e.eps]
@@ -144,23 +150,53 @@ register_suite(
 )
 
 
-def suite_from_dict(data: dict, source: str) -> Suite:
+def suite_from_dict(data: dict, source: str, lines: Optional[list[int]] = None) -> Suite:
     """A suite from its YAML / dict form: name, description, optional goals, and a list of entries.
 
     Each entry is `{attack, norm, eps, params}`, `{cascade: [{attack, params}, ...], norm, eps}` or
     `{transfer: {attack, params, sources}, norm, eps}` (`transfer: true`: PGD from every other zoo model).
+    `lines`: the line each entry starts on in `source`, for the errors that name an entry.
     """
     if not isinstance(data, dict) or "attacks" not in data:
         raise BadInputError(f"{source}: a suite needs an 'attacks' list")
     check_keys(data, {"name", "description", "goals", "attacks"}, source)
     if not isinstance(data["attacks"], list):
         raise BadInputError(f"{source}: 'attacks' must be a list")
-    entries = [entry_from_dict(item, f"{source}: entry #{i + 1}") for i, item in enumerate(data["attacks"])]
+    lines = lines if lines is not None and len(lines) == len(data["attacks"]) else None
+    where = tuple(f"{source}: entry #{i + 1}" + (f" at line {lines[i]}" if lines else "") for i in range(len(data["attacks"])))
+    entries = [entry_from_dict(item, where[i]) for i, item in enumerate(data["attacks"])]
     goals = data.get("goals")
     if goals is not None and not isinstance(goals, list):
         goals = [goals]
     return Suite(str(data.get("name", Path(source).stem)), str(data.get("description", f"user suite from {source}")),
-                 tuple(entries), tuple(goals) if goals else None)
+                 tuple(entries), tuple(goals) if goals else None, where)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error on one line, with the line and column where the parser stopped (and what it was reading)."""
+    if not isinstance(e, yaml.MarkedYAMLError):
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    mark = e.problem_mark or e.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = " ".join((e.problem or e.context or "syntax error").split())
+    context = ""
+    if e.context and e.problem and e.context_mark is not None:
+        context = f" ({e.context} at line {e.context_mark.line + 1}, column {e.context_mark.column + 1})"
+    return f"{where}{problem}{context}"
+
+
+def _entry_lines(text: str) -> Optional[list[int]]:
+    """The line each item of a suite file's `attacks` list starts on (1-based); None when there is no such list."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if getattr(key, "value", None) == "attacks" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return None
 
 
 def load_suite(name_or_path: str) -> Suite:
@@ -169,11 +205,12 @@ def load_suite(name_or_path: str) -> Suite:
         path = Path(name_or_path)
         if not path.is_file():
             raise BadInputError(f"suite file {path} does not exist")
+        text = path.read_text()
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise BadInputError(f"suite file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-        suite = suite_from_dict(data, str(path))
+            raise BadInputError(f"suite file {path} is not valid YAML: {_yaml_problem(e)}") from None
+        suite = suite_from_dict(data, str(path), _entry_lines(text))
     else:
         suite = SUITES.get(name_or_path)
     suite.validate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -46,6 +47,46 @@ def save_checkpoint(model: nn.Module, card: dict, weights: Path) -> dict:
     return card
 
 
+TORCH_PICKLE_PROTOCOLS = range(2, 6)  # torch.save's legacy format: a pickle stream, protocol 2 to 5
+
+
+def torch_pickle_format(path: Path) -> Optional[str]:
+    """'zip' or 'pickle' when `path` is a PyTorch `torch.save` file (never unpickled: read by its magic bytes and,
+    for a zip, its member names); None otherwise. A safetensors file starts with its header's length (8 bytes)
+    and then the header's '{', which no pickle stream has; a zip is torch's only with a `data.pkl` in it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return None
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return None
+        # torch.save names its members <archive>/data.pkl ('archive' or the file's stem)
+        return "zip" if any(n == "data.pkl" or (n.endswith("/data.pkl") and n.count("/") == 1) for n in names) else None
+    if len(head) == 9 and head[0] == 0x80 and head[1] in TORCH_PICKLE_PROTOCOLS and head[8:9] != b"{":
+        return "pickle"
+    return None
+
+
+def refuse_torch_pickle(weights: Path) -> None:
+    """A one-line CheckpointError that says how to convert a PyTorch pickle checkpoint to safetensors."""
+    kind = torch_pickle_format(weights)
+    if kind is None:
+        return
+    target = Path(weights).with_suffix(".safetensors")
+    raise CheckpointError(
+        f"checkpoint {weights} is a PyTorch {'zip' if kind == 'zip' else 'legacy pickle'} file (torch.save), not "
+        f"safetensors, and facebench never unpickles; convert it once: python -c \"import torch; from safetensors.torch "
+        f"import save_file; sd = torch.load('{weights}', map_location='cpu', weights_only=True); "
+        f"save_file({{k: v.contiguous() for k, v in sd.items()}}, '{target}')\" (if it holds more than the weights, "
+        f"e.g. {{'state_dict': ...}}, save that entry)"
+    )
+
+
 def read_card(weights: Path) -> dict:
     path = card_path(Path(weights))
     if not path.exists():
@@ -61,6 +102,7 @@ def load_weights(model: nn.Module, weights: Path, expected_sha256: Optional[str]
     weights = Path(weights)
     if not weights.exists():
         raise CheckpointError(f"checkpoint {weights} does not exist")
+    refuse_torch_pickle(weights)
     digest = sha256_file(weights)
     if expected_sha256 is not None and digest != expected_sha256:
         raise CheckpointError(
@@ -99,6 +141,7 @@ def _few(names: list[str], n: int = 3) -> str:
 
 def load_checkpoint(model: nn.Module, weights: Path, variant: Optional[str] = None, profile: Optional[str] = None) -> dict:
     """Load a zoo checkpoint: its card must name this variant / profile and its sha256 must match."""
+    refuse_torch_pickle(weights)  # before asking for its card: a .pt file has none
     card = read_card(weights)
     if variant is not None and card.get("variant") != variant:
         raise CheckpointError(f"checkpoint {weights} is for variant {card.get('variant')!r}, not {variant!r}")
@@ -132,8 +175,10 @@ __all__ = [
     "load_weights",
     "model_eval",
     "read_card",
+    "refuse_torch_pickle",
     "save_checkpoint",
     "sha256_file",
     "shipped_weights",
+    "torch_pickle_format",
     "training_modules",
 ]

@@ -2,10 +2,12 @@
 
 `--model` is a zoo variant (`facenet-baseline`) or a user's factory (`mypkg.models:build`,
 `path/to/file.py:build`). `resolve_model` checks the name and the options that go with it before any
-work (task, profile, input size) and says what the model is; `load_model` builds the network and loads
-its weights, in eval mode on a device, with their provenance (file, sha256, card). `create_model` does
-both. The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all
-build models here.
+work (task, profile, input size, the user model's `--name`) and says what the model is; `load_model` builds
+the network and loads its weights, in eval mode on a device, with their provenance (file, sha256, card);
+seeded with the run's seed, a factory's own random weights are those of the run. `create_model` does both.
+The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all build
+models here. `model_name` is a model's name as the CI gate identifies it (a zoo variant's registry name, a
+user model's `--name` or `default_model_name` of its factory string), for a model resolved now or a stored run.
 """
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ from typing import Callable, Optional
 
 import torch
 
+from bench.config import seed_everything
 from bench.errors import CheckpointError, FacebenchError
 from bench.modelref import (DEFAULT_PROFILE, INPUT_SIZE_RANGE, USER_DEFAULT_INPUT_SIZE, USER_DEFAULT_PROTOCOL,
                             USER_PROFILE, check_model)
+from bench.modelref import check_model_name as _check_model_name
 from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights, training_modules
 from models_zoo.registry import VARIANTS, VariantSpec
-from models_zoo.user import FACTORY_WEIGHTS, build_from_factory, load_factory, load_user_checkpoint, state_dict_sha256
+from models_zoo.user import (FACTORY_WEIGHTS, FactoryRef, build_from_factory, is_factory_ref, load_factory,
+                             load_user_checkpoint, state_dict_sha256)
 
 
 @dataclass
@@ -35,6 +40,33 @@ class ModelUnderTest:
     default_protocol: str
     spec: Optional[VariantSpec] = None
     factory: Optional[Callable[[], torch.nn.Module]] = None
+    model_name: str = ""  # what the CI gate identifies it by: the zoo variant's name, a user model's --name or default
+
+
+def default_model_name(ref: str) -> str:
+    """A user model's name when `--name` is not given: its factory string without the directories a checkout
+    puts it under, so the same file named from anywhere has one name (`../mine/tinyfr.py:build` -> `tinyfr:build`;
+    `mypkg.models:build` stays as it is)."""
+    try:
+        parsed = FactoryRef.parse(ref)
+    except FacebenchError:
+        return ref
+    if not parsed.is_path:
+        return ref
+    return f"{Path(parsed.module).stem}:{parsed.attr}"
+
+
+def check_model_name(name: str, ref: str) -> str:
+    """`--name` of a user model: one printable token that is not a zoo variant's name (`bench.modelref`)."""
+    return _check_model_name(name, ref, VARIANTS)
+
+
+def model_name(run: dict) -> str:
+    """The name a stored run's model is identified by (runs stored before names were: derived the same way)."""
+    model = str(run.get("model", ""))
+    if run.get("source") == "user" or (run.get("source") is None and is_factory_ref(model)):
+        return str(run.get("model_name") or default_model_name(model))
+    return model
 
 
 @dataclass
@@ -45,30 +77,40 @@ class LoadedModel:
     checkpoint: str  # the weights file, or FACTORY_WEIGHTS
     sha256: str  # of the weights file, or of the factory's state_dict serialised as safetensors
     card: dict  # the model card ({} for a user model without one)
-    was_training: bool = False  # the network came in train mode and was put into eval mode on load
+    was_training: bool = False  # a user's network came in train mode and was put into eval mode on load (zoo: never)
 
 
 def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str] = None,
-                  input_size: Optional[int] = None) -> ModelUnderTest:
+                  input_size: Optional[int] = None, name: Optional[str] = None) -> ModelUnderTest:
     """Resolve `--model`: a value with `:` is a user factory (imported now), anything else a zoo variant.
 
     `task` is required for a user model and checked against a zoo variant's; `profile` is for zoo variants
     only (default tiny); `input_size` is a user model's image size (default 64) and must agree with a
-    variant's. Every mistake is a one-line `FacebenchError` before any work.
+    variant's; `name` is a user model's name (default: `default_model_name`). Every mistake is a one-line
+    `FacebenchError` before any work.
     """
-    choice = check_model(model, VARIANTS, task, profile, input_size)
-    factory = load_factory(model) if choice.source == "user" else None
-    return ModelUnderTest(choice.name, choice.source, choice.task, choice.profile, choice.input_size,
-                          choice.default_protocol, spec=choice.variant, factory=factory)
+    choice = check_model(model, VARIANTS, task, profile, input_size, name)
+    if choice.source == "user":
+        factory = load_factory(model)
+        return ModelUnderTest(model, "user", choice.task, USER_PROFILE, choice.input_size, choice.default_protocol,
+                              factory=factory, model_name=default_model_name(model) if name is None else name)
+    return ModelUnderTest(choice.name, "zoo", choice.task, choice.profile, choice.input_size, choice.default_protocol,
+                          spec=choice.variant, model_name=choice.name)
 
 
-def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device) -> LoadedModel:
+def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device,
+               seed: Optional[int] = None) -> LoadedModel:
     """Build the network and load its weights, in eval mode on `device`.
 
     Zoo variants: the shipped checkpoint unless `checkpoint`, whose card must name the variant and
     profile and match the file's sha256. User models: the factory's own weights unless `checkpoint`
-    (loaded strictly; a sibling card is optional and its sha256 checked when present).
+    (loaded strictly; a sibling card is optional and its sha256 checked when present). With `seed`,
+    Python's, NumPy's and torch's generators are seeded with it just before the network is built, as a
+    run does (so a factory's random weights are the run's wherever the model is rebuilt: a Ray worker,
+    the leaderboard's examples).
     """
+    if seed is not None:
+        seed_everything(seed)
     if mut.source == "user":
         assert mut.factory is not None
         model = build_from_factory(mut.name, mut.factory)
@@ -86,18 +128,20 @@ def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.dev
             f"model {mut.name!r} has no shipped {mut.profile} weights; train them with "
             f"`facebench train --model {mut.name} --profile {mut.profile}` or pass --checkpoint"
         )
-    model = mut.spec.build(mut.profile)
+    # built in eval mode: a new nn.Module starts in train mode, which is no sign of a model left training (the notice
+    # `was_training` is for a user's factory that returns one)
+    model = mut.spec.build(mut.profile).eval()
     card = load_checkpoint(model, path, variant=mut.name, profile=mut.profile)
-    was_training = bool(training_modules(model))
-    return LoadedModel(model_eval(model).to(device), str(path), card["sha256"], card, was_training)
+    return LoadedModel(model_eval(model).to(device), str(path), card["sha256"], card, bool(training_modules(model)))
 
 
 def create_model(model: str, device: torch.device | str = "cpu", *, task: Optional[str] = None,
                  profile: Optional[str] = None, input_size: Optional[int] = None,
-                 checkpoint: Optional[str] = None) -> LoadedModel:
-    """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device`."""
+                 checkpoint: Optional[str] = None, seed: Optional[int] = None) -> LoadedModel:
+    """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device` (`seed`: as
+    `load_model`)."""
     mut = resolve_model(model, task=task, profile=profile, input_size=input_size)
-    return load_model(mut, checkpoint, torch.device(device))
+    return load_model(mut, checkpoint, torch.device(device), seed)
 
 
 def card_for(model: str, profile: Optional[str], sha256: Optional[str] = None, checkpoint: Optional[str] = None,
@@ -138,4 +182,5 @@ def zoo_source(name: str, task: str, profile: str, input_size: int) -> Optional[
 
 
 __all__ = ["DEFAULT_PROFILE", "INPUT_SIZE_RANGE", "USER_DEFAULT_INPUT_SIZE", "USER_DEFAULT_PROTOCOL", "USER_PROFILE",
-           "LoadedModel", "ModelUnderTest", "card_for", "create_model", "load_model", "resolve_model", "zoo_source"]
+           "LoadedModel", "ModelUnderTest", "card_for", "check_model_name", "create_model", "default_model_name",
+           "load_model", "model_name", "resolve_model", "zoo_source"]

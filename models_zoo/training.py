@@ -16,7 +16,8 @@ from bench.config import seed_everything
 from bench.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import images_to_tensor
-from models_zoo.checkpoint import WEIGHTS_DIR, card_path, load_checkpoint, load_weights, save_checkpoint, shipped_weights
+from models_zoo.checkpoint import (WEIGHTS_DIR, card_path, load_checkpoint, load_weights, refuse_torch_pickle, save_checkpoint,
+                                     shipped_weights)
 from models_zoo.losses import triplet_semihard_loss
 from models_zoo.registry import get_variant
 
@@ -202,6 +203,8 @@ def warm_start(model, init: Optional[str], profile: str) -> Optional[dict]:
         return None
     path = Path(init)
     if path.suffix != ".safetensors":
+        if path.is_file():
+            refuse_torch_pickle(path)  # a .pt checkpoint: say how to convert it, not "no such variant"
         found = shipped_weights(init, profile)
         if found is None:
             raise BadInputError(f"--init {init}: no shipped {profile} weights of a variant {init!r} to start from "

@@ -160,3 +160,36 @@ def test_training_runs_under_bf16_autocast_on_cuda_and_fp32_on_cpu():
         assert set(seen) == {dtype}
         assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
         assert np.isfinite(history).all() and history[-1] < history[0], history
+
+
+def test_a_safetensors_file_whose_header_length_looks_like_a_pickle_is_not_taken_for_one(tmp_path):
+    """A safetensors file starts with its header's length: 640 bytes reads 0x80 0x02 like a protocol-2 pickle. It is
+    still loaded as safetensors; a real torch.save file (zip or legacy pickle) is recognised without unpickling."""
+    from safetensors.torch import save as safetensors_bytes
+
+    from models_zoo.checkpoint import load_weights, torch_pickle_format
+
+    model = torch.nn.Linear(2, 2)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    data = next(d for d in (safetensors_bytes(state, {"pad": "x" * n}) for n in range(700)) if d[:2] == b"\x80\x02")
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(data)
+    assert torch_pickle_format(path) is None
+    load_weights(torch.nn.Linear(2, 2), path)
+    torch.save(state, tmp_path / "w.pt")
+    torch.save(state, tmp_path / "w.pth", _use_new_zipfile_serialization=False)
+    assert torch_pickle_format(tmp_path / "w.pt") == "zip" and torch_pickle_format(tmp_path / "w.pth") == "pickle"
+    with pytest.raises(CheckpointError, match=r"PyTorch zip file \(torch.save\).*weights_only=True"):
+        load_weights(torch.nn.Linear(2, 2), tmp_path / "w.pt")
+
+
+def test_a_torch_save_file_as_init_is_named_with_its_conversion_not_as_an_unknown_variant(tmp_path):
+    """`--init w.pt` (adversarial fine-tuning's warm start) is refused like `--checkpoint w.pt`, not as a variant name."""
+    from models_zoo.training import warm_start
+
+    model = torch.nn.Linear(2, 2)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(CheckpointError, match=r"w.pt is a PyTorch zip file \(torch.save\), not safetensors"):
+        warm_start(model, str(tmp_path / "w.pt"), "tiny")
+    with pytest.raises(BadInputError, match="no shipped tiny weights of a variant 'nope'"):
+        warm_start(model, "nope", "tiny")

@@ -11,6 +11,7 @@ from bench import checks
 from bench.runner import RunConfig, run_benchmark
 from bench.store import ResultsStore
 from bench.tasks import VerificationTask
+from models_zoo.factory import load_model, resolve_model
 from tests.helpers import LinearEmbedder
 
 MODELS = textwrap.dedent('''
@@ -93,6 +94,14 @@ def test_train_mode_model_is_put_into_eval_and_recorded(models, tmp_path):
         assert integrity[goal]["eval_mode"] == "passed"
         assert integrity[goal]["deterministic"] == "passed" and integrity[goal]["eot"] == 1  # dropout is off
         assert integrity[goal]["gradients"] == "passed"
+
+
+@pytest.mark.parametrize("name", ["facenet-baseline", "cdcn"])
+def test_a_zoo_model_is_built_and_loaded_in_eval_mode_so_no_train_mode_notice(name):
+    """Only a user's model that really came in train mode gets the notice (the test above); the zoo's never."""
+    mut = resolve_model(name)
+    loaded = load_model(mut, None, torch.device("cpu"))
+    assert loaded.was_training is False and not loaded.module.training
 
 
 def test_model_that_switches_to_train_mode_is_flagged(models, tmp_path):

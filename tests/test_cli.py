@@ -58,7 +58,11 @@ def test_bad_suite_yaml_budget(runner, store_path, tmp_path):
     suite = tmp_path / "s.yaml"
     suite.write_text("attacks:\n  - attack: pgd\n    eps: [2]\n")
     r = runner.invoke(main, ["run", "--model", "facenet-baseline", "--attack-suite", str(suite), "--store", str(store_path)])
-    _one_line_error(r, "outside (0, 1]")
+    _one_line_error(r, f"{suite}: entry #1 at line 2 (pgd): Linf budget 2 (510/255) is outside (0, 1]")
+    suite.write_text("attacks:\n  - attack: pgd\n    eps: [2/255\n")  # the list is never closed
+    r = runner.invoke(main, ["run", "--model", "facenet-baseline", "--attack-suite", str(suite), "--store", str(store_path)])
+    _one_line_error(r, f"suite file {suite} is not valid YAML: line 4, column 1: expected ',' or ']'")
+    assert not store_path.exists()
 
 
 def test_run_show_leaderboard_end_to_end(runner, tmp_path, monkeypatch):
@@ -97,6 +101,7 @@ def test_run_show_leaderboard_end_to_end(runner, tmp_path, monkeypatch):
     r3 = runner.invoke(main, ["show", run["run_id"], "--store", str(store_path)])
     assert r3.exit_code == 0, r3.output
     assert run["run_id"] in r3.output and "pgd" in r3.output and "impersonation" in r3.output
+    assert "integrity: model in eval mode;" in r3.output and "train mode" not in r3.output  # a zoo model is built in eval
     r3b = runner.invoke(main, ["show", "--all", "--store", str(store_path)])
     assert r3b.output.count("complete") == 2
     out_dir = tmp_path / "lb"

@@ -97,3 +97,117 @@ def test_sigkill_between_and_inside_cells_then_resume(tmp_path):
     assert set(final) == set(reference)
     for cid, cell in final.items():
         assert_cells_equal(cell, reference[cid])
+
+
+# ---------------------------------------------------------------------------- SIGTERM and Ctrl-C: marked interrupted
+
+SMALL = "name: small\ngoals: [dodging]\nattacks:\n  - {attack: pgd, norm: linf, eps: [2/255, 4/255, 6/255, 8/255], params: {steps: 20}}\n"
+
+
+def _interrupt_after_first_cell(monkeypatch, signum):
+    """The process receives `signum` right after the run records its first cell (in the main thread, as from outside)."""
+    from bench.runner import Run
+
+    record = Run.record
+    sent = []
+
+    def record_then_signal(self, *args, **kwargs):
+        record(self, *args, **kwargs)
+        if not sent:
+            sent.append(signum)
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(Run, "record", record_then_signal)
+
+
+@pytest.mark.parametrize("signum,why,status", [(signal.SIGTERM, "terminated (SIGTERM)", 143),
+                                               (signal.SIGINT, "interrupted", 130)])
+def test_sigterm_and_ctrl_c_mark_the_run_interrupted_and_say_how_to_resume(tmp_path, monkeypatch, signum, why, status):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    from tests.helpers import SMALL_USER_EMBEDDER
+
+    (tmp_path / "small_model.py").write_text(SMALL_USER_EMBEDDER)
+    suite = tmp_path / "small.yaml"
+    suite.write_text(SMALL)
+    store = tmp_path / "r.h5"
+    args = ["run", "--model", f"{tmp_path / 'small_model.py'}:build", "--task", "fr", "--attack-suite", str(suite),
+            "--samples", "4", "--store", str(store), "-q"]
+    def fallback(signum, frame):  # without a handler of the run's own, SIGTERM would end pytest itself
+        raise RuntimeError("SIGTERM reached the test's fallback handler: the run installed none")
+
+    original = signal.signal(signal.SIGTERM, fallback)
+    try:
+        with monkeypatch.context() as m:
+            _interrupt_after_first_cell(m, signum)
+            result = CliRunner().invoke(main, args)
+        assert signal.getsignal(signal.SIGTERM) is fallback  # the run's SIGTERM handler is gone with the run
+    finally:
+        signal.signal(signal.SIGTERM, original)
+    run = ResultsStore(store).run()
+    assert result.exit_code == status, (result.output, result.exception)
+    assert result.output.strip().splitlines()[-1] == (
+        f"facebench: {why}: run {run['run_id']} is marked interrupted with 1 of 4 cells stored; the same command with "
+        "--resume continues it")
+    assert run["status"] == "interrupted" and len(run["cell_ids"]) == 1
+    resumed = CliRunner().invoke(main, args + ["--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "3 cells computed, 1 reused" in resumed.output
+    runs = ResultsStore(store).runs()
+    assert len(runs) == 1 and runs[0]["status"] == "complete" and int(runs[0]["resumed"]) == 1
+
+
+def test_sigterm_handler_is_put_back_after_a_library_replaced_it_and_restored_after():
+    """`ray.init` installs its own SIGTERM handler (an exit): the run installs its own again after starting the
+    executor, and a SIGTERM then raises `Interrupted` (exit status 143); the previous handler is back afterwards."""
+    import time
+
+    from bench.errors import Interrupted
+    from bench.runner import SigtermAsInterrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    guard = SigtermAsInterrupt()
+    with pytest.raises(Interrupted) as e:
+        with guard:
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # what ray.init does
+            guard.install()
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):  # the handler runs in this (the main) thread between two bytecodes
+                time.sleep(0.01)
+    assert isinstance(e.value, KeyboardInterrupt) and e.value.exit_status == 143
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.slow
+def test_kill_term_on_a_real_process_then_resume(tmp_path):
+    """`kill -TERM` on a running `facebench run`: one line that says how to resume, exit 143, the run marked
+    interrupted with its cells kept; `--resume` finishes it under the same run id."""
+    suite = tmp_path / "small.yaml"
+    suite.write_text(SMALL)
+    store = tmp_path / "r.h5"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "bench.cli", "run", "--model", "facenet-baseline", "--attack-suite", str(suite),
+           "--samples", "8", "--device", "cpu", "--store", str(store), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in proc.stderr:
+        if '"cell_done"' in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 143, rest[-2000:]
+    run = ResultsStore(store).run()
+    assert run["status"] == "interrupted" and 1 <= len(run["cell_ids"]) < 4
+    assert rest.strip().splitlines()[-1] == (
+        f"facebench: terminated (SIGTERM): run {run['run_id']} is marked interrupted with {len(run['cell_ids'])} of 4 "
+        "cells stored; the same command with --resume continues it")
+    assert "Traceback" not in rest
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["run_id"] == run["run_id"] and summary["reused"] == len(run["cell_ids"])
+    assert summary["computed"] == 4 - len(run["cell_ids"])
+    runs = ResultsStore(store).runs()
+    assert len(runs) == 1 and runs[0]["status"] == "complete" and int(runs[0]["resumed"]) == 1

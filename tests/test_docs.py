@@ -17,8 +17,12 @@ import ast
 import difflib
 import importlib
 import importlib.util
+import functools
 import os
+import re
+import shlex
 import shutil
+import subprocess
 import sys
 import time
 import traceback
@@ -33,7 +37,9 @@ from click.testing import CliRunner
 
 from bench import clidoc
 from bench.cli import main
-from tests.docs_commands import ROOT, CodeBlock, DocCommand, code_blocks, doc_commands, python_blocks, unique
+from bench.store import DEFAULT_STORE
+from tests.docs_commands import (ROOT, CodeBlock, DocCommand, code_blocks, commands_of_block, doc_commands, doc_files,
+                                 python_blocks, unique)
 from tests.helpers import linear_spoof
 
 COMMANDS = doc_commands()
@@ -231,6 +237,101 @@ def test_python_block_compiles_and_imports_resolve(block):
                     importlib.import_module(alias.name)
 
 
+# --------------------------------------------------------------------------- stores: shown before they are read
+
+RESULTS = DEFAULT_STORE.parent  # where facebench's defaults and the Makefile put stores; other names are the reader's own
+
+
+@functools.lru_cache(maxsize=None)
+def make_writes(target: str) -> frozenset[str]:
+    """The stores `make TARGET` writes: the `--store` of each `facebench run` in its dry run (or the default store)."""
+    if not shutil.which("make"):
+        pytest.skip("no make on this machine")
+    out = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), target], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    stores = set()
+    for run in re.findall(r"facebench run\b[^;&|]*", out.stdout):
+        words = shlex.split(run)
+        stores.add(words[words.index("--store") + 1] if "--store" in words else str(DEFAULT_STORE))
+    return frozenset(stores)
+
+
+def stores_written(cmd: DocCommand) -> set[str]:
+    if cmd.program == "make":
+        return set().union(*(make_writes(t) for t in cmd.argv[1:] if not t.startswith("-") and "=" not in t))
+    if cmd.program == "facebench" and cmd.argv[1:2] == ("run",):
+        _, command, args = resolve(cmd.argv)
+        return {get_option(command, args, "--store") or str(DEFAULT_STORE)}
+    return set()
+
+
+def stores_read(cmd: DocCommand) -> list[str]:
+    """The stores a `facebench` command other than `run` is told to read (`--store`, or `store verify PATH`)."""
+    if cmd.program != "facebench" or cmd.argv[1:2] == ("run",):
+        return []
+    names, command, args = resolve(cmd.argv)
+    if not any(isinstance(p, click.Option) and "--store" in p.opts for p in command.params):
+        return []
+    values = option_values(command, args, "--store")
+    if names[1:] == ["store", "verify"]:
+        with command.make_context("verify", list(args)) as ctx:
+            values += [ctx.params["path"]] if ctx.params["path"] else []
+    return values
+
+
+def line_comment(cmd: DocCommand) -> str:
+    """The `# ...` comment on the source line(s) of a shown command."""
+    lines = cmd.path.read_text().splitlines()[cmd.line - 1:]
+    text = next((ln for ln in lines if not ln.rstrip().endswith("\\")), lines[0])
+    return text.partition(" #")[2]
+
+
+def said_to_write(comment: str, store: str) -> bool:
+    """The comment names a command that writes `store`: `make T` (by its dry run), or `facebench run` (the default store)."""
+    if any(store in make_writes(t) for t in re.findall(r"make ([\w-]+)", comment)):
+        return True
+    return "facebench run" in comment and Path(store) == DEFAULT_STORE
+
+
+def unmade_stores(path: Path) -> list[str]:
+    """The commands of a doc that read a store under results/ that a fresh checkout lacks, and that neither an
+    earlier command of the same code block writes nor their own comment says which command writes."""
+    problems = []
+    for block in code_blocks(path):
+        made: set[str] = set()
+        for cmd in commands_of_block(block):
+            for store in stores_read(cmd):
+                if (Path(store).parts[:1] == RESULTS.parts and not (ROOT / store).exists() and store not in made
+                        and not said_to_write(line_comment(cmd), store)):
+                    problems.append(f"{cmd.where}: `{cmd.text}` reads {store}, which nothing shown before it writes")
+            made |= stores_written(cmd)
+    return problems
+
+
+def test_stores_that_commands_read_are_written_first_or_said_where_from():
+    """Issue 20.7: the README showed `facebench check --store results/gate.h5` on its own; it fails unless `make gate`
+    ran first. A reader copies a block from the top: the store must come from an earlier line of the block, or the
+    line's comment must name the command that writes it."""
+    problems = [p for path in doc_files() for p in unmade_stores(path)]
+    assert not problems, "\n".join(problems)
+
+
+def test_unmade_stores_finds_a_store_from_nowhere(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("```bash\n"
+                   "facebench check --store results/gate.h5           # a gate\n"
+                   "facebench check --store results/gate.h5           # after `make gate`\n"
+                   "facebench store verify results/mine.h5\n"
+                   "facebench check --store results/facebench.h5      # on the runs of facebench run\n"
+                   "facebench run --model cdcn --store results/mine.h5\n"
+                   "facebench store verify results/mine.h5\n"
+                   "facebench show --store elsewhere.h5\n"
+                   "```\n"
+                   "```bash\nmake gate\nfacebench check --store results/gate.h5\nfacebench show --store results/mine.h5\n```\n")
+    found = unmade_stores(doc)
+    assert [p.split(":")[1] for p in found] == ["2", "4", "13"], found
+
+
 # --------------------------------------------------------------------------- the extractor itself
 
 SAMPLE_DOC = '''# A doc
@@ -339,14 +440,14 @@ def test_cli_reference_covers_every_command_and_later_groups():
 # --------------------------------------------------------------------------- tier 2: running them
 
 
-def _fingerprint() -> dict:
+def _fingerprint(root: Path = ROOT, folders: tuple[str, ...] = ("models_zoo/weights", "leaderboards", "examples")) -> dict:
     """What no doc command may change in the checkout: the shipped weights, leaderboards and examples."""
     out = {}
-    for folder in ("models_zoo/weights", "leaderboards", "examples"):
-        for p in sorted((ROOT / folder).rglob("*")):
+    for folder in folders:
+        for p in sorted((root / folder).rglob("*")):
             if p.is_file():
                 st = p.stat()
-                out[str(p.relative_to(ROOT))] = (st.st_size, st.st_mtime_ns)
+                out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
     return out
 
 
@@ -508,7 +609,7 @@ def sandbox_template(tmp_path_factory):
         assert r.exit_code == 0, r.output
         for name in ("gate.h5", "ci.h5"):
             shutil.copy(root / "results" / "facebench.h5", root / "results" / name)
-        (root / "leaderboards").mkdir()
+        shutil.copytree(ROOT / "leaderboards", root / "leaderboards")  # the committed pages, as in a checkout
         r = _invoke(["check", "--baseline", "leaderboards/baseline.json", "--store", "results/facebench.h5", "--update"])
         assert r.exit_code == 0, r.output
         (root / "ci").mkdir()
@@ -578,6 +679,7 @@ def test_recipes_cap_cost_and_keep_paths_inside(tmp_path, monkeypatch):
 def test_doc_command_runs(cmd, sandbox):
     args = prepared(cmd, sandbox)
     before = _fingerprint()
+    pages = _fingerprint(sandbox.root, ("leaderboards",))  # the sandbox's copy of the committed pages
     start = time.perf_counter()
     result = _invoke(args, env=dict(cmd.env) or None)
     seconds = time.perf_counter() - start
@@ -588,6 +690,30 @@ def test_doc_command_runs(cmd, sandbox):
         + (f"\n{''.join(traceback.format_exception(result.exception))}" if result.exception
            and not isinstance(result.exception, SystemExit) else ""))
     assert _fingerprint() == before, f"{cmd.where}: `{cmd.text}` changed files of the checkout"
+    after = _fingerprint(sandbox.root, ("leaderboards",))
+    changed = sorted(p for p in set(pages) | set(after) if pages.get(p) != after.get(p))
+    unnamed = [p for p in changed if not named_by(args, p, sandbox.root)]
+    assert not unnamed, (f"{cmd.where}: `{cmd.text}` wrote into the sandbox's copy of the committed leaderboards/ "
+                         f"without naming it: {unnamed[:5]}")
+
+
+def named_by(args: list[str], path: str, root: Path) -> bool:
+    """Whether a command's arguments name `path` (relative to `root`) or a directory above it."""
+    values = [a.split("=", 1)[1] if a.startswith("--") and "=" in a else a for a in args]
+    for v in values:
+        v = os.path.normpath(os.path.relpath(v, root) if os.path.isabs(v) else v)
+        if path == v or path.startswith(v + os.sep):
+            return True
+    return False
+
+
+def test_named_by():
+    root = Path("/box")
+    assert named_by(["check", "--baseline", "leaderboards/baseline.json"], "leaderboards/baseline.json", root)
+    assert named_by(["leaderboard", "--out=leaderboards/"], "leaderboards/plots/a.png", root)
+    assert named_by(["leaderboard", "--out", "/box/leaderboards"], "leaderboards/README.md", root)
+    assert not named_by(["leaderboard", "--out", "results/leaderboards"], "leaderboards/README.md", root)
+    assert not named_by(["leaderboard"], "leaderboards/README.md", root)
 
 
 # --------------------------------------------------------------------------- docs/adding-an-attack.md

@@ -160,3 +160,201 @@ def test_the_gate_and_its_baseline_cover_every_shipped_variant():
     assert {m["model"] for m in baseline["metrics"]} == shipped
     assert {m["suite"] for m in baseline["metrics"]} == {"quick"} and {m["n"] for m in baseline["metrics"]} == {100}
     assert "make gate" in (root / ".ci" / "run").read_text()
+
+
+# --------------------------------------------------------------------------- a user model in CI (issue 20, item 4)
+
+TINY_FR = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TinyEmbedder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 5, stride=4)
+        self.head = nn.Linear(8 * 4 * 4, 16)
+
+    def forward(self, x):
+        return F.normalize(self.head(F.adaptive_avg_pool2d(torch.relu(self.conv(x - 0.5)), 4).flatten(1)), dim=1)
+
+
+def build():
+    return TinyEmbedder()
+'''
+
+
+def _run_user(cwd, store, *args):
+    """`facebench run` of the tiny FR model from directory `cwd` (a CI checkout), into `store`."""
+    import os
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        out = CliRunner().invoke(main, ["run", *map(str, args), "--task", "fr", "--samples", "4", "--store", str(store),
+                                        "--attack-suite", str(cwd.parent / "fgsm.yaml"), "-q"])
+    finally:
+        os.chdir(old)
+    assert out.exit_code == 0, (out.output, out.exception)
+    return store
+
+
+@pytest.fixture(scope="module")
+def user_stores(tmp_path_factory):
+    """One model file in two checkouts, run by a relative path from one and by an absolute path from the other;
+    the same file with other weights; and runs under a name of their own."""
+    import importlib.util
+
+    import torch
+    from safetensors.torch import save_file
+
+    d = tmp_path_factory.mktemp("usergate")
+    for checkout in ("ci", "other"):
+        (d / checkout / "mine").mkdir(parents=True)
+        (d / checkout / "mine" / "tinyfr.py").write_text(TINY_FR)
+        (d / checkout / "work").mkdir()
+        (d / checkout / "fgsm.yaml").write_text("attacks:\n  - attack: fgsm\n    eps: [2/255, 8/255]\n")
+    spec = importlib.util.spec_from_file_location("fbtest_gate_tinyfr", d / "ci" / "mine" / "tinyfr.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(7)
+    other = d / "other.safetensors"
+    save_file(module.build().state_dict(), str(other))
+    far = (d / "other" / "mine" / "tinyfr.py").resolve()
+    return {
+        "relative": _run_user(d / "ci" / "work", d / "relative.h5", "--model", "../mine/tinyfr.py:build"),
+        "absolute": _run_user(d / "other" / "work", d / "absolute.h5", "--model", f"{far}:build"),
+        "weights": _run_user(d / "other" / "work", d / "weights.h5", "--model", f"{far}:build", "--checkpoint", other),
+        "named": _run_user(d / "other" / "work", d / "named.h5", "--model", f"{far}:build", "--name", "mine-fr"),
+        "named-relative": _run_user(d / "ci" / "work", d / "named-relative.h5", "--model", "../mine/tinyfr.py:build",
+                                    "--name", "mine-fr"),
+    }
+
+
+def test_a_user_model_given_by_another_path_is_the_same_model(user_stores, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert check("--baseline", baseline, "--store", user_stores["relative"], "--update").exit_code == 0
+    out = check("--baseline", baseline, "--store", user_stores["absolute"])
+    assert out.exit_code == 0, out.output
+    assert "6 metrics: 6 ok, 0 improved, 0 regressed, 0 missing" in out.output and "MISSING" not in out.output
+    data = json.loads(baseline.read_text())
+    assert data["schema"] == 2 and len(data["metrics"]) == 2 * 3  # dodging, impersonation: clean + 2 budgets
+    run = ResultsStore(user_stores["relative"]).runs()[0]
+    for m in data["metrics"]:
+        assert m["model"] == "tinyfr:build" and m["profile"] == "user"
+        assert m["sha256"] == run["checkpoint_sha256"] and m["factory"] == "../mine/tinyfr.py:build"
+
+
+def test_a_user_model_with_other_weights_is_named_a_different_model(user_stores, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert check("--baseline", baseline, "--store", user_stores["absolute"], "--update").exit_code == 0
+    out = check("--baseline", baseline, "--store", user_stores["weights"], "--format", "github")
+    assert out.exit_code == 1, out.output
+    rows = [line for line in out.output.splitlines() if "tinyfr:build" in line and not line.startswith(("::", "OTHER"))]
+    assert len(rows) == 6 and all(line.rstrip().endswith("OTHER MODEL") for line in rows)
+    assert "MISSING" not in out.output and "REGRESSED" not in out.output
+    theirs = ResultsStore(user_stores["weights"]).runs()[0]["checkpoint_sha256"]
+    explained = [line for line in out.output.splitlines() if line.startswith("OTHER MODEL: ")]
+    assert len(explained) == 1 and f"other weights (sha256 {theirs[:12]}" in explained[0]
+    assert "a different model" in explained[0] and "--update" in explained[0]
+    assert len([line for line in out.output.splitlines() if line.startswith("::error")]) == 6
+    js = json.loads(check("--baseline", baseline, "--store", user_stores["weights"], "--format", "json").output)
+    assert not js["passed"] and {c["status"] for c in js["comparisons"]} == {"OTHER MODEL"}
+    assert {c["current_detail"]["sha256"] for c in js["comparisons"]} == {theirs}
+
+
+def test_a_user_model_is_keyed_by_the_name_it_was_run_under(user_stores, tmp_path):
+    run = ResultsStore(user_stores["named"]).runs()[0]
+    assert run["model_name"] == "mine-fr" and json.loads(run["config"])["name"] == "mine-fr"
+    baseline = tmp_path / "baseline.json"
+    assert check("--baseline", baseline, "--store", user_stores["named"], "--update").exit_code == 0
+    assert {m["model"] for m in json.loads(baseline.read_text())["metrics"]} == {"mine-fr"}
+    assert check("--baseline", baseline, "--store", user_stores["named-relative"]).exit_code == 0
+    out = check("--baseline", baseline, "--store", user_stores["relative"])  # run without --name: tinyfr:build
+    assert out.exit_code == 1 and len([line for line in out.output.splitlines() if "MISSING" in line]) == 6
+
+
+def test_two_models_under_one_name_in_the_stores_are_refused(user_stores, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    out = check("--baseline", baseline, "--store", user_stores["relative"], "--store", user_stores["weights"], "--update")
+    assert out.exit_code == 2 and "two different models are named 'tinyfr:build'" in out.output
+    assert "--name" in out.output and "Traceback" not in out.output and not baseline.exists()
+    # the same weights from two paths are one model: the newest run counts once
+    out = check("--baseline", baseline, "--store", user_stores["relative"], "--store", user_stores["absolute"], "--update")
+    assert out.exit_code == 0, out.output
+    assert len(json.loads(baseline.read_text())["metrics"]) == 6
+
+
+def test_a_schema_1_baseline_still_matches_a_user_model_by_its_factory_string(user_stores, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    assert check("--baseline", baseline, "--store", user_stores["relative"], "--update").exit_code == 0
+    data = json.loads(baseline.read_text())
+    data["schema"] = 1
+    for m in data["metrics"]:  # as facebench wrote it before names: keyed by --model as given, no sha256
+        m["model"] = m.pop("factory")
+        del m["sha256"]
+    baseline.write_text(json.dumps(data))
+    out = check("--baseline", baseline, "--store", user_stores["relative"])
+    assert out.exit_code == 0 and "6 metrics: 6 ok" in out.output and "not in the baseline" not in out.output, out.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "facenet-baseline", "--name", "mine"], "--name applies to models of your own"),
+    (["--model", "mine/tinyfr.py:build", "--task", "fr", "--name", "cdcn"], "is a zoo variant's name"),
+    (["--model", "mine/tinyfr.py:build", "--task", "fr", "--name", "my model"], "must be one word without spaces"),
+])
+def test_bad_names_are_one_line_errors(tmp_path, args, needle):
+    out = CliRunner().invoke(main, ["run", *args, "--store", str(tmp_path / "r.h5")])
+    assert out.exit_code == 2 and needle in out.output and "Traceback" not in out.output, out.output
+    assert len(out.output.strip().splitlines()) == 1 and not (tmp_path / "r.h5").exists()
+
+
+def test_default_names_drop_the_directories_of_a_path():
+    from models_zoo.factory import default_model_name, model_name
+
+    assert default_model_name("../mine/tinyfr.py:build") == "tinyfr:build"
+    assert default_model_name("/srv/ci/checkout/mine/tinyfr.py:build") == "tinyfr:build"
+    assert default_model_name("mypkg.models:Zoo.build") == "mypkg.models:Zoo.build"
+    # runs stored before names: derived the same way; zoo variants keep their registry names
+    assert model_name({"model": "../mine/tinyfr.py:build", "source": "user"}) == "tinyfr:build"
+    assert model_name({"model": "x.py:build", "source": "user", "model_name": "mine"}) == "mine"
+    assert model_name({"model": "cdcn", "source": "zoo"}) == "cdcn"
+
+
+# --------------------------------------------------------------------------- unreliable cells (issue 20, item 4)
+
+def test_metrics_of_unreliable_cells_are_marked_in_the_baseline_and_the_report(stores, tmp_path):
+    both, _ = stores
+    baseline = tmp_path / "baseline.json"
+    assert check("--baseline", baseline, "--store", both, "--update").exit_code == 0
+    marked = tmp_path / "marked.h5"
+    shutil.copy(both, marked)
+    reason = "test: flagged by hand"
+    st = ResultsStore(marked)
+    cells = [c for c in st.read_cells(arrays=False) if c.config["model"] == "depth-gan-spoof"]
+    low = next(c for c in cells if abs(c.config["eps"] - 1 / 255) < 1e-9)
+    st.flag_cell(low.cell_id, [reason])
+
+    out = check("--baseline", baseline, "--store", marked)
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[0].split()[-2:] == ["unreliable", "status"]
+    assert reason in out.output and "marked unreliable" in out.output
+    js = json.loads(check("--baseline", baseline, "--store", marked, "--format", "json").output)
+    now = {c["metric"]: c["current_detail"]["unreliable"] for c in js["comparisons"] if c["model"] == "depth-gan-spoof"}
+    assert reason in now["robust accuracy @ linf 1/255"]
+    assert reason not in now["robust accuracy @ linf 2/255"] and reason not in now["clean accuracy"]
+
+    assert check("--baseline", baseline, "--store", marked, "--update").exit_code == 0
+    entries = {(m["model"], m["metric"]): m for m in json.loads(baseline.read_text())["metrics"]}
+    assert reason in entries[("depth-gan-spoof", "robust accuracy @ linf 1/255")]["unreliable"]
+    assert reason not in entries[("depth-gan-spoof", "robust accuracy @ linf 2/255")].get("unreliable", [])
+    assert reason not in entries[("depth-gan-spoof", "clean accuracy")].get("unreliable", [])
+    # a reason every cell of the goal carries (a run- or goal-level check) marks its clean accuracy too
+    for c in cells:
+        st.flag_cell(c.cell_id, [reason])
+    js = json.loads(check("--baseline", baseline, "--store", marked, "--format", "json").output)
+    clean = next(c for c in js["comparisons"] if c["model"] == "depth-gan-spoof" and c["metric"] == "clean accuracy")
+    assert reason in clean["current_detail"]["unreliable"] and reason not in clean["baseline_detail"]["unreliable"]
+    robust = next(c for c in js["comparisons"] if c["model"] == "depth-gan-spoof" and c["metric"].endswith("1/255"))
+    assert reason in robust["current_detail"]["unreliable"] and reason in robust["baseline_detail"]["unreliable"]

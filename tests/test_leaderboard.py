@@ -611,6 +611,42 @@ def test_cli_formats_and_rewrites_atomically(synth_store, tmp_path):
     assert r.exit_code == 2
 
 
+def _tree(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_defaults_read_and_write_under_results_and_leave_committed_pages_alone(synth_store, tmp_path, monkeypatch):
+    """Issue 20.1: in a checkout, `facebench leaderboard` with its defaults reads results/facebench.h5 and writes
+    results/leaderboards/ (pages, plots, html), never the committed leaderboards/; an explicit --out still may."""
+    checkout = tmp_path / "checkout"
+    (checkout / "results").mkdir(parents=True)
+    monkeypatch.chdir(checkout)
+    (checkout / "results" / "facebench.h5").write_bytes(synth_store.read_bytes())
+    committed = checkout / "leaderboards"
+    (committed / "plots").mkdir(parents=True)
+    (committed / "README.md").write_text("# the committed index\n")
+    (committed / "fr-verification-synth-fr.md").write_text("# the committed FR page\n")
+    (committed / "plots" / "fr-verification-synth-fr-dodging-success-vs-eps.png").write_bytes(b"committed plot")
+    before = _tree(committed)
+    runner = CliRunner()
+    r = runner.invoke(main, ["leaderboard", "--no-examples", "-q"])
+    assert r.exit_code == 0, r.output
+    mine = checkout / "results" / "leaderboards"
+    assert "wrote results/leaderboards/README.md" in r.output
+    assert "| `model-b` (tiny) |" in (mine / "fr-verification-synth-fr.md").read_text()
+    assert (mine / "plots" / "fr-verification-synth-fr-dodging-success-vs-eps.png").read_bytes()[:4] == b"\x89PNG"
+    for fmt, name in (("html", "leaderboard.html"), ("csv", "index-pages.csv"), ("latex", "index-pages.tex")):
+        r = runner.invoke(main, ["leaderboard", "--format", fmt, "--no-examples", "-q"])
+        assert r.exit_code == 0, r.output
+        assert (mine / name).is_file()
+    assert _tree(committed) == before
+    assert sorted(p.name for p in checkout.iterdir()) == ["leaderboards", "results"]  # nothing dropped elsewhere
+    # the Makefile's `leaderboard` target names the committed directory explicitly: that is allowed
+    r = runner.invoke(main, ["leaderboard", "--store", "results/facebench.h5", "--out", "leaderboards", "--no-examples", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "| `model-b` (tiny) |" in (committed / "fr-verification-synth-fr.md").read_text()
+
+
 def test_an_empty_store_renders_an_index_that_says_so(tmp_path):
     path = tmp_path / "s.h5"
     st = ResultsStore(path)

@@ -270,6 +270,28 @@ def test_verify_reports_a_run_whose_writer_is_gone(store_path):
     assert r.exit_code == 0 and "is gone" in r.output
 
 
+def test_verify_takes_the_store_as_an_argument(store_path, tmp_path):
+    """Issue 20.7: `facebench store verify PATH` (the natural form) checks PATH, as `--store PATH` does."""
+    st = ResultsStore(store_path)
+    run_id = st.begin_run({"model": "m-v"})
+    for i in range(2):
+        st.write_cell(make_cell("v", i), run_id=run_id)
+    st.finish_run(run_id, "complete")
+    runner = CliRunner()
+    as_option = runner.invoke(main, ["store", "verify", "--store", str(store_path)])
+    as_argument = runner.invoke(main, ["store", "verify", str(store_path)])
+    assert as_argument.exit_code == 0, as_argument.output
+    assert as_argument.output == as_option.output and "2 cells; 400 samples" in as_argument.output
+    both = runner.invoke(main, ["store", "verify", str(store_path), "--store", str(store_path)])
+    assert both.exit_code == 0 and both.output == as_option.output
+    other = tmp_path / "other.h5"
+    r = runner.invoke(main, ["store", "verify", str(store_path), "--store", str(other)])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and r.output.startswith("facebench: error: "), r.output
+    assert "two stores" in r.output
+    r = runner.invoke(main, ["store", "verify", str(tmp_path / "none.h5")])
+    assert r.exit_code == 2 and r.output.startswith("facebench: error: ") and "does not exist" in r.output
+
+
 def test_verify_missing_store_is_an_error(tmp_path):
     r = CliRunner().invoke(main, ["store", "verify", "--store", str(tmp_path / "none.h5")])
     assert r.exit_code == 2 and r.output.startswith("facebench: error: ") and "does not exist" in r.output

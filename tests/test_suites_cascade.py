@@ -213,6 +213,42 @@ def test_bad_cascade_entries_are_refused_in_one_line(tmp_path, body, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("text,message", [
+    ("attacks:\n  - attack: pgd\n    eps: [4/255\n  - attack: fgsm\n",
+     "is not valid YAML: line 4, column 11: expected ',' or ']', but got ':' (while parsing a flow sequence at line 3, "
+     "column 10)"),
+    ("attacks:\n\t- attack: fgsm\n", "is not valid YAML: line 2, column 1: found character '\\t' that cannot start"),
+])
+def test_broken_yaml_names_its_line_and_column(tmp_path, text, message):
+    path = _suite_file(tmp_path, text)
+    with pytest.raises(BadInputError) as e:
+        load_suite(path)
+    assert str(e.value).startswith(f"suite file {path} {message}") and "\n" not in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("entry,message", [
+    ("  - {attack: pgd, eps: [4/255, 300/255]}", "entry #2 at line 5 (pgd): Linf budget 1.17647 (300/255) is outside (0, 1]"),
+    ("  - {attack: pgd, eps: [4/255, abc]}", "entry #2 at line 5: budget 'abc' is not a number or a fraction like 8/255"),
+    ("  - {attack: pgd, norm: l2, eps: -1}", "entry #2 at line 5: budget -1 must be a positive finite number"),
+    ("  - {attack: pgd, norm: lfoo, eps: 0.5}", "entry #2 at line 5 (pgd): unknown norm 'lfoo'"),
+    ("  - cascade: [pgd]\n    eps: 2", "entry #2 at line 5 (cascade(pgd)): Linf budget 2 (510/255) is outside (0, 1]"),
+    ("  - {attack: nope, eps: 8/255}", "entry #2 at line 5 (nope): unknown attack 'nope'"),
+])
+def test_a_bad_entry_names_the_file_the_entry_and_its_line(tmp_path, entry, message):
+    path = _suite_file(tmp_path, "name: s\ngoals: [dodging]\nattacks:\n  - {attack: fgsm, eps: 8/255}\n" + entry + "\n")
+    with pytest.raises(FacebenchError) as e:
+        load_suite(path)
+    assert str(e.value).startswith(f"{path}: {message}") and "\n" not in str(e.value), str(e.value)
+
+
+def test_a_bad_entry_of_a_suite_built_in_code_names_the_suite_and_the_entry():
+    from bench.cells import AttackEntry
+    from bench.suites import Suite
+
+    with pytest.raises(BadInputError, match=r"^suite 'mine': entry #2 \(pgd\): Linf budget 2 \(510/255\) is outside"):
+        Suite("mine", "", (AttackEntry("fgsm", "linf", (0.5,)), AttackEntry("pgd", "linf", (2.0,)))).validate()
+
+
 # ---------------------------------------------------------------------------- through the runner and the store
 
 MODEL = SMALL_USER_EMBEDDER

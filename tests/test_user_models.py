@@ -192,6 +192,22 @@ def test_user_fr_model_end_to_end(fr_run, runner, tmp_path):
     assert f"| `{MODULE}:tiny_fr` (user)" in (tmp_path / "lb" / "README.md").read_text()
 
 
+def test_examples_rebuild_the_factory_weights_the_run_evaluated(fr_run, in_models_dir):
+    """The leaderboard's example images rebuild a user model without --checkpoint seeded as the run was, so its
+    factory weights are the run's, whatever the generators' state before (issue 20, item 2)."""
+    from bench.leaderboard.examples import regenerate_examples
+    from bench.leaderboard.results import budget_of, collect_runs
+
+    rec = collect_runs([fr_run[0]])[0]
+    assert rec.run["checkpoint"] == "none (factory weights)"
+    cell = next(c for c in rec.cells if c.config["goal"] == "impersonation" and c.config["attack"] == "pgd")
+    torch.manual_seed(12345)  # not the run's seed: a factory built without seeding gets other weights
+    ex = regenerate_examples(rec, "impersonation", budget_of(cell.config), k=2)
+    assert not ex.error, ex.error
+    assert ex.clean.shape == ex.adv.shape and len(ex.clean) >= 1
+    assert np.abs(ex.adv - ex.clean).max() <= cell.config["eps"] + 1e-5
+
+
 def test_user_fas_model_end_to_end(in_models_dir, runner, store_path):
     out = _ok(runner.invoke(main, ["run", "--model", f"{MODULE}:tiny_fas", "--task", "fas", "--samples", "4",
                                    "--store", str(store_path), "-q"]))
@@ -294,6 +310,54 @@ def test_checkpoint_errors(in_models_dir, runner, store_path, tmp_path):
     assert not store_path.exists()
 
 
+class _Touch:
+    """Unpickling this writes a file: the proof that a checkpoint was (or was not) unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_torch_pickle_checkpoints_are_recognised_unpickled_and_converted_as_the_message_says(in_models_dir, runner,
+                                                                                          store_path, tmp_path):
+    """A torch.save checkpoint (zip or legacy pickle) is named as such with the conversion in one line, never
+    unpickled (a pickle that would write a file on load writes nothing), and the suggested conversion works."""
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"weight": _Touch(marker)}, protocol=2))
+    state = _user_module(in_models_dir).tiny_fr().state_dict()
+    zipped = tmp_path / "zipped.pt"
+    torch.save(state, zipped)
+    legacy = tmp_path / "legacy.pth"
+    torch.save(state, legacy, _use_new_zipfile_serialization=False)
+    user = ["run", "--model", f"{MODULE}:tiny_fr", "--task", "fr", "--samples", "2", "--store", str(store_path)]
+    zoo = ["run", "--model", "facenet-baseline", "--samples", "2", "--store", str(store_path)]
+    for base, path, kind in [(user, evil, "legacy pickle"), (user, zipped, "zip"), (user, legacy, "legacy pickle"),
+                             (zoo, zipped, "zip"), (zoo, evil, "legacy pickle")]:
+        result = runner.invoke(main, base + ["--checkpoint", str(path)])
+        _one_line_error(result, f"checkpoint {path} is a PyTorch {kind} file (torch.save), not safetensors")
+        assert "weights_only=True" in result.output and "save_file(" in result.output, result.output
+    assert not marker.exists(), "facebench unpickled a checkpoint"
+    assert not store_path.exists()
+    command = re.search(r'python -c "([^"]+)"', runner.invoke(main, user + ["--checkpoint", str(zipped)]).output).group(1)
+    subprocess.run([sys.executable, "-c", command], check=True, cwd=tmp_path)
+    converted = zipped.with_suffix(".safetensors")
+    _ok(runner.invoke(main, ["run", "--model", f"{MODULE}:tiny_fr", "--task", "fr", "--checkpoint", str(converted),
+                             "--attack-suite", str(_fgsm_suite(tmp_path)), "--samples", "2", "--store", str(store_path),
+                             "-q"]))
+    assert ResultsStore(store_path).run()["checkpoint_sha256"] == _digest(converted)
+
+
+def _fgsm_suite(tmp_path: Path) -> Path:
+    suite = tmp_path / "fgsm-one.yaml"
+    suite.write_text("name: fgsm-one\ngoals: [dodging]\nattacks:\n  - {attack: fgsm, norm: linf, eps: 8/255}\n")
+    return suite
+
+
 def test_errors_leave_an_existing_store_unchanged(fr_run, in_models_dir, runner):
     store = fr_run[0]
     before = (_digest(store), store.stat().st_mtime_ns)
@@ -313,6 +377,28 @@ def doc_commands(example: str) -> list[str]:
     match = re.search(rf"<!-- worked-example: {example}\b.*?-->\s*```bash\n(.*?)```", text, re.S)
     assert match, f"no worked example {example!r} in {DOC}"
     return [line.strip() for line in match.group(1).splitlines() if line.strip()]
+
+
+def doc_sample_output(command: str) -> str:
+    """The untagged block that follows `<!-- sample-output: <command> -->` in the doc."""
+    match = re.search(rf"<!-- sample-output: {re.escape(command)} -->\s*```\n(.*?)```", DOC.read_text(), re.S)
+    assert match, f"no sample output of {command!r} in {DOC}"
+    return match.group(1)
+
+
+def _unstamped(text: str) -> list[str]:
+    """Lines of `facebench show` output with what differs from run to run (run id, start and end times) blanked."""
+    text = re.sub(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b", "RUN", text)
+    text = re.sub(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}", "TIME", text)
+    return [line.rstrip() for line in text.strip().splitlines()]
+
+
+def test_unstamped_keeps_what_a_run_decides():
+    a = "run 20261122-074332-c6984e  status complete\nthreshold 0.9974  started 2026-11-22T07:43:32+0000\ngoal  checks\n"
+    b = "run 20261205-215921-b7eea9  status complete\nthreshold 0.9974  started 2026-12-05T21:59:21+0000\ngoal  checks\n"
+    assert _unstamped(a) == _unstamped(b)
+    assert _unstamped(a) != _unstamped(b.replace("0.9974", "0.9975"))
+    assert _unstamped(a) != _unstamped(a.replace("  checks", ""))
 
 
 def _forget_examples():
@@ -343,11 +429,14 @@ def test_worked_examples_run_exactly_as_written(tmp_path, monkeypatch, runner):
         _forget_examples()
     fr_cmd = next(c for c in doc_commands("fr") if c.startswith("facebench run"))
     assert "12 cells computed" in outputs[fr_cmd]
+    shown, real = _unstamped(doc_sample_output("facebench show")), _unstamped(outputs["facebench show"])
+    assert shown == real, ("docs/adding-a-model.md's sample output of `facebench show` is not what it prints now; "
+                           f"make it this (run id and times aside):\n{outputs['facebench show']}")
     assert "model examples/my_fr_model.py:build (user model, fr, 64 px)" in outputs["facebench show"]
     fr, fas = ResultsStore(tmp_path / "results" / "facebench.h5").runs()
     assert fr["model"] == "examples/my_fr_model.py:build" and fr["checkpoint"] == "my_fr.safetensors"
     assert fr["checkpoint_sha256"] == _digest(tmp_path / "my_fr.safetensors") and fr["status"] == "complete"
     assert fas["model"] == "examples.my_fas_model:build" and fas["checkpoint"] == "none (factory weights)"
     assert fas["protocol"] == "synth-oulu" and fas["status"] == "complete"
-    board = (tmp_path / "results" / "leaderboard" / "README.md").read_text()
+    board = (tmp_path / "results" / "leaderboards" / "README.md").read_text()
     assert "`examples/my_fr_model.py:build` (user)" in board and "`examples.my_fas_model:build` (user)" in board

@@ -12,7 +12,10 @@ def eps_of(item: dict, where: str) -> tuple[float, ...]:
     eps = item["eps"] if isinstance(item["eps"], list) else [item["eps"]]
     if not eps:
         raise BadInputError(f"{where}: 'eps' is empty")
-    return tuple(parse_eps(e) for e in eps)
+    try:
+        return tuple(parse_eps(e) for e in eps)
+    except BadInputError as e:
+        raise BadInputError(f"{where}: {e}") from None
 
 
 def params_of(item: dict, where: str) -> dict:

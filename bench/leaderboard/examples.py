@@ -65,13 +65,14 @@ def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet
     attack = make_attack(attack_name, params)
     cfg = rec.config
     device = resolve_device("auto")
-    # what the run evaluated, rebuilt from its stored configuration (as the runner builds it: models_zoo.factory)
-    mut = resolve_model(str(cfg["model"]), cfg.get("task"), cfg.get("profile"), cfg.get("input_size"))
-    loaded = load_model(mut, cfg.get("checkpoint"), device)
+    # what the run evaluated, rebuilt from its stored configuration as the runner builds it (models_zoo.factory),
+    # seeded with the run's seed: a user model's factory weights are then the run's
+    mut = resolve_model(str(cfg["model"]), cfg.get("task"), cfg.get("profile"), cfg.get("input_size"), cfg.get("name"))
+    samples, seed = int(cfg.get("samples", 200)), int(cfg.get("seed", 0))
+    loaded = load_model(mut, cfg.get("checkpoint"), device, seed=seed)
     if loaded.sha256 != rec.run.get("checkpoint_sha256"):
         return ExampleSet(label, error=f"the weights found now (sha256 {loaded.sha256[:12]}) are not the run's "
                                        f"({str(rec.run.get('checkpoint_sha256'))[:12]})")
-    samples, seed = int(cfg.get("samples", 200)), int(cfg.get("seed", 0))
     protocol = get_protocol(cfg.get("protocol") or mut.default_protocol)
     items = protocol.goal_items(goal, loaded.module, float(rec.run["threshold"]), samples, seed, mut.input_size, device)
     task = items.task

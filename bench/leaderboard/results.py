@@ -214,6 +214,8 @@ def command_of(rec: RunRecord) -> tuple[str, bool]:
     args = ["facebench", "run", "--model", str(rec.run["model"])]
     if rec.run.get("source") == "user" or cfg.get("task") and ":" in str(rec.run["model"]):
         args += ["--task", str(cfg.get("task") or rec.run.get("task"))]
+        if cfg.get("name"):
+            args += ["--name", str(cfg["name"])]
         if cfg.get("input_size"):
             args += ["--input-size", str(cfg["input_size"])]
     elif cfg.get("profile") and cfg["profile"] != "tiny":
@@ -367,6 +369,17 @@ class Row:
     def unreliable(self) -> bool:
         return bool(self.reasons)
 
+    def clean_reasons(self) -> list[str]:
+        """Why the clean accuracy is unreliable: the reasons every cell of the row carries (a run- or goal-level
+        check: the model card, the goal's determinism, gradient, large-budget and eval-mode checks); [] if none."""
+        each = [cell_reasons([c]) for c in self.cells]
+        return [r for r in each[0] if all(r in other for other in each[1:])] if each else []
+
+    def robust_reasons(self, budget: Budget) -> list[str]:
+        """Why the robust accuracy at `budget` is unreliable: the reasons of any cell at that budget (its worst case
+        reads them all); [] if none."""
+        return cell_reasons([c for c in self.cells if budget_of(c.config) == budget])
+
     def auc(self, norm: str, top: float) -> Optional[float]:
         """Normalised area under robust accuracy vs eps on [0, top]: mean over samples of min(breaking budget, top) / top.
 
@@ -408,6 +421,8 @@ class Row:
 
     def as_dict(self) -> dict:
         """The row as plain data (the shape `leaderboard_rows` has always returned, plus more)."""
+        from models_zoo.factory import model_name  # torch: only when rows are read, not when this module is imported
+
         return {
             "model": self.model, "profile": self.run.get("profile", ""), "protocol": self.run["protocol"],
             "suite": self.run["suite"], "goal": self.goal, "run_id": self.run["run_id"], "command": command_of(self.rec)[0],
@@ -415,7 +430,22 @@ class Row:
             "robust": {b.label: (r.k, r.n) for b, r in self.robust.items()},
             "attacks": sorted({a for v in self.attacks.values() for a in v}), "params": self.info.params,
             "recipe": self.info.recipe, "seconds": self.seconds, "unreliable": self.unreliable, "reasons": self.reasons,
+            "name": model_name(self.run), "source": str(self.run.get("source") or ""),
+            "checkpoint_sha256": str(self.run.get("checkpoint_sha256") or ""), "started": started_key(self.run),
+            "clean_reasons": self.clean_reasons(),
+            "robust_reasons": {b.label: self.robust_reasons(b) for b in self.robust},
         }
+
+
+def cell_reasons(cells: list[CellResult]) -> list[str]:
+    """The reasons the unreliable ones of `cells` are marked for, each once, in order."""
+    reasons: list[str] = []
+    for c in cells:
+        for r in str(c.unreliable_reason or "").split("; ") if c.unreliable else []:
+            r = r.strip() or "marked unreliable (no reason stored)"
+            if r not in reasons:
+                reasons.append(r)
+    return reasons
 
 
 def rows_of_run(rec: RunRecord) -> list[Row]:
@@ -469,12 +499,7 @@ def _goal_row(rec: RunRecord, info: ModelInfo, goal: str, cells: list[CellResult
         breaking[norm], curve_max[norm] = beta, top
         if search > 0 and clean.any():
             min_eps[norm] = (float(np.median(mins[clean])), int(clean.sum()), search)
-    reasons = []
-    for c in cells:
-        for r in str(c.unreliable_reason or "").split("; ") if c.unreliable else []:
-            r = r.strip() or "marked unreliable (no reason stored)"
-            if r not in reasons:
-                reasons.append(r)
+    reasons = cell_reasons(cells)
     seconds = float(sum(float(c.summary.get("seconds", 0.0) or 0.0) for c in cells))
     return Row(rec, info, goal, cells, Rate(int(clean.sum()), n), robust, attacks, breaking, curve_max, min_eps,
                seconds, reasons, fas)
