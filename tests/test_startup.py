@@ -29,6 +29,9 @@ ERRORS = [
     ["run", "--model", "facenet-baseline", "--protocol", "nope"],
     ["run", "--model", "facenet-baseline", "--protocol", "synth-oulu"],
     ["run", "--model", "cdcn", "--protocol", "synth-fr"],
+    ["run", "--model", "facenet-baseline", "--name", "mine"],  # --name is for models of your own
+    ["run", "--model", "mypkg.models:build", "--task", "fr", "--name", "facenet-baseline"],
+    ["run", "--model", "mypkg.models:build", "--task", "fr", "--name", "two words"],
     ["run", "--model", "facenet-baseline", "--samples", "0"],
     ["run", "--model", "facenet-baseline", "--shard-size", "0"],
     ["run", "--model", "facenet-baseline", "--address", "auto"],  # --address without --executor ray
