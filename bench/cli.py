@@ -14,7 +14,7 @@ from tabulate import tabulate
 from bench import __version__
 from bench.errors import FacebenchError
 from bench.goals import PROFILES, TASKS
-from bench.store import DEFAULT_STORE
+from bench.config import DEFAULT_STORE
 
 STORE_HELP = f"HDF5 results store (created if missing; its directory must exist). Default: {DEFAULT_STORE}"
 # A user's leaderboard goes beside the default store, under results/: never into a checkout's committed leaderboards/,
@@ -173,8 +173,8 @@ def run(model: str, task: Optional[str], input_size: Optional[int], name: Option
     per goal, attack and budget, and whether the integrity checks passed (else the cell is unreliable
     and the table says why).
     """
-    from bench.runner import RunConfig, run_benchmark
-    from bench.config import format_eps
+    from bench.listings import check_run
+    from bench.runconfig import RunConfig
 
     command = "facebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "facebench" in sys.argv[0] else ""
     if not command:  # called in-process (tests, notebooks): rebuild the command from the options given
@@ -188,6 +188,10 @@ def run(model: str, task: Optional[str], input_size: Optional[int], name: Option
                     address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume,
                     precision=precision, channels_last=channels_last, compile=compile_model, fold_bn=fold_bn,
                     budgets_together=budgets_together, if_needed=if_needed)
+    check_run(cfg)  # what the command line alone shows to be wrong, refused before torch is imported
+    from bench.runner import run_benchmark
+    from bench.config import format_eps
+
     _silence_bars(quiet or as_json)
     if as_json:
         log = (lambda s: None) if quiet else (lambda s: click.echo(json.dumps({"event": "log", "message": s}), err=True))
@@ -290,41 +294,37 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
                    "Makefile's gate and leaderboard lists come from it).")
 def models(names: bool) -> None:
     """List the zoo's variants: task, parameters per profile, shipped weights and their dev metrics."""
-    from models_zoo import VARIANTS
-    from models_zoo.checkpoint import shipped_weights
-    from models_zoo.factory import card_for
+    from bench.listings import current
 
+    variants = current()["models"]["entries"]  # the registry's data, without importing torch (bench/listings.py)
     if names:
-        for name in VARIANTS:
-            if shipped_weights(name, "tiny") is not None:
-                click.echo(name)
+        for spec in variants:
+            if "tiny" in spec["shipped"]:
+                click.echo(spec["name"])
         return
     rows = []
-    for name in VARIANTS:
-        spec = VARIANTS.get(name)
-        params = {p: spec.parameter_count(p) for p in PROFILES}
-        if shipped_weights(name, "tiny") is not None:
-            dev = card_for(name, "tiny").get("dev", {})
+    for spec in variants:
+        params = spec["parameters"]
+        if "tiny" in spec["shipped"]:
+            dev = spec["shipped"]["tiny"]
             if "dev_tar" in dev:
                 shipped = f"tiny: TAR {_pct(dev['dev_tar'])} % @ {dev.get('threshold_rule', '?')}"
             else:
                 shipped = f"tiny: EER {_pct(dev.get('dev_eer', float('nan')))} % @ {dev.get('threshold_rule', '?')}"
         else:
             shipped = "not shipped"
-        rows.append([name, spec.task, f"{params['tiny'] / 1e6:.3g}M", f"{params['paper'] / 1e6:.3g}M", shipped, spec.description])
+        rows.append([spec["name"], spec["task"], f"{params['tiny'] / 1e6:.3g}M", f"{params['paper'] / 1e6:.3g}M", shipped,
+                     spec["description"]])
     click.echo(tabulate(rows, headers=["model", "task", "params tiny", "params paper", "shipped weights (dev)", "description"]))
 
 
 @main.command()
 def attacks() -> None:
     """List the registered attacks with their backend, norms and parameters."""
-    from attacks import ATTACKS
-    from attacks.registry import describe_params
+    from bench.listings import current
 
-    rows = []
-    for name in ATTACKS:
-        cls = ATTACKS.get(name)
-        rows.append([name, cls.backend, ",".join(cls.norms), describe_params(name) or "-", cls.description])
+    rows = [[a["name"], a["backend"], ",".join(a["norms"]), a["parameters"] or "-", a["description"]]
+            for a in current()["attacks"]["entries"]]
     click.echo(tabulate(rows, headers=["attack", "backend", "norms", "parameters", "description"]))
 
 
@@ -336,18 +336,16 @@ def suites(brief: bool) -> None:
     Each entry is an attack, a worst-case cascade (stages in order, each on the samples still unbroken)
     or a transfer row (crafted on other zoo models, scored on the model under test), at its budgets.
     """
-    from bench.config import format_eps
-    from bench.suites import SUITES
+    from bench.listings import current
 
+    listed = current()["suites"]["entries"]
     if brief:
-        rows = [[name, len(SUITES.get(name).entries), ", ".join(dict.fromkeys(SUITES.get(name).budgets())),
-                 SUITES.get(name).description] for name in SUITES]
+        rows = [[s["name"], len(s["entries"]), ", ".join(dict.fromkeys(s["budgets"])), s["description"]] for s in listed]
         click.echo(tabulate(rows, headers=["suite", "entries", "budgets", "description"]))
         return
-    for i, name in enumerate(SUITES):
-        s = SUITES.get(name)
-        click.echo(("\n" if i else "") + f"{name}: {s.description}")
-        rows = [[e.kind, e.label(), e.norm, ", ".join(format_eps(e.norm, v) for v in e.eps)] for e in s.entries]
+    for i, s in enumerate(listed):
+        click.echo(("\n" if i else "") + f"{s['name']}: {s['description']}")
+        rows = [[e["kind"], e["label"], e["norm"], ", ".join(e["budgets"])] for e in s["entries"]]
         click.echo(tabulate(rows, headers=["kind", "attack", "norm", "budgets"]))
 
 
@@ -413,17 +411,16 @@ def datasets_show(protocol: str, size: int, sheet: Optional[str]) -> None:
 @main.command()
 def protocols() -> None:
     """List the evaluation protocols with their task, splits and threshold rule."""
-    from bench.protocols import PROTOCOLS, FASProtocol
+    from bench.listings import current
 
     rows = []
-    for name in PROTOCOLS:
-        p = PROTOCOLS.get(name)
-        splits = "; ".join(f"{k}: {v}" for k, v in p.splits.items())
-        if isinstance(p, FASProtocol):
-            items = f"{p.frames_per_video} frames/video; score higher = live"
+    for p in current()["protocols"]["entries"]:
+        splits = "; ".join(f"{k}: {v}" for k, v in p["splits"].items())
+        if p["frames_per_video"] is not None:  # an anti-spoofing protocol
+            items = f"{p['frames_per_video']} frames/video; score higher = live"
         else:
             items = "pairs; cosine higher = same identity"
-        rows.append([name, p.task, p.description, splits, p.threshold_rule, items])
+        rows.append([p["name"], p["task"], p["description"], splits, p["threshold_rule"], items])
     click.echo(tabulate(rows, headers=["protocol", "task", "description", "splits", "threshold", "items, polarity"]))
 
 

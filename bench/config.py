@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 import re
 from fractions import Fraction
+from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
 import numpy as np
@@ -13,7 +14,10 @@ if TYPE_CHECKING:
 
 from bench.errors import BadInputError
 
+DEFAULT_STORE = Path("results/facebench.h5")  # the results store (bench.store); here so the CLI names it without h5py
 NORMS = ("linf", "l2")
+PRECISIONS = {"fp32": None, "bf16": "bfloat16"}
+"""The attacks' forward pass (bench/precision.py): the torch dtype each autocasts to, by name (None: no autocast)."""
 EPS_TOLERANCE = 1e-6  # budgets are checked with a tolerance, never an exact float compare
 
 _FRACTION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")

@@ -33,11 +33,10 @@ from typing import Optional
 
 import torch
 
+from bench.config import PRECISIONS
 from bench.errors import BadInputError
 from bench.tasks import Task
 from bench.tasks.base import TaskView
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ class FastTask(TaskView):
         dtype = PRECISIONS[self.options.precision]
         if dtype is None:
             return self.task.scores(x)
-        with torch.autocast(self.device_type, dtype=dtype):
+        with torch.autocast(self.device_type, dtype=getattr(torch, dtype)):
             s = self.task.scores(x)
         return s.float()
 

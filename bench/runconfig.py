@@ -7,7 +7,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Optional
 
 from bench.errors import BadInputError
-from bench.precision import PRECISIONS
+from bench.config import PRECISIONS
 
 EXECUTORS = ("local", "ray")
 

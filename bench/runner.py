@@ -27,6 +27,7 @@ from bench.errors import BadInputError, CellFailedError, Interrupted
 from bench.evaluation import images_to_tensor
 from bench.executors import make_executor
 from bench.goals import GOALS, default_goals, get_goal
+from bench.modelref import check_protocol_task
 from bench.planning import budget_groups, cell_config, cell_label, cell_seed, plan, shard_ranges, transfer_sources
 from bench.progress import RunProgress
 from bench.protocols import get_protocol
@@ -157,10 +158,7 @@ class Run:
         self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size, cfg.name)
         self.suite = suite = load_suite(cfg.suite)
         self.protocol = protocol = get_protocol(cfg.protocol or mut.default_protocol)
-        if protocol.task != mut.task:
-            flag = f" (--task {mut.task})" if mut.source == "user" else ""
-            raise BadInputError(f"protocol {protocol.name!r} is for {protocol.task} models but {mut.name!r} is a "
-                                f"{mut.task} model{flag}")
+        check_protocol_task(mut, protocol.name, protocol.task)
         validate_config(cfg)
         self.goals = suite.goals or default_goals(mut.task)
         wrong = [g for g in self.goals if GOALS[g].task != mut.task]

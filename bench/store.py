@@ -30,12 +30,12 @@ import h5py
 import numpy as np
 
 from bench import __version__
+from bench.config import DEFAULT_STORE
 from bench.errors import StoreError
 
 SCHEMA_VERSION = 1
 SCHEMA_MINOR = 2  # 1.1: cells carry `unreliable` and `unreliable_reason` (absent in 1.0 stores: reliable);
 # 1.2: cells may carry the optional per-sample datasets of OPTIONAL_ARRAYS (absent in older stores)
-DEFAULT_STORE = Path("results/facebench.h5")
 TMP_PREFIX = "_incomplete_"  # cell groups of the pre-transaction writer; readers skip them, writers remove them
 TXN_MARK = ".txn-"  # a transaction's working copy is `.<store name>.txn-<pid>-<hex>` beside the store
 LOCK_NOTICE_S = 2.0  # a writer waiting this long for the lock says so on stderr, once

@@ -18,18 +18,14 @@ from typing import Callable, Optional
 import torch
 
 from bench.config import seed_everything
-from bench.errors import BadInputError, CheckpointError, FacebenchError, UnknownNameError
-from bench.goals import TASKS
+from bench.errors import CheckpointError, FacebenchError
+from bench.modelref import (DEFAULT_PROFILE, INPUT_SIZE_RANGE, USER_DEFAULT_INPUT_SIZE, USER_DEFAULT_PROTOCOL,
+                            USER_PROFILE, check_model)
+from bench.modelref import check_model_name as _check_model_name
 from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights, training_modules
-from models_zoo.registry import VARIANTS, VariantSpec, get_variant
+from models_zoo.registry import VARIANTS, VariantSpec
 from models_zoo.user import (FACTORY_WEIGHTS, FactoryRef, build_from_factory, is_factory_ref, load_factory,
                              load_user_checkpoint, state_dict_sha256)
-
-USER_DEFAULT_PROTOCOL = {"fr": "synth-fr", "fas": "synth-oulu"}
-USER_DEFAULT_INPUT_SIZE = 64  # the tiny embedded world
-USER_PROFILE = "user"  # what a user model's runs and cells store as their profile
-INPUT_SIZE_RANGE = (16, 1024)
-DEFAULT_PROFILE = "tiny"
 
 
 @dataclass
@@ -61,12 +57,8 @@ def default_model_name(ref: str) -> str:
 
 
 def check_model_name(name: str, ref: str) -> str:
-    """`--name` of a user model: one printable token that is not a zoo variant's name."""
-    if not name or not name.isprintable() or any(c.isspace() for c in name):
-        raise BadInputError(f"--name {name!r} must be one word without spaces (e.g. tinyfr or mypkg-fr-v2)")
-    if name in VARIANTS:
-        raise BadInputError(f"--name {name!r} is a zoo variant's name; give your model ({ref!r}) a name of its own")
-    return name
+    """`--name` of a user model: one printable token that is not a zoo variant's name (`bench.modelref`)."""
+    return _check_model_name(name, ref, VARIANTS)
 
 
 def model_name(run: dict) -> str:
@@ -101,40 +93,13 @@ def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str]
     variant's; `name` is a user model's name (default: `default_model_name`). Every mistake is a one-line
     `FacebenchError` before any work.
     """
-    if task is not None and task not in TASKS:
-        raise BadInputError(f"unknown task {task!r} (use fr or fas)")
-    if input_size is not None and not INPUT_SIZE_RANGE[0] <= input_size <= INPUT_SIZE_RANGE[1]:
-        raise BadInputError(f"--input-size must be between {INPUT_SIZE_RANGE[0]} and {INPUT_SIZE_RANGE[1]} pixels, got {input_size}")
-    if is_factory_ref(model):
-        if task is None:
-            raise BadInputError(f"--task fr or --task fas is required for a user model ({model!r}): "
-                                "is it face recognition (embeddings) or anti-spoofing (liveness logit)?")
-        if profile is not None:
-            raise BadInputError(f"--profile applies to zoo variants only; a user model ({model!r}) is sized by its "
-                                "factory, and --input-size sets the image size")
-        label = default_model_name(model) if name is None else check_model_name(name, model)
+    choice = check_model(model, VARIANTS, task, profile, input_size, name)
+    if choice.source == "user":
         factory = load_factory(model)
-        return ModelUnderTest(model, "user", task, USER_PROFILE, input_size or USER_DEFAULT_INPUT_SIZE,
-                              USER_DEFAULT_PROTOCOL[task], factory=factory, model_name=label)
-    if name is not None and name != model:
-        raise BadInputError(f"--name applies to models of your own; zoo variant {model!r} is named by the registry")
-    try:
-        spec = get_variant(model)
-    except UnknownNameError as e:
-        if "." in model or "/" in model:
-            raise UnknownNameError(f"{e}; a model of your own is written module:function, e.g. mypkg.models:build") from None
-        raise
-    profile = profile or DEFAULT_PROFILE
-    if profile not in spec.input_size:
-        raise BadInputError(f"unknown profile {profile!r} (known: {', '.join(spec.input_size)})")
-    if task is not None and task != spec.task:
-        raise BadInputError(f"--task {task} disagrees with zoo variant {spec.name!r}, a {spec.task} model")
-    size = spec.input_size[profile]
-    if input_size is not None and input_size != size:
-        raise BadInputError(f"--input-size {input_size} disagrees with zoo variant {spec.name!r}, which takes "
-                            f"{size} px at profile {profile} (--input-size is for user models)")
-    return ModelUnderTest(spec.name, "zoo", spec.task, profile, size, spec.default_protocol, spec=spec,
-                          model_name=spec.name)
+        return ModelUnderTest(model, "user", choice.task, USER_PROFILE, choice.input_size, choice.default_protocol,
+                              factory=factory, model_name=default_model_name(model) if name is None else name)
+    return ModelUnderTest(choice.name, "zoo", choice.task, choice.profile, choice.input_size, choice.default_protocol,
+                          spec=choice.variant, model_name=choice.name)
 
 
 def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device,
@@ -218,3 +183,8 @@ def zoo_source(name: str, task: str, profile: str, input_size: int) -> Optional[
     if shipped_weights(name, profile) is None:
         return f"has no shipped {profile} weights"
     return None
+
+
+__all__ = ["DEFAULT_PROFILE", "INPUT_SIZE_RANGE", "USER_DEFAULT_INPUT_SIZE", "USER_DEFAULT_PROTOCOL", "USER_PROFILE",
+           "LoadedModel", "ModelUnderTest", "card_for", "check_model_name", "create_model", "default_model_name",
+           "load_model", "model_name", "resolve_model", "zoo_source"]

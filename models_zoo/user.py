@@ -25,14 +25,10 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from bench.errors import ModelFactoryError
+from bench.modelref import is_factory_ref
 from models_zoo.checkpoint import card_path, load_weights, read_card
 
 FACTORY_WEIGHTS = "none (factory weights)"
-
-
-def is_factory_ref(model: str) -> bool:
-    """A `--model` value naming a user factory (it has a `:`) rather than a zoo variant."""
-    return ":" in model
 
 
 def _first_line(e: BaseException) -> str:
