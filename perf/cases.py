@@ -49,16 +49,17 @@ class Case:
     name: str
     description: str
     run: Callable[[Settings], CaseResult]
+    by_default: bool = True  # False: long cases that run only when named with --case
 
 
 CASES: dict[str, Case] = {}
 
 
-def register_case(name: str, description: str):
+def register_case(name: str, description: str, by_default: bool = True):
     def deco(fn: Callable[[Settings], CaseResult]) -> Callable[[Settings], CaseResult]:
         if name in CASES:
             raise ValueError(f"benchmark case {name!r} registered twice")
-        CASES[name] = Case(name, description, fn)
+        CASES[name] = Case(name, description, fn, by_default)
         return fn
     return deco
 
@@ -163,7 +164,7 @@ def pgd_early_stop(settings: Settings) -> CaseResult:
 
 def run_cases(names: Optional[list[str]], settings: Settings, log: Callable[[str], None] = print) -> list[CaseResult]:
     results = []
-    for name in names or list(CASES):
+    for name in names or [n for n, c in CASES.items() if c.by_default]:
         log(f"perf: {name} ...")
         results.append(CASES[name].run(settings))
     return results

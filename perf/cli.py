@@ -20,7 +20,7 @@ SCHEMA = "facebench-perf/1"
 
 
 def parse(argv: Optional[list[str]]) -> argparse.Namespace:
-    from perf import grid, minimal  # noqa: F401  (registers the grid and minimal-norm cases)
+    from perf import grid, minimal, parity  # noqa: F401  (registers the grid, minimal-norm and parity cases)
     from perf.cases import CASES
 
     p = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
@@ -83,6 +83,14 @@ def summary_line(r) -> str:
                 f"{s['paired_fmn_over_bisection_time']:.3f}); median min Linf FMN {m['fmn']:.3f}/255 vs bisection "
                 f"{m['bisection']:.3f}/255; FMN at or below on {s['fmn_at_or_below']} of {s['both_broken']} broken by "
                 f"both (max ratio {q.get('max', float('nan')):.3f})")
+    if r.name == "library-parity":
+        return (f"library-parity: robust of {s['n']}: " + ", ".join(f"{k} {v}" for k, v in s["robust"].items())
+                + f"; standard <= the strongest: {'yes' if s['standard_robust_at_most_strongest'] else 'NO'}; broken by a "
+                f"reference but not by standard: {s['broken_by_a_reference_not_by_standard']} (allowed "
+                f"{s['allowed_misses']}); by standard only: {s['broken_by_standard_not_by_any_reference']}")
+    if r.name == "standard-cost":
+        return "standard-cost: " + "; ".join(f"{m} {v['standard_s']:.0f} s vs {v['before_s']:.0f} s before issue 17 "
+                                            f"({v['ratio']:.2f}x)" for m, v in s.items())
     if r.name == "peak-memory":
         peaks = ", ".join(f"{m} {g:.2f} GiB" for m, g in s["peak_gib"].items())
         return f"peak-memory: {peaks} (limit {s['limit_gib']} GiB: {'met' if s['within_limit'] else 'NOT met'})"

@@ -163,6 +163,10 @@ def test_built_in_suites_declare_the_cascade_and_transfer():
         names = [s.attack for s in e.stages]
         assert names[:2] == ["apgd", "apgd-t"] and names[-1] == "square"
         assert e.stages[-1].params["max_queries"] == 5000
+        # AutoAttack's strength (issue 17): APGD 100 iterations, APGD-T up to 9 targets
+        assert e.stages[0].params["steps"] == e.stages[1].params["steps"] == 100 and e.stages[1].params["n_targets"] == 9
+    fmn = {(e.norm, round(e.eps[0], 6)) for e in std.entries if getattr(e, "attack", None) == "fmn"}
+    assert fmn == {("linf", round(16 / 255, 6)), ("l2", 2.0)}  # every standard run measures per-sample minimal norms
     assert all(any(e == f for f in full.entries) for e in std.entries)
     attacks = {getattr(e, "attack", None) for e in full.entries}
     assert {"fgsm", "mim", "cw-l2", "foolbox-deepfool", "art-hopskipjump", "eyeglass", "patch", "min-eps", "fmn"} <= attacks
@@ -325,27 +329,24 @@ def test_old_cells_without_optional_arrays_read_back(tmp_path):
 
 
 @pytest.mark.slow
-def test_standard_cascade_at_least_as_strong_as_each_library_pgd(tmp_path):
-    """The `standard` Linf cascade without its last stage (Square-5000, hours on CPU for robust samples) is at
-    least as strong as ART's, foolbox's and torchattacks' PGD-10. A cascade's first stages see the same samples
-    with the same seeds whatever follows, and it breaks the union of its stages (tested above), so the full
-    `standard` cascade breaks at least what this one does."""
-    from bench.suites import standard_cascade
+def test_standard_is_never_weaker_than_autoattack_and_the_libraries():
+    """Issue 17: on the same 50 impersonation pairs of `facenet-baseline` at Linf 4/255, the `standard` Linf cascade
+    leaves no more pairs robust than the strongest of the original AutoAttack (APGD-CE-100, FAB-100, Square), ART's
+    APGD-100, torchattacks' APGD-100 and foolbox's PGD-100, each run independently, and misses at most one in fifty
+    of the pairs any of them breaks. Square runs 1000 queries on both sides here (5000 in the suite and in the
+    `library-parity` perf case, whose figures docs/performance.md gives) to keep the test to minutes."""
+    pytest.importorskip("pyautoattack")
+    from perf.parity import compare, parity_summary
 
-    stages = [{"attack": s.attack, "params": s.params} for s in standard_cascade("linf")[:-1]]
-    pgd = "\n".join(f"  - {{attack: {a}, eps: [4/255, 8/255], params: {{steps: 10}}}}"
-                    for a in ("art-pgd", "foolbox-pgd", "torchattacks-pgd"))
-    suite = _suite_file(tmp_path, "attacks:\n  - cascade: " + json.dumps(stages) + "\n    eps: [4/255, 8/255]\n" + pgd + "\n")
-    outcome = run_benchmark(RunConfig(model="facenet-baseline", suite=suite, samples=48, store=str(tmp_path / "r.h5"),
-                                      device="cpu"), progress=False)
-    for goal in ("dodging", "impersonation"):
-        for eps in (4 / 255, 8 / 255):
-            by = {s["attack"]: s["n"] - round(s["robust_accuracy"] * s["n"]) for s in outcome.summaries
-                  if s["goal"] == goal and abs(s["eps"] - eps) < 1e-9}
-            print(goal, round(eps * 255), by)
-            assert max(by[lib] for lib in ("art-pgd", "foolbox-pgd", "torchattacks-pgd")) > 0
-            for lib in ("art-pgd", "foolbox-pgd", "torchattacks-pgd"):
-                assert by["cascade"] >= by[lib], (goal, eps, by)
+    out = compare(n=50, square_queries=1000)
+    s = parity_summary(out)
+    print(s, {k: round(v.seconds, 1) for k, v in out.items()})
+    assert s["n"] == 50
+    refs = [k for k in out if k != "standard"]
+    assert set(refs) == {"autoattack", "art-apgd", "torchattacks-apgd", "foolbox-pgd"}
+    assert min(s["robust"][k] for k in refs) < s["n"]  # the references break something: the comparison has teeth
+    assert s["standard_robust_at_most_strongest"], s
+    assert s["broken_by_a_reference_not_by_standard"] <= s["allowed_misses"], s
 
 
 @pytest.mark.slow
