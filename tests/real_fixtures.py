@@ -199,7 +199,8 @@ def write_lfw_view2(root: Path) -> Path:
     for fold in range(10):
         lines += [f"P{fold}_{k:03d}\t{1 + k % 3}\t{2 + k % 3 + k % 2}" for k in range(300)]
         lines += [f"P{fold}_{k:03d}\t{1 + k % 4}\tP{fold}_{(k + 1) % 300:03d}\t{1 + k % 2}" for k in range(300)]
-    return _write(root / "pairs.txt", lines)
+    _write(root / "pairs.txt", lines)
+    return root
 
 
 def encoded_face(seed: int, side: int = 112, fmt: str = "JPEG") -> bytes:
