@@ -234,6 +234,8 @@ def test_unreadable_image_names_the_file(tmp_path):
         ("Zico\t1", r"LFW pairs.txt line 3: expected 3 or 4 fields, got 2"),
         ("Zico\t1\tAaron_Peirsol\t2", r"LFW pairs.txt line 3: expected a matched pair"),
         ("Zico\tone\t2", r"LFW pairs.txt line 3: expected an integer, got 'one'"),
+        ("Zico\t2\t2", r"LFW pairs.txt line 3: a matched pair of one image with itself \(Zico 2\)"),
+        ("Zico\t0\t2", r"LFW pairs.txt line 3: image numbers start at 1, got 0"),
     ],
 )
 def test_malformed_pairs_line_names_file_and_line(tmp_path, line, message):
