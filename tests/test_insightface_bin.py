@@ -125,9 +125,14 @@ def test_the_unpickler_alone_refuses_globals_and_persistent_ids(tmp_path):
         _NoCodeUnpickler(io.BytesIO(persistent), encoding="bytes").load()
 
 
-def test_numpy_labels_are_refused_as_a_global(tmp_path):
+def test_numpy_contents_are_refused_as_a_global_with_a_hint(tmp_path):
+    """numpy labels, or images kept as the arrays `cv2.imencode` returns (as some packing scripts append them), need
+    numpy's globals: refused, naming the global and saying how to convert the file."""
     path = fx.write_insightface_bin(tmp_path / "np.bin", _faces(4), np.array([True, False]))
-    _refused(path, "refers to code")
+    _refused(path, r"STACK_GLOBAL numpy[\w.]*\.(_reconstruct|_frombuffer) at byte .*re-save it as a list of bytes")
+    arrays = [np.frombuffer(b, dtype=np.uint8) for b in _faces(2)]
+    path = fx.write_insightface_bin(tmp_path / "np2.bin", arrays, [True], protocol=2)
+    _refused(path, r"GLOBAL numpy[\w.]*\.\w+ at byte .*a list of bools \(bool\(label\)\)")
 
 
 def test_truncated_file(tmp_path):

@@ -131,19 +131,15 @@ def check_opcodes(data: bytes, path: Path) -> None:
         raise DatasetError(f"{path}: the file is empty")
     if data[:1] not in (b"\x80", b"("):  # PROTO (protocol 2 and up) or the MARK of a protocol 0/1 tuple
         raise DatasetError(f"{path}: not a pickle (a .bin is a pickled (images, issame) pair; it starts with {data[:8]!r})")
-    other = None
+    other, pushed = None, []  # pushed: the last two (opcode, argument) that put something on the stack
     try:
         for op, pos, arg in _opcodes(data):
             if op.name in EXECUTING_OPCODES:
-                what = f" {arg.decode('latin-1')}" if op.name in ("GLOBAL", "INST") else ""
-                hint = ("; Python 3 pickles bytes that way below protocol 3: re-save it with protocol 3 or higher"
-                        if what == " _codecs.encode" else "")
-                raise DatasetError(
-                    f"{path}: refused: the pickle refers to code ({op.name}{what} at byte {pos}); a .bin holds only "
-                    f"bytes, lists, tuples and booleans, and nothing in it was run{hint}"
-                )
+                raise DatasetError(_code_refusal(path, op.name, pos, arg, pushed))
             if op.name not in ALLOWED_OPCODES and other is None:
                 other = (op.name, pos)
+            if op.name not in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
+                pushed = (pushed + [(op.name, arg)])[-2:]
     except _Malformed as e:
         raise DatasetError(f"{path}: not a complete pickle ({e}); the file may be truncated") from None
     if other is not None:
@@ -151,6 +147,29 @@ def check_opcodes(data: bytes, path: Path) -> None:
             f"{path}: refused: opcode {other[0]} at byte {other[1]} builds something a .bin does not hold "
             f"(only bytes, lists, tuples and booleans are read)"
         )
+
+
+UNICODE_OPCODES = ("UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8")
+
+
+def _code_refusal(path: Path, opcode: str, pos: int, arg: bytes, pushed: list[tuple[str, bytes]]) -> str:
+    """The one line that refuses a pickle at an opcode that could run code: the global it names where it can be read
+    (GLOBAL and INST carry it; STACK_GLOBAL takes the two strings pushed just before it), and how to fix two
+    common causes."""
+    name = ""
+    if opcode in ("GLOBAL", "INST"):
+        name = arg.decode("latin-1")
+    elif opcode == "STACK_GLOBAL" and len(pushed) == 2 and all(op in UNICODE_OPCODES for op, _ in pushed):
+        name = ".".join(a.decode("utf-8", "replace") for _, a in pushed)
+    hint = ""
+    if name == "_codecs.encode":
+        hint = "; Python 3 pickles bytes that way below protocol 3: re-save it with protocol 3 or higher"
+    elif name.startswith("numpy"):
+        hint = ("; it stores numpy arrays or numpy booleans: where you trust the file, load it and re-save it as a list "
+                "of bytes (bytes(image)) and a list of bools (bool(label))")
+    what = f"{opcode} {name}" if name else opcode
+    return (f"{path}: refused: the pickle refers to code ({what} at byte {pos}); a .bin holds only bytes, lists, "
+            f"tuples and booleans, and nothing in it was run{hint}")
 
 
 def _validate(obj: object, path: Path) -> tuple[list[bytes], np.ndarray]:
