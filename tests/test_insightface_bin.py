@@ -197,3 +197,21 @@ def test_images_of_different_sizes_need_a_size(tmp_path):
     with pytest.raises(DatasetError, match="images of different sizes"):
         data.images([0, 1])
     assert data.images([0, 1], size=112).shape == (2, 112, 112, 3)
+
+
+def test_kfold_verification_over_a_bin(tmp_path):
+    """The documented path: a .bin's pairs, its folds, one similarity per pair, `kfold_verification`. Genuine pairs are
+    one image twice, impostor pairs two different images, so every fold's threshold separates them."""
+    from bench.metrics import kfold_verification
+
+    issame = [i % 2 == 0 for i in range(20)]
+    faces = []
+    for i, same in enumerate(issame):
+        faces += [fx.encoded_face(2 * i, side=16, fmt="PNG"), fx.encoded_face(2 * i + (0 if same else 1), side=16, fmt="PNG")]
+    data = read_bin(fx.write_insightface_bin(tmp_path / "tiny.bin", faces, issame))
+    first, second = data.pairs(range(len(data)))
+    scores = -np.abs(first.astype(float) - second.astype(float)).mean(axis=(1, 2, 3))
+    result = kfold_verification(scores, data.issame, data.folds(), far=0.25)
+    assert [f.fold for f in result.folds] == list(range(10))
+    assert result.accuracy == (1.0, 0.0) and result.tar == (1.0, 0.0)
+    assert [(f.n_genuine, f.n_impostor) for f in result.folds] == [(1, 1)] * 10

@@ -217,7 +217,7 @@ class InsightFaceBin:
     demand. Pair `i` is images `2i` and `2i + 1`."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
