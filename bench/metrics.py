@@ -138,3 +138,114 @@ def video_scores(scores: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray,
     sums = np.bincount(inverse, weights=np.asarray(scores, dtype=np.float64))
     counts = np.bincount(inverse)
     return sums / counts, first
+
+
+@dataclass(frozen=True)
+class FoldVerification:
+    """One fold of a k-fold verification: thresholds chosen on the other folds, rates on this one.
+
+    Scores are similarities: a pair is accepted (judged the same person) when its score >= the threshold."""
+
+    fold: int
+    n_genuine: int
+    n_impostor: int
+    accuracy_threshold: float  # best accuracy on the other folds
+    accuracy: float  # of this fold's pairs at `accuracy_threshold`
+    far_point: OperatingPoint  # `threshold_at_far` on the other folds' impostor pairs
+    tar: float  # this fold's genuine pairs accepted at `far_point.threshold`
+    far: float  # this fold's impostor pairs accepted at `far_point.threshold`
+
+
+@dataclass(frozen=True)
+class KFoldVerification:
+    """Per-fold results and their mean and standard deviation over folds (population std, ddof=0, as
+    insightface's `verification.py` reports `np.std` of the fold accuracies)."""
+
+    folds: tuple[FoldVerification, ...]
+    far_target: float
+
+    def _stat(self, field: str) -> tuple[float, float]:
+        values = np.array([getattr(f, field) for f in self.folds], dtype=np.float64)
+        return float(values.mean()), float(values.std())
+
+    @property
+    def accuracy(self) -> tuple[float, float]:
+        """(mean, std) over folds of the held-out accuracy."""
+        return self._stat("accuracy")
+
+    @property
+    def tar(self) -> tuple[float, float]:
+        """(mean, std) over folds of the held-out TAR at the FAR target."""
+        return self._stat("tar")
+
+    @property
+    def far(self) -> tuple[float, float]:
+        """(mean, std) over folds of the held-out FAR actually reached."""
+        return self._stat("far")
+
+    def describe(self) -> str:
+        (acc, acc_sd), (tar, tar_sd) = self.accuracy, self.tar
+        return (f"{len(self.folds)}-fold verification: accuracy {acc:.4f} +- {acc_sd:.4f}, "
+                f"TAR@FAR={self.far_target:g} {tar:.4f} +- {tar_sd:.4f}")
+
+
+def best_accuracy_threshold(scores: np.ndarray, genuine: np.ndarray) -> tuple[float, float]:
+    """(threshold, accuracy): the threshold with the highest accuracy (genuine >= tau, impostor < tau) on these pairs.
+
+    Every distinct set of decisions is tried: accept all, accept the scores >= each distinct score, reject all. A set
+    of decisions holds on a whole interval of thresholds; the one returned is the middle of the gap below the lowest
+    accepted score (the lowest score itself when everything is accepted, the next float above the highest score when
+    nothing is). Ties in accuracy go to the highest threshold (the strictest: fewest false accepts), as insightface's
+    `calculate_roc` takes the first best of its ascending distance thresholds."""
+    s = np.asarray(scores, dtype=np.float64)
+    g = np.asarray(genuine, dtype=bool)
+    if s.size == 0:
+        raise BadInputError("no pairs to choose a threshold on")
+    values = np.unique(s)  # ascending
+    # accept scores >= values[j]: true accepts = genuine >= values[j], true rejects = impostor < values[j]
+    gen_sorted, imp_sorted = np.sort(s[g]), np.sort(s[~g])
+    ta = gen_sorted.size - np.searchsorted(gen_sorted, values, side="left")
+    tr = np.searchsorted(imp_sorted, values, side="left")
+    correct = np.concatenate([ta + tr, [imp_sorted.size]])  # the last entry: reject all
+    best = int(np.flatnonzero(correct == correct.max())[-1])
+    if best == values.size:
+        tau = float(np.nextafter(values[-1], np.inf))
+    elif best == 0:
+        tau = float(values[0])
+    else:
+        tau = float((values[best - 1] + values[best]) / 2)
+        if tau <= values[best - 1]:  # adjacent floats: no float lies strictly between them
+            tau = float(values[best])
+    return tau, float(correct[best] / s.size)
+
+
+def kfold_verification(scores: np.ndarray, genuine: np.ndarray, folds: np.ndarray, far: float) -> KFoldVerification:
+    """k-fold verification (LFW View 2's protocol, insightface's `.bin` validation sets): for each fold, the
+    best-accuracy threshold and the threshold at `far` (`threshold_at_far` on their impostor pairs) are chosen on
+    the *other* folds' pairs, then applied to this fold's pairs: accuracy, TAR and the FAR reached."""
+    s = np.asarray(scores, dtype=np.float64)
+    g = np.asarray(genuine)
+    f = np.asarray(folds)
+    if not (s.shape == g.shape == f.shape and s.ndim == 1):
+        raise BadInputError(f"scores, labels and folds must be 1-D and of one length, got {s.shape}, {g.shape}, {f.shape}")
+    if g.dtype != bool:
+        raise BadInputError(f"is-same labels must be booleans, got {g.dtype}")
+    if not np.all(np.isfinite(s)):
+        raise BadInputError(f"{int((~np.isfinite(s)).sum())} verification scores are not finite")
+    ids = np.unique(f)
+    if ids.size < 2:
+        raise BadInputError(f"k-fold verification needs at least 2 folds, got {ids.size}")
+    results = []
+    for fold in ids:
+        held, rest = f == fold, f != fold
+        if not g[held].any() or g[held].all():
+            raise BadInputError(f"fold {fold} needs both genuine and impostor pairs")
+        tau, _ = best_accuracy_threshold(s[rest], g[rest])
+        point = threshold_at_far(s[rest & ~g], far)
+        hs, hg = s[held], g[held]
+        results.append(FoldVerification(
+            fold=int(fold), n_genuine=int(hg.sum()), n_impostor=int((~hg).sum()), accuracy_threshold=tau,
+            accuracy=float(np.mean((hs >= tau) == hg)), far_point=point,
+            tar=float(np.mean(hs[hg] >= point.threshold)), far=float(np.mean(hs[~hg] >= point.threshold)),
+        ))
+    return KFoldVerification(tuple(results), float(far))

@@ -184,3 +184,74 @@ def write_oulu_videos(root: Path) -> Path:
     _write(p1 / "Dev.txt", ["-2,1_1_21_4"])
     _write(p1 / "Test.txt", ["+1,1_3_36_1"])
     return root
+
+
+# --------------------------------------------------------------------------- LFW View 2, insightface .bin
+
+def write_lfw_view2(root: Path) -> Path:
+    """An LFW root whose `pairs.txt` is View 2's shape: header `10<TAB>300`, then per fold 300 matched lines
+    `name<TAB>n1<TAB>n2` followed by 300 mismatched lines `name1<TAB>n1<TAB>name2<TAB>n2` (6001 lines).
+
+    The names are made up and no images are written (`pairs()` reads the list only); fold f's pairs use the
+    people `P<f>_<k>`, so a pair's fold can be read from its names."""
+    (root / "lfw").mkdir(parents=True, exist_ok=True)
+    lines = ["10\t300"]
+    for fold in range(10):
+        lines += [f"P{fold}_{k:03d}\t{1 + k % 3}\t{2 + k % 3 + k % 2}" for k in range(300)]
+        lines += [f"P{fold}_{k:03d}\t{1 + k % 4}\tP{fold}_{(k + 1) % 300:03d}\t{1 + k % 2}" for k in range(300)]
+    _write(root / "pairs.txt", lines)
+    return root
+
+
+def encoded_face(seed: int, side: int = 112, fmt: str = "JPEG") -> bytes:
+    """An encoded image (JPEG by default, as insightface's packing scripts store the aligned faces' .jpg files)."""
+    import io
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def write_insightface_bin(path: Path, bins: list, issame: list, protocol: int | None = None) -> Path:
+    """A `.bin` written the way insightface writes one: `pickle.dump((bins, issame_list), f,
+    protocol=pickle.HIGHEST_PROTOCOL)` (the protocol can be lowered to 3 or 4, as older Python 3s wrote)."""
+    import pickle
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump((bins, issame), f, protocol=pickle.HIGHEST_PROTOCOL if protocol is None else protocol)
+    return path
+
+
+def py2_pickle(bins: list[bytes], issame: list[bool], protocol: int) -> bytes:
+    """The bytes Python 2's pickle writes for `(bins, issame)` of `str` images at protocol 0 or 2 (assembled opcode by
+    opcode, since no Python 2 is at hand): images as STRING (protocol 0, escaped text) or SHORT_BINSTRING / BINSTRING
+    (protocol 2), booleans as INT `I01` / `I00` (protocol 0) or NEWTRUE / NEWFALSE (2), each list and string memoised
+    with PUT / BINPUT, the pair as MARK ... TUPLE (0) or TUPLE2 (2)."""
+    import struct
+
+    memo = iter(range(10 ** 6))
+
+    def put() -> bytes:
+        i = next(memo)
+        return f"p{i}\n".encode() if protocol == 0 else (b"q" + bytes([i]) if i < 256 else b"r" + struct.pack("<I", i))
+
+    def string(b: bytes) -> bytes:
+        if protocol == 0:
+            return b"S'" + "".join(f"\\x{c:02x}" for c in b).encode() + b"'\n" + put()
+        head = b"U" + bytes([len(b)]) if len(b) < 256 else b"T" + struct.pack("<i", len(b))
+        return head + b + put()
+
+    def boolean(v: bool) -> bytes:
+        return (b"I01\n" if v else b"I00\n") if protocol == 0 else (b"\x88" if v else b"\x89")
+
+    def items(values: list, one) -> bytes:
+        if protocol == 0:  # MARK LIST, then each item APPENDed
+            return b"(l" + put() + b"".join(one(v) + b"a" for v in values)
+        return b"]" + put() + b"(" + b"".join(one(v) for v in values) + b"e"  # EMPTY_LIST, MARK ... APPENDS
+
+    body = items(bins, string) + items(issame, boolean)
+    if protocol == 0:
+        return b"(" + body + b"t" + put() + b"."
+    return b"\x80\x02" + body + b"\x86" + put() + b"."

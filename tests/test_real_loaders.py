@@ -234,6 +234,8 @@ def test_unreadable_image_names_the_file(tmp_path):
         ("Zico\t1", r"LFW pairs.txt line 3: expected 3 or 4 fields, got 2"),
         ("Zico\t1\tAaron_Peirsol\t2", r"LFW pairs.txt line 3: expected a matched pair"),
         ("Zico\tone\t2", r"LFW pairs.txt line 3: expected an integer, got 'one'"),
+        ("Zico\t2\t2", r"LFW pairs.txt line 3: a matched pair of one image with itself \(Zico 2\)"),
+        ("Zico\t0\t2", r"LFW pairs.txt line 3: image numbers start at 1, got 0"),
     ],
 )
 def test_malformed_pairs_line_names_file_and_line(tmp_path, line, message):
@@ -250,6 +252,50 @@ def test_pairs_count_must_match_header(tmp_path):
     (root / "pairs.txt").write_text("10\t300\nZico\t1\t2\n")
     with pytest.raises(DatasetError, match="promises 10 x 2 x 300 = 6000 pairs, found 1"):
         LFW(root).pairs()
+
+
+def test_lfw_view2_folds_in_file_order(tmp_path):
+    pairs = LFW(fx.write_lfw_view2(tmp_path)).pairs(view2=True)
+    assert len(pairs) == 6000
+    assert [p.fold for p in pairs] == [i // 600 for i in range(6000)]
+    assert [p.genuine for p in pairs] == [i % 600 < 300 for i in range(6000)]
+    # the fixture names fold f's people P<f>_...: each pair sits in the fold of its lines
+    assert all(p.a.identity.startswith(f"P{p.fold}_") and p.b.identity.startswith(f"P{p.fold}_") for p in pairs)
+    first, mismatched = pairs[0], pairs[300]
+    assert (first.a.identity, first.a.sample_id, first.b.sample_id) == ("P0_000", "P0_000_0001.jpg", "P0_000_0002.jpg")
+    assert (mismatched.a.sample_id, mismatched.b.sample_id) == ("P0_000_0001.jpg", "P0_001_0001.jpg")
+    assert len({p.pair_id for p in pairs}) == 6000
+
+
+def test_lfw_view2_requires_its_header(tmp_path):
+    root = fx.write_lfw(tmp_path)  # a 2 x 2 list: read as is without view2, refused with it
+    assert len(LFW(root).pairs()) == 8
+    with pytest.raises(DatasetError, match=r"LFW pairs.txt line 1: View 2's header is '10 300' .*got '2 2'"):
+        LFW(root).pairs(view2=True)
+    (root / "pairs.txt").write_text("6000\n" + "Zico\t1\t2\n" * 6000)
+    with pytest.raises(DatasetError, match="line 1: View 2's header"):
+        LFW(root).pairs(view2=True)
+
+
+@pytest.mark.parametrize(
+    "line, fold_line, message",
+    [
+        ("P3_007\t2\t2", 3 * 600 + 8, r"line 1809: a matched pair of one image with itself \(P3_007 2\)"),
+        ("P3_007\t1\tP3_007\t2", 3 * 600 + 300 + 8, r"line 2109: a mismatched pair of one person with themself"),
+        ("P3_007\t0\t2", 3 * 600 + 8, r"line 1809: image numbers start at 1, got 0"),
+        ("P3_007\t1\tP3_008\t-1", 3 * 600 + 300 + 8, r"line 2109: image numbers start at 1, got -1"),
+        ("P3_007\t1\tP3_008\t2", 3 * 600 + 8, r"line 1809: expected a matched pair"),
+        ("P3_007\t1\t2", 3 * 600 + 300 + 8, r"line 2109: expected a mismatched pair"),
+    ],
+)
+def test_lfw_view2_malformed_line_is_named(tmp_path, line, fold_line, message):
+    root = fx.write_lfw_view2(tmp_path)
+    lines = (root / "pairs.txt").read_text().splitlines()
+    lines[fold_line] = line  # index i is line i + 1 (line 1 is the header)
+    (root / "pairs.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match="LFW pairs.txt " + message) as info:
+        LFW(root).pairs(view2=True)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,10 @@ from bench.data.real.registry import register_dataset
 from bench.data.real.common import OfficialLayout, DatasetError, ImageRecord, PairRecord, parse_int, read_lines
 
 
+VIEW2 = (10, 300)
+"""LFW View 2 (`pairs.txt`): 10 folds, each of 300 matched then 300 mismatched pairs."""
+
+
 @register_dataset("lfw")
 class LFW(OfficialLayout):
     """`lfw/<Name>/<Name>_0001.jpg` and `pairs.txt` under `root`.
@@ -36,8 +40,11 @@ class LFW(OfficialLayout):
                 records.append(ImageRecord(path, person.name, path.name))
         return records
 
-    def pairs(self) -> list[PairRecord]:
-        """All pairs of `pairs.txt` in file order, each with its fold (0-based set index)."""
+    def pairs(self, view2: bool = False) -> list[PairRecord]:
+        """All pairs of `pairs.txt` in file order, each with its fold (0-based set index).
+
+        With `view2`, the file must be View 2's: the header `10 300` (`VIEW2`), so 10 folds of 300 matched then 300
+        mismatched pairs; otherwise any `<sets> <pairs per kind>` header (or a one-number header: one set) is read."""
         path = self.root / "pairs.txt"
         lines = list(read_lines(path))
         if not lines:
@@ -50,6 +57,13 @@ class LFW(OfficialLayout):
             sets, per_kind = (parse_int(v, where) for v in header)
         else:
             raise DatasetError(f"{where}: expected a header '<sets> <pairs per kind>', got {len(header)} fields")
+        if view2 and (len(header), sets, per_kind) != (2, *VIEW2):
+            raise DatasetError(
+                f"{where}: View 2's header is '10 300' (10 folds of 300 matched and 300 mismatched pairs), "
+                f"got {' '.join(header)!r}"
+            )
+        if sets < 1 or per_kind < 1:
+            raise DatasetError(f"{where}: expected a positive number of sets and of pairs per kind, got {' '.join(header)!r}")
         body = lines[1:]
         expected = sets * 2 * per_kind
         if len(body) != expected:
@@ -58,21 +72,29 @@ class LFW(OfficialLayout):
             )
         pairs = []
         for position, (number, fields) in enumerate(body):
-            where = f"LFW pairs.txt line {number}"
             fold, within = divmod(position, 2 * per_kind)
-            genuine = within < per_kind
-            if len(fields) not in (3, 4):
-                raise DatasetError(f"{where}: expected 3 or 4 fields, got {len(fields)}")
-            if genuine and len(fields) != 3:
-                raise DatasetError(f"{where}: expected a matched pair 'name n1 n2' (3 fields), got {len(fields)}")
-            if not genuine and len(fields) != 4:
-                raise DatasetError(f"{where}: expected a mismatched pair 'name1 n1 name2 n2' (4 fields), got {len(fields)}")
-            if genuine:
-                a = self.image(fields[0], parse_int(fields[1], where))
-                b = self.image(fields[0], parse_int(fields[2], where))
-            else:
-                a = self.image(fields[0], parse_int(fields[1], where))
-                b = self.image(fields[2], parse_int(fields[3], where))
-            kind = "g" if genuine else "i"
-            pairs.append(PairRecord(a, b, genuine, fold, f"{kind}:{a.sample_id}|{b.sample_id}"))
+            pairs.append(self._pair(fields, within < per_kind, fold, f"LFW pairs.txt line {number}"))
         return pairs
+
+    def _pair(self, fields: list[str], genuine: bool, fold: int, where: str) -> PairRecord:
+        """One line of `pairs.txt`: `name n1 n2` (matched, two different images) or `name1 n1 name2 n2`
+        (mismatched, two different people); image numbers start at 1."""
+        if len(fields) not in (3, 4):
+            raise DatasetError(f"{where}: expected 3 or 4 fields, got {len(fields)}")
+        if genuine and len(fields) != 3:
+            raise DatasetError(f"{where}: expected a matched pair 'name n1 n2' (3 fields), got {len(fields)}")
+        if not genuine and len(fields) != 4:
+            raise DatasetError(f"{where}: expected a mismatched pair 'name1 n1 name2 n2' (4 fields), got {len(fields)}")
+        if genuine:
+            names, numbers = (fields[0], fields[0]), (parse_int(fields[1], where), parse_int(fields[2], where))
+            if numbers[0] == numbers[1]:
+                raise DatasetError(f"{where}: a matched pair of one image with itself ({fields[0]} {numbers[0]})")
+        else:
+            names, numbers = (fields[0], fields[2]), (parse_int(fields[1], where), parse_int(fields[3], where))
+            if names[0] == names[1]:
+                raise DatasetError(f"{where}: a mismatched pair of one person with themself ({names[0]})")
+        if min(numbers) < 1:
+            raise DatasetError(f"{where}: image numbers start at 1, got {min(numbers)}")
+        a, b = self.image(names[0], numbers[0]), self.image(names[1], numbers[1])
+        kind = "g" if genuine else "i"
+        return PairRecord(a, b, genuine, fold, f"{kind}:{a.sample_id}|{b.sample_id}")
