@@ -83,7 +83,7 @@ class Domain:
     # how tightly the face is framed: scales the spread of the crop's scale (around 0.99) and shift (around 0);
     # < 1 for aligned crops (CelebA img_align, LFW funnelled), 1 for today's free framing
     framing: float = 1.0
-    light_elevation: tuple[float, float] = (0.35, 1.2)  # range of the key light's elevation (rad; pi / 2: from above)
+    light_elevation: tuple[float, float] = (0.35, 1.2)  # the key light's elevation out of the image plane (rad; pi / 2: frontal)
     media: tuple[str, ...] = ()  # presentation-attack sub-types captured in this domain
     medium: MediumStats = MediumStats()
     illumination: Optional[tuple[float, float, float, float]] = None  # P(normal, strong, back, dark)
