@@ -94,7 +94,12 @@ def downsample_maps(maps: np.ndarray, size: int) -> torch.Tensor:
     return torch.nn.functional.adaptive_avg_pool2d(t, size).squeeze(1)
 
 
-def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_epoch: int, lr: float,
+def fit_steps(epochs: float, steps_per_epoch: int) -> int:
+    """The optimizer steps of `epochs` (a fraction allowed) of `steps_per_epoch` each: at least one, none for no epochs."""
+    return max(1, round(epochs * steps_per_epoch)) if epochs > 0 else 0
+
+
+def fit(model, images: np.ndarray, batches, loss_of, *, epochs: float, steps_per_epoch: int, lr: float,
         device: torch.device, rng: np.random.Generator, progress: bool, maps: Sequence[torch.Tensor] = (),
         amp: Optional[bool] = None) -> list[float]:
     """The shared training loop: Adam with a one-cycle schedule, random horizontal flips, a progress bar,
@@ -103,17 +108,24 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_e
     `batches(epoch)` yields index arrays into `images`; `loss_of(model, x, idx, *maps)` returns the loss
     of a batch. `maps` are optional per-sample spatial labels (N, H, W) indexed like `images` (depth,
     reflection): each batch's rows are flipped together with their images and passed after `idx`.
-    Returns the mean loss of each epoch.
+    `epochs` may be a fraction: training takes `fit_steps(epochs, steps_per_epoch)` steps (the one-cycle
+    schedule spans exactly those) and its last epoch stops early when the steps run out.
+    Returns the mean loss of each epoch started.
     """
+    steps_per_epoch = max(1, steps_per_epoch)
+    total = fit_steps(epochs, steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, total))
     amp = mixed_precision(device) if amp is None else amp
     history = []
-    bar = progress_bar(total=epochs * steps_per_epoch, show=progress, desc="train", unit="step")
-    for epoch in range(epochs):
+    bar = progress_bar(total=total, show=progress, desc="train", unit="step")
+    step = 0
+    for epoch in range(-(-total // steps_per_epoch)):  # the epochs started: the last may be a part of one
         model.train()
         losses = []
         for idx in batches(epoch):
+            if step == total:
+                break
             x, batch_maps = flipped_batch(images, idx, maps, device, rng)
             with autocast(device, amp):
                 loss = loss_of(model, x, idx, *batch_maps).float()
@@ -121,9 +133,10 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_e
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
             losses.append(float(loss.detach()))
             bar.update(1)
-            bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{np.mean(losses):.4f}")
+            bar.set_postfix(epoch=f"{epoch + 1}/{epochs:g}", loss=f"{np.mean(losses):.4f}")
         history.append(float(np.mean(losses)))
     bar.close()
     model.eval()
