@@ -12,7 +12,7 @@ import torch
 from bench.progress import bar as progress_bar
 
 from bench import __version__
-from bench.config import seed_everything
+from bench.config import epochs_value, seed_everything
 from bench.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import images_to_tensor
@@ -143,7 +143,7 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: float, steps_per
     return history
 
 
-def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
+def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epochs: float, device: torch.device,
                   seed: int, progress: bool = True, lr: float = 2e-3, p: int = 16, k: int = 4, margin: float = 0.2) -> dict:
     """FaceNet recipe: triplet loss with semi-hard online mining on P x K batches, no adversarial training."""
     train = protocol.train_set(size)
@@ -189,7 +189,7 @@ def live_pos_weight(live: np.ndarray) -> torch.Tensor:
     return torch.tensor((1 - live.mean()) / max(live.mean(), 1e-6), dtype=torch.float32)
 
 
-def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
+def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, epochs: float, device: torch.device,
                      seed: int, progress: bool = True, lr: float = 2e-3, batch: int = 64) -> dict:
     """Binary live/spoof training with BCE (live = 1), classes balanced by weighting."""
     train = protocol.frames("train", size)
@@ -261,14 +261,14 @@ def specialised_recipe(recipe: Callable[..., dict], name: str, *, fixed: Optiona
     return specialised
 
 
-def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: int = 10,
+def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: float = 10,
                   out: Optional[Path] = None, device: torch.device = torch.device("cpu"), seed: int = 0,
                   progress: bool = True, command: str = "", options: Optional[dict] = None,
                   force: bool = False) -> tuple[Path, dict]:
     """Train variant `name`, measure its dev metrics, and write safetensors + model card.
 
     `options` are extra keyword arguments of the variant's recipe (e.g. `{"pretrain": "gan"}`); an
-    option the recipe does not take is refused before any work. The paper profile is refused on a
+    option the recipe does not take is refused before any work. `epochs` may be a fraction (`fit`). The paper profile is refused on a
     CPU unless `force`.
     """
     spec = get_variant(name)
@@ -309,7 +309,7 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
         "training_command": command,
         "seed": seed,
         "code_version": __version__,
-        "epochs": epochs,
+        "epochs": epochs_value(epochs),
         "wall_time_s": round(wall, 1),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "precision": precision_card(device),
