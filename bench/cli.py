@@ -543,11 +543,30 @@ def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
         click.echo(f"wrote {path} ({len(rows)} rows)")
 
 
+class Epochs(click.FloatRange):
+    """A positive number of training epochs (or zero, with `zero`), a fraction allowed; a whole number comes back
+    as an int (`epochs_value`)."""
+
+    name = "number"
+
+    def __init__(self, zero: bool = False) -> None:
+        super().__init__(min=0, min_open=not zero)
+
+    def get_metavar(self, param, ctx=None):
+        return "EPOCHS"
+
+    def convert(self, value, param, ctx):
+        from bench.config import epochs_value
+
+        return epochs_value(super().convert(value, param, ctx))
+
+
 @main.command()
 @click.option("--model", "-m", required=True, help="Zoo variant to train (see `facebench models`).")
 @click.option("--profile", default="tiny", show_default=True, type=click.Choice(list(PROFILES)), help="Model size profile.")
 @click.option("--protocol", default=None, help="Protocol whose train split to use. Default: the model's own.")
-@click.option("--epochs", default=60, show_default=True, type=int, help="Training epochs.")
+@click.option("--epochs", default=60, show_default=True, type=Epochs(),
+              help="Training epochs; a fraction runs part of the last one (0.5: half the steps of one epoch).")
 @click.option("--out", default=None, type=click.Path(), help="Output .safetensors path or directory. Default: the zoo's weights/.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
@@ -560,19 +579,19 @@ def export(store: str, fmt: str, out: str, run_id: Optional[str]) -> None:
 @click.option("--init", default=None, metavar="VARIANT|PATH|none",
               help="Weights to start from, for recipes that fine-tune (triplet-adv: default facenet-baseline's shipped "
               "weights; a .safetensors path; none = random weights).")
-@click.option("--pretrain-epochs", default=None, type=int,
+@click.option("--pretrain-epochs", default=None, type=Epochs(),
               help="Epochs of the pre-training stage, for recipes that have one (contrastive-triplet[-semi], "
-              "depth-gan-spoof). Default: the recipe's split of --epochs.")
-@click.option("--warmup-epochs", default=None, type=int,
+              "depth-gan-spoof: whole epochs). Default: the recipe's split of --epochs.")
+@click.option("--warmup-epochs", default=None, type=Epochs(zero=True),
               help="Epochs of the clean triplet warm-up (contrastive-triplet[-semi]). Default: the recipe's split of --epochs.")
-@click.option("--finetune-epochs", default=None, type=int,
+@click.option("--finetune-epochs", default=None, type=Epochs(),
               help="Epochs of the adversarial fine-tuning (contrastive-triplet[-semi]). Default: the recipe's split of "
               "--epochs.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(model: str, profile: str, protocol: Optional[str], epochs: int, out: Optional[str], device: str, seed: int,
-          pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], pretrain_epochs: Optional[int],
-          warmup_epochs: Optional[int], finetune_epochs: Optional[int], force: bool, quiet: bool) -> None:
+def train(model: str, profile: str, protocol: Optional[str], epochs: float, out: Optional[str], device: str, seed: int,
+          pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], pretrain_epochs: Optional[float],
+          warmup_epochs: Optional[float], finetune_epochs: Optional[float], force: bool, quiet: bool) -> None:
     """Train a zoo variant; writes safetensors weights and a JSON model card.
 
     A recipe's options (--pretrain, --label-fraction, --init, the stage epochs) are refused by a variant whose

@@ -72,6 +72,12 @@ def format_eps(norm: str, eps: float, measured: bool = False) -> str:
     return f"{eps:g}"
 
 
+def epochs_value(epochs: float) -> Union[int, float]:
+    """A number of training epochs as recorded (model cards, commands): an int when whole, else the fraction as a
+    float (recipes trained through `models_zoo.training.fit` can run part of an epoch)."""
+    return int(epochs) if float(epochs).is_integer() else float(epochs)
+
+
 def resolve_device(name: str) -> "torch.device":
     """`auto` picks CUDA when there is one, else CPU; `cuda` without a GPU is a user error."""
     import torch

@@ -12,7 +12,7 @@ import torch
 from bench.progress import bar as progress_bar
 
 from bench import __version__
-from bench.config import seed_everything
+from bench.config import epochs_value, seed_everything
 from bench.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import images_to_tensor
@@ -94,7 +94,12 @@ def downsample_maps(maps: np.ndarray, size: int) -> torch.Tensor:
     return torch.nn.functional.adaptive_avg_pool2d(t, size).squeeze(1)
 
 
-def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_epoch: int, lr: float,
+def fit_steps(epochs: float, steps_per_epoch: int) -> int:
+    """The optimizer steps of `epochs` (a fraction allowed) of `steps_per_epoch` each: at least one, none for no epochs."""
+    return max(1, round(epochs * steps_per_epoch)) if epochs > 0 else 0
+
+
+def fit(model, images: np.ndarray, batches, loss_of, *, epochs: float, steps_per_epoch: int, lr: float,
         device: torch.device, rng: np.random.Generator, progress: bool, maps: Sequence[torch.Tensor] = (),
         amp: Optional[bool] = None) -> list[float]:
     """The shared training loop: Adam with a one-cycle schedule, random horizontal flips, a progress bar,
@@ -103,17 +108,24 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_e
     `batches(epoch)` yields index arrays into `images`; `loss_of(model, x, idx, *maps)` returns the loss
     of a batch. `maps` are optional per-sample spatial labels (N, H, W) indexed like `images` (depth,
     reflection): each batch's rows are flipped together with their images and passed after `idx`.
-    Returns the mean loss of each epoch.
+    `epochs` may be a fraction: training takes `fit_steps(epochs, steps_per_epoch)` steps (the one-cycle
+    schedule spans exactly those) and its last epoch stops early when the steps run out.
+    Returns the mean loss of each epoch started.
     """
+    steps_per_epoch = max(1, steps_per_epoch)
+    total = fit_steps(epochs, steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, total))
     amp = mixed_precision(device) if amp is None else amp
     history = []
-    bar = progress_bar(total=epochs * steps_per_epoch, show=progress, desc="train", unit="step")
-    for epoch in range(epochs):
+    bar = progress_bar(total=total, show=progress, desc="train", unit="step")
+    step = 0
+    for epoch in range(-(-total // steps_per_epoch)):  # the epochs started: the last may be a part of one
         model.train()
         losses = []
         for idx in batches(epoch):
+            if step == total:
+                break
             x, batch_maps = flipped_batch(images, idx, maps, device, rng)
             with autocast(device, amp):
                 loss = loss_of(model, x, idx, *batch_maps).float()
@@ -121,16 +133,17 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: int, steps_per_e
             loss.backward()
             opt.step()
             sched.step()
+            step += 1
             losses.append(float(loss.detach()))
             bar.update(1)
-            bar.set_postfix(epoch=f"{epoch + 1}/{epochs}", loss=f"{np.mean(losses):.4f}")
+            bar.set_postfix(epoch=f"{epoch + 1}/{epochs:g}", loss=f"{np.mean(losses):.4f}")
         history.append(float(np.mean(losses)))
     bar.close()
     model.eval()
     return history
 
 
-def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
+def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epochs: float, device: torch.device,
                   seed: int, progress: bool = True, lr: float = 2e-3, p: int = 16, k: int = 4, margin: float = 0.2) -> dict:
     """FaceNet recipe: triplet loss with semi-hard online mining on P x K batches, no adversarial training."""
     train = protocol.train_set(size)
@@ -176,7 +189,7 @@ def live_pos_weight(live: np.ndarray) -> torch.Tensor:
     return torch.tensor((1 - live.mean()) / max(live.mean(), 1e-6), dtype=torch.float32)
 
 
-def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
+def train_binary_fas(model, protocol: FASProtocol, *, profile: str, size: int, epochs: float, device: torch.device,
                      seed: int, progress: bool = True, lr: float = 2e-3, batch: int = 64) -> dict:
     """Binary live/spoof training with BCE (live = 1), classes balanced by weighting."""
     train = protocol.frames("train", size)
@@ -248,14 +261,14 @@ def specialised_recipe(recipe: Callable[..., dict], name: str, *, fixed: Optiona
     return specialised
 
 
-def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: int = 10,
+def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] = None, epochs: float = 10,
                   out: Optional[Path] = None, device: torch.device = torch.device("cpu"), seed: int = 0,
                   progress: bool = True, command: str = "", options: Optional[dict] = None,
                   force: bool = False) -> tuple[Path, dict]:
     """Train variant `name`, measure its dev metrics, and write safetensors + model card.
 
     `options` are extra keyword arguments of the variant's recipe (e.g. `{"pretrain": "gan"}`); an
-    option the recipe does not take is refused before any work. The paper profile is refused on a
+    option the recipe does not take is refused before any work. `epochs` may be a fraction (`fit`). The paper profile is refused on a
     CPU unless `force`.
     """
     spec = get_variant(name)
@@ -296,7 +309,7 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
         "training_command": command,
         "seed": seed,
         "code_version": __version__,
-        "epochs": epochs,
+        "epochs": epochs_value(epochs),
         "wall_time_s": round(wall, 1),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "precision": precision_card(device),

@@ -25,7 +25,7 @@ from models_zoo.losses import (nt_xent_loss, semihard_triplets, supervised_contr
                                triplet_semihard_loss)
 from models_zoo.training import build_zoo, specialised_recipe, train_variant, warm_start
 from models_zoo.variants.contrastive_triplet import (ContrastiveLearner, grouped_batches, labelled_identities,
-                                                     pretrain_contrastive, stage_epochs)
+                                                     pretrain_contrastive, stage_epochs, zoo_stage_epochs)
 
 FR_ADV_VARIANTS = ("triplet-adv", "contrastive-triplet", "contrastive-triplet-semi")
 EPS = 8 / 255
@@ -386,16 +386,72 @@ def test_stage_epochs_split():
     assert stage_epochs(3) == (1, 1, 1)
     assert stage_epochs(40, finetune_epochs=5) == (1, 34, 5) and stage_epochs(40, pretrain_epochs=5) == (5, 34, 1)
     assert stage_epochs(40, warmup_epochs=0) == (1, 0, 1) and stage_epochs(4, 2, 3, 4) == (2, 3, 4)
-    with pytest.raises(BadInputError, match="at least one epoch"):
+    with pytest.raises(BadInputError, match="positive number of epochs"):
         stage_epochs(4, finetune_epochs=0)
     with pytest.raises(BadInputError, match="negative"):
         stage_epochs(4, warmup_epochs=-1)
+    assert all(type(n) is int for n in stage_epochs(84))  # the shipped card's whole epochs stay ints
+
+
+def test_stage_epochs_fractions():
+    # given explicitly: a fraction of an epoch for any stage
+    assert stage_epochs(4, 0.5, 3, 0.5) == (0.5, 3, 0.5) and stage_epochs(1, pretrain_epochs=0.25) == (0.25, 0, 1)
+    assert stage_epochs(1, 0.1, None, 0.1) == (0.1, 0.8, 0.1)  # the rest in exact arithmetic (not 0.7999999999999999)
+    # a stage share: exactly 1/share each for pre-training and fine-tuning, no flooring, no minimum of one epoch
+    assert stage_epochs(21, stage_share=42) == (0.5, 20, 0.5) and type(stage_epochs(21, stage_share=42)[1]) is int
+    assert stage_epochs(84, stage_share=32) == (2.625, 78.75, 2.625) and stage_epochs(84, stage_share=42) == (2, 80, 2)
+    assert stage_epochs(21, finetune_epochs=2, stage_share=42) == (0.5, 18.5, 2)
+    with pytest.raises(BadInputError, match="stage share"):
+        stage_epochs(21, stage_share=0)
+    with pytest.raises(BadInputError, match="positive number of epochs"):
+        stage_epochs(4, pretrain_epochs=-0.5)
+
+
+def test_the_contrastive_recipe_trains_fractions_of_its_stages():
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from models_zoo.training import fit_steps
+
+    steps = []
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+    try:
+        _, info, _, _ = _train("contrastive-triplet", 1, batch=32, pretrain_epochs=0.5, warmup_epochs=0.25,
+                               finetune_epochs=0.25, attack_steps=1)
+    finally:
+        handle.remove()
+    assert info["stage_epochs"] == {"pretrain": 0.5, "warmup": 0.25, "finetune": 0.25} and "stage_share" not in info
+    # 96 toy images: 3 pre-training batches of 32 and 4 P x K batches (P = 4 of 16 identities) per epoch
+    assert len(steps) == fit_steps(0.5, 3) + fit_steps(0.25, 4) + fit_steps(0.25, 4) == 2 + 1 + 1
+    assert len(info["pretrain_history"]["loss"]) == len(info["warmup_history"]) == len(info["loss_history"]) == 1
+
+
+def test_the_contrastive_recipe_splits_its_epochs_by_a_stage_share(monkeypatch):
+    import models_zoo.variants.contrastive_triplet as recipe_module
+
+    stages = {}
+
+    def stage(name, result):
+        def run(*args, epochs, **kwargs):
+            stages[name] = epochs
+            return result
+        return run
+
+    monkeypatch.setattr(recipe_module, "pretrain_contrastive", stage("pretrain", {}))
+    monkeypatch.setattr(recipe_module, "train_triplet", stage("warmup", {"loss_history": [], "optimizer": ""}))
+    monkeypatch.setattr(recipe_module, "train_triplet_adv", stage("finetune", {"loss": ""}))
+    info = get_variant("contrastive-triplet").recipe(get_variant("contrastive-triplet").build("tiny"), TinyFRProtocol(),
+                                                     profile="tiny", size=32, epochs=21, device=torch.device("cpu"),
+                                                     seed=0, progress=False, stage_share=42)
+    assert stages == {"pretrain": 0.5, "warmup": 20, "finetune": 0.5} and info["stage_share"] == 42
+    assert info["stage_epochs"] == stages
+    assert inspect.signature(get_variant("contrastive-triplet-semi").recipe).parameters["stage_share"].default is None
 
 
 @pytest.mark.parametrize("name", ["contrastive-triplet", "contrastive-triplet-semi"])
 def test_the_zoo_schedule_and_the_shipped_card_agree(name):
     spec = get_variant(name)
-    pretrain, warmup, finetune = stage_epochs(spec.zoo_epochs["tiny"])
+    pretrain, warmup, finetune = zoo_stage_epochs(name, "tiny")
+    assert (pretrain, warmup, finetune) == stage_epochs(spec.zoo_epochs["tiny"])  # no stage share in the zoo yet
     assert warmup > 0 and pretrain >= 1 and finetune >= 1  # the curriculum: clean warm-up before adversarial epochs
     weights = shipped_weights(name, "tiny")
     card = json.loads(weights.with_suffix(".json").read_text())
@@ -449,6 +505,27 @@ def test_train_passes_label_fraction_to_the_semi_recipe(toy_protocol, tmp_path):
     training = card["training"]
     assert training["label_fraction"] == 0.25 and training["labelled_identities"] == 4
     assert training["stage_epochs"] == {"pretrain": 1, "warmup": 0, "finetune": 1}
+
+
+def test_train_records_fractional_stage_epochs_in_the_card(toy_protocol, tmp_path):
+    out = tmp_path / "frac.safetensors"
+    r = CliRunner().invoke(main, ["train", "--model", "contrastive-triplet", "--protocol", toy_protocol.name,
+                                  "--epochs", "1.0", "--pretrain-epochs", "0.5", "--warmup-epochs", "0",
+                                  "--finetune-epochs", "0.5", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["epochs"] == 1 and type(card["epochs"]) is int  # a whole number is recorded as one
+    assert card["training"]["stage_epochs"] == {"pretrain": 0.5, "warmup": 0, "finetune": 0.5}
+    r = CliRunner().invoke(main, ["train", "--model", "contrastive-triplet", "--epochs", "0", "-q"])
+    assert r.exit_code == 2 and "x>0" in r.output and "Traceback" not in r.output
+
+
+def test_depth_gan_spoof_pre_training_refuses_a_fraction_of_an_epoch():
+    from models_zoo.variants.depth_gan_spoof import train_depth_gan_spoof
+
+    with pytest.raises(BadInputError, match="whole epochs"):  # before any data is loaded (no protocol here)
+        train_depth_gan_spoof(None, None, profile="tiny", size=32, epochs=2, device=torch.device("cpu"), seed=0,
+                              pretrain_epochs=0.5)
 
 
 @pytest.mark.parametrize("name", ["triplet-adv", "contrastive-triplet", "facenet-baseline"])

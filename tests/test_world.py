@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from bench.data.synth.fr import SYNTH_FR, pair_list
 from bench.data.synth.world import FaceWorld
@@ -153,3 +154,88 @@ def test_one_printer_or_screen_per_medium_and_domain():
     assert not all(np.allclose(free1[k], free2[k]) for k in ("gamut", "paper", "tint"))
     assert p1["scale"] != p2["scale"]  # placement is per video
     assert abs(p1["halftone"] / p2["halftone"] - 1) < 0.11  # the dot pitch, seen from a slightly other distance
+
+
+def _nuisance_before_framing(seed, domain, identity, sample):
+    """`_nuisance` as it was before `Domain.framing` and `Domain.light_elevation` (a frozen copy, for comparison)."""
+    from bench.data.synth.world import _light_class, _rng
+
+    r = _rng(seed, 202, domain.code, identity, sample)
+    p = domain.pose
+    az = r.uniform(-np.pi, np.pi)
+    elev = r.uniform(0.35, 1.2)
+    out = {
+        "yaw": float(np.clip(r.normal(0, 0.22 * p), -0.5, 0.5)),
+        "pitch": float(np.clip(r.normal(0, 0.12 * p), -0.3, 0.3)),
+        "roll": float(np.clip(r.normal(0, 0.10 * p), -0.3, 0.3)),
+        "scale": r.uniform(0.88, 1.10),
+        "tx": r.normal(0, 0.04),
+        "ty": r.normal(0, 0.04),
+        "smile": r.uniform(-0.3, 1.0),
+        "eye_open": r.uniform(0.55, 1.0),
+        "light": np.array([np.cos(az) * np.cos(elev), np.sin(az) * np.cos(elev), np.sin(elev)]),
+        "ambient": r.uniform(*domain.ambient),
+        "gain": r.uniform(*domain.gain),
+        "cast": 1 + r.normal(0, domain.color_cast, 3) + np.asarray(domain.cast_bias),
+        "bg": r.uniform(0.05, 0.95, (2, 3)),
+        "blobs": r.uniform(0, 1, (4, 6)),
+        "occluder": r.uniform() < domain.occlusion,
+        "occ": r.uniform(0, 1, 6),
+        "blur": r.uniform(*domain.blur),
+        "noise": r.uniform(*domain.noise),
+        "jpeg": int(r.integers(domain.jpeg[0], domain.jpeg[1] + 1)),
+        "hair_jitter": r.normal(0, 0.03),
+        "glasses_off": r.uniform() < 0.2,
+        "noise_seed": int(r.integers(2**31)),
+    }
+    if domain.illumination is not None:
+        _light_class(out, r, domain.illumination)
+    else:
+        out["illumination"] = 3 if out["gain"] * (out["ambient"] + 0.5) < 0.45 else 0
+    if domain.sharpen[1] > 0 or domain.resolution[0] < 1:
+        out["sharpen"] = r.uniform(*domain.sharpen)
+        out["resolution"] = r.uniform(*domain.resolution)
+    return out
+
+
+def _same(a: dict, b: dict, skip=()) -> bool:
+    return set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a if k not in skip)
+
+
+def test_framing_and_light_elevation_at_their_defaults_leave_every_draw_unchanged():
+    from bench.data.synth.world import DOMAINS, _nuisance
+
+    for dom in DOMAINS.values():
+        assert dom.framing == 1.0 and dom.light_elevation == (0.35, 1.2), dom.name  # no domain flipped yet
+        for identity in range(0, 400, 7):
+            for sample in range(4):
+                for seed in (0, 3):
+                    new, old = _nuisance(seed, dom, identity, sample), _nuisance_before_framing(seed, dom, identity, sample)
+                    assert _same(new, old), (dom.name, identity, sample, seed)
+
+
+def test_aligned_framing_and_a_light_elevation_range_transform_only_their_keys():
+    import dataclasses
+
+    from bench.data.synth.world import DOMAINS, _nuisance
+
+    celeb = DOMAINS["celeb"]
+    aligned = dataclasses.replace(celeb, framing=0.3, light_elevation=(0.8, 1.5))
+    old_elev, new_elev, old_scale, new_scale = [], [], [], []
+    for identity in range(300):
+        for sample in range(3):
+            old = _nuisance_before_framing(0, celeb, identity, sample)
+            new = _nuisance(0, aligned, identity, sample)
+            assert _same(new, old, skip=("scale", "tx", "ty", "light")), (identity, sample)
+            assert new["scale"] == pytest.approx(0.99 + (old["scale"] - 0.99) * 0.3, abs=1e-12)
+            assert new["tx"] == pytest.approx(old["tx"] * 0.3, abs=1e-12)
+            assert new["ty"] == pytest.approx(old["ty"] * 0.3, abs=1e-12)
+            # the same azimuth; the elevation is the same uniform draw mapped onto (0.8, 1.5) instead of (0.35, 1.2)
+            e_old, e_new = np.arcsin(old["light"][2]), np.arcsin(new["light"][2])
+            assert e_new == pytest.approx(0.8 + (e_old - 0.35) / 0.85 * 0.7, abs=1e-9)
+            assert np.arctan2(new["light"][1], new["light"][0]) == pytest.approx(
+                np.arctan2(old["light"][1], old["light"][0]), abs=1e-9)
+            old_elev.append(e_old), new_elev.append(e_new), old_scale.append(old["scale"]), new_scale.append(new["scale"])
+    assert 0.8 <= min(new_elev) and max(new_elev) <= 1.5 and min(old_elev) < 0.8
+    assert np.ptp(new_scale) == pytest.approx(0.3 * np.ptp(old_scale))  # the spread shrunk around 0.99
+    assert 0.88 <= min(old_scale) < 0.9 and 0.99 - 0.3 * 0.11 <= min(new_scale)

@@ -21,7 +21,7 @@ class GridPoint:
     variant: str
     options: tuple[tuple[str, Any], ...]  # the recipe options, sorted by name
     protocol: str
-    epochs: int
+    epochs: float  # int when whole (`epochs_value`)
     seed: int
     x: Optional[int]  # the axis value (None: the claim has no axis)
     profile: str

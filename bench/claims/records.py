@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
+from bench.config import epochs_value
 from bench.errors import BadInputError
 from bench.goals import PROFILES, TASKS
 from bench.registry import Registry
@@ -68,7 +69,7 @@ class Arm:
     axis_option: Optional[str] = None
     epochs: Optional[int] = None
 
-    def training(self, x: Optional[int], zoo_epochs: Optional[int]) -> tuple[int, dict]:
+    def training(self, x: Optional[int], zoo_epochs: Optional[int]) -> tuple[float, dict]:
         """(--epochs, the recipe options) of this arm at axis value `x` (None: no axis)."""
         options = dict(self.options)
         if x is None:
@@ -80,7 +81,7 @@ class Arm:
         if self.axis_option is None:
             return x, options
         options[self.axis_option] = x
-        return sum(int(v) for k, v in options.items() if k.endswith("_epochs")), options
+        return epochs_value(sum(v for k, v in options.items() if k.endswith("_epochs"))), options
 
 
 @dataclass(frozen=True)

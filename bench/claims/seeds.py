@@ -18,12 +18,11 @@ NEAR_MARGIN = 0.02
 """"Near state of the art": within 2 points of test HTER. The seed gives no number; this one is declared here."""
 
 
-def _contrastive_stages() -> tuple[tuple[str, int], ...]:
+def _contrastive_stages() -> tuple[tuple[str, float], ...]:
     """The zoo schedule's pre-training and clean warm-up epochs of the contrastive pair (fine-tuning is the axis)."""
-    from models_zoo import get_variant
-    from models_zoo.variants.contrastive_triplet import stage_epochs
+    from models_zoo.variants.contrastive_triplet import zoo_stage_epochs
 
-    pretrain, warmup, _ = stage_epochs(get_variant("contrastive-triplet").zoo_epochs["tiny"])
+    pretrain, warmup, _ = zoo_stage_epochs("contrastive-triplet", "tiny")
     return (("pretrain_epochs", pretrain), ("warmup_epochs", warmup))
 
 

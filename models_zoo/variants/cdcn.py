@@ -21,7 +21,7 @@ def mean_depths(model: CDCN, images: np.ndarray, device: torch.device, batch: in
     return torch.cat(out).numpy()
 
 
-def train_cdcn(model: CDCN, protocol: FASProtocol, *, profile: str, size: int, epochs: int, device: torch.device,
+def train_cdcn(model: CDCN, protocol: FASProtocol, *, profile: str, size: int, epochs: float, device: torch.device,
                seed: int, progress: bool = True, lr: float = 2e-3, batch: int = 64, w_contrastive: float = 1.0) -> dict:
     """Depth MSE + contrastive depth loss against the pooled depth label (spoofs: zeros); then the logit's
     offset is set to the midpoint of the training split's live and spoof mean predicted depths."""

@@ -19,13 +19,16 @@ that a batch holds same-identity pairs. Stage 2 is the same in both (labels of t
 """
 from __future__ import annotations
 
+import inspect
 import time
+from fractions import Fraction
 from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
+from bench.config import epochs_value
 from bench.data.sets import FaceSet
 from bench.protocols import FRProtocol
 from bench.errors import BadInputError
@@ -33,7 +36,7 @@ from models_zoo.adversarial import LINF_EPS, LINF_STEP, device_generator, pgd_ma
 from models_zoo.augment import ViewAugmentation
 from models_zoo.facenet import EmbeddingNet, facenet
 from models_zoo.losses import nt_xent_loss, supervised_contrastive_loss
-from models_zoo.registry import register_variant
+from models_zoo.registry import get_variant, register_variant
 from models_zoo.training import OPTIMIZER, LossParts, fit, specialised_recipe, train_triplet
 from models_zoo.variants.triplet_adv import (CLEAN_WEIGHT, WARM_START_LR, attack_card, resolve_attack_steps,
                                              train_triplet_adv)
@@ -102,7 +105,7 @@ def grouped_batches(identities: np.ndarray, labelled: np.ndarray, batch: int, k:
     return batches, steps
 
 
-def pretrain_contrastive(learner: ContrastiveLearner, train: FaceSet, *, epochs: int, lr: float, batch: int, k: int,
+def pretrain_contrastive(learner: ContrastiveLearner, train: FaceSet, *, epochs: float, lr: float, batch: int, k: int,
                          temperature: float, eps: float, step_size: float, attack_steps: int, labelled: np.ndarray,
                          supervised_weight: float, augment: ViewAugmentation, device: torch.device,
                          rng: np.random.Generator, generator: torch.Generator, progress: bool) -> dict[str, list[float]]:
@@ -145,30 +148,46 @@ def pretrain_contrastive(learner: ContrastiveLearner, train: FaceSet, *, epochs:
     return parts.history()
 
 
-def stage_epochs(epochs: int, pretrain_epochs: Optional[int] = None, warmup_epochs: Optional[int] = None,
-                 finetune_epochs: Optional[int] = None) -> tuple[int, int, int]:
-    """(pre-training, clean warm-up, adversarial fine-tuning) epochs out of `epochs`.
+def stage_epochs(epochs: float, pretrain_epochs: Optional[float] = None, warmup_epochs: Optional[float] = None,
+                 finetune_epochs: Optional[float] = None, stage_share: Optional[float] = None) -> tuple[float, float, float]:
+    """(pre-training, clean warm-up, adversarial fine-tuning) epochs out of `epochs`; any of them may be a
+    fraction of an epoch (`fit` runs part of one).
 
-    Unless given, pre-training and adversarial fine-tuning each get `epochs // STAGE_SHARE` (at least one)
-    and the clean warm-up the rest (none when nothing is left), so `epochs=1` trains one epoch of
-    pre-training and one of fine-tuning. Pre-training and fine-tuning need at least one epoch each.
+    Unless given, pre-training and adversarial fine-tuning each get `epochs // STAGE_SHARE` (at least one),
+    or with `stage_share` exactly `epochs / stage_share` (a fraction allowed: 21 epochs at a share of 42 give
+    0.5 + 20 + 0.5), and the clean warm-up the rest (none when nothing is left), so `epochs=1` trains one
+    epoch of pre-training and one of fine-tuning. Pre-training and fine-tuning need a positive length each.
+    Whole lengths come back as ints, fractions as floats (`epochs_value`), as the model card records them.
     """
-    share = max(1, epochs // STAGE_SHARE)
+    if stage_share is not None and not stage_share > 0:
+        raise BadInputError(f"the stage share must be positive, got {stage_share}")
+    share = max(1, int(epochs // STAGE_SHARE)) if stage_share is None else epochs / stage_share
     pretrain = share if pretrain_epochs is None else pretrain_epochs
     finetune = share if finetune_epochs is None else finetune_epochs
-    warmup = max(0, epochs - pretrain - finetune) if warmup_epochs is None else warmup_epochs
-    if pretrain < 1 or finetune < 1:
-        raise BadInputError(f"pre-training and fine-tuning need at least one epoch each (pretrain {pretrain}, "
+    if not (pretrain > 0 and finetune > 0):
+        raise BadInputError(f"pre-training and fine-tuning need a positive number of epochs each (pretrain {pretrain}, "
                             f"finetune {finetune})")
+    # the rest in exact arithmetic (21 - 0.1 - 0.1 is not 20.8 in floats), rounded once
+    rest = float(Fraction(epochs) - Fraction(pretrain) - Fraction(finetune))
+    warmup = max(0, rest) if warmup_epochs is None else warmup_epochs
     if warmup < 0:
         raise BadInputError(f"the clean warm-up cannot have a negative number of epochs ({warmup})")
-    return pretrain, warmup, finetune
+    return epochs_value(pretrain), epochs_value(warmup), epochs_value(finetune)
 
 
-def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, profile: str, size: int, epochs: int,
+def zoo_stage_epochs(variant: str, profile: str) -> tuple[float, float, float]:
+    """The stages the zoo schedule of a contrastive-triplet variant trains at `profile`: its zoo epochs split by
+    `stage_epochs` with its recipe's default `stage_share` (what `facebench zoo build` trains)."""
+    spec = get_variant(variant)
+    share = inspect.signature(spec.recipe).parameters["stage_share"].default
+    return stage_epochs(spec.zoo_epochs[profile], stage_share=share)
+
+
+def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, profile: str, size: int, epochs: float,
                                device: torch.device, seed: int, progress: bool = True, label_fraction: float = 0.0,
-                               pretrain_epochs: Optional[int] = None, warmup_epochs: Optional[int] = None,
-                               finetune_epochs: Optional[int] = None, lr: float = FINETUNE_LR,
+                               pretrain_epochs: Optional[float] = None, warmup_epochs: Optional[float] = None,
+                               finetune_epochs: Optional[float] = None, stage_share: Optional[float] = None,
+                               lr: float = FINETUNE_LR,
                                warmup_lr: float = WARMUP_LR, pretrain_lr: float = 2e-3, batch: int = 64, p: int = 16,
                                k: int = 4, margin: float = 0.2, temperature: float = 0.5, supervised_weight: float = 1.0,
                                eps: float = LINF_EPS, step_size: float = LINF_STEP,
@@ -177,15 +196,16 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
     then a clean triplet warm-up, then `triplet-adv` fine-tuning.
 
     `epochs` is split by `stage_epochs`: 1/32 each (at least one) for pre-training and adversarial
-    fine-tuning, the rest for the clean warm-up; `pretrain_epochs`, `warmup_epochs` and `finetune_epochs`
-    set a stage's epochs instead. `attack_steps` (default 3 tiny, 7 paper) is the PGD length of stages
+    fine-tuning, the rest for the clean warm-up, or with `stage_share` exactly 1/`stage_share` each (a
+    fraction of an epoch allowed); `pretrain_epochs`, `warmup_epochs` and `finetune_epochs` set a stage's
+    epochs instead (fractions allowed). `attack_steps` (default 3 tiny, 7 paper) is the PGD length of stages
     1 and 2b; `warmup_lr` is the warm-up's peak lr (the baseline's), `lr` the adversarial fine-tuning's
     (`triplet-adv`'s).
     """
     if not 0.0 <= label_fraction <= 1.0:
         raise BadInputError(f"--label-fraction must be in [0, 1], got {label_fraction}")
     steps = resolve_attack_steps(profile, attack_steps)
-    stage1, warmup, stage2 = stage_epochs(epochs, pretrain_epochs, warmup_epochs, finetune_epochs)
+    stage1, warmup, stage2 = stage_epochs(epochs, pretrain_epochs, warmup_epochs, finetune_epochs, stage_share)
     train = protocol.train_set(size)
     labelled = labelled_identities(train.identities, label_fraction, np.random.default_rng([seed, 2]))
     augment = ViewAugmentation()
@@ -203,6 +223,7 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
                           "identities' images (same identity = positive)")
     info: dict = {
         "stage_epochs": {"pretrain": stage1, "warmup": warmup, "finetune": stage2},
+        **({"stage_share": stage_share} if stage_share is not None else {}),
         "curriculum": CURRICULUM,
         "label_fraction": label_fraction,
         "labelled_identities": int(len(labelled)),

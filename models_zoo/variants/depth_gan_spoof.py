@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from bench.progress import bar as progress_bar
 
+from bench.config import epochs_value
 from bench.data.sets import FASSet
 from bench.protocols import FASProtocol
 from bench.errors import BadInputError
@@ -69,19 +70,23 @@ def pretrain_pseudo_depth(generator: torch.nn.Module, train: FASSet, *, epochs: 
     return parts.history()
 
 
-def train_depth_gan_spoof(model: PseudoDepthLivenessNet, protocol: FASProtocol, *, profile: str, size: int, epochs: int,
+def train_depth_gan_spoof(model: PseudoDepthLivenessNet, protocol: FASProtocol, *, profile: str, size: int, epochs: float,
                           device: torch.device, seed: int, progress: bool = True, pretrain: str = "gan",
-                          pretrain_epochs: Optional[int] = None, lr: float = 2e-3, pretrain_lr: float = 1e-3,
+                          pretrain_epochs: Optional[float] = None, lr: float = 2e-3, pretrain_lr: float = 1e-3,
                           batch: int = 64, l1_weight: float = 100.0) -> dict:
     """Pseudo-depth pre-training (`pretrain`: none / l1 / gan), then BCE fine-tuning of the whole network.
 
     `epochs` is split between the stages: `pretrain_epochs` (default half, at least one) and the rest
-    (at least one) for fine-tuning; with `pretrain="none"` every epoch is fine-tuning.
+    (at least one; a fraction allowed) for fine-tuning; with `pretrain="none"` every epoch is fine-tuning.
+    Pre-training runs whole epochs only.
     """
     if pretrain not in PRETRAIN_MODES:
         raise BadInputError(f"unknown --pretrain {pretrain!r} (known: {', '.join(PRETRAIN_MODES)})")
-    stage1 = 0 if pretrain == "none" else max(1, epochs // 2 if pretrain_epochs is None else pretrain_epochs)
-    stage2 = max(1, epochs - stage1)
+    stage1 = 0 if pretrain == "none" else epochs // 2 if pretrain_epochs is None else pretrain_epochs
+    if not float(stage1).is_integer():  # its own loop (alternating G and D steps), unlike fine-tuning's `fit`
+        raise BadInputError(f"depth-gan-spoof's pre-training runs whole epochs (--pretrain-epochs {stage1:g})")
+    stage1 = 0 if pretrain == "none" else max(1, int(stage1))
+    stage2 = epochs_value(max(1, epochs - stage1))
     info: dict = {"pretrain": pretrain, "stage_epochs": {"pretrain": stage1, "finetune": stage2}}
     if stage1:
         train = protocol.frames("train", size)

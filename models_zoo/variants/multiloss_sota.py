@@ -23,7 +23,7 @@ def spoof_type_labels(species: np.ndarray) -> torch.Tensor:
     return torch.tensor([index.get(str(s), -1) for s in species], dtype=torch.long)
 
 
-def train_multiloss(model: MultiLossNet, protocol: FASProtocol, *, profile: str, size: int, epochs: int,
+def train_multiloss(model: MultiLossNet, protocol: FASProtocol, *, profile: str, size: int, epochs: float,
                     device: torch.device, seed: int, progress: bool = True, lr: float = 2e-3, batch: int = 64,
                     w_live: float = DEFAULT_WEIGHTS["live"], w_spoof_type: float = DEFAULT_WEIGHTS["spoof_type"],
                     w_illumination: float = DEFAULT_WEIGHTS["illumination"], w_depth: float = DEFAULT_WEIGHTS["depth"],

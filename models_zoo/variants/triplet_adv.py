@@ -75,7 +75,7 @@ def adversarial_triplet_loss(model: torch.nn.Module, x: torch.Tensor, labels: to
     return loss
 
 
-def train_triplet_adv(model: EmbeddingNet, protocol: FRProtocol, *, profile: str, size: int, epochs: int,
+def train_triplet_adv(model: EmbeddingNet, protocol: FRProtocol, *, profile: str, size: int, epochs: float,
                       device: torch.device, seed: int, progress: bool = True, lr: float = 2e-3, p: int = 16, k: int = 4,
                       margin: float = 0.2, eps: float = LINF_EPS, step_size: float = LINF_STEP,
                       attack_steps: Optional[int] = None, clean_weight: float = CLEAN_WEIGHT,

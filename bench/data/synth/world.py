@@ -80,6 +80,10 @@ class Domain:
     cast_bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the domain's mean white-balance error
     sharpen: tuple[float, float] = (0.0, 0.0)  # in-camera unsharp-mask amount (phones sharpen, halos at edges)
     resolution: tuple[float, float] = (1.0, 1.0)  # sensor resolution relative to the frame (< 1: upscaled, soft and blocky)
+    # how tightly the face is framed: scales the spread of the crop's scale (around 0.99) and shift (around 0);
+    # < 1 for aligned crops (CelebA img_align, LFW funnelled), 1 for today's free framing
+    framing: float = 1.0
+    light_elevation: tuple[float, float] = (0.35, 1.2)  # the key light's elevation out of the image plane (rad; pi / 2: frontal)
     media: tuple[str, ...] = ()  # presentation-attack sub-types captured in this domain
     medium: MediumStats = MediumStats()
     illumination: Optional[tuple[float, float, float, float]] = None  # P(normal, strong, back, dark)
@@ -262,7 +266,7 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
     r = _rng(seed, 202, domain.code, identity, sample)
     p = domain.pose
     az = r.uniform(-np.pi, np.pi)
-    elev = r.uniform(0.35, 1.2)
+    elev = r.uniform(*domain.light_elevation)  # one draw whatever the range: the draws after it are unchanged
     out = {
         "yaw": float(np.clip(r.normal(0, 0.22 * p), -0.5, 0.5)),
         "pitch": float(np.clip(r.normal(0, 0.12 * p), -0.3, 0.3)),
@@ -287,6 +291,9 @@ def _nuisance(seed: int, domain: Domain, identity: int, sample: int) -> dict:
         "glasses_off": r.uniform() < 0.2,
         "noise_seed": int(r.integers(2**31)),
     }
+    if domain.framing != 1.0:  # drawn as at framing 1, then pulled towards the centre (1 leaves the draws untouched)
+        out["scale"] = 0.99 + (out["scale"] - 0.99) * domain.framing
+        out["tx"], out["ty"] = out["tx"] * domain.framing, out["ty"] * domain.framing
     if domain.illumination is not None:  # drawn after the rest, so other domains' draws are unchanged
         _light_class(out, r, domain.illumination)
     else:
