@@ -30,7 +30,7 @@ CARD_METRIC = {"fr": "dev_tar", "fas": "dev_acer"}
 LARGE_EPS = 128 / 255  # Linf budget at which PGD must break nearly every sample
 LARGE_EPS_STEPS = 200  # per start; the step decays geometrically over them (check_large_eps)
 LARGE_EPS_FIRST_STEP = 16 / 255  # absolute: the largest step of the suites' attacks (APGD's 2 eps at 8/255)
-LARGE_EPS_LAST_STEP = 1 / 16 / 255  # absolute: below the finest (APGD-25 at 4/255 after its 7 halvings: 8/255 / 128)
+LARGE_EPS_LAST_STEP = 1 / 16 / 255  # absolute: APGD-25's finest at 4/255 (7 halvings: 8/255 / 128)
 LARGE_EPS_RANDOM_STARTS = 2  # after the start at the clean point, on the samples it left unbroken
 LARGE_EPS_SAMPLES = 32
 LARGE_EPS_MIN_SUCCESS = 0.95
@@ -114,16 +114,17 @@ def check_large_eps(task: Task, x: torch.Tensor, generator: Optional[torch.Gener
     """PGD at a budget large enough to reach any decision must break nearly every sample (else: masking).
 
     A false `unreliable` is as damaging as a missed one, so the attack here must be at least as strong as the
-    suites' own, at their budgets, on every model: a fixed coarse step (the former 40 steps of 6.4/255) oscillates
-    over a curved margin and broke 0 % of a briefly trained ResNet's impostor pairs that PGD-10 at 4/255 broke.
-    Each start is therefore a long PGD whose step decays geometrically from LARGE_EPS_FIRST_STEP to
-    LARGE_EPS_LAST_STEP, which covers every step size the suites' PGD and APGD take at any of their budgets, from
-    coarse to fine, inside a ball that contains theirs; the first start is the clean point (as near to the small
-    balls the suites search as a start can be), then up to LARGE_EPS_RANDOM_STARTS random starts on the samples it
-    left unbroken. Native APGD at this budget would not do: its step starts at 2 eps (the whole box) and only halves
-    at its checkpoints, so in 100 steps it never gets below 2 eps / 256 = 1/255, coarser than the suites' APGD at
-    4/255 ends. Samples leave each start as soon as they are broken, so a model without masking pays a few steps per
-    sample (measured in docs/concepts.md) and the full budget of steps only goes to samples that resist.
+    suites' own. The former one, 40 steps of a fixed 6.4/255 from a random start, oscillated over a curved margin:
+    on the example ResNet of docs/adding-a-model.md trained for 10 steps it broke 1 of 8 impostor pairs, and this
+    one breaks all 8 (tests/test_checks.py). Each start is a long PGD whose step decays geometrically from
+    LARGE_EPS_FIRST_STEP to LARGE_EPS_LAST_STEP: it takes every step size the suites' PGD and APGD take at any of
+    their budgets, coarse to fine, in a ball that contains theirs. The first start is the clean point (the centre of
+    the suites' small balls), then up to LARGE_EPS_RANDOM_STARTS random starts run on the samples still unbroken,
+    unless the check has already passed. Native APGD at this budget would be weaker: its step starts at 2 eps (the
+    whole box) and only halves at its checkpoints, so in 100 steps it never gets below 2 eps / 256 = 1/255,
+    coarser than where the suites' APGD-25 at 4/255 ends (1/16 /255). A sample leaves a start as soon as it is
+    broken, so a model without masking pays a few dozen steps per sample (docs/concepts.md has the timings); the
+    full 3 x LARGE_EPS_STEPS only go to samples that resist every start.
     """
     from attacks.native.engine import gradient_attack
 
@@ -134,7 +135,7 @@ def check_large_eps(task: Task, x: torch.Tensor, generator: Optional[torch.Gener
     done = torch.zeros(n, dtype=torch.bool, device=x.device)
     for start in range(1 + LARGE_EPS_RANDOM_STARTS):
         todo = (~done).nonzero().squeeze(1)
-        if todo.numel() == 0:
+        if float(done.float().mean()) >= LARGE_EPS_MIN_SUCCESS:  # decided: the check passes whatever the rest do
             break
         out = gradient_attack(task.subset(todo), x[todo], "linf", LARGE_EPS, steps=LARGE_EPS_STEPS,
                               step_size=LARGE_EPS_FIRST_STEP / LARGE_EPS, final_step_size=LARGE_EPS_LAST_STEP / LARGE_EPS,

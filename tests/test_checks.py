@@ -322,3 +322,36 @@ def test_large_eps_check_flags_shattered_gradients():
     assert not result.passed and "gradient masking suspected" in result.detail
     smooth = VerificationTask(lambda z: model.base(nn.functional.adaptive_avg_pool2d(z, 8)), refs, 0.9, "impersonation")
     assert checks.check_large_eps(smooth, x, torch.Generator().manual_seed(0)).passed
+
+
+ZOO_CHECK_SAMPLES = 8
+
+
+def _shipped_variants() -> list[str]:
+    from models_zoo import VARIANTS
+    from models_zoo.checkpoint import shipped_weights
+
+    return [n for n in VARIANTS.names() if shipped_weights(n, "tiny") is not None]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", _shipped_variants())
+def test_no_shipped_zoo_model_fails_the_per_goal_checks(variant):
+    """Every shipped tiny variant passes the per-goal checks (the large-budget one included) on each of its default
+    goals, through prepare_goal as a run calls it, at its card's dev threshold and on a few samples."""
+    from bench.compute import prepare_goal
+    from bench.goals import default_goals
+    from bench.protocols import get_protocol
+    from models_zoo import get_variant
+    from models_zoo.factory import create_model
+
+    spec = get_variant(variant)
+    loaded = create_model(variant, "cpu")
+    protocol = get_protocol(spec.default_protocol)
+    size = spec.input_size["tiny"]
+    for goal in default_goals(spec.task):
+        items = protocol.goal_items(goal, loaded.module, float(loaded.card["dev"]["threshold"]), ZOO_CHECK_SAMPLES, 0,
+                                    size, torch.device("cpu"))
+        prepared = prepare_goal(items, loaded.module, None, ZOO_CHECK_SAMPLES, 0)
+        assert [c.name for c in prepared.checks] == ["deterministic", "gradients", "large_eps", "eval_mode"]
+        assert prepared.reasons() == [], f"{variant} {goal}: {prepared.reasons()}"

@@ -55,9 +55,8 @@ def gradient_attack(
     are broken, so later steps cost only what is still unbroken; for the others the point with the
     largest margin seen is kept. `queries` counts forward passes per sample. `mask` (broadcastable
     to one sample, values 0 / 1) confines the perturbation to where it is 1 (eyeglass, patch attacks):
-    the perturbation is exactly zero elsewhere, and the budget applies inside the mask.
-    `final_step_size` (relative to the budget, like `step_size`) makes the step decay geometrically from
-    `step_size` at the first step to `final_step_size` at the last (`step_sizes`); None keeps it fixed.
+    the perturbation is exactly zero elsewhere, and the budget applies inside the mask. `final_step_size`
+    (relative too; None: a fixed step) decays the step geometrically to it at the last step (`step_sizes`).
     """
     sizes = step_sizes(step_size, final_step_size, steps)
     x = x.detach()
