@@ -30,7 +30,7 @@ CARD_METRIC = {"fr": "dev_tar", "fas": "dev_acer"}
 LARGE_EPS = 128 / 255  # Linf budget at which PGD must break nearly every sample
 LARGE_EPS_STEPS = 200  # per start; the step decays geometrically over them (check_large_eps)
 LARGE_EPS_FIRST_STEP = 16 / 255  # absolute: the largest step of the suites' attacks (APGD's 2 eps at 8/255)
-LARGE_EPS_LAST_STEP = 1 / 16 / 255  # absolute: APGD-25's finest at 4/255 (7 halvings: 8/255 / 128)
+LARGE_EPS_LAST_STEP = 1 / 32 / 255  # absolute: standard's APGD-100 at 4/255 after its 8 halvings (8/255 / 256)
 LARGE_EPS_RANDOM_STARTS = 2  # after the start at the clean point, on the samples it left unbroken
 LARGE_EPS_SAMPLES = 32
 LARGE_EPS_MIN_SUCCESS = 0.95
@@ -122,7 +122,7 @@ def check_large_eps(task: Task, x: torch.Tensor, generator: Optional[torch.Gener
     the suites' small balls), then up to LARGE_EPS_RANDOM_STARTS random starts run on the samples still unbroken,
     unless the check has already passed. Native APGD at this budget would be weaker: its step starts at 2 eps (the
     whole box) and only halves at its checkpoints, so in 100 steps it never gets below 2 eps / 256 = 1/255,
-    coarser than where the suites' APGD-25 at 4/255 ends (1/16 /255). A sample leaves a start as soon as it is
+    coarser than where `standard`'s APGD-100 at 4/255 ends (1/32 /255). A sample leaves a start as soon as it is
     broken, so a model without masking pays a few dozen steps per sample (docs/concepts.md has the timings); the
     full 3 x LARGE_EPS_STEPS only go to samples that resist every start.
     """

@@ -51,15 +51,13 @@ def gradient_attack(
 ) -> AttackOutput:
     """Iterated steepest ascent of the task margin inside the norm ball (FGSM, BIM, PGD, MIM).
 
-    `step_size` is relative to the budget (0.25 = eps/4). Samples leave the batch as soon as they
-    are broken, so later steps cost only what is still unbroken; for the others the point with the
-    largest margin seen is kept. `queries` counts forward passes per sample. `mask` (broadcastable
-    to one sample, values 0 / 1) confines the perturbation to where it is 1 (eyeglass, patch attacks):
-    the perturbation is exactly zero elsewhere, and the budget applies inside the mask. `final_step_size`
-    (relative too; None: a fixed step) decays the step geometrically to it at the last step (`step_sizes`).
+    `step_size` is relative to the budget (0.25 = eps/4); with `final_step_size` (relative too) the step decays
+    geometrically to it at the last step (`step_sizes`). Samples leave the batch as soon as they are broken, so
+    later steps cost only what is still unbroken; for the others the point with the largest margin seen is kept.
+    `queries` counts forward passes per sample. `mask` (broadcastable to one sample, values 0 / 1) confines the
+    perturbation to where it is 1 (eyeglass, patch attacks): zero elsewhere, the budget applies inside the mask.
     """
-    sizes = step_sizes(step_size, final_step_size, steps)
-    x = x.detach()
+    sizes, x = step_sizes(step_size, final_step_size, steps), x.detach()
     n = x.shape[0]
     eps_all = eps_view(eps, x)
     best_x = x.clone()
