@@ -65,3 +65,21 @@ def test_pgd_at_least_as_strong_as_fgsm_on_embedder():
     f = make_attack("fgsm").run(task, x, "linf", eps).success.sum()
     p = make_attack("pgd", {"steps": 20}).run(task, x, "linf", eps, torch.Generator().manual_seed(0)).success.sum()
     assert p >= f
+
+
+def test_engine_step_decays_geometrically_to_final_step_size():
+    from attacks.native.engine import gradient_attack, step_sizes
+
+    assert step_sizes(0.5, None, 3) == [0.5] * 3
+    assert step_sizes(0.5, 0.1, 1) == [0.5]
+    assert step_sizes(0.8, 0.05, 5) == pytest.approx([0.8, 0.4, 0.2, 0.1, 0.05])
+    # on a linear model every step goes along sign(w): the point reached is the sum of the steps
+    model, x = _spoof_setup(n=4)
+    model.b -= 100.0  # unreachable: no sample leaves early, every step is taken
+    task = SpoofTask(model, 0.0, "spoof-to-live", len(x))
+    eps = 8 / 255
+    out = gradient_attack(task, x, "linf", eps, steps=3, step_size=0.4, final_step_size=0.1, random_init=False)
+    expected = x + (0.4 + 0.2 + 0.1) * eps * torch.sign(model.w.view(1, 3, 8, 8))
+    assert torch.allclose(out.x_adv, expected, atol=1e-6)
+    fixed = gradient_attack(task, x, "linf", eps, steps=3, step_size=0.4, random_init=False)
+    assert torch.allclose(fixed.x_adv, x + eps * torch.sign(model.w.view(1, 3, 8, 8)), atol=1e-6)  # 1.2 eps, projected

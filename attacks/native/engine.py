@@ -26,6 +26,14 @@ def random_start(x: torch.Tensor, norm: str, eps: torch.Tensor,
     return d / flat_norm(d) * eps * r
 
 
+def step_sizes(first: float, last: Optional[float], steps: int) -> list[float]:
+    """The step size of each of `steps` steps: `first` throughout (`last` None), or a geometric decay from `first`
+    at the first step to `last` at the last one."""
+    if last is None or steps < 2:
+        return [first] * steps
+    return [first * (last / first) ** (t / (steps - 1)) for t in range(steps)]
+
+
 def gradient_attack(
     task: Task,
     x: torch.Tensor,
@@ -39,16 +47,17 @@ def gradient_attack(
     momentum: float = 0.0,
     mask: Optional[torch.Tensor] = None,
     generator: "Optional[torch.Generator] | SegmentGenerators" = None,
+    final_step_size: Optional[float] = None,
 ) -> AttackOutput:
     """Iterated steepest ascent of the task margin inside the norm ball (FGSM, BIM, PGD, MIM).
 
-    `step_size` is relative to the budget (0.25 = eps/4). Samples leave the batch as soon as they
-    are broken, so later steps cost only what is still unbroken; for the others the point with the
-    largest margin seen is kept. `queries` counts forward passes per sample. `mask` (broadcastable
-    to one sample, values 0 / 1) confines the perturbation to where it is 1 (eyeglass, patch attacks):
-    the perturbation is exactly zero elsewhere, and the budget applies inside the mask.
+    `step_size` is relative to the budget (0.25 = eps/4); with `final_step_size` (relative too) the step decays
+    geometrically to it at the last step (`step_sizes`). Samples leave the batch as soon as they are broken, so
+    later steps cost only what is still unbroken; for the others the point with the largest margin seen is kept.
+    `queries` counts forward passes per sample. `mask` (broadcastable to one sample, values 0 / 1) confines the
+    perturbation to where it is 1 (eyeglass, patch attacks): zero elsewhere, the budget applies inside the mask.
     """
-    x = x.detach()
+    sizes, x = step_sizes(step_size, final_step_size, steps), x.detach()
     n = x.shape[0]
     eps_all = eps_view(eps, x)
     best_x = x.clone()
@@ -103,5 +112,5 @@ def gradient_attack(
             if g_acc is not None:
                 g_acc = momentum * g_acc + grad / grad.abs().flatten(1).mean(1).clamp_min(1e-12).view(-1, 1, 1, 1)
                 grad = g_acc
-            delta = project(delta + step_size * e * steepest_step(grad, norm), x0, norm, e)
+            delta = project(delta + sizes[t] * e * steepest_step(grad, norm), x0, norm, e)
     return AttackOutput(best_x, done, queries)
