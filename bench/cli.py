@@ -248,7 +248,8 @@ def leaderboard(stores: tuple[str, ...], out: str, fmt: str, no_examples: bool, 
 @click.option("--tolerance", default=0.02, show_default=True, type=float,
               help="Allowed drop of a metric (a rate: 0.02 = 2 points). A metric fails only when it drops by more than "
                    "this AND falls below the baseline's 95 % interval.")
-@click.option("--update", is_flag=True, help="Rewrite the baseline from the store's metrics (after an intended change).")
+@click.option("--update", is_flag=True, help="Rewrite the baseline from the store's metrics (after an intended change); "
+                                             "needs --baseline named explicitly, so a committed file is never rewritten by default.")
 @click.option("--format", "fmt", default="table", show_default=True, type=click.Choice(["table", "github", "json"]),
               help="table; github: the table plus ::error annotations a CI service shows inline; json.")
 def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool, fmt: str) -> None:
@@ -262,8 +263,12 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
     See docs/ci.md.
     """
     from bench import gate
+    from bench.errors import BadInputError
     from bench.store import ResultsStore
 
+    if update and click.get_current_context().get_parameter_source("baseline") is click.core.ParameterSource.DEFAULT:
+        raise BadInputError("--update rewrites the baseline file: name it with --baseline (e.g. `--baseline "
+                            "leaderboards/baseline.json`, as `make gate-update` does)")
     current = gate.store_metrics([ResultsStore(s) for s in stores])
     if update:
         if not current:

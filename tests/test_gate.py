@@ -134,6 +134,20 @@ def test_update_on_an_empty_store_writes_nothing(tmp_path):
     assert out.exit_code == 2 and "no complete runs" in out.output and not baseline.exists()
 
 
+def test_update_without_a_named_baseline_rewrites_nothing(stores, tmp_path, monkeypatch):
+    """`check --update` with the default --baseline would rewrite a checkout's committed leaderboards/baseline.json:
+    it must be named explicitly (as `make gate-update` does)."""
+    monkeypatch.chdir(tmp_path)
+    committed = tmp_path / "leaderboards" / "baseline.json"
+    committed.parent.mkdir()
+    committed.write_text('{"committed": true}')
+    out = CliRunner().invoke(main, ["check", "--store", str(stores[0]), "--update"])
+    assert out.exit_code == 2 and "--baseline" in out.output and len(out.output.strip().splitlines()) == 1, out.output
+    assert committed.read_text() == '{"committed": true}'
+    named = check("--baseline", committed, "--store", stores[0], "--update")
+    assert named.exit_code == 0 and "committed" not in committed.read_text()
+
+
 def test_the_gate_and_its_baseline_cover_every_shipped_variant():
     """`make gate` (.ci/run) evaluates every variant with shipped tiny weights, and the committed baseline has them all."""
     import re
