@@ -148,8 +148,8 @@ def test_fr_page_tables_have_the_expected_columns_and_numbers(real_md, real_stor
     for goal in ("dodging", "impersonation"):
         t = table_under(tables, goal)
         assert t["headers"] == ["#", "model", "params", "recipe", "suite", "dev TAR @ FAR=0.001", "clean acc",
-                                "robust @ linf 2/255", "robust @ linf 8/255", "robust @ linf 16/255",
-                                "AUC linf [0, 8/255]", "median min eps (linf)", "median best-known min eps (linf)", "n",
+                                "median best-known min eps (linf)", "robust @ linf 2/255", "robust @ linf 8/255",
+                                "robust @ linf 16/255", "AUC linf [0, 8/255]", "median min eps (linf)", "n",
                                 "time (s)", "checks", "run"]
         assert len(t["rows"]) == 1
         row = dict(zip(t["headers"], t["rows"][0]))
@@ -409,9 +409,9 @@ def test_l2_budgets_get_their_own_auc_and_minimal_eps_columns(tmp_path):
     t = table_under(md_tables((render(tmp_path, [path]) / "fr-verification-synth-fr.md").read_text()), "dodging")
     h = t["headers"]
     assert h[h.index("clean acc") + 1:h.index("n")] == [
+        "median best-known min eps (linf)", "median best-known min eps (l2)",
         "robust @ linf 8/255", "robust @ l2 0.5", "robust @ l2 2", "AUC linf [0, 8/255]", "AUC l2 [0, 0.5]",
-        "median min eps (linf)", "median min eps (l2)", "median best-known min eps (linf)",
-        "median best-known min eps (l2)"]
+        "median min eps (linf)", "median min eps (l2)"]
     row = dict(zip(h, t["rows"][0]))
     # L2 breaking budgets: 0.1, 0.2 (also pgd at 0.5), 0.3, 0.4, 0.6, 0.7, inf, inf -> min(b, 0.5) / 0.5
     assert float(row["AUC l2 [0, 0.5]"]) == pytest.approx(np.mean(np.minimum(min_l2, 0.5) / 0.5), abs=1e-3)

@@ -36,7 +36,7 @@ DEFINITIONS = [
     "search or at least two budgets of the norm; between budgets the curve is a step, so AUCs compare best between "
     "rows of the same suite.",
     "**median min eps** is the median, over the clean-correct samples, of the smallest perturbation norm at which "
-    "a minimal-perturbation attack (`min-eps` bisection, `cw-l2`) reached the goal (`> E` when more than half were "
+    "a minimal-perturbation attack (`fmn`, `min-eps` bisection, `cw-l2`) reached the goal (`> E` when more than half were "
     "never broken up to the search ceiling E); '-' when the suite has no such attack. Linf in units of 1/255.",
     "**median best-known min eps** is the median, over the row's clean-correct samples, of each sample's best-known "
     "minimal perturbation: the smallest perturbation norm at which any attack stored for the same weights, protocol, "

@@ -195,10 +195,10 @@ GOAL_COLUMNS: list[ColumnSpec] = [
     Column("test HTER", lambda t, i, r: Cell(_pct(_fas_rate(r, "hter"))),
            lambda t, i, r: {"test hter": _fas_rate(r, "hter"), **_test_frames(r)}, kinds=FAS_ROBUSTNESS),
     Column("clean acc", lambda t, i, r: Cell(r.clean.pct()), lambda t, i, r: r.clean.raw("clean acc")),
+    Each(_min_eps_norms, _best_known),  # the table leads with each goal's robustness per sample (issue 17)
     Each(lambda t: t.budgets, _robust),
     Each(lambda t: list(t.tops), _auc),
     Each(_min_eps_norms, _min_eps),
-    Each(_min_eps_norms, _best_known),
     Column("n", lambda t, i, r: Cell(str(r.n)), lambda t, i, r: {"n": r.n}),
     Column("time (s)", lambda t, i, r: Cell(f"{r.seconds:.1f}"), lambda t, i, r: {"seconds": r.seconds}),
     Column("checks", _checks_cell,
