@@ -20,19 +20,18 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from attacks import make_attack
 from bench.batching import batched_scores
 from bench.cells import cascade_cell
-from bench.suites import standard_cascade
 from bench.tasks.base import Task
 from bench.tasks.items import GoalItems
 from perf.cases import CASES, CaseResult, Settings, register_case
+from perf.grid import cascade_stages
 from perf.workloads import workload
 
 LOGIT_SCALE = 10.0
@@ -130,15 +129,9 @@ REFERENCES: dict[str, Callable[..., Outcome]] = {"autoattack": autoattack, "art-
                                                  "torchattacks-apgd": torchattacks_apgd, "foolbox-pgd": foolbox_pgd}
 
 
-def standard(items: GoalItems, clean: torch.Tensor, eps: float, seed: int, view: Task,
-             square_queries: Optional[int] = None) -> Outcome:
-    """The `standard` suite's Linf cascade as the runner computes a cell (Square's queries optionally capped)."""
-    stages = []
-    for st in standard_cascade("linf"):
-        params = dict(st.params)
-        if st.attack == "square" and square_queries is not None:
-            params["max_queries"] = square_queries
-        stages.append(make_attack(st.attack, params))
+def standard(items: GoalItems, clean: torch.Tensor, eps: float, seed: int, view: Task, square_queries: int) -> Outcome:
+    """The `standard` suite's Linf cascade as the runner computes a cell, Square at `square_queries`."""
+    stages = cascade_stages(square_queries)
     t0 = time.perf_counter()
     cell = cascade_cell(items, clean, stages, "linf", eps, len(items.x), seed, attack_task=view)
     names = " -> ".join(f"{a.name}-{a.params().get('steps', a.params().get('max_queries', ''))}" for a in stages)
