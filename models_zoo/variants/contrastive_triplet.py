@@ -44,6 +44,9 @@ from models_zoo.variants.triplet_adv import (CLEAN_WEIGHT, WARM_START_LR, attack
 PROJECTION_DIM = 128
 STAGE_SHARE = 32
 """Pre-training and adversarial fine-tuning each get 1/STAGE_SHARE of the epochs; the clean warm-up the rest."""
+ZOO_STAGE_SHARE = 42
+"""The variants' default `stage_share`: of the zoo's 21 epochs (4000 identities), 0.5 pre-training + 20 clean
+warm-up + 0.5 adversarial fine-tuning, the steps of the former 2 + 80 + 2 epochs on 1000 identities."""
 WARMUP_LR = 2e-3
 """Peak lr of the clean warm-up: `facenet-baseline`'s."""
 FINETUNE_LR = WARM_START_LR
@@ -261,7 +264,8 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
 
 
 train_contrastive_triplet = specialised_recipe(contrastive_triplet_recipe, "train_contrastive_triplet",
-                                               fixed={"label_fraction": 0.0})
+                                               fixed={"label_fraction": 0.0},
+                                               defaults={"stage_share": ZOO_STAGE_SHARE})
 
 
 @register_variant(
@@ -275,7 +279,7 @@ train_contrastive_triplet = specialised_recipe(contrastive_triplet_recipe, "trai
     "(facebench's FR seed method, condition (c); stage 1 after Kim et al. RoCL, NeurIPS 2020; bibliographic "
     "reference not recorded in the repository yet)",
     recipe=train_contrastive_triplet,
-    zoo_epochs={"tiny": 84},  # stage_epochs: 2 pre-training + 80 clean warm-up + 2 adversarial fine-tuning
+    zoo_epochs={"tiny": 21},  # zoo_stage_epochs: 0.5 pre-training + 20 clean warm-up + 0.5 adversarial fine-tuning
     labels={"pre-training": (), "clean warm-up": ("identity",), "adversarial fine-tuning": ("identity",)},
 )
 def contrastive_triplet(profile: str) -> EmbeddingNet:

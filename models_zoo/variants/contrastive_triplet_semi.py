@@ -7,12 +7,13 @@ warm-up, then adversarial fine-tuning) is `contrastive-triplet`'s, with the labe
 from models_zoo.facenet import EmbeddingNet, facenet
 from models_zoo.registry import register_variant
 from models_zoo.training import specialised_recipe
-from models_zoo.variants.contrastive_triplet import contrastive_triplet_recipe
+from models_zoo.variants.contrastive_triplet import ZOO_STAGE_SHARE, contrastive_triplet_recipe
 
 DEFAULT_LABEL_FRACTION = 0.10
 
 train_contrastive_triplet_semi = specialised_recipe(contrastive_triplet_recipe, "train_contrastive_triplet_semi",
-                                                    defaults={"label_fraction": DEFAULT_LABEL_FRACTION})
+                                                    defaults={"label_fraction": DEFAULT_LABEL_FRACTION,
+                                                              "stage_share": ZOO_STAGE_SHARE})
 
 
 @register_variant(
@@ -26,7 +27,7 @@ train_contrastive_triplet_semi = specialised_recipe(contrastive_triplet_recipe, 
     "semi-supervised form (facebench's FR seed method; supervised contrastive term after Khosla et al., NeurIPS "
     "2020; bibliographic reference not recorded in the repository yet)",
     recipe=train_contrastive_triplet_semi,
-    zoo_epochs={"tiny": 84},  # stage_epochs: 2 pre-training + 80 clean warm-up + 2 adversarial fine-tuning
+    zoo_epochs={"tiny": 21},  # zoo_stage_epochs: 0.5 pre-training + 20 clean warm-up + 0.5 adversarial fine-tuning
     labels={"pre-training": ("identity-fraction",), "clean warm-up": ("identity",),
             "adversarial fine-tuning": ("identity",)},
 )

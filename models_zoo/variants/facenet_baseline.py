@@ -12,7 +12,7 @@ from models_zoo.training import train_triplet
     default_protocol="synth-fr",
     citation="Schroff, Kalenichenko, Philbin. FaceNet. CVPR 2015",
     recipe=train_triplet,
-    zoo_epochs={"tiny": 120},
+    zoo_epochs={"tiny": 30},
     labels={"training": ("identity",)},
 )
 def facenet_baseline(profile: str) -> EmbeddingNet:

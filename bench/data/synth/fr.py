@@ -19,7 +19,7 @@ from bench.data.synth.world import FaceWorld
 class SynthFRSplits:
     """Identity ranges of the synthetic FR protocol. No identity is in two splits."""
 
-    train_ids: range = range(0, 1000)
+    train_ids: range = range(0, 4000)
     train_per_id: int = 8
     dev_ids: range = range(10_000, 10_080)
     dev_per_id: int = 6

@@ -100,7 +100,9 @@ class Domain:
 DOMAINS: dict[str, Domain] = {
     d.name: d
     for d in [
-        Domain("celeb", 0, "in-the-wild photos of celebrities (CelebA / LFW stand-in)", stands_for="CelebA, LFW"),
+        Domain("celeb", 0, "in-the-wild photos of celebrities (CelebA / LFW stand-in)", stands_for="CelebA, LFW",
+               # aligned crops (CelebA img_align, LFW funnelled): the face centred and sized, lit from the front
+               framing=0.3, light_elevation=(0.8, 1.5)),
         Domain(
             "oulu", 1, "mobile phones, three sessions of light and background; glossy and matte prints, phone and monitor replay",
             blur=(0.2, 0.6), noise=(0.01, 0.025), jpeg=(85, 95), pose=0.5, ambient=(0.3, 0.6), occlusion=0.0,
