@@ -12,8 +12,9 @@ from models_zoo.checkpoint import load_checkpoint, shipped_weights
 CPU = torch.device("cpu")
 
 
-def test_fr_verification_accuracy_is_in_band():
-    """Held-out verification accuracy of the shipped baseline at its dev threshold (FAR 1e-3): 85-97 %."""
+@pytest.fixture(scope="module")
+def fr_test_rates() -> dict:
+    """The shipped baseline's match rates on the held-out test pairs at its dev threshold (FAR 1e-3)."""
     model = get_variant("facenet-baseline").build("tiny").eval()
     card = load_checkpoint(model, shipped_weights("facenet-baseline", "tiny"))
     tau = card["dev"]["threshold"]
@@ -23,8 +24,23 @@ def test_fr_verification_accuracy_is_in_band():
         pairs = proto.test_pairs(kind, None, 0, 64)
         s = (embed(model, pairs.probes, CPU) * embed(model, pairs.references, CPU)).sum(1).numpy()
         rates[kind] = float(np.mean(s >= tau))
+    return rates
+
+
+def test_fr_verification_accuracy_is_in_band(fr_test_rates):
+    """Held-out verification accuracy of the shipped baseline at its dev threshold (FAR 1e-3): 85-97 %."""
+    rates = fr_test_rates
     accuracy = (rates["genuine"] + 1 - rates["impostor"]) / 2
     assert 0.85 <= accuracy <= 0.97, rates
+
+
+@pytest.mark.xfail(strict=True, reason="issue 16: test TAR 92.5 % at the dev FAR = 1e-3 threshold (dev TAR 95.1 %), "
+                                       "short of the 95 % target (docs/datasets.md)")
+def test_fr_genuine_pairs_sit_well_above_the_threshold(fr_test_rates):
+    """Issue 16's target, set before the 2026-12-06 zoo was trained: the shipped baseline keeps genuine pairs well
+    above its dev FAR = 1e-3 threshold on the held-out test pairs (test TAR at least 95 %), with at most 1 % of the
+    600 test impostor pairs matching."""
+    assert fr_test_rates["genuine"] >= 0.95 and fr_test_rates["impostor"] <= 0.01, fr_test_rates
 
 
 @pytest.fixture(scope="module")

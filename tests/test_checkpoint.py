@@ -126,7 +126,8 @@ def test_zoo_build_trains_each_variant_with_its_schedule(monkeypatch, tmp_path):
 
     monkeypatch.setattr("models_zoo.training.train_variant", fake_train)
     built = build_zoo("tiny", ["facenet-baseline"], out_dir=tmp_path, progress=False)
-    assert calls == [("facenet-baseline", 120, "facebench train --model facenet-baseline --profile tiny --epochs 120 --seed 0",
+    epochs = get_variant("facenet-baseline").zoo_epochs["tiny"]  # 30 since issue 16's world (4 000 identities)
+    assert calls == [("facenet-baseline", epochs, f"facebench train --model facenet-baseline --profile tiny --epochs {epochs} --seed 0",
                       tmp_path / "facenet-baseline-tiny.safetensors")]
     assert [b[0] for b in built] == ["facenet-baseline"]
     calls.clear()

@@ -183,7 +183,7 @@ def test_pooled_values_need_every_protocol():
 
 def test_the_seeds_claims_are_whole():
     from models_zoo import get_variant
-    from models_zoo.variants.contrastive_triplet import stage_epochs
+    from models_zoo.variants.contrastive_triplet import zoo_stage_epochs
 
     fr, fas = get_claim("fr-finetune-epochs"), get_claim("fas-gan-pretraining")
     assert fr.axis.values == FINETUNE_EPOCHS == (1, 2, 4, 8, 16) and fr.seeds >= 3 and fas.seeds >= 3
@@ -200,7 +200,7 @@ def test_the_seeds_claims_are_whole():
             recipe = inspect.signature(get_variant(arm.variant).recipe).parameters
             for key in dict(arm.options) | ({arm.axis_option: 1} if arm.axis_option else {}):
                 assert key in recipe, (arm.label, key)
-    pretrain, warmup, _ = stage_epochs(get_variant("contrastive-triplet").zoo_epochs["tiny"])
+    pretrain, warmup, _ = zoo_stage_epochs("contrastive-triplet", "tiny")
     point = next(p for p in points(fr) if p.arm == "contrastive-triplet" and p.x == 4)
     assert dict(point.options) == {"pretrain_epochs": pretrain, "warmup_epochs": warmup, "finetune_epochs": 4}
     assert point.epochs == pretrain + warmup + 4
