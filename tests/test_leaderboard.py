@@ -24,12 +24,14 @@ from bench.store import CellResult, ResultsStore
 from models_zoo.checkpoint import load_checkpoint, shipped_weights
 from models_zoo.registry import get_variant
 
+# PGD-10 as in `quick`: on the retrained facenet-baseline (issue 16) PGD-3 with its random start broke fewer dodging
+# pairs at 2/255 than FGSM (4 against 6 of 8), and the cross-cell check rightly flags such a cell
 FR_SUITE = """name: lb-fr
 attacks:
   - attack: fgsm
     eps: [2/255, 8/255]
   - attack: pgd
-    params: {steps: 3}
+    params: {steps: 10}
     eps: [2/255, 8/255]
   - attack: min-eps
     params: {attack: pgd, attack_steps: 3, search_steps: 3}
@@ -158,7 +160,9 @@ def test_fr_page_tables_have_the_expected_columns_and_numbers(real_md, real_stor
         k, n = _worst_case(real_store, "facenet-baseline", goal, 8 / 255)
         lo, hi = wilson_interval(k, n)
         assert row["robust @ linf 8/255"] == f"{100 * k / n:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-        assert row["dev TAR @ FAR=0.001"].startswith("69.0 [")  # the shipped card's dev TAR, with its interval
+        card = json.loads(shipped_weights("facenet-baseline", "tiny").with_suffix(".json").read_text())
+        # the shipped card's dev TAR, with its interval
+        assert row["dev TAR @ FAR=0.001"].startswith(f"{100 * card['dev']['dev_tar']:.1f} [")
         assert re.fullmatch(r"[01]\.\d{3}", row["AUC linf [0, 8/255]"])
         best = _best_known_median(real_store, "facenet-baseline", goal)
         shown = row["median best-known min eps (linf)"].split(" [")[0]
