@@ -109,26 +109,34 @@ class DlibReader:
 
     def floats(self, n: int) -> np.ndarray:
         """`n` floats in a row, as float32 (the fast path of the landmark predictors' leaf values)."""
-        data, pos, out = self.data, self.pos, np.empty(n, dtype=np.float64)
-        try:
-            for i in range(n):
-                values = []
-                for max_bytes in (8, 2):
-                    control = data[pos]
-                    size = control & 0x0F
-                    if size == 0 or size > max_bytes or (max_bytes == 8 and control & 0x70):
-                        raise self.error(f"bad float control byte 0x{control:02x}", pos)
-                    if pos + 1 + size > len(data):
-                        raise IndexError
-                    value = int.from_bytes(data[pos + 1: pos + 1 + size], "little")
-                    values.append(-value if control & 0x80 else value)
-                    pos += 1 + size
-                out[i] = _float_value(values[0], values[1])
-        except IndexError:
-            self.pos = len(data)
-            raise self.error("the file ends (truncated?) inside a float") from None
+        data, pos, end = self.data, self.pos, len(self.data)
+        out = [0.0] * n
+        from_bytes, ldexp = int.from_bytes, math.ldexp
+        for i in range(n):
+            start = pos
+            if pos + 2 > end:
+                self.pos = end
+                raise self.error("the file ends (truncated?) inside a float")
+            control = data[pos]
+            size = control & 0x0F
+            mantissa = from_bytes(data[pos + 1: pos + 1 + size], "little")
+            pos += 1 + size
+            control2 = data[pos] if pos < end else 0
+            size2 = control2 & 0x0F
+            exponent = from_bytes(data[pos + 1: pos + 1 + size2], "little")
+            pos += 1 + size2
+            if not (0 < size <= 8 and 0 < size2 <= 2) or control & 0x70 or pos > end:
+                self.pos = start
+                if pos > end:
+                    raise self.error("the file ends (truncated?) inside a float")
+                raise self.error(f"bad float control bytes 0x{control:02x} 0x{control2:02x}")
+            if control & 0x80:
+                mantissa = -mantissa
+            if control2 & 0x80:
+                exponent = -exponent
+            out[i] = ldexp(mantissa, exponent) if exponent < FLOAT_INF else _float_value(mantissa, exponent)
         self.pos = pos
-        return out.astype(np.float32)
+        return np.array(out, dtype=np.float32)
 
     def string(self, max_len: int = 1 << 20) -> str:
         size = self.uint()
