@@ -66,6 +66,18 @@ def test_floats_refuse_dlibs_old_text_format_and_truncation():
     assert "ends" in one_line_error(e)
 
 
+def test_runs_of_integer_tokens_and_their_floats():
+    values = [0, 5, -7, 300, -(2**40)]
+    assert reader(b"".join(db.sint(v) for v in values)).tokens(5).tolist() == values
+    t = reader(db.reals([1.5, -0.25, math.inf, -math.inf])).tokens(8)
+    floats = df.floats_of_tokens(t[0::2], t[1::2])
+    assert floats.dtype == np.float32 and floats.tolist() == [1.5, -0.25, math.inf, -math.inf]
+    for bad, what in [(db.sint(300)[:-1], "ends"), (bytes([0x20, 0x01]), "control byte 0x20")]:
+        with pytest.raises(df.DlibFormatError) as e:
+            reader(bad).tokens(1)
+        assert what in one_line_error(e)
+
+
 def test_strings_bools_matrices_and_vectors():
     data = (db.string("con_4") + db.boolean(True) + db.boolean(False) + db.matrix([[1, 2], [3, 4]])
             + db.uint(3) + db.uint(7) + db.uint(8) + db.uint(9))
@@ -140,6 +152,7 @@ def test_shape_predictor_reads_intensity_as_dlib_does():
     (tiny_predictor()[:-5], "ends"),
     (tiny_predictor() + b"\x00", "left over"),
     (b"", "ends"),
+    (tiny_predictor().replace(db.matrix([-0.1, 0, 0, 0]), db.matrix([-0.1, 0])), "differ in size"),
 ])
 def test_malformed_shape_predictors_give_one_line(data, what, tmp_path):
     path = tmp_path / "bad.dat"

@@ -138,6 +138,29 @@ class DlibReader:
         self.pos = pos
         return np.array(out, dtype=np.float32)
 
+    def tokens(self, n: int) -> np.ndarray:
+        """`n` integers in a row as int64 (read as signed: an unsigned one with the sign bit comes out negative): the
+        fast path of the landmark predictors, whose every field is an integer or a float (two integers)."""
+        data, pos, end = self.data, self.pos, len(self.data)
+        out = [0] * n
+        from_bytes = int.from_bytes
+        for i in range(n):
+            control = data[pos] if pos < end else 0
+            size = control & 0x0F
+            if size == 0 or size > 8 or control & 0x70 or pos + 1 + size > end:
+                self.pos = min(pos, end)
+                if pos >= end or pos + 1 + size > end:
+                    raise self.error("the file ends (truncated?) inside a run of integers")
+                raise self.error(f"bad integer control byte 0x{control:02x}")
+            value = from_bytes(data[pos + 1: pos + 1 + size], "little")
+            out[i] = -value if control & 0x80 else value
+            pos += 1 + size
+        self.pos = pos
+        try:
+            return np.array(out, dtype=np.int64)
+        except OverflowError:
+            raise self.error("an integer beyond 64 bits") from None
+
     def string(self, max_len: int = 1 << 20) -> str:
         size = self.uint()
         if size > max_len:
@@ -205,6 +228,16 @@ class DlibReader:
     def at_end(self) -> None:
         if self.pos != len(self.data):
             raise self.error(f"{len(self.data) - self.pos} bytes left over after the end")
+
+
+def floats_of_tokens(mantissas: np.ndarray, exponents: np.ndarray) -> np.ndarray:
+    """Floats (float32) from the (mantissa, exponent) integer pairs of dlib's `float_details`."""
+    special = exponents >= FLOAT_INF
+    values = np.ldexp(mantissas.astype(np.float64), np.where(special, 0, exponents).astype(np.int32))
+    if special.any():
+        values[special] = np.select([exponents[special] == FLOAT_INF, exponents[special] == FLOAT_NINF],
+                                    [np.inf, -np.inf], np.nan)
+    return values.astype(np.float32)
 
 
 def _float_value(mantissa: int, exponent: int) -> float:
@@ -470,11 +503,28 @@ class _Forest:
 
 
 def _read_tree(r: DlibReader) -> tuple[np.ndarray, np.ndarray]:
-    splits = r.sequence(lambda: (r.uint(), r.uint(), r.float()), "tree's splits")
-    leaves = r.sequence(r.matrix, "tree's leaves")
-    if len(leaves) != len(splits) + 1 or len(leaves) & (len(leaves) - 1):
-        raise r.error(f"a tree of {len(splits)} splits and {len(leaves)} leaves (not a full binary tree)")
-    return np.array(splits, dtype=np.float64).reshape(-1, 3), np.stack([leaf.reshape(-1) for leaf in leaves])
+    """A regression tree: its splits (idx1, idx2, threshold) and its leaves (each a shape offset), read as runs of
+    integer tokens (every leaf must have the size of the first)."""
+    n_splits = r.uint()
+    if 4 * n_splits > len(r.data) - r.pos:
+        raise r.error(f"a tree of {n_splits} splits, longer than the file")
+    t = r.tokens(4 * n_splits).reshape(-1, 4)
+    if (t[:, :2] < 0).any():
+        raise r.error("a negative feature pixel index in a tree's splits")
+    splits = np.column_stack([t[:, 0], t[:, 1], floats_of_tokens(t[:, 2], t[:, 3])])
+    n_leaves = r.uint()
+    if n_leaves != n_splits + 1 or n_leaves & (n_leaves - 1):
+        raise r.error(f"a tree of {n_splits} splits and {n_leaves} leaves (not a full binary tree)")
+    start = r.pos
+    rows, cols = (abs(int(v)) for v in r.tokens(2))
+    r.pos = start
+    width = 2 + 2 * rows * cols
+    if n_leaves * width > len(r.data) - r.pos:
+        raise r.error(f"{n_leaves} leaves of {rows}x{cols}, longer than the file")
+    t = r.tokens(n_leaves * width).reshape(n_leaves, width)
+    if (np.abs(t[:, :2]) != (rows, cols)).any():
+        raise r.error("the leaves of a tree differ in size")
+    return splits, floats_of_tokens(t[:, 2::2], t[:, 3::2])
 
 
 def _stack_forest(r: DlibReader, trees: list) -> _Forest:
