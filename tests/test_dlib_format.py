@@ -162,6 +162,23 @@ def test_malformed_shape_predictors_give_one_line(data, what, tmp_path):
     assert what in one_line_error(e) and "bad.dat" in str(e.value)
 
 
+def test_damaged_files_give_one_line_or_read(tmp_path):
+    """Truncations and flipped bytes anywhere in a predictor or a network: a one-line error (or, by chance, a file
+    that still reads), never another exception."""
+    rng = np.random.default_rng(0)
+    for data, read in [(tiny_predictor(), df.ShapePredictor.from_bytes), (tiny_network()[0], df.read_net)]:
+        damaged = [data[:cut] for cut in rng.integers(0, len(data), 30)]
+        for at in rng.integers(0, len(data), 60):
+            flipped = bytearray(data)
+            flipped[at] ^= int(rng.integers(1, 256))
+            damaged.append(bytes(flipped))
+        for bad in damaged:
+            try:
+                read(bad, "damaged.dat")
+            except df.DlibFormatError as e:
+                assert "\n" not in str(e) and "damaged.dat" in str(e)
+
+
 def test_a_missing_file_is_one_line(tmp_path):
     with pytest.raises(df.DlibFormatError) as e:
         df.ShapePredictor.from_file(tmp_path / "nope.dat")

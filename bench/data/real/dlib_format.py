@@ -34,9 +34,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -110,6 +111,8 @@ class DlibReader:
     def floats(self, n: int) -> np.ndarray:
         """`n` floats in a row, as float32 (the fast path of the landmark predictors' leaf values)."""
         data, pos, end = self.data, self.pos, len(self.data)
+        if 4 * n > end - pos:  # a float takes at least 4 bytes
+            raise self.error(f"the file ends (truncated?) before {n} floats")
         out = [0.0] * n
         from_bytes, ldexp = int.from_bytes, math.ldexp
         for i in range(n):
@@ -142,6 +145,8 @@ class DlibReader:
         """`n` integers in a row as int64 (read as signed: an unsigned one with the sign bit comes out negative): the
         fast path of the landmark predictors, whose every field is an integer or a float (two integers)."""
         data, pos, end = self.data, self.pos, len(self.data)
+        if 2 * n > end - pos:  # an integer takes at least 2 bytes
+            raise self.error(f"the file ends (truncated?) before {n} integers")
         out = [0] * n
         from_bytes = int.from_bytes
         for i in range(n):
@@ -244,6 +249,17 @@ def _float_value(mantissa: int, exponent: int) -> float:
     if exponent < FLOAT_INF:
         return math.ldexp(float(mantissa), exponent)
     return {FLOAT_INF: math.inf, FLOAT_NINF: -math.inf}.get(exponent, math.nan)
+
+
+@contextmanager
+def malformed_as_error(name: str) -> Iterator[None]:
+    """What a reader did not foresee in a malformed file (an impossible shape, an index out of range) as one
+    `DlibFormatError` line too, never a traceback."""
+    try:
+        yield
+    except (ValueError, IndexError, KeyError, OverflowError, MemoryError) as e:
+        raise DlibFormatError(f"{name}: malformed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") \
+            from None
 
 
 def read_bytes(path: Union[str, Path]) -> tuple[bytes, str]:
@@ -390,6 +406,8 @@ def _read_fc(r: DlibReader, tag: str) -> DlibLayer:
     for _ in range(4):
         r.float()
     use_bias = r.boolean() if tag == "fc_3" else True
+    if math.prod(weights) != inputs * outputs:
+        raise r.error(f"fc weights of shape {weights} for {inputs} inputs and {outputs} outputs")
     has_bias = bias_mode == 0 and use_bias and math.prod(biases) > 0  # FC_HAS_BIAS == 0
     shapes = [weights] + ([(math.prod(biases),)] if has_bias else [])
     arrays = dict(zip(("weight", "bias"), _split_params(r, params, *shapes)))
@@ -461,6 +479,11 @@ def read_net(source: Union[str, Path, bytes], name: Optional[str] = None) -> Dli
     else:
         data, fname = read_bytes(source)
         r = DlibReader(data, name or fname)
+    with malformed_as_error(r.name):
+        return _read_net(r)
+
+
+def _read_net(r: DlibReader) -> DlibNet:
     loss = _read_loss(r)
     wrappers: list[str] = []  # outside in: "layer" (add_layer v2) or "tag_or_skip" (v1)
     while True:
@@ -528,6 +551,8 @@ def _read_tree(r: DlibReader) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _stack_forest(r: DlibReader, trees: list) -> _Forest:
+    if not trees or trees[0][0].shape[0] == 0:
+        raise r.error("a cascade level without trees, or trees without splits")
     shapes = {(s.shape, leaves.shape) for s, leaves in trees}
     if len(shapes) != 1:
         raise r.error("the trees of one cascade level differ in depth or shape size")
@@ -557,15 +582,16 @@ class ShapePredictor:
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "shape predictor") -> "ShapePredictor":
         r = DlibReader(data, name)
-        r.version((1,), "shape_predictor")
-        initial = r.matrix().reshape(-1)
-        if initial.size == 0 or initial.size % 2:
-            raise r.error(f"an initial shape of {initial.size} values")
-        forests = r.sequence(lambda: _stack_forest(r, r.sequence(lambda: _read_tree(r), "forest")), "cascade")
-        anchors = r.sequence(lambda: np.array(r.sequence(r.uint, "anchor list"), dtype=np.int64), "anchors")
-        deltas = r.sequence(lambda: r.floats(2 * r.uint()).reshape(-1, 2), "deltas")
-        r.at_end()
-        cls._check(r, initial.size // 2, forests, anchors, deltas)
+        with malformed_as_error(name):
+            r.version((1,), "shape_predictor")
+            initial = r.matrix().reshape(-1)
+            if initial.size == 0 or initial.size % 2:
+                raise r.error(f"an initial shape of {initial.size} values")
+            forests = r.sequence(lambda: _stack_forest(r, r.sequence(lambda: _read_tree(r), "forest")), "cascade")
+            anchors = r.sequence(lambda: np.array(r.sequence(r.uint, "anchor list"), dtype=np.int64), "anchors")
+            deltas = r.sequence(lambda: r.floats(2 * r.uint()).reshape(-1, 2), "deltas")
+            r.at_end()
+            cls._check(r, initial.size // 2, forests, anchors, deltas)
         return cls(initial, forests, anchors, deltas)
 
     @staticmethod
