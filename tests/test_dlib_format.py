@@ -280,3 +280,24 @@ def test_pyramid_down_filters_and_halves():
     down = df._pyramid_down(image)
     assert down.shape == ((20 - 3) // 2, (30 - 3) // 2, 3)
     assert (down == 80).all()  # (16 * 16 * 80) // 256
+
+
+def test_the_readers_need_neither_dlib_nor_torch_nor_pickle():
+    """dlib_format is numpy only (the data layer: no torch); neither it nor the rebuilt network imports dlib or
+    pickle."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for module in ("bench/data/real/dlib_format.py", "models_zoo/external/dlib_resnet.py"):
+        tree = ast.parse((root / module).read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"dlib", "pickle", "face_recognition_models"}, (module, imported)
+    code = "import sys, bench.data.real.dlib_format; assert 'torch' not in sys.modules"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
