@@ -2,11 +2,13 @@
 `serialize` functions) for synthetic test files, and the real photos of the `face_recognition` sdist."""
 from __future__ import annotations
 
+import functools
 import io
 import math
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -117,28 +119,31 @@ PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 """Three photographs of one person and one of another, in the tests of the `face_recognition` 1.3.0 sdist."""
 
 
-def download_photos(folder: Path) -> dict:
-    """The photos as (H, W, 3) uint8 RGB arrays, read from the sdist fetched with pip into `folder` (never into the
-    repository); the test is skipped when the registry cannot be reached."""
+@functools.lru_cache(maxsize=1)
+def download_photos() -> dict:
+    """The photos as (H, W, 3) uint8 RGB arrays, read from the sdist that pip fetches into a temporary folder (gone
+    afterwards; the photos never reach the repository), once per test session; the test is skipped when the
+    registry cannot be reached (a skip is not cached: the next module tries again)."""
     from PIL import Image
 
-    tried = []
-    for isolation in (["--no-build-isolation"], []):
-        cmd = [sys.executable, "-m", "pip", "download", "face_recognition==1.3.0", "--no-deps", "--no-binary",
-               ":all:", "-d", str(folder), "-q", *isolation]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-        except subprocess.TimeoutExpired:
-            pytest.skip("pip download face_recognition==1.3.0 timed out (registry unreachable?)")
-        archives = sorted(folder.glob("face_recognition-1.3.0.tar.gz"))
-        if archives:
-            break
-        tried.append((done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"])
-    else:
-        pytest.skip(f"cannot fetch the face_recognition 1.3.0 sdist from the registry: {tried[-1][0]}")
-    photos = {}
-    with tarfile.open(archives[0]) as tar:
-        for name in PHOTOS:
-            member = tar.getmember(f"face_recognition-1.3.0/tests/test_images/{name}")
-            photos[name] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
+    with tempfile.TemporaryDirectory(prefix="face_recognition_sdist") as tmp:
+        folder, tried = Path(tmp), []
+        for isolation in (["--no-build-isolation"], []):
+            cmd = [sys.executable, "-m", "pip", "download", "face_recognition==1.3.0", "--no-deps", "--no-binary",
+                   ":all:", "-d", str(folder), "-q", *isolation]
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+            except subprocess.TimeoutExpired:
+                pytest.skip("pip download face_recognition==1.3.0 timed out (registry unreachable?)")
+            archives = sorted(folder.glob("face_recognition-1.3.0.tar.gz"))
+            if archives:
+                break
+            tried.append(((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1])
+        else:
+            pytest.skip(f"cannot fetch the face_recognition 1.3.0 sdist from the registry: {tried[-1]}")
+        photos = {}
+        with tarfile.open(archives[0]) as tar:
+            for name in PHOTOS:
+                member = tar.getmember(f"face_recognition-1.3.0/tests/test_images/{name}")
+                photos[name] = np.asarray(Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB"))
     return photos

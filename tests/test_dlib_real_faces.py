@@ -45,12 +45,12 @@ class SquaredDistanceScore(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def chips(tmp_path_factory):
+def chips():
     """The aligned 150 x 150 chips of the photos (Haar box -> 5 landmarks -> face_chip), in [0, 1], NCHW."""
     from bench.data.real.prepare import FaceDetector
 
     predictor = df.ShapePredictor.from_file(model_file("shape_predictor_5_face_landmarks.dat"))
-    photos = db.download_photos(tmp_path_factory.mktemp("face_recognition_sdist"))
+    photos = db.download_photos()
     detector, out = FaceDetector(), {}
     for name, image in photos.items():
         found = detector.largest_face(np.ascontiguousarray(image[:, :, ::-1]))

@@ -19,8 +19,8 @@ def model_file(name: str):
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    return db.download_photos(tmp_path_factory.mktemp("face_recognition_sdist"))
+def photos():
+    return db.download_photos()
 
 
 @pytest.fixture(scope="module")
