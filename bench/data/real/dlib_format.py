@@ -779,7 +779,8 @@ def _bilinear(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 def extract_image_chip(image: np.ndarray, details: ChipDetails) -> np.ndarray:
     """dlib's `extract_image_chip` with bilinear interpolation (for a rotated or scaled chip): the source is the
-    smallest level of `pyramid_down<2>` (over the chip's neighbourhood) still larger than the chip."""
+    smallest level of `pyramid_down<2>` (over the chip's neighbourhood) still larger than the chip. (dlib's plain
+    copy for a chip of angle exactly 0 and exactly its rectangle's size is not reproduced: a face chip never is.)"""
     rect, angle = details.rect, details.angle
     depth, grow, down = 0, 2.0, _rect_down(rect)
     while _area(down) > details.rows * details.cols:
