@@ -285,14 +285,15 @@ def test_large_eps_check_is_not_weaker_than_the_suites_pgd_on_a_briefly_trained_
     former check, PGD-40 with fixed 6.4/255 steps at 128/255, broke 1 of these 8 impostor pairs (12 % < 95 %), no
     more than the quick suite's PGD-10 at 4/255 does. The check now breaks (nearly) all of them and passes. (The
     untrained example's case, 0 of 8 where PGD-10 at 4/255 breaks half, is the sample output of `facebench show`
-    in docs/adding-a-model.md, which tests/test_user_models.py re-runs.)"""
+    in docs/adding-a-model.md, which tests/test_user_models.py re-runs.) Those figures are of the world before issue
+    16's FR recalibration; on today's, PGD-10 breaks none of these pairs at 4/255 and one at 8/255."""
     from attacks import make_attack
 
     model = _briefly_trained_example(steps=10)
     task, x = _goal_batch(model, "impersonation", 8)
     assert len(x) == 8
-    suite = make_attack("pgd", {"steps": 10}).run(task, x, "linf", 4 / 255, torch.Generator().manual_seed(0))
-    assert suite.success.any()  # the small budget breaks some: the model's gradients are usable
+    suite = make_attack("pgd", {"steps": 10}).run(task, x, "linf", 8 / 255, torch.Generator().manual_seed(0))
+    assert suite.success.any()  # the suite's budget breaks some: the model's gradients are usable
     result = checks.check_large_eps(task, x, torch.Generator().manual_seed(0))
     assert result.passed, result.detail
 

@@ -293,15 +293,16 @@ def said_to_write(comment: str, store: str) -> bool:
     return "facebench run" in comment and Path(store) == DEFAULT_STORE
 
 
-def unmade_stores(path: Path) -> list[str]:
-    """The commands of a doc that read a store under results/ that a fresh checkout lacks, and that neither an
-    earlier command of the same code block writes nor their own comment says which command writes."""
+def unmade_stores(path: Path, checkout: Path = ROOT) -> list[str]:
+    """The commands of a doc that read a store under results/ that a fresh checkout lacks (absent from `checkout`),
+    and that neither an earlier command of the same code block writes nor their own comment says which command
+    writes."""
     problems = []
     for block in code_blocks(path):
         made: set[str] = set()
         for cmd in commands_of_block(block):
             for store in stores_read(cmd):
-                if (Path(store).parts[:1] == RESULTS.parts and not (ROOT / store).exists() and store not in made
+                if (Path(store).parts[:1] == RESULTS.parts and not (checkout / store).exists() and store not in made
                         and not said_to_write(line_comment(cmd), store)):
                     problems.append(f"{cmd.where}: `{cmd.text}` reads {store}, which nothing shown before it writes")
             made |= stores_written(cmd)
@@ -328,7 +329,8 @@ def test_unmade_stores_finds_a_store_from_nowhere(tmp_path):
                    "facebench show --store elsewhere.h5\n"
                    "```\n"
                    "```bash\nmake gate\nfacebench check --store results/gate.h5\nfacebench show --store results/mine.h5\n```\n")
-    found = unmade_stores(doc)
+    # judged as in a checkout where nothing was run yet (after `make gate`, results/gate.h5 exists in this one)
+    found = unmade_stores(doc, checkout=tmp_path)
     assert [p.split(":")[1] for p in found] == ["2", "4", "13"], found
 
 

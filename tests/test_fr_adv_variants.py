@@ -363,7 +363,8 @@ def test_the_warm_up_is_clean_triplet_training_and_is_skipped_without_epochs(mon
     assert len(calls) == 1 and calls[0]["epochs"] == 2 and calls[0]["lr"] == 1e-3 and calls[0]["p"] == 4
     assert info["warmup_optimizer"].endswith("0.001") and len(info["warmup_history"]) == 2
     calls.clear()
-    _, info, _, _ = _train("contrastive-triplet", 2, batch=32)  # stage_epochs(2) = (1, 0, 1)
+    # the rule without a stage share (the variant's default share is 42): stage_epochs(2) = (1, 0, 1)
+    _, info, _, _ = _train("contrastive-triplet", 2, batch=32, stage_share=None)
     assert calls == [] and "warmup_history" not in info and info["stage_epochs"]["warmup"] == 0
     assert "warm-up" not in info["loss"] and info["init"] == "stage 1's weights (the projection head dropped)"
 
@@ -499,7 +500,8 @@ def toy_protocol(monkeypatch):
 def test_train_passes_label_fraction_to_the_semi_recipe(toy_protocol, tmp_path):
     out = tmp_path / "semi.safetensors"
     r = CliRunner().invoke(main, ["train", "--model", "contrastive-triplet-semi", "--protocol", toy_protocol.name,
-                                  "--epochs", "2", "--label-fraction", "0.25", "--out", str(out), "-q"])
+                                  "--epochs", "2", "--pretrain-epochs", "1", "--warmup-epochs", "0", "--finetune-epochs",
+                                  "1", "--label-fraction", "0.25", "--out", str(out), "-q"])
     assert r.exit_code == 0, r.output
     assert "dev TAR" in r.output
     card = json.loads(out.with_suffix(".json").read_text())

@@ -226,7 +226,8 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
                           "identities' images (same identity = positive)")
     info: dict = {
         "stage_epochs": {"pretrain": stage1, "warmup": warmup, "finetune": stage2},
-        **({"stage_share": stage_share} if stage_share is not None else {}),
+        # the share, when it set a stage's length (not when every stage was given)
+        **({"stage_share": stage_share} if stage_share is not None and None in (pretrain_epochs, finetune_epochs) else {}),
         "curriculum": CURRICULUM,
         "label_fraction": label_fraction,
         "labelled_identities": int(len(labelled)),
