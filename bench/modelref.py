@@ -1,11 +1,12 @@
 """What `--model` names, and the options that go with it, checked on plain metadata (no torch).
 
 `--model` is a zoo variant (`facenet-baseline`), a user's factory (`mypkg.models:build`,
-`path/to/file.py:build`) or an ONNX file (`path/to/model.onnx`). `check_model` checks the name and the options that
-go with it (task, profile, input size, `--preprocess`) against a registry of variants whose entries have `name`, `task`, `input_size` (per profile) and
-`default_protocol`: the zoo's own registry (`models_zoo.factory.resolve_model`, which then imports a user's
-factory) or its listing (`bench.listings`, so that the CLI refuses a mistake before importing torch). One
-set of checks, one message for each mistake.
+`path/to/file.py:build`) or an ONNX file (`path/to/model.onnx`). `check_model` checks the name and the options
+that go with it (task, profile, input size, `--preprocess` and an ONNX file's sidecar) against a registry of
+variants whose entries have `name`, `task`, `input_size` (per profile) and `default_protocol`: the zoo's own
+registry (`models_zoo.factory.resolve_model`, which then imports a user's factory) or its listing
+(`bench.listings`, so that the CLI refuses a mistake before importing torch). One set of checks, one message for
+each mistake.
 """
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ class InputConvention:
             return f"{v[0]:g}" if len(set(v)) == 1 else "(" + ", ".join(f"{c:g}" for c in v) + ")"
 
         size = f"{self.size} px" if self.size else "the run's size"
+        if (self.scale, self.mean, self.std) == (1.0, (0.0,) * 3, (1.0,) * 3):
+            return f"{size}, {self.channels}, in [0, 1] (no normalisation)"
         return f"{size}, {self.channels}, (x * {self.scale:g} - {one(self.mean)}) / {one(self.std)}"
 
 

@@ -6,7 +6,8 @@ from an installed package), a user's factory (`mypkg.models:build`, `path/to/fil
 profile, input size, the user model's `--name` and `--preprocess`) and says what the model is; `load_model` builds
 the network and loads its weights, in eval mode on a device, with their provenance (file, sha256, card); a model
 that takes another input size or normalisation than facebench's images is wrapped in its input convention
-(`models_zoo.adapt`); seeded with the run's seed, a factory's own random weights are those of the run. `create_model` does both.
+(`models_zoo.adapt`); seeded with the run's seed, a factory's own random weights are those of the run.
+`create_model` does both.
 The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all build
 models here. `model_name` is a model's name as the CI gate identifies it (a zoo variant's registry name, a
 user model's `--name` or `default_model_name` of its factory string), for a model resolved now or a stored run.
