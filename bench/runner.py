@@ -260,7 +260,8 @@ class Run:
             "dev_metrics": self.dev.as_card(),
             **({"test_metrics": self.test_metrics} if self.test_metrics is not None else {}),
             "card_threshold": self.card_tau, "card_reproduces": bool(self.card_reproduces),
-            "card_check": "no model card" if card_check is None else ("passed" if card_check.passed else card_check.detail),
+            "card_check": ("external model: its card has no dev metrics to reproduce" if loaded.card.get("external") else
+                           "no model card") if card_check is None else ("passed" if card_check.passed else card_check.detail),
             "eval_mode": "was in train mode; put into eval mode on load" if loaded.was_training else "in eval mode",
             "eot_setting": "auto" if cfg.eot is None else cfg.eot, "cells_planned": len(self.grid),
             "transfer_sources": list(self.sources), "executor": cfg.executor,

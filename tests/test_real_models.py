@@ -80,6 +80,7 @@ def test_the_adapter_resizes_and_normalises_inside_the_forward_and_passes_gradie
     out = wrapped(x)
     assert torch.allclose(out, net(by_hand), atol=1e-5)
     assert not torch.allclose(out, net(resize(x.detach(), [96, 96], antialias=True)), atol=1e-3)  # normalising matters
+    assert convention.describe() == "96 px, BGR, (x * 255 - (120, 110, 100)) / (60, 50, 40)"
     out.square().sum().backward()
     assert x.grad is not None and x.grad.shape == (3, 3, 64, 64) and bool((x.grad != 0).any())
     unit = InputAdapter(net, InputConvention(size=96), l2_normalise=True)(x)
@@ -276,7 +277,8 @@ def test_an_external_entry_runs_with_its_native_threshold_recorded_and_is_marked
     assert r.exit_code == 0, r.output
     assert "native threshold of fbtest-external: distance below 0.5" in r.output
     run = ResultsStore(store).runs()[-1]
-    assert run["checkpoint_sha256"] == ext.sha256 and run["source"] == "zoo"
+    assert run["checkpoint_sha256"] == ext.sha256 and run["source"] == "zoo" and run["card_check"].startswith("external")
+    assert json.loads(run["preprocess"])["size"] == 40
     assert json.loads(run["native_threshold"])["value"] == 0.5 and "fbtest-weights 1.0" in run["external"]
     from bench.leaderboard.catalogue import model_info
 
