@@ -89,12 +89,20 @@ def main() -> None:
 
 @main.command()
 @click.option("--model", "-m", required=True,
-              help="Zoo variant to evaluate (see `facebench models`), or a model of your own as module:function or "
-                   "path/to/file.py:function (needs --task; see docs/adding-a-model.md).")
+              help="Zoo variant to evaluate (see `facebench models`), or a model of your own as module:function, "
+                   "path/to/file.py:function or path/to/model.onnx (needs --task; see docs/adding-a-model.md).")
 @click.option("--task", type=click.Choice(list(TASKS)), default=None,
               help="fr (L2-normalised embeddings) or fas (liveness logit). Required for a model of your own.")
 @click.option("--input-size", type=int, default=None,
-              help="Image size in pixels that a model of your own takes (images are rendered / read at it). Default: 64.")
+              help="Image size in pixels of a run of a model of your own: images are rendered / read at it and attack "
+                   "budgets live there; a network that takes another size is resized to it inside its forward "
+                   "(--preprocess size=). Default: 64.")
+@click.option("--preprocess", default=None, metavar="KEY=VALUE,...",
+              help="What a model of your own expects of its input, applied inside its forward (attack budgets stay in "
+                   "[0, 1] at --input-size): size=PX (its own input size; an ONNX graph's fixed size is read from it), "
+                   "scale=1|255, mean=M or M1/M2/M3, std=S or S1/S2/S3 (the network sees (x * scale - mean) / std), "
+                   "channels=RGB|BGR. Keys given here replace those of an ONNX model's sidecar (model.json beside "
+                   "model.onnx). Default: none (the images as they are).")
 @click.option("--name", default=None,
               help="A name for a model of your own, stored with the run: `facebench check` identifies the model by it "
                    "and its weights' sha256 (docs/ci.md). Default: the factory's file stem or module and function, "
@@ -156,7 +164,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable: progress and log events as JSON lines on stderr, the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
-def run(model: str, task: Optional[str], input_size: Optional[int], name: Optional[str], suite: str, protocol: Optional[str], samples: int,
+def run(model: str, task: Optional[str], input_size: Optional[int], preprocess: Optional[str], name: Optional[str], suite: str, protocol: Optional[str], samples: int,
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: Optional[int],
         eot: Optional[int], resume: bool, if_needed: bool, executor: str, address: Optional[str], shard_size: Optional[int],
         cpus_per_cell: float, gpus_per_cell: Optional[float], precision: str, channels_last: Optional[bool],
@@ -165,7 +173,9 @@ def run(model: str, task: Optional[str], input_size: Optional[int], name: Option
 
     MODEL is a zoo variant, or your own model: `mypkg.models:build` or `path/to/file.py:build`, a function
     that takes no arguments and returns an nn.Module (FR: L2-normalised embeddings (N, D); FAS: a liveness
-    logit (N,), higher = live), e.g. `facebench run --model mypkg.models:build --task fr --checkpoint w.safetensors`.
+    logit (N,), higher = live), e.g. `facebench run --model mypkg.models:build --task fr --checkpoint w.safetensors`;
+    or an ONNX file, `facebench run --model arcface.onnx --task fr --preprocess scale=255,mean=127.5,std=127.5`
+    (converted with onnx2torch and checked against onnxruntime first; FR embeddings are L2-normalised for it).
     Its outputs are checked on a batch of the dev split before any attack.
 
     Cells already in the store under the same configuration are reused, not recomputed.
@@ -184,7 +194,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], name: Option
         command = "facebench run " + " ".join(f"{p.opts[0]} {shlex.quote(str(ctx.params[p.name]))}" for p in given)
     cfg = RunConfig(model=model, suite=suite, protocol=protocol, samples=samples, seed=seed, device=device,
                     store=store, checkpoint=checkpoint, profile=profile, batch_size=batch_size, command=command,
-                    task=task, input_size=input_size, name=name, eot=eot, shard_size=shard_size, executor=executor,
+                    task=task, input_size=input_size, name=name, preprocess=preprocess, eot=eot, shard_size=shard_size, executor=executor,
                     address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume,
                     precision=precision, channels_last=channels_last, compile=compile_model, fold_bn=fold_bn,
                     budgets_together=budgets_together, if_needed=if_needed)
@@ -293,12 +303,19 @@ def check(baseline: str, stores: tuple[str, ...], tolerance: float, update: bool
         sys.exit(1)
 
 
+def _millions(n: Optional[int]) -> str:
+    return "-" if n is None else f"{n / 1e6:.3g}M"
+
+
 @main.command()
 @click.option("--names", is_flag=True,
               help="Print only the names of the variants whose tiny weights ship, one per line (for scripts; the "
                    "Makefile's gate and leaderboard lists come from it).")
 def models(names: bool) -> None:
-    """List the zoo's variants: task, parameters per profile, shipped weights and their dev metrics."""
+    """List the zoo's variants: task, parameters per profile, shipped weights and their dev metrics; an external
+    entry (weights read from an installed package, not trained by facebench): where its weights come from and
+    whether they are installed."""
+    from bench.external import status
     from bench.listings import current
 
     variants = current()["models"]["entries"]  # the registry's data, without importing torch (bench/listings.py)
@@ -310,7 +327,10 @@ def models(names: bool) -> None:
     rows = []
     for spec in variants:
         params = spec["parameters"]
-        if "tiny" in spec["shipped"]:
+        if spec.get("external"):
+            ext = spec["external"]
+            shipped = f"external: {ext['distribution']} {ext['version']} ({status(ext)})"
+        elif "tiny" in spec["shipped"]:
             dev = spec["shipped"]["tiny"]
             if "dev_tar" in dev:
                 shipped = f"tiny: TAR {_pct(dev['dev_tar'])} % @ {dev.get('threshold_rule', '?')}"
@@ -318,7 +338,7 @@ def models(names: bool) -> None:
                 shipped = f"tiny: EER {_pct(dev.get('dev_eer', float('nan')))} % @ {dev.get('threshold_rule', '?')}"
         else:
             shipped = "not shipped"
-        rows.append([spec["name"], spec["task"], f"{params['tiny'] / 1e6:.3g}M", f"{params['paper'] / 1e6:.3g}M", shipped,
+        rows.append([spec["name"], spec["task"], _millions(params["tiny"]), _millions(params["paper"]), shipped,
                      spec["description"]])
     click.echo(tabulate(rows, headers=["model", "task", "params tiny", "params paper", "shipped weights (dev)", "description"]))
 

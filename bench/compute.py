@@ -118,7 +118,8 @@ class RunState:
         self.setup = setup
         self.cfg = setup.cfg
         self.device = device
-        self.mut = resolve_model(self.cfg.model, self.cfg.task, self.cfg.profile, self.cfg.input_size, self.cfg.name)
+        self.mut = resolve_model(self.cfg.model, self.cfg.task, self.cfg.profile, self.cfg.input_size, self.cfg.name,
+                                 self.cfg.preprocess)
         self.loaded = loaded or load_model(self.mut, self.cfg.checkpoint, device, seed=self.cfg.seed)
         self.forward = resolve_forward(self.cfg.precision, self.cfg.channels_last, self.cfg.compile, device, self.cfg.fold_bn)
         example = torch.rand((4, 3, self.mut.input_size, self.mut.input_size), generator=torch.Generator().manual_seed(0))

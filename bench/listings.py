@@ -42,6 +42,8 @@ def _models() -> dict:
             "parameters": {p: spec.parameter_count(p) for p in PROFILES},
             # the dev metrics of the shipped weights' cards, per profile with shipped weights
             "shipped": {p: card_for(name, p).get("dev", {}) for p in PROFILES if shipped_weights(name, p) is not None},
+            # an external entry: where its weights come from (whether they are installed is asked when listed)
+            **({"external": spec.external.listing()} if spec.external is not None else {}),
         })
     return {"kind": VARIANTS.kind, "entries": entries}
 
@@ -122,7 +124,8 @@ def check_run(cfg: RunConfig) -> None:
     if registries_loaded() or not LISTINGS_FILE.is_file():
         return
     listings = json.loads(LISTINGS_FILE.read_text())
-    choice = check_model(cfg.model, registry(listings, "models"), cfg.task, cfg.profile, cfg.input_size, cfg.name)
+    choice = check_model(cfg.model, registry(listings, "models"), cfg.task, cfg.profile, cfg.input_size, cfg.name,
+                         cfg.preprocess)
     if cfg.suite.endswith((".yaml", ".yml")):  # a file: the runner reads and checks it before the rest
         return
     registry(listings, "suites").get(cfg.suite)

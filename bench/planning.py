@@ -73,6 +73,8 @@ def cell_config(pc: PlannedCell, mut: ModelUnderTest, cfg: RunConfig, protocol: 
     }
     if mut.source == "user":  # zoo cells keep their ids; a user cell can never take one of theirs
         config.update(task=mut.task, input_size=mut.input_size)
+        if mut.convention is not None:  # the same weights behind another input convention are another model
+            config["preprocess"] = mut.convention.as_dict()
     if get_goal(pc.goal).items == "identification":
         config["threshold_rule"] = "top-1 (closed-set identification, no threshold)"
     if cfg.eot is not None:  # a forced EOT setting is part of the cell; the automatic one follows the model

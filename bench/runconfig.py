@@ -30,6 +30,7 @@ class RunConfig:
     task: Optional[str] = None  # required for a user model (`module:function`); checked against a zoo variant's
     input_size: Optional[int] = None  # user models: default 64; zoo variants: their profile's size
     name: Optional[str] = None  # a user model's name (the CI gate's key); default: models_zoo.factory.default_model_name
+    preprocess: Optional[str] = None  # a user model's input convention (`--preprocess`, over an ONNX file's sidecar)
     eot: Optional[int] = None  # EOT samples for gradients: None = 8 only when the forward pass is random; 1 = never
     shard_size: Optional[int] = None  # split each cell into shards of this many samples (None: a cell is one unit)
     executor: str = "local"  # "local" or "ray" (bench/executors.py)

@@ -27,7 +27,7 @@ from bench.errors import BadInputError, CellFailedError, Interrupted
 from bench.evaluation import images_to_tensor
 from bench.executors import make_executor
 from bench.goals import GOALS, default_goals, get_goal
-from bench.modelref import check_protocol_task
+from bench.modelref import InputConvention, check_protocol_task
 from bench.planning import budget_groups, cell_config, cell_label, cell_seed, plan, shard_ranges, transfer_sources
 from bench.progress import RunProgress
 from bench.protocols import get_protocol
@@ -155,7 +155,7 @@ class Run:
     def validate(self) -> None:
         """Model, suite, protocol, goals, options, transfer sources and the store: refused before any work."""
         cfg = self.cfg
-        self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size, cfg.name)
+        self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size, cfg.name, cfg.preprocess)
         self.suite = suite = load_suite(cfg.suite)
         self.protocol = protocol = get_protocol(cfg.protocol or mut.default_protocol)
         check_protocol_task(mut, protocol.name, protocol.task)
@@ -184,6 +184,12 @@ class Run:
                             mut.name)
         weights = Path(loaded.checkpoint).name if loaded.checkpoint != FACTORY_WEIGHTS else loaded.checkpoint
         self.log(f"model {mut.name} ({mut.profile}, {mut.input_size} px, {weights}, sha256 {loaded.sha256[:12]}) on {device}")
+        self.preprocess = loaded.card.get("preprocess") or (mut.convention.as_dict() if mut.convention else None)
+        if self.preprocess is not None:
+            convention = InputConvention(**{**self.preprocess, "mean": tuple(self.preprocess["mean"]),
+                                            "std": tuple(self.preprocess["std"])})
+            self.log(f"input adapted inside the model's forward: {mut.input_size} px images -> {convention.describe()} "
+                     "(budgets stay in [0, 1] at the run's size)")
 
     def calibrate(self) -> None:
         """The operating point on the dev split (never on test), the clean test rates of an anti-spoofing model,
@@ -191,6 +197,10 @@ class Run:
         model, size, device = self.loaded.module, self.mut.input_size, self.device
         self.dev = dev = self.protocol.calibrate(model, self.dev_split, device)
         self.log(dev.describe())
+        native = self.loaded.card.get("native_threshold")
+        if native:  # an external model's own rule, recorded beside the dev threshold (which is what decides)
+            self.log(f"native threshold of {self.mut.name}: {native['rule']} {native['value']:g} "
+                     f"({native['facebench_score']}); the run decides at the dev threshold above")
         self.op = dev.operating_point
         self.test_metrics = self.protocol.test_metrics(model, size, device, self.op.threshold)
         card = self.loaded.card
@@ -250,10 +260,14 @@ class Run:
             "dev_metrics": self.dev.as_card(),
             **({"test_metrics": self.test_metrics} if self.test_metrics is not None else {}),
             "card_threshold": self.card_tau, "card_reproduces": bool(self.card_reproduces),
-            "card_check": "no model card" if card_check is None else ("passed" if card_check.passed else card_check.detail),
+            "card_check": ("external model: its card has no dev metrics to reproduce" if loaded.card.get("external") else
+                           "no model card") if card_check is None else ("passed" if card_check.passed else card_check.detail),
             "eval_mode": "was in train mode; put into eval mode on load" if loaded.was_training else "in eval mode",
             "eot_setting": "auto" if cfg.eot is None else cfg.eot, "cells_planned": len(self.grid),
             "transfer_sources": list(self.sources), "executor": cfg.executor,
+            **({"preprocess": self.preprocess} if self.preprocess is not None else {}),
+            **({"external": loaded.card["weights"], "licence": loaded.card.get("licence", ""),
+                "native_threshold": loaded.card.get("native_threshold") or {}} if loaded.card.get("external") else {}),
         }
 
     # ------------------------------------------------------------------------------------------ the run itself

@@ -1,10 +1,13 @@
 """The one entry point that turns a model name into a loaded network (timm's `create_model`, for facebench).
 
-`--model` is a zoo variant (`facenet-baseline`) or a user's factory (`mypkg.models:build`,
-`path/to/file.py:build`). `resolve_model` checks the name and the options that go with it before any
-work (task, profile, input size, the user model's `--name`) and says what the model is; `load_model` builds
-the network and loads its weights, in eval mode on a device, with their provenance (file, sha256, card);
-seeded with the run's seed, a factory's own random weights are those of the run. `create_model` does both.
+`--model` is a zoo variant (`facenet-baseline`, or an external entry such as `dlib-resnet`, whose weights come
+from an installed package), a user's factory (`mypkg.models:build`, `path/to/file.py:build`) or an ONNX file
+(`path/to/model.onnx`). `resolve_model` checks the name and the options that go with it before any work (task,
+profile, input size, the user model's `--name` and `--preprocess`) and says what the model is; `load_model` builds
+the network and loads its weights, in eval mode on a device, with their provenance (file, sha256, card); a model
+that takes another input size or normalisation than facebench's images is wrapped in its input convention
+(`models_zoo.adapt`); seeded with the run's seed, a factory's own random weights are those of the run.
+`create_model` does both.
 The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all build
 models here. `model_name` is a model's name as the CI gate identifies it (a zoo variant's registry name, a
 user model's `--name` or `default_model_name` of its factory string), for a model resolved now or a stored run.
@@ -20,8 +23,9 @@ import torch
 from bench.config import seed_everything
 from bench.errors import CheckpointError, FacebenchError
 from bench.modelref import (DEFAULT_PROFILE, INPUT_SIZE_RANGE, USER_DEFAULT_INPUT_SIZE, USER_DEFAULT_PROTOCOL,
-                            USER_PROFILE, check_model)
+                            USER_PROFILE, InputConvention, check_model, is_onnx_ref)
 from bench.modelref import check_model_name as _check_model_name
+from models_zoo.adapt import InputAdapter
 from models_zoo.checkpoint import load_checkpoint, model_eval, read_card, shipped_weights, training_modules
 from models_zoo.registry import VARIANTS, VariantSpec
 from models_zoo.user import (FACTORY_WEIGHTS, FactoryRef, build_from_factory, is_factory_ref, load_factory,
@@ -41,12 +45,20 @@ class ModelUnderTest:
     spec: Optional[VariantSpec] = None
     factory: Optional[Callable[[], torch.nn.Module]] = None
     model_name: str = ""  # what the CI gate identifies it by: the zoo variant's name, a user model's --name or default
+    convention: Optional[InputConvention] = None  # a user model's stated input convention (sidecar, --preprocess)
+
+    @property
+    def onnx(self) -> bool:
+        """An ONNX file of the user's."""
+        return self.source == "user" and is_onnx_ref(self.name)
 
 
 def default_model_name(ref: str) -> str:
     """A user model's name when `--name` is not given: its factory string without the directories a checkout
     puts it under, so the same file named from anywhere has one name (`../mine/tinyfr.py:build` -> `tinyfr:build`;
-    `mypkg.models:build` stays as it is)."""
+    `mypkg.models:build` stays as it is; an ONNX file: its file name, `../mine/arcface.onnx` -> `arcface.onnx`)."""
+    if is_onnx_ref(ref):
+        return Path(ref).name
     try:
         parsed = FactoryRef.parse(ref)
     except FacebenchError:
@@ -76,7 +88,7 @@ class LoadedModel:
     module: torch.nn.Module
     checkpoint: str  # the weights file, or FACTORY_WEIGHTS
     sha256: str  # of the weights file, or of the factory's state_dict serialised as safetensors
-    card: dict  # the model card ({} for a user model without one)
+    card: dict  # the model card ({} for a user model without one; an external entry's card as data)
     was_training: bool = False  # a user's network came in train mode and was put into eval mode on load (zoo: never)
 
     def parameter_count(self) -> int:
@@ -85,19 +97,22 @@ class LoadedModel:
 
 
 def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str] = None,
-                  input_size: Optional[int] = None, name: Optional[str] = None) -> ModelUnderTest:
-    """Resolve `--model`: a value with `:` is a user factory (imported now), anything else a zoo variant.
+                  input_size: Optional[int] = None, name: Optional[str] = None,
+                  preprocess: Optional[str] = None) -> ModelUnderTest:
+    """Resolve `--model`: a value with `:` is a user factory (imported now), one ending in `.onnx` an ONNX file,
+    anything else a zoo variant.
 
     `task` is required for a user model and checked against a zoo variant's; `profile` is for zoo variants
     only (default tiny); `input_size` is a user model's image size (default 64) and must agree with a
-    variant's; `name` is a user model's name (default: `default_model_name`). Every mistake is a one-line
-    `FacebenchError` before any work.
+    variant's; `name` is a user model's name (default: `default_model_name`); `preprocess` (`--preprocess`) its
+    input convention, over an ONNX file's sidecar. Every mistake is a one-line `FacebenchError` before any work.
     """
-    choice = check_model(model, VARIANTS, task, profile, input_size, name)
+    choice = check_model(model, VARIANTS, task, profile, input_size, name, preprocess)
     if choice.source == "user":
-        factory = load_factory(model)
+        factory = None if is_onnx_ref(model) else load_factory(model)
         return ModelUnderTest(model, "user", choice.task, USER_PROFILE, choice.input_size, choice.default_protocol,
-                              factory=factory, model_name=default_model_name(model) if name is None else name)
+                              factory=factory, model_name=default_model_name(model) if name is None else name,
+                              convention=choice.convention)
     return ModelUnderTest(choice.name, "zoo", choice.task, choice.profile, choice.input_size, choice.default_protocol,
                           spec=choice.variant, model_name=choice.name)
 
@@ -115,6 +130,8 @@ def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.dev
     """
     if seed is not None:
         seed_everything(seed)
+    if mut.onnx:
+        return _load_onnx(mut, checkpoint, device)
     if mut.source == "user":
         assert mut.factory is not None
         model = build_from_factory(mut.name, mut.factory)
@@ -124,8 +141,12 @@ def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.dev
         else:
             sha, card, weights = state_dict_sha256(model), {}, FACTORY_WEIGHTS
         was_training = bool(training_modules(model))
+        if mut.convention is not None:
+            model = InputAdapter(model, mut.convention)
         return LoadedModel(model_eval(model).to(device), weights, sha, card, was_training)
     assert mut.spec is not None
+    if mut.spec.external is not None:
+        return _load_external(mut, checkpoint, device)
     path = Path(checkpoint) if checkpoint else shipped_weights(mut.name, mut.profile)
     if path is None:
         raise CheckpointError(
@@ -139,12 +160,36 @@ def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.dev
     return LoadedModel(model_eval(model).to(device), str(path), card["sha256"], card, bool(training_modules(model)))
 
 
+def _load_onnx(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device) -> LoadedModel:
+    """An ONNX file converted and checked (`models_zoo.onnx_model`); its sha256 is the file's."""
+    from models_zoo.onnx_model import load_onnx
+
+    if checkpoint:
+        raise CheckpointError(f"--checkpoint does not apply to an ONNX model ({mut.name!r}): its weights are in the file")
+    model, sha, convention = load_onnx(Path(mut.name), mut.convention, mut.task, mut.input_size)
+    return LoadedModel(model_eval(model).to(device), str(mut.name), sha, {"preprocess": convention.as_dict()})
+
+
+def _load_external(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device) -> LoadedModel:
+    """An external entry built from its installed package's weights (`models_zoo.packaged`), with its card as data."""
+    from models_zoo.packaged import external_weights
+
+    ext = mut.spec.external
+    if checkpoint:
+        raise CheckpointError(f"model {mut.name!r} reads its weights from the package {ext.distribution}; "
+                              "--checkpoint does not apply")
+    model = mut.spec.build(mut.profile).eval()
+    path = external_weights(mut.name, ext)
+    return LoadedModel(model_eval(model).to(device), str(path), ext.sha256, {"variant": mut.name, **ext.card()})
+
+
 def create_model(model: str, device: torch.device | str = "cpu", *, task: Optional[str] = None,
                  profile: Optional[str] = None, input_size: Optional[int] = None,
-                 checkpoint: Optional[str] = None, seed: Optional[int] = None) -> LoadedModel:
-    """Resolve and load `model` (a zoo variant or `module:function`) in eval mode on `device` (`seed`: as
-    `load_model`)."""
-    mut = resolve_model(model, task=task, profile=profile, input_size=input_size)
+                 checkpoint: Optional[str] = None, seed: Optional[int] = None,
+                 preprocess: Optional[str] = None) -> LoadedModel:
+    """Resolve and load `model` (a zoo variant, `module:function` or an ONNX file) in eval mode on `device` (`seed`:
+    as `load_model`; `preprocess`: a user model's input convention, as `--preprocess`)."""
+    mut = resolve_model(model, task=task, profile=profile, input_size=input_size, preprocess=preprocess)
     return load_model(mut, checkpoint, torch.device(device), seed)
 
 
@@ -152,7 +197,12 @@ def card_for(model: str, profile: Optional[str], sha256: Optional[str] = None, c
              zoo: bool = True) -> dict:
     """The model card of the weights `model` was (or is) evaluated with: those of `checkpoint` when given, else the
     zoo variant's shipped weights at `profile` (`zoo`); with `sha256`, only a card of exactly those weights.
-    {} when there is none (a user model without a card, weights that are not there any more)."""
+    {} when there is none (a user model without a card, weights that are not there any more). An external entry's card
+    is its record's (`bench.external.ExternalWeights.card`)."""
+    spec = VARIANTS.get(model) if zoo and model in VARIANTS else None
+    if spec is not None and spec.external is not None:
+        card = {"variant": model, **spec.external.card()}
+        return card if sha256 is None or sha256 == card["sha256"] else {}
     candidates = []
     if checkpoint and not str(checkpoint).startswith("none"):  # FACTORY_WEIGHTS: a factory's own weights, no file
         candidates.append(Path(checkpoint))

@@ -7,6 +7,7 @@ from typing import Callable, Optional
 from torch import nn
 
 from bench.errors import BadInputError
+from bench.external import ExternalWeights
 from bench.goals import PROFILES
 from bench.registry import Registry
 
@@ -37,6 +38,7 @@ class VariantSpec:
     recipe: Optional[Callable[..., dict]] = field(default=None, compare=False)
     zoo_epochs: dict[str, int] = field(default_factory=dict)  # epochs of the shipped / `zoo build` training, per profile
     labels: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (stage, the LABEL_KINDS it trains on) in order; () = undeclared
+    external: Optional[ExternalWeights] = None  # an external entry: weights from an installed package, not trained here
 
     def labels_used(self) -> tuple[str, ...]:
         """Every label kind the recipe trains on, over all its stages, in first-use order."""
@@ -45,11 +47,19 @@ class VariantSpec:
     def build(self, profile: str = "tiny") -> nn.Module:
         if profile not in PROFILES:
             raise BadInputError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+        if self.external is not None:  # the same network at every profile, from the installed package's weights
+            from models_zoo.packaged import build_external
+
+            return build_external(self.name, self.task, self.external)
         return self.factory(profile)
 
-    def parameter_count(self, profile: str = "tiny") -> int:
-        """Parameters of the network at `profile`, built on the meta device (no memory, no init cost)."""
+    def parameter_count(self, profile: str = "tiny") -> Optional[int]:
+        """Parameters of the network at `profile`, built on the meta device (no memory, no init cost); an external
+        entry's as its record states (None: unknown until its weights are read)."""
         import torch
+
+        if self.external is not None:
+            return self.external.parameters
 
         with torch.device("meta"):
             model = self.build(profile)
@@ -91,6 +101,24 @@ def register_variant(
         return factory
 
     return wrap
+
+
+def register_external(name: str, *, task: str, description: str, input_size: dict[str, int], default_protocol: str,
+                      external: ExternalWeights, citation: str = "") -> VariantSpec:
+    """Register an external entry: a network built from weights read at run time from an installed package
+    (`bench.external.ExternalWeights`), with no recipe. `input_size` is the image size of its runs per profile (the
+    protocol's resolution, where budgets live); the network's own size is `external.convention.size`, reached by
+    resizing inside the forward (`models_zoo.adapt`)."""
+    if ":" in name:
+        raise ValueError(f"variant name {name!r} must not contain ':'")
+
+    def factory(profile: str) -> nn.Module:  # never called: `VariantSpec.build` builds external entries
+        raise RuntimeError(f"{name} is an external entry: build it with VariantSpec.build")
+
+    spec = VariantSpec(name, task, description, factory, dict(input_size), default_protocol, citation,
+                       external=external)
+    VARIANTS.add(name, spec)
+    return spec
 
 
 def get_variant(name: str) -> VariantSpec:

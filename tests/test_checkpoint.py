@@ -87,7 +87,8 @@ SHIPPED = [n for n in VARIANTS.names() if shipped_weights(n, "tiny") is not None
 
 
 def test_every_variant_ships_tiny_weights_of_a_few_mb():
-    assert SHIPPED == VARIANTS.names()
+    # external entries (dlib-resnet) read their weights from an installed package: nothing of theirs ships
+    assert SHIPPED == [n for n in VARIANTS.names() if VARIANTS.get(n).external is None]
     for name in SHIPPED:
         assert shipped_weights(name, "tiny").stat().st_size < 5 * 2**20, name
 

@@ -239,8 +239,8 @@ def test_labels_are_declared_data():
     from models_zoo.registry import LABEL_KINDS, register_variant
     from models_zoo.variants.multiloss_sota import DEFAULT_WEIGHTS
 
-    for name in VARIANTS:
-        assert get_variant(name).labels, f"{name} declares no labels"
+    for name in VARIANTS:  # external entries (dlib-resnet) are not trained by facebench: no recipe, no labels
+        assert get_variant(name).labels or get_variant(name).external is not None, f"{name} declares no labels"
     gan = dict(get_variant("depth-gan-spoof").labels)
     assert [kinds for stage, kinds in gan.items() if stage.startswith("fine-tuning")] == [("live",)]
     # the multi-loss baseline trains on every auxiliary label: one per term of its loss

@@ -79,6 +79,15 @@ NOT_RUN: dict[str, str] = {
     "facebench claims --only fr-finetune-epochs":
         "36 FR trainings, 27 of them with 82 epochs of contrastive pre-training and warm-up (hours of CPU); the FR "
         "path runs on a shrunk world in tests/test_claims.py (slow)",
+    "facebench run --model path/to/model.onnx":
+        "a placeholder ONNX file; tests/test_real_models.py exports facenet-baseline with torch.onnx and runs it "
+        "through --model x.onnx (the round trip), and a 32-px graph behind a sidecar",
+    "facebench run --model path/to/file.py:build --task fr --preprocess":
+        "path/to/file.py is the FAS example in this sandbox; --preprocess on a model of its own is tested in "
+        "tests/test_real_models.py (the adapter against resizing and normalising by hand)",
+    "facebench run --model dlib-resnet":
+        "needs the `real` extra (face-recognition-models, 100 MB) and dlib-resnet's builder "
+        "(models_zoo.external.dlib_resnet); an external entry runs end to end in tests/test_real_models.py",
     "facebench run --model facenet-baseline --attack-suite random-search.yaml":
         "needs the example attack of docs/adding-an-attack.md registered: "
         "test_example_attack_runs_in_a_suite runs this command with it",

@@ -1,10 +1,13 @@
 """The model catalogue of the leaderboard: each run's model, its parameter count and training recipe.
 
 Read from the zoo registry and from the model card of the weights the run evaluated (matched by sha256);
-a user model's factory is never imported to render a leaderboard.
+a user model's factory is never imported to render a leaderboard. An external entry (weights from an installed
+package, not trained by facebench) is marked as such: its recipe says `external` and where the weights come from,
+its description its origin, licence, input convention and native threshold.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,6 +23,7 @@ class ModelInfo:
     citation: str = ""
     trained_on: str = ""  # the protocol the evaluated weights were trained on (model card)
     training_command: str = ""
+    external: str = ""  # an external model: where its weights come from (empty for models facebench trains)
 
 
 _INFO_CACHE: dict[tuple, ModelInfo] = {}
@@ -76,8 +80,13 @@ def model_info(run: dict) -> ModelInfo:
     card = _card_for(run)
     if run.get("source") == "user":
         counted = run.get("parameters")
-        info = ModelInfo(int(counted) if counted is not None else card.get("parameters"), "user model", f"user model `{run['model']}` (a factory of your own)",
+        onnx = str(run["model"]).lower().endswith(".onnx")
+        info = ModelInfo(int(counted) if counted is not None else card.get("parameters"),
+                         "user model (ONNX)" if onnx else "user model",
+                         f"user model `{run['model']}` ({'an ONNX file' if onnx else 'a factory'} of your own)",
                          str(card.get("citation", "")), str(card.get("protocol", "")), str(card.get("training_command", "")))
+    elif card.get("external") or run.get("external"):
+        info = _external_info(run, card)
     else:
         from models_zoo import VARIANTS
 
@@ -91,6 +100,32 @@ def model_info(run: dict) -> ModelInfo:
                          str(card.get("training_command", "")))
     _INFO_CACHE[key] = info
     return info
+
+
+def _external_info(run: dict, card: dict) -> ModelInfo:
+    """An external model: not trained by facebench; where its weights come from, its licence and native threshold
+    (its card, else what the run stored)."""
+    from models_zoo import VARIANTS
+
+    spec = VARIANTS.get(run["model"]) if run["model"] in VARIANTS else None
+    weights = str(card.get("weights") or run.get("external") or "")
+    native = card.get("native_threshold") or run.get("native_threshold") or {}
+    if isinstance(native, str):
+        native = json.loads(native) if native else {}
+    counted = run.get("parameters")
+    parts = [spec.description if spec is not None else f"external model `{run['model']}`"]
+    parts.append(f"external weights: {weights}" if weights else "external weights")
+    for key, label in (("origin", "origin"), ("licence", "licence"), ("input", "input")):
+        if card.get(key) or run.get(key):
+            parts.append(f"{label}: {card.get(key) or run.get(key)}")
+    if native:
+        parts.append(f"native threshold: {native.get('rule', '')} {native.get('value', '')} ({native.get('facebench_score', '')}); "
+                     "this leaderboard decides at the dev threshold fitted like every model's")
+    source = str(card.get("distribution") or "").strip()
+    recipe = f"external ({source} {card.get('version', '')}), not trained by facebench" if source else \
+        "external, not trained by facebench"
+    return ModelInfo(int(counted) if counted is not None else card.get("parameters"), recipe, "; ".join(parts),
+                     spec.citation if spec is not None else "", "", "", weights or "external")
 
 
 def _parameter_count(spec, profile: str) -> Optional[int]:

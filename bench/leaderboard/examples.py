@@ -81,7 +81,8 @@ def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet
     device = resolve_device("auto")
     # what the run evaluated, rebuilt from its stored configuration as the runner builds it (models_zoo.factory),
     # seeded with the run's seed: a user model's factory weights are then the run's
-    mut = resolve_model(str(cfg["model"]), cfg.get("task"), cfg.get("profile"), cfg.get("input_size"), cfg.get("name"))
+    mut = resolve_model(str(cfg["model"]), cfg.get("task"), cfg.get("profile"), cfg.get("input_size"), cfg.get("name"),
+                        cfg.get("preprocess"))
     samples, seed = int(cfg.get("samples", 200)), int(cfg.get("seed", 0))
     loaded = load_model(mut, cfg.get("checkpoint"), device, seed=seed)
     if loaded.sha256 != rec.run.get("checkpoint_sha256"):

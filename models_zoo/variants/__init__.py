@@ -4,6 +4,7 @@ from models_zoo.variants import (  # noqa: F401
     contrastive_triplet,
     contrastive_triplet_semi,
     depth_gan_spoof,
+    dlib_resnet,
     facenet_baseline,
     multiloss_sota,
     triplet_adv,

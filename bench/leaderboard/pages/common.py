@@ -57,6 +57,8 @@ def models_section(rows: list[Row]) -> list:
         seen.add(key)
         i = r.info
         extra = []
+        if i.external:
+            extra.append("external model: not trained by facebench")
         if i.trained_on:
             extra.append(f"trained on `{i.trained_on}`")
         if i.training_command:
