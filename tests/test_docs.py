@@ -79,6 +79,13 @@ NOT_RUN: dict[str, str] = {
     "facebench claims --only fr-finetune-epochs":
         "36 FR trainings, 27 of them with 82 epochs of contrastive pre-training and warm-up (hours of CPU); the FR "
         "path runs on a shrunk world in tests/test_claims.py (slow)",
+    "facebench datasets prepare oulu-npu --src ~/data/Oulu_NPU --out ~/data/oulu-arcface --align mtcnn":
+        "MTCNN's weights come with facenet-pytorch, installed by hand with --no-deps (its pins would replace torch "
+        "and numpy, so no extra can declare it); tests/test_align.py runs `prepare --align mtcnn` end to end on "
+        "videos of rendered faces where it is installed",
+    "facebench datasets prepare oulu-npu --src ~/data/Oulu_NPU --out ~/data/oulu-chips --align dlib5":
+        "needs the reader of dlib's model files (bench.data.real.dlib_format) and face-recognition-models' "
+        "5-point predictor; tests/test_align.py runs `prepare --align dlib5` against a stand-in of that reader",
     "facebench run --model facenet-baseline --attack-suite random-search.yaml":
         "needs the example attack of docs/adding-an-attack.md registered: "
         "test_example_attack_runs_in_a_suite runs this command with it",
