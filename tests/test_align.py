@@ -396,6 +396,29 @@ def test_bad_alignment_options_are_one_line(tmp_path, args, message):
     assert "Traceback" not in result.output and not (tmp_path / "o").exists()
 
 
+def test_prepare_align_mtcnn_without_its_weights_is_one_line(monkeypatch, tmp_path):
+    from tests.real_fixtures import write_oulu_videos
+
+    from bench.data.real import mtcnn
+
+    monkeypatch.setattr(mtcnn, "find_spec", lambda name: None)
+    src = write_oulu_videos(tmp_path / "official")
+    result = CliRunner().invoke(_group(), ["prepare", "oulu-npu", "--src", str(src), "--out", str(tmp_path / "o"),
+                                           "--align", "mtcnn"])
+    assert result.exit_code == 2 and "pip install --no-deps facenet-pytorch" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@needs_mtcnn
+def test_mtcnn_on_faceless_and_tiny_images():
+    mtcnn = al.build_aligner("mtcnn").mtcnn
+    assert mtcnn.detect(np.zeros((16, 16, 3), np.uint8)) == []  # smaller than the smallest face
+    noise = np.random.default_rng(0).integers(0, 256, (96, 80, 3), dtype=np.uint8)
+    assert all(f.landmarks.shape == (5, 2) for f in mtcnn.detect(noise))
+    with pytest.raises(BadInputError, match="uint8 RGB image"):
+        mtcnn.detect(np.zeros((16, 16), np.uint8))
+
+
 def test_help_documents_alignment():
     text = CliRunner().invoke(_group(), ["prepare", "--help"]).output
     for word in ("--align [dlib5|mtcnn]", "--crop [arcface112|dlib150]", "--detector [haar|mtcnn]", "landmarks.txt"):

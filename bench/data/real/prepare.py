@@ -242,19 +242,19 @@ def prepare_dataset(
     _check_alignment(align, crop, detector)
     _check_paths(name, src, out)
     report = PrepareReport(name)
-    videos, others = _video_files(src)
-    for rel in others:
-        target = out / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src / rel, target)
-        report.copied_files += 1
-    if align is None:
+    if align is None:  # built before anything is written: a missing model or package leaves --out untouched
         detector_ = FaceDetector()
     else:
         spec, chosen = resolve(align, crop)
         report.align, report.crop = spec.name, chosen.name
         finder = _box_finder(detector or DETECTORS[0]) if spec.needs_box else None
         aligner = build_aligner(spec.name, chosen.name, finder)
+    videos, others = _video_files(src)
+    for rel in others:
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, target)
+        report.copied_files += 1
     for rel in progress_bar(videos, desc=f"prepare {name}", unit="video"):
         target = out / rel.with_suffix("")
         if (target / DONE_MARKER).exists():
