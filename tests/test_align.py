@@ -63,11 +63,11 @@ def true_landmarks(world: FaceWorld, domain: str, identity: int, sample: int) ->
     """Where `world.render` puts the pupils, nose tip and mouth corners of a face, in pixels (mtcnn5 order)."""
     p, n = world.identity(identity), _nuisance(world.seed, DOMAINS[domain], identity, sample)
     shift, eye_y = n["yaw"] * 0.22, p["eye_y"] + n["pitch"] * 0.15  # inner features' parallax
-    iris = n["yaw"] * 0.03
+    iris, mouth_y = n["yaw"] * 0.03, p["mouth_y"] + n["pitch"] * 0.15
     face = np.array([
         (shift - p["eye_dx"] + iris, eye_y), (shift + p["eye_dx"] + iris, eye_y),
         (shift * 1.3, eye_y + 0.02 + _NOSE_TIP * p["nose_len"]),
-        (shift - p["mouth_w"], p["mouth_y"] + n["pitch"] * 0.15), (shift + p["mouth_w"], p["mouth_y"] + n["pitch"] * 0.15),
+        (shift - p["mouth_w"], mouth_y), (shift + p["mouth_w"], mouth_y),
     ])
     c, s = np.cos(n["roll"]), np.sin(n["roll"])
     u = n["tx"] + n["scale"] * (c * face[:, 0] - s * face[:, 1])
@@ -300,7 +300,8 @@ def face_videos(tmp_path_factory):
     for name, identity in names.items():
         _write_face_avi(root / f"{name}.avi", world.render([identity] * 3, [0, 1, 2], domain="oulu").images)
         truths[name] = [true_landmarks(world, "oulu", identity, s) for s in range(3)]
-    for protocol, lines in (("Train", ["+1,1_1_01_1", "-1,1_1_01_2"]), ("Dev", ["-2,1_1_21_4"]), ("Test", ["+1,1_3_36_1"])):
+    lists = {"Train": ["+1,1_1_01_1", "-1,1_1_01_2"], "Dev": ["-2,1_1_21_4"], "Test": ["+1,1_3_36_1"]}
+    for protocol, lines in lists.items():
         path = root / "Protocols" / "Protocol_1" / f"{protocol}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")

@@ -222,10 +222,12 @@ class AlignerSpec:
 
 
 ALIGNERS: Registry[AlignerSpec] = Registry("aligner")
-ALIGNERS.add("mtcnn", AlignerSpec("mtcnn", "mtcnn5", "arcface112", False,
-                                  "MTCNN's cascade finds the face and its five points (weights: the facenet-pytorch wheel)"))
-ALIGNERS.add("dlib5", AlignerSpec("dlib5", "dlib5", "dlib150", True,
-                                  "dlib's 5-point shape predictor in a detector's box (model: face-recognition-models)"))
+ALIGNERS.add("mtcnn", AlignerSpec(
+    "mtcnn", "mtcnn5", "arcface112", False,
+    "MTCNN's cascade finds the face and its five points (weights: the facenet-pytorch wheel)"))
+ALIGNERS.add("dlib5", AlignerSpec(
+    "dlib5", "dlib5", "dlib150", True,
+    "dlib's 5-point shape predictor in a detector's box (model: face-recognition-models)"))
 
 
 def resolve(align: str, crop: Optional[str]) -> tuple[AlignerSpec, Crop]:

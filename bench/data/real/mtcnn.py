@@ -22,7 +22,9 @@ from torch import nn
 from bench.errors import BadInputError
 
 WEIGHTS_PACKAGE = "facenet-pytorch"
-"""The wheel that carries the weights (`pip install --no-deps facenet-pytorch`: its pins predate current torch)."""
+WEIGHTS_VERSION = "2.6.0"
+"""The wheel that carries the weights, and the version checked against (`pip install --no-deps`: its pins,
+torch < 2.3 and numpy < 2, predate current torch, so no extra can declare it)."""
 
 THRESHOLDS = (0.6, 0.7, 0.7)
 """Face probability each stage keeps a window above."""
@@ -87,7 +89,8 @@ def weights_dir() -> Path:
             return data
     raise BadInputError(
         f"MTCNN needs the weights that the {WEIGHTS_PACKAGE} wheel ships: "
-        f"pip install --no-deps {WEIGHTS_PACKAGE} (the `align` extra; --no-deps keeps your torch and numpy)"
+        f"pip install --no-deps {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION} "
+        "(--no-deps: its pins would replace your torch and numpy)"
     )
 
 
