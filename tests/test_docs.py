@@ -88,6 +88,13 @@ NOT_RUN: dict[str, str] = {
     "facebench run --model dlib-resnet":
         "needs the `real` extra (face-recognition-models, 100 MB) and dlib-resnet's builder "
         "(models_zoo.external.dlib_resnet); an external entry runs end to end in tests/test_real_models.py",
+    "facebench datasets prepare oulu-npu --src ~/data/Oulu_NPU --out ~/data/oulu-arcface --align mtcnn":
+        "MTCNN's weights come with facenet-pytorch, installed by hand with --no-deps (its pins would replace torch "
+        "and numpy, so no extra can declare it); tests/test_align.py runs `prepare --align mtcnn` end to end on "
+        "videos of rendered faces where it is installed",
+    "facebench datasets prepare oulu-npu --src ~/data/Oulu_NPU --out ~/data/oulu-chips --align dlib5":
+        "needs the reader of dlib's model files (bench.data.real.dlib_format) and face-recognition-models' "
+        "5-point predictor; tests/test_align.py runs `prepare --align dlib5` against a stand-in of that reader",
     "facebench run --model facenet-baseline --attack-suite random-search.yaml":
         "needs the example attack of docs/adding-an-attack.md registered: "
         "test_example_attack_runs_in_a_suite runs this command with it",

@@ -6,8 +6,9 @@ from typing import Optional
 
 import click
 
+from bench.data.real.align import ALIGNERS, CROPS
 from bench.data.real.registry import DATASETS
-from bench.data.real.prepare import prepare_dataset
+from bench.data.real.prepare import DETECTORS, prepare_dataset
 
 
 def _video_datasets() -> list[str]:
@@ -23,8 +24,18 @@ def _video_datasets() -> list[str]:
 @click.option("--frames", "frames", default=10, show_default=True, type=click.IntRange(min=1),
               help="Frames kept per video, evenly spaced from first to last.")
 @click.option("--size", default=None, type=click.IntRange(min=16),
-              help="Cap the longer side of saved frames to this many pixels (aspect kept). Default: original size.")
-def prepare(name: str, src: Path, out: Path, frames: int, size: Optional[int]) -> None:
+              help="Cap the longer side of the frames read to this many pixels (aspect kept). Default: original size.")
+@click.option("--align", "align", default=None, type=click.Choice(ALIGNERS.names()),
+              help="Save each frame's face aligned by its five landmarks instead of the whole frame: mtcnn "
+                   "(MTCNN's points; crop arcface112 by default) or dlib5 (dlib's 5-point predictor; crop dlib150).")
+@click.option("--crop", "crop", default=None, type=click.Choice(CROPS.names()),
+              help="The aligned crop: arcface112 (ArcFace's 112x112 five-point template) or dlib150 (dlib's "
+                   "150x150 chip, padding 0.25). Default: the aligner's own. Needs --align.")
+@click.option("--detector", "detector", default=None, type=click.Choice(DETECTORS),
+              help="What finds the face box dlib5 places its points in: haar (OpenCV's cascade, the default) "
+                   "or mtcnn. Only with --align dlib5.")
+def prepare(name: str, src: Path, out: Path, frames: int, size: Optional[int], align: Optional[str],
+            crop: Optional[str], detector: Optional[str]) -> None:
     """Extract frames and face boxes from the videos of dataset NAME.
 
     NAME is one of the video datasets: oulu-npu, casia-fasd, replay-attack, msu-mfsd.
@@ -36,15 +47,25 @@ def prepare(name: str, src: Path, out: Path, frames: int, size: Optional[int]) -
     (protocol lists, subject lists, ...) is copied unchanged. Point facebench at --out
     afterwards. Videos already done under --out are skipped, so an interrupted run resumes.
 
-    Example:
+    With --align, each saved frame is instead the aligned crop of its largest face (frames
+    without a face are left out), boxes.txt is empty and landmarks.txt holds the five points
+    found in each source frame ('<frame> x0 y0 ... x4 y4'). See docs/real-datasets.md.
+
+    Examples:
 
         facebench datasets prepare oulu-npu --src ~/data/Oulu_NPU --out ~/data/oulu-frames
+
+        facebench datasets prepare oulu-npu --src ~/data/Oulu_NPU --out ~/data/oulu-arcface --align mtcnn
     """
-    counts = prepare_dataset(name, src, out, frames_per_video=frames, size=size)
+    counts = prepare_dataset(name, src, out, frames_per_video=frames, size=size, align=align, crop=crop,
+                             detector=detector)
+    found = f"{counts['boxes']} with a face box" if align is None else f"{counts['crop']} crops by {align}"
     click.echo(
-        f"{name}: {counts['videos']} videos -> {counts['frames']} frames ({counts['boxes']} with a face box), "
+        f"{name}: {counts['videos']} videos -> {counts['frames']} frames ({found}), "
         f"{counts['skipped']} already done, {counts['copied_files']} other files copied, into {out}",
         err=True,
     )
     for rel in counts["failed"]:
         click.echo(f"warning: could not decode {src / rel}; no frames written", err=True)
+    for rel in counts["no_face"]:
+        click.echo(f"warning: {align} found no face in any kept frame of {src / rel}; no frames written", err=True)
