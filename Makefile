@@ -16,6 +16,9 @@ GATE_MODELS ?= $(SHIPPED_MODELS)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# MTCNN's weights for `datasets prepare --align mtcnn` (tests/test_align.py): facenet-pytorch's own pins would
+	# replace torch and numpy, so no extra can declare it; its files only, without its dependencies
+	$(BIN)/python -m pip install --quiet --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)
 
 install: $(STAMP)
