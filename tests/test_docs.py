@@ -79,6 +79,12 @@ NOT_RUN: dict[str, str] = {
     "facebench claims --only fr-finetune-epochs":
         "36 FR trainings, 27 of them with 82 epochs of contrastive pre-training and warm-up (hours of CPU); the FR "
         "path runs on a shrunk world in tests/test_claims.py (slow)",
+    "facebench run --model facenet-baseline --protocol lfw":
+        "needs the real LFW (View 2) at $FACEBENCH_DATA/lfw; tests/test_kfold_protocols.py runs `facebench run "
+        "--protocol lfw` on a View 2 pairs.txt over rendered faces",
+    "facebench run --model facenet-baseline --protocol bin:~/data/faces_emore/agedb_30.bin":
+        "needs insightface's agedb_30.bin; tests/test_kfold_protocols.py runs the bin: protocol on .bin files of "
+        "rendered faces",
     "facebench run --model facenet-baseline --attack-suite random-search.yaml":
         "needs the example attack of docs/adding-an-attack.md registered: "
         "test_example_attack_runs_in_a_suite runs this command with it",

@@ -182,6 +182,7 @@ def test_flip_tta_is_its_own_cells_and_inside_the_attacked_forward(lfw_env, tmp_
     assert all(c.get("flip_tta") is True for c in flip["cells"]) and all("flip_tta" not in c for c in plain["cells"])
     again = _run(tmp_path, "--protocol", "lfw", "--flip-tta")
     assert again["reused"] == len(again["cells"])  # a flipped run reuses flipped cells
+    _check_leaderboard(tmp_path)
     # the attacked function is the flipped pipeline: the run state's model and its attack view
     from bench.compute import RunSetup, RunState
     from bench.runconfig import RunConfig
@@ -194,6 +195,33 @@ def test_flip_tta_is_its_own_cells_and_inside_the_attacked_forward(lfw_env, tmp_
     assert torch.allclose(prep.attack_task.scores(prep.items.x), prep.items.task.scores(prep.items.x), atol=1e-4)
     mirrored = prep.items.task.scores(torch.flip(prep.items.x, dims=[3]))
     assert torch.allclose(mirrored, prep.clean, atol=1e-4)  # symmetric in the image: the mirror scores the same
+
+
+def _check_leaderboard(tmp_path):
+    """The lfw page pools the folds and shows their spread, and keeps the flipped run beside the plain one."""
+    import csv
+
+    out = CliRunner().invoke(main, ["leaderboard", "--store", str(tmp_path / "r.h5"), "--out", str(tmp_path / "lb"),
+                                    "--format", "csv", "--no-examples", "--quiet"])
+    assert out.exit_code == 0, out.output
+    table = next(p for p in (tmp_path / "lb").iterdir() if "fr-verification-lfw" in p.name and "dodging" in p.name)
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 2 and sorted(r.get("flip tta", "") for r in rows) == ["", "True"]
+    store = ResultsStore(tmp_path / "r.h5")
+    for r in rows:
+        run = store.run(r["run id"])
+        dev = json.loads(run["dev_metrics"]) if isinstance(run["dev_metrics"], str) else run["dev_metrics"]
+        assert float(r["k-fold acc mean"]) == pytest.approx(dev["accuracy_mean"])
+        assert float(r["k-fold acc std"]) == pytest.approx(dev["accuracy_std"])
+        assert float(r["k-fold TAR mean"]) == pytest.approx(dev["tar_mean"])
+        cell = next(c for c in store.read_cells(run["cell_ids"]) if c.config["goal"] == "dodging")
+        folds = np.array([fold_of(i) for i in cell.arrays["sample_id"]])
+        kept = ~cell.arrays["success"].astype(bool)
+        per_fold = [kept[folds == k].mean() for k in range(10)]
+        name = "robust @ linf 2/255 per fold"
+        assert float(r[f"{name} mean"]) == pytest.approx(np.mean(per_fold))
+        assert float(r[f"{name} std"]) == pytest.approx(np.std(per_fold)) and r[f"{name} folds"] == "10"
+        assert float(r["robust linf 2/255"]) == pytest.approx(kept.mean())  # pooled over the folds
 
 
 def test_flip_tta_is_for_fr_models(tmp_path):
@@ -265,3 +293,23 @@ def test_an_unknown_family_member_and_a_missing_file(tmp_path):
     out = CliRunner().invoke(main, ["run", "--model", "facenet-baseline", "--protocol", f"bin:{tmp_path}/absent.bin",
                                     "--store", str(tmp_path / "r.h5"), "--device", "cpu", "--quiet"])
     assert out.exit_code == 2 and ".bin file not found" in out.output
+
+
+def test_the_cli_refuses_from_the_listings_before_torch(monkeypatch):
+    """What `facebench run` checks from bench/listings.json alone: a family member resolves to its family's entry,
+    its task is checked, and --flip-tta is refused for an anti-spoofing model."""
+    import bench.listings as listings
+    from bench.errors import BadInputError, UnknownNameError
+    from bench.runconfig import RunConfig
+
+    data = json.loads(listings.LISTINGS_FILE.read_text())
+    assert listings.protocol_entry(data, "bin:/data/agedb_30.bin").name == "bin:PATH"
+    assert listings.protocol_entry(data, "lfw").task == "fr"
+    with pytest.raises(UnknownNameError, match="unknown protocol 'bim:x'"):
+        listings.protocol_entry(data, "bim:x")
+    monkeypatch.setattr(listings, "registries_loaded", lambda: False)
+    listings.check_run(RunConfig(model="facenet-baseline", protocol="bin:/data/agedb_30.bin", flip_tta=True))
+    with pytest.raises(BadInputError, match="protocol 'bin:/x.bin' is for fr models but 'cdcn' is a fas model"):
+        listings.check_run(RunConfig(model="cdcn", protocol="bin:/x.bin"))
+    with pytest.raises(BadInputError, match="--flip-tta .* 'cdcn' is a fas model"):
+        listings.check_run(RunConfig(model="cdcn", flip_tta=True))
