@@ -275,7 +275,9 @@ def rendered_faces(size: int = 64) -> tuple[np.ndarray, list[int]]:
 
 def view2_lines(person: "callable") -> list[str]:
     """LFW View 2's `pairs.txt` (header `10<TAB>300`; per fold 300 matched lines, then 300 mismatched) over
-    `RENDERED_PEOPLE` people of `RENDERED_PER_PERSON` images each, named by `person(p)`; pairs repeat."""
+    `RENDERED_PEOPLE` people of `RENDERED_PER_PERSON` images each, named by `person(p)`; pairs repeat. Fold f's
+    mismatched pairs are the people `f + 1 + f % 7` apart, so the folds' score distributions (and so the thresholds
+    chosen without each of them) differ."""
     lines = ["10\t300"]
     n, k = RENDERED_PEOPLE, RENDERED_PER_PERSON
     for fold in range(10):
@@ -283,7 +285,7 @@ def view2_lines(person: "callable") -> list[str]:
             p = (fold + i) % n
             lines.append(f"{person(p)}\t{1 + i % k}\t{1 + (i + 1) % k}")
         for i in range(300):
-            p, q = (fold + i) % n, (fold + i + 1 + i % (n - 1)) % n
+            p, q = (fold + i) % n, (fold + i + 1 + fold % (n - 1)) % n  # each fold its own people pairs
             lines.append(f"{person(p)}\t{1 + i % k}\t{person(q)}\t{1 + (i + 2) % k}")
     return lines
 

@@ -158,6 +158,7 @@ def test_run_on_lfw_attacks_each_fold_at_its_threshold(lfw_env, tmp_path):
         taus = cell.attrs["fold_thresholds"]
         taus = json.loads(taus) if isinstance(taus, str) else list(taus)
         assert taus == pytest.approx(dev["fold_thresholds"])
+        assert len(set(np.round(taus, 6))) > 1  # the fixture's folds differ: a fold's own threshold is checked below
         folds = np.array([fold_of(i) for i in cell.arrays["sample_id"]])
         assert np.bincount(folds).tolist() == [2] * 10
         tau = np.array(taus)[folds]
@@ -222,6 +223,10 @@ def _check_leaderboard(tmp_path):
         assert float(r[f"{name} mean"]) == pytest.approx(np.mean(per_fold))
         assert float(r[f"{name} std"]) == pytest.approx(np.std(per_fold)) and r[f"{name} folds"] == "10"
         assert float(r["robust linf 2/255"]) == pytest.approx(kept.mean())  # pooled over the folds
+    from bench.gate import store_metrics
+
+    profiles = {m.profile for m in store_metrics([store]) if m.goal == "dodging" and m.metric == "clean accuracy"}
+    assert profiles == {"tiny", "tiny+flip-tta"}  # the CI gate keeps the flipped model apart too
 
 
 def test_flip_tta_is_for_fr_models(tmp_path):

@@ -485,7 +485,7 @@ class Row:
             "recipe": self.info.recipe, "seconds": self.seconds, "unreliable": self.unreliable, "reasons": self.reasons,
             "name": model_name(self.run), "source": str(self.run.get("source") or ""),
             "checkpoint_sha256": str(self.run.get("checkpoint_sha256") or ""), "started": started_key(self.run),
-            "clean_reasons": self.clean_reasons(),
+            "clean_reasons": self.clean_reasons(), "flip_tta": flip_tta(self.run),
             "robust_reasons": {b.label: self.robust_reasons(b) for b in self.robust},
         }
 
