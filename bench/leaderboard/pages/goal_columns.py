@@ -227,7 +227,8 @@ GOAL_COLUMNS: list[ColumnSpec] = [
     Column("params", lambda t, i, r: Cell(fmt_params(r.info.params))),
     Column("recipe", lambda t, i, r: Cell(r.info.recipe), align="l", latex=False),
     Column("suite", lambda t, i, r: Cell(str(r.run["suite"])), align="l"),
-    Column(_dev_tar_header, _dev_tar_cell, _dev_tar_raw, kinds=FR_VERIFICATION),
+    Column(_dev_tar_header, _dev_tar_cell, _dev_tar_raw, kinds=FR_VERIFICATION,  # k-fold protocols have no dev TAR
+           when=lambda t: any(_dev_tar(r) is not None for r in t.rows)),
     Column("dev HTER", lambda t, i, r: Cell(_pct(r.rec.dev.get("dev_hter"))),
            lambda t, i, r: {"dev hter": r.rec.dev.get("dev_hter")}, kinds=FAS_ROBUSTNESS),
     Column("test ACER", lambda t, i, r: Cell(_pct(_fas_rate(r, "acer"))),
