@@ -161,6 +161,10 @@ def main() -> None:
 @click.option("--fold-bn/--no-fold-bn", default=True, show_default=True,
               help="Attacks differentiate a copy of the model with each BatchNorm folded into the convolution before "
                    "it (the same function, faster steps); decisions use the model as loaded (bench/precision.py).")
+@click.option("--flip-tta", is_flag=True,
+              help="FR models: flip test-time augmentation, the embeddings of each image and of its mirror image "
+                   "summed, then L2-normalised, inside every forward pass (calibration, decisions and the attacked "
+                   "function). Part of each cell's configuration: never mixed with cells computed without it.")
 @click.option("--json", "as_json", is_flag=True,
               help="Machine-readable: progress and log events as JSON lines on stderr, the summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or log lines; only the summary table.")
@@ -168,7 +172,8 @@ def run(model: str, task: Optional[str], input_size: Optional[int], preprocess: 
         store: str, device: str, seed: int, checkpoint: Optional[str], profile: Optional[str], batch_size: Optional[int],
         eot: Optional[int], resume: bool, if_needed: bool, executor: str, address: Optional[str], shard_size: Optional[int],
         cpus_per_cell: float, gpus_per_cell: Optional[float], precision: str, channels_last: Optional[bool],
-        compile_model: bool, budgets_together: Optional[bool], fold_bn: bool, as_json: bool, quiet: bool) -> None:
+        compile_model: bool, budgets_together: Optional[bool], fold_bn: bool, flip_tta: bool, as_json: bool,
+        quiet: bool) -> None:
     """Evaluate MODEL against an attack suite and store every per-sample result.
 
     MODEL is a zoo variant, or your own model: `mypkg.models:build` or `path/to/file.py:build`, a function
@@ -197,7 +202,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], preprocess: 
                     task=task, input_size=input_size, name=name, preprocess=preprocess, eot=eot, shard_size=shard_size, executor=executor,
                     address=address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, resume=resume,
                     precision=precision, channels_last=channels_last, compile=compile_model, fold_bn=fold_bn,
-                    budgets_together=budgets_together, if_needed=if_needed)
+                    budgets_together=budgets_together, if_needed=if_needed, flip_tta=flip_tta)
     check_run(cfg)  # what the command line alone shows to be wrong, refused before torch is imported
     from bench.runner import run_benchmark
     from bench.config import format_eps

@@ -104,6 +104,12 @@ class RunSetup:
     cfg: RunConfig
     threshold: float
     sources: tuple[str, ...] = ()  # transfer source models (zoo variants)
+    fold_thresholds: tuple[float, ...] = ()  # k-fold protocols: each fold's threshold (index = fold)
+
+    @property
+    def thresholds(self) -> "float | tuple[float, ...]":
+        """What a protocol's `goal_items` judges at: the fold thresholds where there are, else the threshold."""
+        return self.fold_thresholds or self.threshold
 
 
 class RunState:
@@ -120,7 +126,8 @@ class RunState:
         self.device = device
         self.mut = resolve_model(self.cfg.model, self.cfg.task, self.cfg.profile, self.cfg.input_size, self.cfg.name,
                                  self.cfg.preprocess)
-        self.loaded = loaded or load_model(self.mut, self.cfg.checkpoint, device, seed=self.cfg.seed)
+        self.loaded = loaded or load_model(self.mut, self.cfg.checkpoint, device, seed=self.cfg.seed,
+                                           flip_tta=self.cfg.flip_tta)
         self.forward = resolve_forward(self.cfg.precision, self.cfg.channels_last, self.cfg.compile, device, self.cfg.fold_bn)
         example = torch.rand((4, 3, self.mut.input_size, self.mut.input_size), generator=torch.Generator().manual_seed(0))
         self.folded = attack_model(self.loaded.module, self.forward, example.to(device))
@@ -135,7 +142,7 @@ class RunState:
         self.source_items: dict[tuple[str, str], GoalItems] = {}
 
     def items(self, goal: str) -> GoalItems:
-        return self.protocol.goal_items(goal, self.loaded.module, self.setup.threshold, self.cfg.samples, self.cfg.seed,
+        return self.protocol.goal_items(goal, self.loaded.module, self.setup.thresholds, self.cfg.samples, self.cfg.seed,
                                         self.mut.input_size, self.device)
 
     def prepared(self, goal: str, eot: Optional[int] = None, run_checks: bool = False) -> PreparedGoal:
@@ -164,7 +171,7 @@ class RunState:
             self.source_loaded[name] = create_model(name, self.device, profile=profile)
         key = (name, goal)
         if key not in self.source_items:
-            self.source_items[key] = self.protocol.goal_items(goal, self.source_loaded[name].module, self.setup.threshold,
+            self.source_items[key] = self.protocol.goal_items(goal, self.source_loaded[name].module, self.setup.thresholds,
                                                               self.cfg.samples, self.cfg.seed, self.mut.input_size,
                                                               self.device)
         return self.source_loaded[name], self.source_items[key]

@@ -7,8 +7,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.data.sets import FaceSet, FASSet
-from bench.metrics import FASRates, OperatingPoint, eer_threshold, fas_rates, threshold_at_far
+from bench.data.sets import FaceSet, FASSet, FoldedPairs
+from bench.metrics import (FASRates, KFoldVerification, OperatingPoint, eer_threshold, fas_rates, kfold_verification,
+                           threshold_at_far)
 
 DEFAULT_FAR = 1e-3
 
@@ -70,6 +71,51 @@ def fr_dev_result(model: nn.Module, dev: FaceSet, device: torch.device, far: flo
     op = threshold_at_far(impostor, far)
     tar = float(np.mean(genuine >= op.threshold))
     return FRDevResult(op, tar, (tar + 1 - op.achieved_rate) / 2, len(genuine), len(impostor))
+
+
+@dataclass(frozen=True)
+class KFoldDevResult:
+    """A k-fold protocol's calibration: per fold, the thresholds chosen on the other folds and the held-out rates
+    (`bench.metrics.kfold_verification`). Its operating point carries one FAR threshold per fold."""
+
+    kfold: KFoldVerification
+    rule: str
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """The per-fold FAR thresholds (index = fold); `threshold` is their mean, a summary (decides nothing)."""
+        folds = sorted(self.kfold.folds, key=lambda f: f.fold)
+        taus = tuple(float(f.far_point.threshold) for f in folds)
+        return OperatingPoint(float(np.mean(taus)), self.rule, sum(f.n_genuine + f.n_impostor for f in folds),
+                              self.kfold.far[0], taus)
+
+    def as_card(self) -> dict:
+        """The run's `dev_metrics`: mean and std over folds of the held-out accuracy, TAR and FAR, and per fold."""
+        k = self.kfold
+        folds = sorted(k.folds, key=lambda f: f.fold)
+        (acc, acc_sd), (tar, tar_sd), (far, far_sd) = k.accuracy, k.tar, k.far
+        return {
+            "threshold": self.operating_point.threshold, "threshold_rule": self.rule, "folds": len(folds),
+            "far_target": k.far_target, "accuracy_mean": acc, "accuracy_std": acc_sd, "tar_mean": tar, "tar_std": tar_sd,
+            "far_mean": far, "far_std": far_sd,
+            "genuine_pairs": sum(f.n_genuine for f in folds), "impostor_pairs": sum(f.n_impostor for f in folds),
+            "fold_thresholds": [f.far_point.threshold for f in folds],
+            "fold_accuracy_thresholds": [f.accuracy_threshold for f in folds],
+            "fold_accuracy": [f.accuracy for f in folds], "fold_tar": [f.tar for f in folds], "fold_far": [f.far for f in folds],
+        }
+
+    def describe(self) -> str:
+        """The one log line of the calibration (the runner prints it)."""
+        taus = self.operating_point.fold_thresholds
+        return f"{self.kfold.describe()}; thresholds {min(taus):.4f} to {max(taus):.4f} ({self.rule})"
+
+
+def kfold_dev_result(model: nn.Module, pairs: FoldedPairs, device: torch.device, far: float, rule: str) -> KFoldDevResult:
+    """Every image embedded once, every pair scored (cosine), then `kfold_verification` at `far`."""
+    emb = embed(model, pairs.images, device)
+    first, second = torch.as_tensor(pairs.first), torch.as_tensor(pairs.second)
+    scores = (emb[first] * emb[second]).sum(dim=1).numpy()
+    return KFoldDevResult(kfold_verification(scores, np.asarray(pairs.genuine, dtype=bool), pairs.folds, far), rule)
 
 
 def liveness_scores(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 256) -> np.ndarray:

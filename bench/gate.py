@@ -82,7 +82,8 @@ def store_metrics(stores: Iterable[ResultsStore]) -> list[Metric]:
     """
     chosen: dict[tuple, dict] = {}
     for r in leaderboard_rows(list(stores))[0]:
-        key = (r["name"], str(r.get("profile") or ""), r["protocol"], r["suite"], r["goal"])
+        profile = str(r.get("profile") or "") + ("+flip-tta" if r.get("flip_tta") else "")  # --flip-tta: its own metric
+        key = (r["name"], profile, r["protocol"], r["suite"], r["goal"])
         old = chosen.get(key)
         if old is not None and old["source"] == "user" and old["checkpoint_sha256"] != r["checkpoint_sha256"]:
             raise BadInputError(
@@ -94,8 +95,8 @@ def store_metrics(stores: Iterable[ResultsStore]) -> list[Metric]:
     out = []
     for r in chosen.values():
         user = r["source"] == "user"
-        base = dict(model=r["name"], profile=str(r.get("profile") or ""), protocol=r["protocol"], suite=r["suite"],
-                    goal=r["goal"])
+        base = dict(model=r["name"], profile=str(r.get("profile") or "") + ("+flip-tta" if r.get("flip_tta") else ""),
+                    protocol=r["protocol"], suite=r["suite"], goal=r["goal"])
         ident = dict(sha256=r["checkpoint_sha256"], factory=r["model"]) if user else {}
         out.append(Metric(**base, metric="clean accuracy", k=r["clean"][0], n=r["clean"][1], **ident,
                           unreliable=list(r["clean_reasons"])))

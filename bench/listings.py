@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Optional
 
 from bench.errors import BadInputError
-from bench.modelref import check_model, check_protocol_task
+from bench.modelref import check_flip_tta, check_model, check_protocol_task
 from bench.registry import Registry
 from bench.runconfig import RunConfig, validate_config
 
@@ -74,13 +74,16 @@ def _suites() -> dict:
 
 def _protocols() -> dict:
     from bench.protocols import PROTOCOLS, FASProtocol
+    from bench.protocols.registry import PROTOCOL_FAMILIES
 
+    families = {PROTOCOL_FAMILIES.get(f).listed.name: f for f in PROTOCOL_FAMILIES}
     entries = []
     for name in PROTOCOLS:
         p = PROTOCOLS.get(name)
         entries.append({"name": name, "task": p.task, "description": p.description,
                         "splits": {k: str(v) for k, v in p.splits.items()}, "threshold_rule": p.threshold_rule,
-                        "frames_per_video": p.frames_per_video if isinstance(p, FASProtocol) else None})
+                        "frames_per_video": p.frames_per_video if isinstance(p, FASProtocol) else None,
+                        **({"family": families[name]} if name in families else {})})
     return {"kind": PROTOCOLS.kind, "entries": entries}
 
 
@@ -129,9 +132,19 @@ def check_run(cfg: RunConfig) -> None:
     if cfg.suite.endswith((".yaml", ".yml")):  # a file: the runner reads and checks it before the rest
         return
     registry(listings, "suites").get(cfg.suite)
-    proto = registry(listings, "protocols").get(cfg.protocol or choice.default_protocol)
-    check_protocol_task(choice, proto.name, proto.task)
+    proto = protocol_entry(listings, cfg.protocol or choice.default_protocol)
+    check_protocol_task(choice, cfg.protocol or choice.default_protocol, proto.task)
+    check_flip_tta(choice, cfg.flip_tta)
     validate_config(cfg)
+
+
+def protocol_entry(listings: dict, name: str) -> SimpleNamespace:
+    """The listing of protocol `name`: its own entry, or its family's (`bin:/x.bin` -> `bin:PATH`); an unknown name
+    gets the registry's message."""
+    protocols = registry(listings, "protocols")
+    prefix, sep, _ = name.partition(":")
+    family = next((e for e in listings["protocols"]["entries"] if e.get("family") == prefix), None) if sep else None
+    return SimpleNamespace(**family) if family is not None else protocols.get(name)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

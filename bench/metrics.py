@@ -42,12 +42,16 @@ def median_interval(values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """A decision threshold with the rule that chose it (stored with every result)."""
+    """A decision threshold with the rule that chose it (stored with every result).
+
+    k-fold protocols judge each fold's pairs at a threshold of its own (`fold_thresholds`, index = fold); their
+    `threshold` is then the mean of those, a summary that decides nothing."""
 
     threshold: float
     rule: str
     dev_count: int
     achieved_rate: float
+    fold_thresholds: tuple[float, ...] = ()
 
 
 def threshold_at_far(impostor_scores: np.ndarray, far: float) -> OperatingPoint:

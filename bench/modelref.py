@@ -242,3 +242,11 @@ def check_protocol_task(model: Any, protocol: str, protocol_task: str) -> None:
         flag = f" (--task {model.task})" if model.source == "user" else ""
         raise BadInputError(f"protocol {protocol!r} is for {protocol_task} models but {model.name!r} is a "
                             f"{model.task} model{flag}")
+
+
+def check_flip_tta(model: Any, flip_tta: bool) -> None:
+    """Flip test-time augmentation (`--flip-tta`) averages embeddings: refuse it for `model` (anything with `name`
+    and `task`) when it is not a face-recognition model."""
+    if flip_tta and model.task != "fr":
+        raise BadInputError(f"--flip-tta sums the embeddings of an image and its mirror image: it is for fr models, "
+                            f"and {model.name!r} is a {model.task} model")

@@ -85,6 +85,8 @@ def cell_config(pc: PlannedCell, mut: ModelUnderTest, cfg: RunConfig, protocol: 
         config["precision"] = cfg.precision
     if cfg.compile:
         config["compile"] = True
+    if cfg.flip_tta:  # another function of the image: never the cells of the model without it
+        config["flip_tta"] = True
     return config
 
 

@@ -44,6 +44,7 @@ class RunConfig:
     fold_bn: bool = True  # attacks differentiate a BatchNorm-folded copy of the model (bench/precision.py)
     budgets_together: Optional[bool] = None  # an attack's budgets as one batch (same results; local executor); None: CUDA only
     if_needed: bool = False  # do nothing when a complete run of this configuration already holds every cell
+    flip_tta: bool = False  # FR: the model's embedding of an image and of its mirror image summed, then L2-normalised
 
 
 # fields of RunConfig that say how a run is executed, not what it computes: a resumed run may change them

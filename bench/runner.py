@@ -27,7 +27,7 @@ from bench.errors import BadInputError, CellFailedError, Interrupted
 from bench.evaluation import images_to_tensor
 from bench.executors import make_executor
 from bench.goals import GOALS, default_goals, get_goal
-from bench.modelref import InputConvention, check_protocol_task
+from bench.modelref import InputConvention, check_flip_tta, check_protocol_task
 from bench.planning import budget_groups, cell_config, cell_label, cell_seed, plan, shard_ranges, transfer_sources
 from bench.progress import RunProgress
 from bench.protocols import get_protocol
@@ -71,6 +71,18 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
     (one JSON line per event on stderr).
     """
     return Run(cfg, progress, log).execute()
+
+
+def comparable_card(card: dict, protocol: str, flip_tta: bool) -> tuple[dict, str]:
+    """The model card to check the run's dev metrics against, and why none is ("" when it is): a card measured on
+    another protocol, or without the flip test-time augmentation the run adds, describes another measurement."""
+    if not card.get("dev"):
+        return card, ""
+    if card.get("protocol") not in (None, protocol):
+        return {}, f"measured on protocol {card['protocol']}, not {protocol}: not compared"
+    if flip_tta:
+        return {}, "measured without flip test-time augmentation (--flip-tta): not compared"
+    return card, ""
 
 
 class SigtermAsInterrupt:
@@ -159,6 +171,7 @@ class Run:
         self.suite = suite = load_suite(cfg.suite)
         self.protocol = protocol = get_protocol(cfg.protocol or mut.default_protocol)
         check_protocol_task(mut, protocol.name, protocol.task)
+        check_flip_tta(mut, cfg.flip_tta)
         validate_config(cfg)
         self.goals = suite.goals or default_goals(mut.task)
         wrong = [g for g in self.goals if GOALS[g].task != mut.task]
@@ -176,7 +189,8 @@ class Run:
         """The model in eval mode on its device, its output conventions checked on a batch of the dev split."""
         mut, cfg = self.mut, self.cfg
         self.device = device = resolve_device(cfg.device)
-        self.loaded = loaded = load_model(mut, cfg.checkpoint, device, seed=cfg.seed)  # seeded as every rebuild is
+        self.loaded = loaded = load_model(mut, cfg.checkpoint, device, seed=cfg.seed,  # seeded as every rebuild is
+                                          flip_tta=cfg.flip_tta)
         self.cfg = replace(cfg, profile=None if mut.source == "user" else mut.profile, input_size=mut.input_size,
                            task=mut.task)
         self.dev_split = self.protocol.dev_split(mut.input_size)
@@ -203,7 +217,9 @@ class Run:
                      f"({native['facebench_score']}); the run decides at the dev threshold above")
         self.op = dev.operating_point
         self.test_metrics = self.protocol.test_metrics(model, size, device, self.op.threshold)
-        card = self.loaded.card
+        card, self.card_note = comparable_card(self.loaded.card, self.protocol.name, self.cfg.flip_tta)
+        if self.card_note:
+            self.log(f"model card: {self.card_note}")
         self.card_tau = card.get("dev", {}).get("threshold")
         self.card_reproduces = self.card_tau is not None and abs(float(self.card_tau) - self.op.threshold) <= 1e-4
         if self.card_tau is not None and not self.card_reproduces:
@@ -260,8 +276,9 @@ class Run:
             "dev_metrics": self.dev.as_card(),
             **({"test_metrics": self.test_metrics} if self.test_metrics is not None else {}),
             "card_threshold": self.card_tau, "card_reproduces": bool(self.card_reproduces),
-            "card_check": ("external model: its card has no dev metrics to reproduce" if loaded.card.get("external") else
-                           "no model card") if card_check is None else ("passed" if card_check.passed else card_check.detail),
+            "card_check": (self.card_note or ("external model: its card has no dev metrics to reproduce"
+                                              if loaded.card.get("external") else "no model card"))
+                          if card_check is None else ("passed" if card_check.passed else card_check.detail),
             "eval_mode": "was in train mode; put into eval mode on load" if loaded.was_training else "in eval mode",
             "eot_setting": "auto" if cfg.eot is None else cfg.eot, "cells_planned": len(self.grid),
             "transfer_sources": list(self.sources), "executor": cfg.executor,
@@ -290,7 +307,8 @@ class Run:
             self.run_id = store.begin_run(self.metadata())
             self.in_run = set()
         self.outcome = RunOutcome(self.run_id, store.path)
-        self.state = RunState(RunSetup(cfg, self.op.threshold, tuple(self.sources)), self.device, self.loaded)
+        self.state = RunState(RunSetup(cfg, self.op.threshold, tuple(self.sources), self.op.fold_thresholds), self.device,
+                              self.loaded)
         if self.state.folded.folded:
             self.log(f"attacks differentiate a copy with {self.state.folded.folded} BatchNorm(s) folded into convolutions "
                      "(decisions use the model as loaded; --no-fold-bn to turn off)")
@@ -338,7 +356,10 @@ class Run:
             self.prepare(pc.goal)
         prep = self.state.goals[pc.goal]
         threshold = float("nan") if get_goal(pc.goal).items == "identification" else self.op.threshold
-        self.meta_of[cid] = (index, config, {"run_id": self.run_id, "threshold": threshold, "eot": prep.eot})
+        attrs = {"run_id": self.run_id, "threshold": threshold, "eot": prep.eot}
+        if self.op.fold_thresholds and get_goal(pc.goal).items != "identification":
+            attrs["fold_thresholds"] = list(self.op.fold_thresholds)  # each pair judged at its fold's (sample id f<k>:)
+        self.meta_of[cid] = (index, config, attrs)
         ranges = shard_ranges(len(prep.items.sample_ids), self.cfg.shard_size)
         self.expected[cid] = len(ranges)
         seed = cell_seed(cid, self.cfg)
@@ -420,4 +441,4 @@ class Run:
         return outcome
 
 
-__all__ = ["Run", "RunConfig", "RunOutcome", "run_benchmark", "SigtermAsInterrupt", "versions"]
+__all__ = ["Run", "RunConfig", "RunOutcome", "comparable_card", "run_benchmark", "SigtermAsInterrupt", "versions"]

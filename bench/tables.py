@@ -129,6 +129,8 @@ def best_known_key(cell: CellResult, run: Optional[dict] = None) -> tuple:
     cfg, run = cell.config, run or {}
     sha = cfg.get("checkpoint_sha256") or run.get("checkpoint_sha256") or ""
     rule = cfg.get("threshold_rule") or run.get("threshold_rule") or ""
+    if cfg.get("flip_tta"):  # another function of the image (`--flip-tta`): its samples are compared apart
+        rule += " (flip TTA)"
     threshold = cell.attrs.get("threshold", run.get("threshold"))
     return (str(cfg.get("model", run.get("model", ""))), str(cfg.get("profile", run.get("profile", "")) or ""),
             str(sha), str(cfg.get("protocol", run.get("protocol", ""))), str(cfg["goal"]), str(rule),

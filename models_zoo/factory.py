@@ -14,7 +14,7 @@ user model's `--name` or `default_model_name` of its factory string), for a mode
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -118,7 +118,7 @@ def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str]
 
 
 def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device,
-               seed: Optional[int] = None) -> LoadedModel:
+               seed: Optional[int] = None, flip_tta: bool = False) -> LoadedModel:
     """Build the network and load its weights, in eval mode on `device`.
 
     Zoo variants: the shipped checkpoint unless `checkpoint`, whose card must name the variant and
@@ -126,8 +126,19 @@ def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.dev
     (loaded strictly; a sibling card is optional and its sha256 checked when present). With `seed`,
     Python's, NumPy's and torch's generators are seeded with it just before the network is built, as a
     run does (so a factory's random weights are the run's wherever the model is rebuilt: a Ray worker,
-    the leaderboard's examples).
+    the leaderboard's examples). With `flip_tta` (face recognition), the module is the network inside
+    `models_zoo.tta.FlipTTA`; checkpoint, sha256 and card stay the weights'.
     """
+    loaded = _load_model(mut, checkpoint, device, seed)
+    if flip_tta:
+        from models_zoo.tta import FlipTTA
+
+        loaded = replace(loaded, module=FlipTTA(loaded.module).eval())
+    return loaded
+
+
+def _load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device,
+                seed: Optional[int]) -> LoadedModel:
     if seed is not None:
         seed_everything(seed)
     if mut.onnx:

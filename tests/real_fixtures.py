@@ -255,3 +255,72 @@ def py2_pickle(bins: list[bytes], issame: list[bool], protocol: int) -> bytes:
     if protocol == 0:
         return b"(" + body + b"t" + put() + b"."
     return b"\x80\x02" + body + b"\x86" + put() + b"."
+
+
+# --------------------------------------------------------------------------- rendered faces in the k-fold layouts
+
+RENDERED_PEOPLE = 8
+RENDERED_PER_PERSON = 3
+
+
+def rendered_faces(size: int = 64) -> tuple[np.ndarray, list[int]]:
+    """Faces of the embedded world (its unseen test identities), `RENDERED_PER_PERSON` of each of `RENDERED_PEOPLE`
+    people, person-major: (uint8 images, identity of each)."""
+    from bench.data.synth.fr import SYNTH_FR, cached_world
+
+    ids = [SYNTH_FR.test_ids[p] for p in range(RENDERED_PEOPLE) for _ in range(RENDERED_PER_PERSON)]
+    samples = [s for _ in range(RENDERED_PEOPLE) for s in range(RENDERED_PER_PERSON)]
+    return cached_world(0, size).render(ids, samples).images, ids
+
+
+def view2_lines(person: "callable") -> list[str]:
+    """LFW View 2's `pairs.txt` (header `10<TAB>300`; per fold 300 matched lines, then 300 mismatched) over
+    `RENDERED_PEOPLE` people of `RENDERED_PER_PERSON` images each, named by `person(p)`; pairs repeat. Fold f's
+    mismatched pairs are the people `f + 1 + f % 7` apart, so the folds' score distributions (and so the thresholds
+    chosen without each of them) differ."""
+    lines = ["10\t300"]
+    n, k = RENDERED_PEOPLE, RENDERED_PER_PERSON
+    for fold in range(10):
+        for i in range(300):
+            p = (fold + i) % n
+            lines.append(f"{person(p)}\t{1 + i % k}\t{1 + (i + 1) % k}")
+        for i in range(300):
+            p, q = (fold + i) % n, (fold + i + 1 + fold % (n - 1)) % n  # each fold its own people pairs
+            lines.append(f"{person(p)}\t{1 + i % k}\t{person(q)}\t{1 + (i + 2) % k}")
+    return lines
+
+
+def write_lfw_view2_rendered(root: Path, size: int = 64) -> Path:
+    """A tiny LFW layout of rendered faces (`lfw/<Name>/<Name>_000N.png`, as the facebench stand-in writes them)
+    with View 2's exact `pairs.txt` (10 folds of 300 matched then 300 mismatched lines) over them."""
+    images, ids = rendered_faces(size)
+    names = [f"Synth_{ids[p * RENDERED_PER_PERSON]}" for p in range(RENDERED_PEOPLE)]
+    for i, image in enumerate(images):
+        name = names[i // RENDERED_PER_PERSON]
+        path = root / "lfw" / name / f"{name}_{1 + i % RENDERED_PER_PERSON:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+    _write(root / "pairs.txt", view2_lines(lambda p: names[p]))
+    return root
+
+
+def write_rendered_bin(path: Path, pairs_per_fold: int = 4, size: int = 64) -> tuple[Path, list[bool]]:
+    """An insightface `.bin` of rendered faces (PNG-encoded, written with `write_insightface_bin`): 10 folds of
+    `pairs_per_fold` pairs, genuine and impostor alternating, pairs interleaved (images 2i, 2i + 1)."""
+    import io
+
+    images, ids = rendered_faces(size)
+    k = RENDERED_PER_PERSON
+
+    def png(i: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(images[i]).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    bins, issame = [], []
+    for i in range(10 * pairs_per_fold):
+        p, same = i % RENDERED_PEOPLE, i % 2 == 0
+        q = p if same else (p + 1 + i % (RENDERED_PEOPLE - 1)) % RENDERED_PEOPLE
+        bins += [png(p * k + i % k), png(q * k + (i + 1) % k)]
+        issame.append(same)
+    return write_insightface_bin(path, bins, issame), issame

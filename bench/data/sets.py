@@ -7,7 +7,7 @@ rule that picks a seed's evaluation items, so a seed selects the same items ever
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Hashable, Sequence
+from typing import Callable, Hashable, Optional, Sequence
 
 import numpy as np
 
@@ -90,6 +90,55 @@ class FASSet:
             return parts[0]
         return FASSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FAS_ARRAYS),
                       [s for p in parts for s in p.sample_ids])
+
+
+@dataclass(frozen=True)
+class FoldedPairs:
+    """Verification pairs in cross-validation folds (LFW View 2, insightface's `.bin` sets), labels only.
+
+    Pair `i` compares image `first[i]` with image `second[i]` (numbers into the protocol's image list, which
+    may be shared between pairs); `folds[i]` is its fold. `images`, when loaded, holds every image of that list
+    (uint8 N,S,S,3) in order."""
+
+    first: np.ndarray
+    second: np.ndarray
+    genuine: np.ndarray
+    folds: np.ndarray
+    pair_ids: list[str]
+    images: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.pair_ids)
+
+    def sample_ids(self, index: np.ndarray) -> list[str]:
+        """The stored sample ids of the pairs at `index`: each pair's id behind its fold (`fold_sample_id`)."""
+        return [fold_sample_id(int(self.folds[i]), self.pair_ids[i]) for i in index]
+
+
+def fold_sample_id(fold: int, pair_id: str) -> str:
+    """A k-fold protocol's sample id: `f<fold>:` then the pair's id (`f3:g:Name_0001.jpg|Name_0004.jpg`)."""
+    return f"f{fold}:{pair_id}"
+
+
+def fold_of(sample_id: str) -> Optional[int]:
+    """The fold of a k-fold protocol's sample id (`fold_sample_id`); None for any other sample id."""
+    head, sep, _ = str(sample_id).partition(":")
+    return int(head[1:]) if sep and head[:1] == "f" and head[1:].isdigit() else None
+
+
+def choose_across_folds(folds: np.ndarray, n: int | None, seed: int, salt: int) -> np.ndarray:
+    """Positions of `n` items spread evenly over the folds of `folds` (one fold label per item), chosen by `seed`.
+
+    Within each fold the items are put in a seeded order (`salt` keeps item kinds apart, as in `choose_items`);
+    then the first item of every fold is taken, fold by fold, then the second, and so on: any `n` holds each fold's
+    items to within one of the others' (as far as a fold has items)."""
+    folds = np.asarray(folds)
+    rank = np.empty(len(folds), dtype=np.int64)
+    for fold in np.unique(folds):
+        where = np.flatnonzero(folds == fold)
+        rank[where[np.random.default_rng([seed, 404, salt, int(fold)]).permutation(len(where))]] = np.arange(len(where))
+    order = np.lexsort((folds, rank))  # by rank within the fold, then by fold
+    return order[: (len(order) if n is None else n)]
 
 
 _FAS_ARRAYS = ("images", "live", "species", "subtype", "video_ids", "subjects", "domains", "depth", "reflection", "illumination")

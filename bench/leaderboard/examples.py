@@ -7,6 +7,7 @@ need not reproduce the stored per-sample results bit for bit.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -84,12 +85,14 @@ def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet
     mut = resolve_model(str(cfg["model"]), cfg.get("task"), cfg.get("profile"), cfg.get("input_size"), cfg.get("name"),
                         cfg.get("preprocess"))
     samples, seed = int(cfg.get("samples", 200)), int(cfg.get("seed", 0))
-    loaded = load_model(mut, cfg.get("checkpoint"), device, seed=seed)
+    loaded = load_model(mut, cfg.get("checkpoint"), device, seed=seed, flip_tta=bool(cfg.get("flip_tta")))
     if loaded.sha256 != rec.run.get("checkpoint_sha256"):
         return ExampleSet(label, error=f"the weights found now (sha256 {loaded.sha256[:12]}) are not the run's "
                                        f"({str(rec.run.get('checkpoint_sha256'))[:12]})")
     protocol = get_protocol(cfg.get("protocol") or mut.default_protocol)
-    items = protocol.goal_items(goal, loaded.module, float(rec.run["threshold"]), samples, seed, mut.input_size, device)
+    taus = cell.attrs.get("fold_thresholds")  # k-fold protocols: each fold's threshold, as the run judged them
+    threshold = tuple(json.loads(taus) if isinstance(taus, str) else taus) if taus else float(rec.run["threshold"])
+    items = protocol.goal_items(goal, loaded.module, threshold, samples, seed, mut.input_size, device)
     task = items.task
     clean = batched_scores(task, items.x, cfg.get("batch_size") or auto_batch_size(device, samples))
     ok = (~task.broken_on_clean(clean)).nonzero().squeeze(1)[:k]

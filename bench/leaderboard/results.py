@@ -19,6 +19,7 @@ from typing import Iterable, Optional
 import numpy as np
 
 from bench.config import format_eps
+from bench.data.sets import fold_of
 from bench.errors import FacebenchError, StoreError
 from bench.goals import goal_order, goals_of
 from bench.leaderboard.catalogue import ModelInfo, model_info
@@ -157,13 +158,28 @@ class RunRecord:
         return json.loads(raw) if isinstance(raw, str) else dict(raw)
 
 
+def flip_tta(run: dict) -> bool:
+    """Whether a run's model embedded with flip test-time augmentation (`--flip-tta`, in its stored configuration)."""
+    raw = run.get("config") or "{}"
+    try:
+        cfg = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError:
+        return False
+    return bool(cfg.get("flip_tta"))
+
+
+def run_key(run: dict) -> tuple:
+    """What the leaderboard keeps one run of (the newest): model, profile, protocol, suite and flip TTA."""
+    return (run["model"], run.get("profile"), run["protocol"], run["suite"], flip_tta(run))
+
+
 def latest_complete_runs(store: ResultsStore) -> list[dict]:
-    """The newest complete run of each (model, profile, protocol, suite) in a store."""
+    """The newest complete run of each `run_key` (model, profile, protocol, suite, flip TTA) in a store."""
     latest: dict[tuple, dict] = {}
     for run in store.runs():
         if run.get("status") != "complete":
             continue
-        latest[(run["model"], run.get("profile"), run["protocol"], run["suite"])] = run
+        latest[run_key(run)] = run
     return list(latest.values())
 
 
@@ -187,7 +203,7 @@ def collect_runs(store_paths: Iterable[Path]) -> list[RunRecord]:
                     for key in ("goal", "attack", "norm", "eps"):
                         if key not in c.config:
                             raise StoreError(f"cell {c.cell_id} has no {key!r} in its configuration")
-                key = (run["model"], run.get("profile"), run["protocol"], run["suite"])
+                key = run_key(run)
                 old = chosen.get(key)
                 if old is None or started_key(run) >= started_key(old.run):
                     chosen[key] = rec
@@ -197,7 +213,8 @@ def collect_runs(store_paths: Iterable[Path]) -> list[RunRecord]:
             raise StoreError(f"store {path}: {e}") from None
         except (KeyError, ValueError, TypeError, OSError) as e:
             raise StoreError(f"store {path} cannot be read as a facebench store: {type(e).__name__}: {e}") from None
-    return sorted(chosen.values(), key=lambda r: (r.run["protocol"], r.run["model"], str(r.run.get("profile")), r.run["suite"]))
+    return sorted(chosen.values(), key=lambda r: (r.run["protocol"], r.run["model"], str(r.run.get("profile")), r.run["suite"],
+                                                  flip_tta(r.run)))
 
 
 def started_key(run: dict) -> tuple:
@@ -228,6 +245,8 @@ def command_of(rec: RunRecord) -> tuple[str, bool]:
         args += ["--eot", str(cfg["eot"])]
     if cfg.get("shard_size"):
         args += ["--shard-size", str(cfg["shard_size"])]
+    if cfg.get("flip_tta"):
+        args += ["--flip-tta"]
     args += ["--store", str(cfg.get("store", rec.store))]
     return " ".join(shlex.quote(a) for a in args), True
 
@@ -318,6 +337,18 @@ def fas_clean(cells: list[CellResult], run: Optional[dict] = None) -> Optional[F
 
 
 @dataclass(frozen=True)
+class FoldSpread:
+    """A rate fold by fold: its mean and standard deviation (ddof=0) over the folds the samples fall in."""
+
+    mean: float
+    std: float
+    folds: int
+
+    def pct(self) -> str:
+        return f"{100 * self.mean:.1f} ± {100 * self.std:.1f}"
+
+
+@dataclass(frozen=True)
 class KnownMedian:
     """A row's median best-known minimal perturbation in one norm, over its clean-correct samples."""
 
@@ -347,6 +378,8 @@ class Row:
     seconds: float
     reasons: list[str]
     fas: Optional[FASClean] = None
+    kept: dict[Budget, np.ndarray] = field(default_factory=dict, repr=False)  # per budget: each sample not broken
+    folds: Optional[np.ndarray] = None  # k-fold protocols: each sample's fold (from its id, `f<fold>:...`)
     _known: dict = field(default_factory=dict, repr=False)  # norm -> Optional[KnownMedian], filled on first use
 
     @property
@@ -359,7 +392,27 @@ class Row:
 
     @property
     def label(self) -> str:
-        return f"{self.model} ({self.run.get('profile', '')})"
+        return f"{self.model} ({self.variant})"
+
+    @property
+    def variant(self) -> str:
+        """How the model was run, after its name: its profile, and `flip TTA` where it embedded with it."""
+        return str(self.run.get("profile", "")) + (", flip TTA" if flip_tta(self.run) else "")
+
+    def fold_spread(self, budget: Optional[Budget] = None) -> Optional[FoldSpread]:
+        """Clean accuracy (no `budget`) or robust accuracy at `budget` fold by fold (k-fold protocols; None
+        elsewhere, or without that budget)."""
+        if self.folds is None or (budget is not None and budget not in self.kept):
+            return None
+        ok = self.cells[0].arrays["clean_correct"].astype(bool) if budget is None else self.kept[budget]
+        values = [float(ok[self.folds == f].mean()) for f in np.unique(self.folds)]
+        return FoldSpread(float(np.mean(values)), float(np.std(values)), len(values))
+
+    def kfold_clean(self) -> Optional[dict]:
+        """The run's clean k-fold verification (`dev_metrics` of a k-fold protocol: accuracy and TAR, mean and std
+        over the held-out folds); None for other protocols."""
+        dev = self.rec.dev
+        return dev if "accuracy_mean" in dev and "folds" in dev else None
 
     @property
     def n(self) -> int:
@@ -432,7 +485,7 @@ class Row:
             "recipe": self.info.recipe, "seconds": self.seconds, "unreliable": self.unreliable, "reasons": self.reasons,
             "name": model_name(self.run), "source": str(self.run.get("source") or ""),
             "checkpoint_sha256": str(self.run.get("checkpoint_sha256") or ""), "started": started_key(self.run),
-            "clean_reasons": self.clean_reasons(),
+            "clean_reasons": self.clean_reasons(), "flip_tta": flip_tta(self.run),
             "robust_reasons": {b.label: self.robust_reasons(b) for b in self.robust},
         }
 
@@ -472,12 +525,13 @@ def _goal_row(rec: RunRecord, info: ModelInfo, goal: str, cells: list[CellResult
     by_budget: dict[Budget, list[CellResult]] = defaultdict(list)
     for c in cells:
         by_budget[budget_of(c.config)].append(c)
-    robust, attacks = {}, {}
+    robust, attacks, kept = {}, {}, {}
     for b in sorted(by_budget, key=budget_order):
         broken = ~clean
         for c in by_budget[b]:
             broken = broken | c.arrays["success"].astype(bool)
         robust[b] = Rate(int((~broken).sum()), n)
+        kept[b] = ~broken
         attacks[b] = [attack_label(c) for c in by_budget[b]]
     breaking, curve_max, min_eps = {}, {}, {}
     for norm in sorted({b.norm for b in by_budget if not b.masked}):
@@ -501,8 +555,9 @@ def _goal_row(rec: RunRecord, info: ModelInfo, goal: str, cells: list[CellResult
             min_eps[norm] = (float(np.median(mins[clean])), int(clean.sum()), search)
     reasons = cell_reasons(cells)
     seconds = float(sum(float(c.summary.get("seconds", 0.0) or 0.0) for c in cells))
+    folds = [fold_of(i) for i in ids]
     return Row(rec, info, goal, cells, Rate(int(clean.sum()), n), robust, attacks, breaking, curve_max, min_eps,
-               seconds, reasons, fas)
+               seconds, reasons, fas, kept, np.array(folds) if n and all(f is not None for f in folds) else None)
 
 
 def sweep_budgets(rows: list[Row]) -> set[Budget]:

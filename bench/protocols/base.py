@@ -45,7 +45,8 @@ class Protocol:
 
     def goal_items(self, goal: str, model: torch.nn.Module, threshold: float, samples: int, seed: int, size: int,
                    device: torch.device) -> GoalItems:
-        """The `samples` items of `goal` chosen by `seed`, with the task that judges them at `threshold`; the task
+        """The `samples` items of `goal` chosen by `seed`, with the task that judges them at `threshold` (the run's
+        operating threshold; for a k-fold protocol, `bench.protocols.kfold`, one per fold); the task
         carries the starts of decision-based attacks (not for dodging, where a random image already reaches the
         goal): see `bench.tasks.starts`. A `BadInputError` where the protocol cannot serve the goal."""
         raise BadInputError(f"protocol {self.name!r} does not provide items for goal {goal!r}")

@@ -10,17 +10,23 @@ train splits, fit the threshold on the sources' dev splits and test on the targe
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Callable, Optional
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from bench.data.real.common import DatasetError, ImageRecord, VideoRecord, list_frames, read_image
-from bench.data.real.locate import loader
-from bench.data.sets import FaceSet, FASSet, IdentificationSet, PairSet, choose_items, identification_split
+from bench.data.real.insightface_bin import InsightFaceBin, read_bin
+from bench.data.real.locate import dataset_root, loader
+from bench.data.sets import (FaceSet, FASSet, FoldedPairs, IdentificationSet, PairSet, choose_items,
+                             identification_split)
 from bench.protocols.fas import FASProtocol
 from bench.protocols.fr import FRProtocol
-from bench.protocols.registry import register_protocol
+from bench.protocols.kfold import FOLDS, KFoldProtocol
+from bench.protocols.registry import register_protocol, register_protocol_family
 
 DEV_FRACTION = 0.2
 CELEBA_INTRA_PAIRS = 3000  # per kind
@@ -94,6 +100,78 @@ class CelebAIntra(CelebAToLFW):
     def identification(self, n: Optional[int], seed: int, size: int) -> IdentificationSet:
         """Closed-set identification over CelebA's held-out test identities with two images or more."""
         return _identification(loader("celeba").faces("test"), n, seed, size)
+
+
+# --------------------------------------------------------------------------- k-fold verification (nothing trained)
+
+@lru_cache(maxsize=4)
+def _lfw_view2(root: str) -> tuple[FoldedPairs, tuple[Path, ...]]:
+    """LFW View 2's pairs (`pairs.txt`, header `10 300`) over the images they use, each image numbered once."""
+    records = loader("lfw").pairs(view2=True)
+    number: dict[Path, int] = {}
+    for r in records:
+        for image in (r.a, r.b):
+            number.setdefault(image.path, len(number))
+    pairs = FoldedPairs(np.array([number[r.a.path] for r in records]), np.array([number[r.b.path] for r in records]),
+                        np.array([r.genuine for r in records]), np.array([r.fold for r in records]),
+                        [r.pair_id for r in records])
+    return pairs, tuple(number)
+
+
+@dataclass(frozen=True)
+class LFWView2(KFoldProtocol):
+    """`lfw`: LFW View 2 (`pairs.txt`'s 10 folds of 300 matched and 300 mismatched pairs), images read whole."""
+
+    def pair_folds(self) -> FoldedPairs:
+        return _lfw_view2(str(dataset_root("lfw")))[0]
+
+    def read_images(self, numbers: Sequence[int], size: int) -> np.ndarray:
+        paths = _lfw_view2(str(dataset_root("lfw")))[1]
+        images = [read_image(paths[int(i)], size) for i in numbers]
+        return np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+
+
+@lru_cache(maxsize=2)
+def _bin(path: str, stamp: tuple[int, int]) -> InsightFaceBin:
+    """A `.bin` opened once per process and version of the file (`stamp`: its size and modification time)."""
+    return read_bin(Path(path))
+
+
+def _opened_bin(path: str) -> InsightFaceBin:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return read_bin(Path(path))  # its one-line error (not found, unreadable)
+    return _bin(path, (st.st_size, st.st_mtime_ns))
+
+
+@dataclass(frozen=True)
+class InsightFaceBinProtocol(KFoldProtocol):
+    """`bin:PATH`: an insightface verification `.bin` (pairs interleaved, 10 consecutive folds in file order)."""
+
+    path: str = ""
+
+    def pair_folds(self) -> FoldedPairs:
+        data = _opened_bin(self.path)
+        first = 2 * np.arange(len(data))
+        ids = [f"{'g' if same else 'i'}:{2 * i}|{2 * i + 1}" for i, same in enumerate(data.issame.tolist())]
+        return FoldedPairs(first, first + 1, data.issame.copy(), data.folds(FOLDS), ids)
+
+    def read_images(self, numbers: Sequence[int], size: int) -> np.ndarray:
+        return _opened_bin(self.path).images([int(i) for i in numbers], size)
+
+
+KFOLD_RULE = "per fold: the threshold at FAR=1e-3 on the other 9 folds' impostor pairs (accuracy: the best threshold there)"
+
+
+def insightface_bin(path: str) -> InsightFaceBinProtocol:
+    """The `bin:PATH` protocol of one file (`~` expanded, made absolute: the protocol's name)."""
+    absolute = os.path.abspath(os.path.expanduser(path))
+    return InsightFaceBinProtocol(
+        name=f"bin:{absolute}", task="fr", threshold_rule=KFOLD_RULE, path=absolute,
+        description=f"insightface verification set {os.path.basename(absolute)}: 10 folds in file order, mean +- std",
+        splits={"test": f"{absolute} (pairs interleaved; 10 consecutive folds, each threshold from the other 9)"},
+    )
 
 
 # --------------------------------------------------------------------------- anti-spoofing
@@ -192,6 +270,16 @@ def _register() -> None:
         description="intra-dataset: test pairs from CelebA's held-out test identities",
         splits={"train": "CelebA partition 0", "dev": "CelebA partition 1", "test": f"{CELEBA_INTRA_PAIRS} + {CELEBA_INTRA_PAIRS} pairs from partition 2"},
     ))
+    register_protocol(LFWView2(
+        name="lfw", task="fr", threshold_rule=KFOLD_RULE,
+        description="LFW View 2 alone (no training split): 10 folds, each fold's thresholds from the other 9; mean +- std",
+        splits={"test": "LFW pairs.txt, View 2 (header 10 300): 10 folds x (300 matched + 300 mismatched)"},
+    ))
+    register_protocol_family("bin", InsightFaceBinProtocol(
+        name="bin:PATH", task="fr", threshold_rule=KFOLD_RULE,
+        description="any insightface verification .bin (lfw, cfp_fp, agedb_30, calfw, cplfw): 10 folds, mean +- std",
+        splits={"test": "PATH: pairs interleaved; 10 consecutive folds in file order, each threshold from the other 9"},
+    ), insightface_bin)
     for n in (1, 2):
         src = (oulu_protocol(n),)
         register_protocol(RealFASProtocol(f"oulu-p{n}", f"OULU-NPU protocol {n}", src, src,

@@ -39,12 +39,14 @@ def row_page(row: Row) -> str:
 
 def protocol_text(protocol: str) -> str:
     """The paragraph that says what a protocol is and how its threshold is set."""
-    from bench.protocols import PROTOCOLS
+    from bench.errors import FacebenchError
+    from bench.protocols import get_protocol
 
-    if protocol in PROTOCOLS:
-        p = PROTOCOLS.get(protocol)
-        return f"Protocol `{protocol}`: {p.description}. Threshold: {p.threshold_rule}."
-    return f"Protocol `{protocol}` (not registered in this facebench)."
+    try:
+        p = get_protocol(protocol)  # a registered name, or a family's (bin:PATH)
+    except FacebenchError:
+        return f"Protocol `{protocol}` (not registered in this facebench)."
+    return f"Protocol `{protocol}`: {p.description}. Threshold: {p.threshold_rule}."
 
 
 def models_section(rows: list[Row]) -> list:
@@ -80,7 +82,7 @@ def reproduce_section(rows: list[Row]) -> list:
             continue
         seen.add(rid)
         cmd, rebuilt = command_of(r.rec)
-        items.append(f"`{rid}`: `{r.model}` ({r.run.get('profile', '')}), protocol `{r.run['protocol']}`, suite "
+        items.append(f"`{rid}`: `{r.model}` ({r.variant}), protocol `{r.run['protocol']}`, suite "
                      f"`{r.run['suite']}`, device {r.run.get('device', '?')}, store `{r.rec.store}`: `{cmd}`"
                      + (" (rebuilt from the run's stored configuration: the run stored no command line)" if rebuilt else ""))
         anchors.append(f"run-{rid}")

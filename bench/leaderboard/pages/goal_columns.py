@@ -15,7 +15,7 @@ import numpy as np
 from bench.config import format_eps
 from bench.leaderboard.catalogue import fmt_params
 from bench.leaderboard.pages.columns import Column, ColumnSpec, Each, build_table
-from bench.leaderboard.results import Budget, Rate, Row, command_of, curve_tops
+from bench.leaderboard.results import Budget, Rate, Row, command_of, curve_tops, flip_tta
 from bench.report import Cell, Table
 
 
@@ -45,6 +45,9 @@ class GoalTable:
         return sorted({str(r.rec.dev.get("threshold_rule", r.run.get("threshold_rule", ""))) for r in self.rows})
 
 
+FR_VERIFICATION, FAS_ROBUSTNESS = ("fr-verification",), ("fas-robustness",)
+
+
 def _pct(v) -> str:
     return f"{100 * float(v):.1f}" if v is not None else "-"
 
@@ -71,6 +74,44 @@ def _dev_tar_cell(t: GoalTable, i: int, r: Row) -> Cell:
 def _dev_tar_raw(t: GoalTable, i: int, r: Row) -> dict:
     dr = _dev_tar(r)
     return {} if dr is None else {**dr.raw("dev tar"), "dev threshold rule": r.rec.dev.get("threshold_rule", "")}
+
+
+# --------------------------------------------------------------------------- k-fold protocols (lfw, bin:PATH)
+
+def _kfold(metric: str, header: str) -> Column:
+    """A clean k-fold figure of the run (`dev_metrics`: `<metric>_mean` and `_std` over the held-out folds)."""
+    def value(r: Row) -> Optional[tuple[float, float]]:
+        k = r.kfold_clean()
+        return None if k is None or f"{metric}_mean" not in k else (float(k[f"{metric}_mean"]), float(k[f"{metric}_std"]))
+
+    def cell(t: GoalTable, i: int, r: Row) -> Cell:
+        v = value(r)
+        return Cell("-" if v is None else f"{100 * v[0]:.1f} ± {100 * v[1]:.1f}")
+
+    def raw(t: GoalTable, i: int, r: Row) -> dict:
+        v = value(r)
+        return {} if v is None else {f"{header} mean": v[0], f"{header} std": v[1]}
+
+    def title(t: GoalTable) -> str:
+        fars = sorted({float(r.kfold_clean()["far_target"]) for r in t.rows if r.kfold_clean() is not None})
+        return header + (f" @ FAR={fars[0]:g}" if metric == "tar" and len(fars) == 1 else "")
+
+    return Column(title, cell, raw, kinds=FR_VERIFICATION, when=lambda t: any(value(r) is not None for r in t.rows))
+
+
+def _fold_robust_header(t: GoalTable) -> str:
+    return f"robust @ {t.headline.label} per fold" if t.headline is not None else "robust per fold"
+
+
+def _fold_robust_cell(t: GoalTable, i: int, r: Row) -> Cell:
+    spread = r.fold_spread(t.headline)
+    return Cell("-" if spread is None else spread.pct())
+
+
+def _fold_robust_raw(t: GoalTable, i: int, r: Row) -> dict:
+    spread = r.fold_spread(t.headline)
+    name = _fold_robust_header(t)
+    return {} if spread is None else {f"{name} mean": spread.mean, f"{name} std": spread.std, f"{name} folds": spread.folds}
 
 
 # --------------------------------------------------------------------------- FAS: clean error rates
@@ -179,22 +220,26 @@ def _checks_cell(t: GoalTable, i: int, r: Row) -> Cell:
 
 # --------------------------------------------------------------------------- the table
 
-FR_VERIFICATION, FAS_ROBUSTNESS = ("fr-verification",), ("fas-robustness",)
 
 GOAL_COLUMNS: list[ColumnSpec] = [
     Column("#", lambda t, i, r: Cell(str(i))),
-    Column("model", lambda t, i, r: Cell(r.model, code=True, suffix=f" ({r.run.get('profile', '')})"), align="l"),
+    Column("model", lambda t, i, r: Cell(r.model, code=True, suffix=f" ({r.variant})"), align="l"),
     Column("params", lambda t, i, r: Cell(fmt_params(r.info.params))),
     Column("recipe", lambda t, i, r: Cell(r.info.recipe), align="l", latex=False),
     Column("suite", lambda t, i, r: Cell(str(r.run["suite"])), align="l"),
-    Column(_dev_tar_header, _dev_tar_cell, _dev_tar_raw, kinds=FR_VERIFICATION),
+    Column(_dev_tar_header, _dev_tar_cell, _dev_tar_raw, kinds=FR_VERIFICATION,  # k-fold protocols have no dev TAR
+           when=lambda t: any(_dev_tar(r) is not None for r in t.rows)),
     Column("dev HTER", lambda t, i, r: Cell(_pct(r.rec.dev.get("dev_hter"))),
            lambda t, i, r: {"dev hter": r.rec.dev.get("dev_hter")}, kinds=FAS_ROBUSTNESS),
     Column("test ACER", lambda t, i, r: Cell(_pct(_fas_rate(r, "acer"))),
            lambda t, i, r: {"test acer": _fas_rate(r, "acer")}, kinds=FAS_ROBUSTNESS),
     Column("test HTER", lambda t, i, r: Cell(_pct(_fas_rate(r, "hter"))),
            lambda t, i, r: {"test hter": _fas_rate(r, "hter"), **_test_frames(r)}, kinds=FAS_ROBUSTNESS),
+    _kfold("accuracy", "k-fold acc"),  # k-fold protocols: the clean verification figures, mean ± std over folds
+    _kfold("tar", "k-fold TAR"),
     Column("clean acc", lambda t, i, r: Cell(r.clean.pct()), lambda t, i, r: r.clean.raw("clean acc")),
+    Column(_fold_robust_header, _fold_robust_cell, _fold_robust_raw,
+           when=lambda t: t.headline is not None and any(r.fold_spread(t.headline) is not None for r in t.rows)),
     Each(_min_eps_norms, _best_known),  # the table leads with each goal's robustness per sample (issue 17)
     Each(lambda t: t.budgets, _robust),
     Each(lambda t: list(t.tops), _auc),
@@ -210,7 +255,8 @@ GOAL_COLUMNS: list[ColumnSpec] = [
 
 
 def _head(t: GoalTable, i: int, r: Row) -> dict:
-    return {"rank": i, "model": r.model, "profile": r.run.get("profile", ""), "protocol": r.run["protocol"],
+    return {"rank": i, "model": r.model, "profile": r.run.get("profile", ""), **({"flip tta": True} if flip_tta(r.run) else {}),
+            "protocol": r.run["protocol"],
             "goal": t.goal, "suite": r.run["suite"], "params": r.info.params, "recipe": r.info.recipe}
 
 
