@@ -102,7 +102,7 @@ def test_each_fold_is_calibrated_on_the_other_nine(lfw_env, model):
     from bench.metrics import kfold_verification
 
     moved = s.copy()
-    moved[(f == 0) & ~g] += 0.5
+    moved[(f == 0) & ~g] += 2.0  # above every cosine score: fold 0's impostors become the other folds' top ones
     again = kfold_verification(moved, g, f, p.far)
     assert again.folds[0].far_point.threshold == pytest.approx(op.fold_thresholds[0], abs=1e-9)
     assert any(abs(x.far_point.threshold - op.fold_thresholds[x.fold]) > 1e-6 for x in again.folds[1:])
@@ -158,7 +158,9 @@ def test_run_on_lfw_attacks_each_fold_at_its_threshold(lfw_env, tmp_path):
         taus = cell.attrs["fold_thresholds"]
         taus = json.loads(taus) if isinstance(taus, str) else list(taus)
         assert taus == pytest.approx(dev["fold_thresholds"])
-        assert len(set(np.round(taus, 6))) > 1  # the fixture's folds differ: a fold's own threshold is checked below
+        # the fold-to-threshold mapping with thresholds that differ: test_goal_items_spread_over_folds_each_at_its_fold_threshold
+        # (on this fixture the retrained facenet-baseline's top impostor scores repeat across folds, so its ten
+        # thresholds may coincide)
         folds = np.array([fold_of(i) for i in cell.arrays["sample_id"]])
         assert np.bincount(folds).tolist() == [2] * 10
         tau = np.array(taus)[folds]
