@@ -1,7 +1,6 @@
 """Checkpoints: safetensors weights plus a JSON model card. Nothing is ever unpickled."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zipfile
@@ -12,17 +11,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bench.config import sha256_file
 from bench.errors import CheckpointError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def card_path(weights: Path) -> Path:

@@ -31,7 +31,6 @@ ensemble of regression trees (`shape_predictor`), `face_chip` its `get_face_chip
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 from contextlib import contextmanager
@@ -41,6 +40,7 @@ from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
 
+from bench.config import sha256_file
 from bench.errors import CheckpointError
 
 REAL_EXTRA = "pip install 'facebench[real]'"
@@ -291,14 +291,6 @@ def models_directory() -> Optional[Path]:
     return None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def installed_model_file(filename: str) -> Path:
     """The dlib file `filename` inside the installed `face_recognition_models` package, checked against its pinned
     sha256; a one-line `DlibFormatError` saying how to install the extra when it is absent or differs."""
@@ -308,7 +300,7 @@ def installed_model_file(filename: str) -> Path:
     path = folder / filename if folder is not None else None
     if path is None or not path.is_file():
         raise DlibFormatError(f"{filename} is not installed (the face-recognition-models package): {REAL_EXTRA}")
-    digest = file_sha256(path)
+    digest = sha256_file(path)
     if digest != PINNED_SHA256[filename]:
         raise DlibFormatError(f"{path}: sha256 {digest[:12]}... is not the pinned {PINNED_SHA256[filename][:12]}... "
                               f"(face-recognition-models 0.3.0 expected): {REAL_EXTRA}")
