@@ -139,6 +139,9 @@ def test_sigterm_and_ctrl_c_mark_the_run_interrupted_and_say_how_to_resume(tmp_p
         raise RuntimeError("SIGTERM reached the test's fallback handler: the run installed none")
 
     original = signal.signal(signal.SIGTERM, fallback)
+    # Ctrl-C as at a terminal, even where this process inherited SIGINT ignored (a job started with `&` by a shell
+    # without job control), as Python then leaves it ignored
+    original_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with monkeypatch.context() as m:
             _interrupt_after_first_cell(m, signum)
@@ -146,6 +149,7 @@ def test_sigterm_and_ctrl_c_mark_the_run_interrupted_and_say_how_to_resume(tmp_p
         assert signal.getsignal(signal.SIGTERM) is fallback  # the run's SIGTERM handler is gone with the run
     finally:
         signal.signal(signal.SIGTERM, original)
+        signal.signal(signal.SIGINT, original_int)
     run = ResultsStore(store).run()
     assert result.exit_code == status, (result.output, result.exception)
     assert result.output.strip().splitlines()[-1] == (
