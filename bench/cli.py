@@ -364,7 +364,9 @@ def suites(brief: bool) -> None:
     """List the built-in attack suites and their grids (a YAML file can be passed to `run --attack-suite` too).
 
     Each entry is an attack, a worst-case cascade (stages in order, each on the samples still unbroken)
-    or a transfer row (crafted on other zoo models, scored on the model under test), at its budgets.
+    or a transfer row (crafted on other zoo models, scored on the model under test), at its budgets, for
+    the goals it names (`all`: every goal of the run). The built-in suites use the face budgets: Linf
+    0.5, 1, 2 and 4/255 for evasion goals, 2, 4 and 8/255 for targeted ones (docs/leaderboards.md).
     """
     from bench.listings import current
 
@@ -375,8 +377,9 @@ def suites(brief: bool) -> None:
         return
     for i, s in enumerate(listed):
         click.echo(("\n" if i else "") + f"{s['name']}: {s['description']}")
-        rows = [[e["kind"], e["label"], e["norm"], ", ".join(e["budgets"])] for e in s["entries"]]
-        click.echo(tabulate(rows, headers=["kind", "attack", "norm", "budgets"]))
+        rows = [[e["kind"], e["label"], e["norm"], ", ".join(e["budgets"]),
+                 e["goals"] if isinstance(e["goals"], str) else ", ".join(e["goals"])] for e in s["entries"]]
+        click.echo(tabulate(rows, headers=["kind", "attack", "norm", "budgets", "goals"]))
 
 
 @main.group()

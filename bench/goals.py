@@ -40,6 +40,7 @@ class Goal:
     page: str  # the leaderboard page kind that shows it
     default: bool = False  # evaluated when a suite names no goals
     description: str = ""
+    targeted: bool = False  # the attacker must reach one chosen decision of another identity (the larger budgets)
 
 
 GOALS: dict[str, Goal] = {}
@@ -73,6 +74,11 @@ def default_goals(task: str) -> tuple[str, ...]:
     return tuple(g.name for g in GOALS.values() if g.task == task and g.default)
 
 
+def targeted_goals(targeted: bool = True) -> tuple[str, ...]:
+    """The targeted goals (impersonation, a chosen identity), or with `targeted=False` every other goal."""
+    return tuple(g.name for g in GOALS.values() if g.targeted == targeted)
+
+
 def goal_order(name: str) -> tuple[int, str]:
     """Sort key: canonical order, unknown goals last by name."""
     names = list(GOALS)
@@ -83,11 +89,11 @@ for _goal in (
     Goal("dodging", "fr", "pairs", "genuine", "reject", "fr-verification", True,
          "a genuine pair must stop matching at the verification threshold"),
     Goal("impersonation", "fr", "pairs", "impostor", "accept", "fr-verification", True,
-         "an impostor pair must match at the verification threshold"),
+         "an impostor pair must match at the verification threshold", targeted=True),
     Goal("misidentify", "fr", "identification", "", "other-identity", "fr-identification", False,
          "a probe's top-1 gallery identity must not be its own"),
     Goal("target-identity", "fr", "identification", "", "target-identity", "fr-identification", False,
-         "a probe's top-1 gallery identity must be a chosen other one"),
+         "a probe's top-1 gallery identity must be a chosen other one", targeted=True),
     Goal("spoof-to-live", "fas", "frames", "spoof", "accept", "fas-robustness", True,
          "a spoof frame must be accepted as live at the dev EER threshold"),
     Goal("live-to-spoof", "fas", "frames", "live", "reject", "fas-robustness", False,

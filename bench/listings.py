@@ -66,7 +66,8 @@ def _suites() -> dict:
         suite = SUITES.get(name)
         entries.append({
             "name": name, "description": suite.description, "budgets": suite.budgets(),
-            "entries": [{"kind": e.kind, "label": e.label(), "norm": e.norm, "budgets": [format_eps(e.norm, v) for v in e.eps]}
+            "entries": [{"kind": e.kind, "label": e.label(), "norm": e.norm, "budgets": [format_eps(e.norm, v) for v in e.eps],
+                         "goals": list(e.goals) if e.goals is not None else "all"}
                         for e in suite.entries],
         })
     return {"kind": SUITES.kind, "entries": entries}

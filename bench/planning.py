@@ -18,9 +18,11 @@ from models_zoo.registry import VARIANTS
 
 
 def plan(suite: Suite, goals: tuple[str, ...], transfer_sources: tuple[str, ...] = ()) -> list[PlannedCell]:
-    """The grid in a stable order: per goal, per entry, the entry's cells (one per budget; a transfer entry one
-    per source and budget: its own `sources`, else `transfer_sources`, every other zoo model of the task)."""
-    return [cell for goal in goals for entry in suite.entries for cell in entry.plan(goal, transfer_sources)]
+    """The grid in a stable order: per goal, per entry that applies to it (an entry may name its goals), the entry's
+    cells (one per budget; a transfer entry one per source and budget: its own `sources`, else
+    `transfer_sources`, every other zoo model of the task)."""
+    return [cell for goal in goals for entry in suite.entries if entry.applies_to(goal)
+            for cell in entry.plan(goal, transfer_sources)]
 
 
 def transfer_sources(mut: ModelUnderTest, suite: Suite) -> tuple[dict[str, ModelUnderTest], tuple[str, ...]]:

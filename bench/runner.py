@@ -177,6 +177,10 @@ class Run:
         wrong = [g for g in self.goals if GOALS[g].task != mut.task]
         if wrong:
             raise BadInputError(f"suite {suite.name!r} asks for goals {wrong} that a {mut.task} model cannot serve")
+        bare = [g for g in self.goals if not any(e.applies_to(g) for e in suite.entries)]
+        if bare:
+            raise BadInputError(f"suite {suite.name!r} has no entry for goal{'s' if len(bare) > 1 else ''} "
+                                f"{', '.join(bare)} (its entries name the goals they apply to)")
         self.sources, self.default_sources = transfer_sources(mut, suite)
         self.source_sha = {name: card_for(name, src.profile)["sha256"] for name, src in self.sources.items()}
         self.store = ResultsStore(cfg.store)

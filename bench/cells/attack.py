@@ -27,6 +27,7 @@ class AttackEntry(CellKind):
     norm: str
     eps: tuple[float, ...]
     params: dict = field(default_factory=dict)
+    goals: Optional[tuple[str, ...]] = None  # the goals it applies to (None: every goal of the run)
 
     kind = "attack"
     yaml_keys = frozenset({"norm", "eps", "params"})

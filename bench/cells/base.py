@@ -11,6 +11,7 @@ its configuration (`kind_of`): the `attack` of a cell of any kind but the plain 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Optional
 
@@ -110,8 +111,17 @@ class CellKind:
 
     norm: str
     eps: tuple[float, ...]
+    goals: Optional[tuple[str, ...]]  # each kind declares it as its last field, default None: every goal of the run
 
     # --- declaring
+
+    def applies_to(self, goal: str) -> bool:
+        """Whether the entry plans cells for `goal` (an entry's `goals` restricts it: budgets chosen per goal)."""
+        return self.goals is None or goal in self.goals
+
+    def goals_label(self) -> str:
+        """What `label` appends for an entry restricted to some goals."""
+        return f" for {', '.join(self.goals)}" if self.goals is not None else ""
 
     @classmethod
     def from_dict(cls, item: dict, where: str) -> "CellKind":
@@ -236,8 +246,14 @@ def entry_from_dict(item: Any, where: str) -> CellKind:
     if len(kinds) != 1:
         raise BadInputError(f"{where} needs exactly one of {one_of(names)}")
     cls = CELL_KINDS[kinds[0]]
-    check_keys(item, set(cls.yaml_keys | {cls.kind}), where)
-    return cls.from_dict(item, where)
+    check_keys(item, set(cls.yaml_keys | {cls.kind, "goals"}), where)
+    entry = cls.from_dict(item, where)
+    if "goals" not in item:
+        return entry
+    goals = item["goals"] if isinstance(item["goals"], list) else [item["goals"]]
+    if not goals or not all(isinstance(g, str) for g in goals):
+        raise BadInputError(f"{where}: 'goals' must be a goal or a non-empty list of goals, got {item['goals']!r}")
+    return dataclasses.replace(entry, goals=tuple(goals))
 
 
 # ---------------------------------------------------------------------------------------------- per-sample arrays

@@ -45,6 +45,7 @@ class CascadeEntry(CellKind):
     stages: tuple[Stage, ...]
     norm: str
     eps: tuple[float, ...]
+    goals: Optional[tuple[str, ...]] = None  # the goals it applies to (None: every goal of the run)
 
     kind = "cascade"
     attack: ClassVar[str] = "cascade"  # what its cells store as their attack

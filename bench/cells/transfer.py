@@ -33,6 +33,7 @@ class TransferEntry(CellKind):
     attack: str = "pgd"
     params: dict = field(default_factory=dict)
     sources: Optional[tuple[str, ...]] = None
+    goals: Optional[tuple[str, ...]] = None  # the goals it applies to (None: every goal of the run)
 
     kind: ClassVar[str] = "transfer"
     yaml_keys = frozenset({"norm", "eps"})
