@@ -244,3 +244,47 @@ def test_a_toy_cell_kind_and_a_toy_page_end_to_end(noise_kind, tmp_path):
     assert "(noise-cells.md)" in (tmp_path / "lb" / "README.md").read_text()
     verification = next(p for p in written if p.name.startswith("fr-verification"))
     assert "noise x2" in verification.read_text()  # the goal pages' attack lists read the kind's label too
+
+
+# ---------------------------------------------------------------------------------------------- entries naming goals
+
+
+def test_an_entry_may_name_its_goals_and_a_goal_without_entries_is_refused(tmp_path):
+    """Budgets chosen per goal (the face budgets): an entry with `goals:` plans cells for those goals only."""
+    from bench.config import parse_eps
+    from bench.planning import plan
+    from bench.suites import EVASION_LINF, SUITES, TARGETED_LINF
+
+    suite = tmp_path / "per-goal.yaml"
+    suite.write_text(textwrap.dedent("""
+        attacks:
+          - {attack: fgsm, norm: linf, eps: [1/255, 2/255], goals: [dodging]}
+          - {attack: fgsm, norm: linf, eps: [8/255], goals: impersonation}
+          - {attack: fgsm, norm: l2, eps: [0.5]}
+    """))
+    s = load_suite(str(suite))
+    grid = plan(s, ("dodging", "impersonation"))
+    assert sorted((c.goal, c.norm, round(c.eps * 255, 3) if c.norm == "linf" else c.eps) for c in grid) == [
+        ("dodging", "l2", 0.5), ("dodging", "linf", 1.0), ("dodging", "linf", 2.0),
+        ("impersonation", "l2", 0.5), ("impersonation", "linf", 8.0)]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("attacks:\n  - {attack: fgsm, norm: linf, eps: [1/255], goals: [dodgeing]}\n")
+    with pytest.raises(BadInputError, match=r"entry #1 at line 2 \(fgsm\): unknown goal 'dodgeing'"):
+        load_suite(str(bad))
+    bad.write_text("attacks:\n  - {attack: fgsm, norm: linf, eps: [1/255], goals: []}\n")
+    with pytest.raises(BadInputError, match="'goals' must be a goal or a non-empty list"):
+        load_suite(str(bad))
+    only = tmp_path / "only.yaml"
+    only.write_text("attacks:\n  - {attack: fgsm, norm: linf, eps: [8/255], goals: [impersonation]}\n")
+    (tmp_path / "toy_model.py").write_text(MODEL)
+    store = tmp_path / "r.h5"
+    with pytest.raises(BadInputError, match="has no entry for goal dodging"):
+        run_benchmark(RunConfig(model=f"{tmp_path / 'toy_model.py'}:build", task="fr", suite=str(only), samples=4,
+                                store=str(store), device="cpu"), progress=False)
+    assert not store.exists()  # refused before any work
+    # the built-in grids: evasion goals at 0.5-4/255, targeted ones at 2-8/255, in quick and standard alike
+    for name in ("quick", "standard"):
+        cells = plan(SUITES.get(name), ("dodging", "impersonation", "spoof-to-live"))
+        for goal, grid in (("dodging", EVASION_LINF), ("spoof-to-live", EVASION_LINF), ("impersonation", TARGETED_LINF)):
+            linf = {round(c.eps * 255, 3) for c in cells if c.goal == goal and c.norm == "linf" and c.attack != "fmn"}
+            assert linf == {round(parse_eps(b) * 255, 3) for b in grid}, (name, goal)

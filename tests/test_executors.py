@@ -53,7 +53,7 @@ def test_ray_run_with_shards_stores_the_local_per_sample_results(tmp_path, one_t
     assert not ray.is_initialized()  # the Ray it started is shut down
     assert_same_results(local, remote)
     run = ResultsStore(remote).run()
-    assert run["status"] == "complete" and run["executor"] == "ray" and int(run["cells_computed"]) == 6
+    assert run["status"] == "complete" and run["executor"] == "ray" and int(run["cells_computed"]) == 8
     for cell in ResultsStore(remote).read_cells():
         assert cell.config["shard_size"] == 10 and len(cell.arrays["sample_id"]) == 24  # 3 shards, one cell
 
@@ -72,7 +72,7 @@ def test_ray_cells_as_tasks_match_local_on_a_zoo_fr_model(tmp_path, local_ray, o
     cfg = dict(model="facenet-baseline", suite="quick", samples=12, device="cpu")
     run_benchmark(RunConfig(**cfg, store=str(tmp_path / "local.h5")), progress=False)
     out = run_benchmark(RunConfig(**cfg, store=str(tmp_path / "ray.h5"), executor="ray"), progress=False)
-    assert out.computed == 12 and ray.is_initialized()  # a Ray it did not start is left running
+    assert out.computed == 14 and ray.is_initialized()  # a Ray it did not start is left running
     assert_same_results(tmp_path / "local.h5", tmp_path / "ray.h5")
 
 
@@ -159,14 +159,14 @@ def test_resume_continues_the_interrupted_run_and_equals_an_uninterrupted_one(tm
     assert first["status"] == "interrupted" and len(first["cell_ids"]) == 2
     monkeypatch.setattr(executors_mod, "compute_job", real)
     out = run_benchmark(RunConfig(**cfg, store=str(store), resume=True), progress=False)
-    assert out.run_id == first["run_id"] and (out.reused, out.computed) == (2, 4)
+    assert out.run_id == first["run_id"] and (out.reused, out.computed) == (2, 6)
     runs = ResultsStore(store).runs()
     assert len(runs) == 1 and runs[0]["status"] == "complete" and int(runs[0]["resumed"]) == 1
-    assert len(runs[0]["cell_ids"]) == 6
+    assert len(runs[0]["cell_ids"]) == 8
     assert_same_results(tmp_path / "whole.h5", store)
     # nothing left to resume: a new run, every cell reused
     again = run_benchmark(RunConfig(**cfg, store=str(store), resume=True), progress=False)
-    assert again.run_id != first["run_id"] and (again.reused, again.computed) == (6, 0)
+    assert again.run_id != first["run_id"] and (again.reused, again.computed) == (8, 0)
 
 
 def test_json_progress_lines_and_summary(tmp_path):
@@ -175,13 +175,13 @@ def test_json_progress_lines_and_summary(tmp_path):
     assert out.exit_code == 0, out.stderr
     events = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
     done = [e for e in events if e["event"] == "cell_done"]
-    assert [e["done"] for e in done] == list(range(1, 7)) and all(e["total"] == 6 for e in done)
+    assert [e["done"] for e in done] == list(range(1, 9)) and all(e["total"] == 8 for e in done)
     assert all(e["eta_s"] is not None and e["samples_per_s"] > 0 for e in done)
     assert done[-1]["eta_s"] == 0
     assert any(e["event"] == "log" and "threshold" in e["message"] for e in events)
     assert events[-1]["event"] == "run_done"
     summary = json.loads(out.stdout)
-    assert summary["computed"] == 6 and len(summary["cells"]) == 6
+    assert summary["computed"] == 8 and len(summary["cells"]) == 8
 
 
 @pytest.mark.parametrize("options, message", [
@@ -205,9 +205,9 @@ def test_if_needed_records_nothing_when_a_complete_run_holds_every_cell(tmp_path
     digest = hashlib.sha256(store.read_bytes()).hexdigest()
     again = run_benchmark(RunConfig(model="depth-gan-spoof", samples=8, device="cpu", store=str(store), if_needed=True,
                                     command="facebench run ... --if-needed"), progress=False)
-    assert again.run_id == first.run_id and (again.computed, again.reused) == (0, 6)
+    assert again.run_id == first.run_id and (again.computed, again.reused) == (0, 8)
     assert [s["cell_id"] for s in again.summaries] == [s["cell_id"] for s in first.summaries]
     assert hashlib.sha256(store.read_bytes()).hexdigest() == digest  # not even a run record was added
     other = run_benchmark(RunConfig(model="depth-gan-spoof", samples=9, device="cpu", store=str(store), if_needed=True),
                           progress=False)
-    assert other.run_id != first.run_id and other.computed == 6  # another configuration is computed as usual
+    assert other.run_id != first.run_id and other.computed == 8  # another configuration is computed as usual

@@ -151,7 +151,7 @@ def test_fr_page_tables_have_the_expected_columns_and_numbers(real_md, real_stor
         t = table_under(tables, goal)
         assert t["headers"] == ["#", "model", "params", "recipe", "suite", "dev TAR @ FAR=0.001", "clean acc",
                                 "median best-known min eps (linf)", "robust @ linf 2/255", "robust @ linf 8/255",
-                                "robust @ linf 16/255", "AUC linf [0, 8/255]", "median min eps (linf)", "n",
+                                "AUC linf [0, 8/255]", "median min eps (linf)", "n",
                                 "time (s)", "checks", "run"]
         assert len(t["rows"]) == 1
         row = dict(zip(t["headers"], t["rows"][0]))
@@ -385,13 +385,25 @@ def test_worst_case_auc_and_median_minimal_eps(tmp_path):
     page = (render(tmp_path, [path]) / "fr-verification-synth-fr.md").read_text()
     row = dict(zip(*[(t["headers"], t["rows"][0]) for t in md_tables(page) if t["heading"] == "dodging"][0]))
     assert row["robust @ linf 8/255"].startswith("75.0 ")  # samples 0 and 7 broken, by different attacks
-    assert row["robust @ linf 16/255"].startswith("37.5 ")  # 5 of 8 found by the search
+    # the search's ceiling (16/255) gets no robust-accuracy column: its median min eps and the AUC carry it
+    assert "robust @ linf 16/255" not in row
     # breaking budgets (x 1/255): 1, 2, 3, 5, 7, inf, inf, 8 (pgd at 8/255) -> min(b, 8) / 8
     expected = np.mean(np.minimum([1, 2, 3, 5, 7, np.inf, np.inf, 8], 8) / 8)
     assert float(row["AUC linf [0, 8/255]"]) == pytest.approx(expected, abs=1e-3)
     assert row["median min eps (linf)"] == "6/255"  # median of 1, 2, 3, 5, 7, inf, inf, inf
     # the headline budget ignores a budget reached only by a minimal-eps search
     assert "Headline budget: **linf 8/255**" in page
+
+
+def test_a_search_ceiling_that_is_also_a_fixed_budget_keeps_its_column(tmp_path):
+    path = tmp_path / "s.h5"
+    ok = [True] * N
+    min_eps = np.array([1, 2, 3, 5, 7, np.inf, np.inf, np.inf]) / 255
+    write_run(path, "m", [("dodging", "pgd", 16 / 255, _arrays(ok, [i < 6 for i in range(N)])),
+                          ("dodging", "min-eps", 16 / 255, _arrays(ok, np.isfinite(min_eps), min_eps=min_eps))])
+    t = table_under(md_tables((render(tmp_path, [path]) / "fr-verification-synth-fr.md").read_text()), "dodging")
+    row = dict(zip(t["headers"], t["rows"][0]))
+    assert row["robust @ linf 16/255"].startswith("25.0 ")  # pgd broke 0-5, the search 0-4: 6 and 7 left
 
 
 def test_l2_budgets_get_their_own_auc_and_minimal_eps_columns(tmp_path):
@@ -414,7 +426,7 @@ def test_l2_budgets_get_their_own_auc_and_minimal_eps_columns(tmp_path):
     h = t["headers"]
     assert h[h.index("clean acc") + 1:h.index("n")] == [
         "median best-known min eps (linf)", "median best-known min eps (l2)",
-        "robust @ linf 8/255", "robust @ l2 0.5", "robust @ l2 2", "AUC linf [0, 8/255]", "AUC l2 [0, 0.5]",
+        "robust @ linf 8/255", "robust @ l2 0.5", "AUC linf [0, 8/255]", "AUC l2 [0, 0.5]",
         "median min eps (linf)", "median min eps (l2)"]
     row = dict(zip(h, t["rows"][0]))
     # L2 breaking budgets: 0.1, 0.2 (also pgd at 0.5), 0.3, 0.4, 0.6, 0.7, inf, inf -> min(b, 0.5) / 0.5

@@ -157,8 +157,10 @@ def _suite_file(tmp_path, text, name="s.yaml"):
 def test_built_in_suites_declare_the_cascade_and_transfer():
     std, full = load_suite("standard"), load_suite("full")
     cascades = [e for e in std.entries if isinstance(e, CascadeEntry)]
-    assert {(e.norm, round(v * 255, 3) if e.norm == "linf" else v) for e in cascades for v in e.eps} == {
-        ("linf", 4.0), ("linf", 8.0), ("l2", 0.5)}
+    # the face budgets (issue 17): evasion goals at Linf 0.5-4/255, targeted goals at 2-8/255, L2 0.5 for every goal
+    assert {(e.norm, e.goals, tuple(round(v * 255, 3) if e.norm == "linf" else v for v in e.eps)) for e in cascades} == {
+        ("linf", ("dodging", "misidentify", "spoof-to-live", "live-to-spoof"), (0.5, 1.0, 2.0, 4.0)),
+        ("linf", ("impersonation", "target-identity"), (2.0, 4.0, 8.0)), ("l2", None, (0.5,))}
     for e in cascades:
         names = [s.attack for s in e.stages]
         assert names[:2] == ["apgd", "apgd-t"] and names[-1] == "square"

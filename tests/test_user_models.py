@@ -164,9 +164,9 @@ def fr_run(models_dir, tmp_path_factory):
 def test_user_fr_model_end_to_end(fr_run, runner, tmp_path):
     store, first, again = fr_run
     out = _ok(first)
-    assert "dodging" in out and "impersonation" in out and "12 cells computed, 0 reused" in out
+    assert "dodging" in out and "impersonation" in out and "14 cells computed, 0 reused" in out
     # factory weights are seeded, so the same command finds its cells again
-    assert "0 cells computed, 12 reused" in _ok(again)
+    assert "0 cells computed, 14 reused" in _ok(again)
 
     st = ResultsStore(store)
     run = st.runs()[0]
@@ -228,7 +228,7 @@ def test_user_model_parameters_are_counted_by_the_run_and_shown_by_the_leaderboa
 def test_user_fas_model_end_to_end(in_models_dir, runner, store_path):
     out = _ok(runner.invoke(main, ["run", "--model", f"{MODULE}:tiny_fas", "--task", "fas", "--samples", "4",
                                    "--store", str(store_path), "-q"]))
-    assert "spoof-to-live" in out and "6 cells computed" in out
+    assert "spoof-to-live" in out and "8 cells computed" in out
     st = ResultsStore(store_path)
     run = st.run()
     assert run["model"] == f"{MODULE}:tiny_fas" and run["task"] == "fas" and run["protocol"] == "synth-oulu"
@@ -445,7 +445,7 @@ def test_worked_examples_run_exactly_as_written(tmp_path, monkeypatch, runner):
     finally:
         _forget_examples()
     fr_cmd = next(c for c in doc_commands("fr") if c.startswith("facebench run"))
-    assert "12 cells computed" in outputs[fr_cmd]
+    assert "14 cells computed" in outputs[fr_cmd]
     shown, real = _unstamped(doc_sample_output("facebench show")), _unstamped(outputs["facebench show"])
     assert shown == real, ("docs/adding-a-model.md's sample output of `facebench show` is not what it prints now; "
                            f"make it this (run id and times aside):\n{outputs['facebench show']}")

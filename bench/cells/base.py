@@ -111,7 +111,9 @@ class CellKind:
 
     norm: str
     eps: tuple[float, ...]
-    goals: Optional[tuple[str, ...]]  # each kind declares it as its last field, default None: every goal of the run
+    # the goals the entry applies to, None: every goal of the run. A kind that takes `goals:` in YAML declares it as
+    # a dataclass field (the built-in ones do, last, default None); this class attribute is the default of the others
+    goals: Optional[tuple[str, ...]] = None
 
     # --- declaring
 
@@ -250,6 +252,8 @@ def entry_from_dict(item: Any, where: str) -> CellKind:
     entry = cls.from_dict(item, where)
     if "goals" not in item:
         return entry
+    if "goals" not in {f.name for f in dataclasses.fields(entry)}:
+        raise BadInputError(f"{where}: a {cls.kind} entry cannot name its goals")
     goals = item["goals"] if isinstance(item["goals"], list) else [item["goals"]]
     if not goals or not all(isinstance(g, str) for g in goals):
         raise BadInputError(f"{where}: 'goals' must be a goal or a non-empty list of goals, got {item['goals']!r}")

@@ -560,20 +560,32 @@ def _goal_row(rec: RunRecord, info: ModelInfo, goal: str, cells: list[CellResult
                seconds, reasons, fas, kept, np.array(folds) if n and all(f is not None for f in folds) else None)
 
 
+def ceiling_only(rows: list[Row], b: Budget) -> bool:
+    """Whether only minimal-eps searches reached budget `b` in the rows (then `b` is their search ceiling, not a
+    budget chosen for the task)."""
+    from attacks import declares
+
+    return all(declares(c.config["attack"], "budget_is_ceiling") for r in rows for c in r.cells if budget_of(c.config) == b)
+
+
 def sweep_budgets(rows: list[Row]) -> set[Budget]:
     """The budgets of a table's suites that bound whole-image attacks: mask-confined budgets (eyeglass, patch)
     and budgets reached only by minimal-eps searches (their eps is the search's ceiling) left out."""
-    from attacks import declares
-
     found = set()
     for r in rows:
         for b in r.robust:
-            if b.masked:
-                continue
-            if all(declares(c.config["attack"], "budget_is_ceiling") for c in r.cells if budget_of(c.config) == b):
+            if b.masked or b in found or ceiling_only([r], b):
                 continue
             found.add(b)
     return found
+
+
+def table_budgets(rows: list[Row]) -> list[Budget]:
+    """The budgets a goal table has a robust-accuracy column for, in order: every stored budget but the ceilings of
+    minimal-eps searches (a search's robust accuracy at its ceiling is what its `median min eps` column and the
+    success-vs-eps plot show)."""
+    found = {b for r in rows for b in r.robust}
+    return sorted((b for b in found if not ceiling_only(rows, b)), key=budget_order)
 
 
 def headline_budget(rows: list[Row]) -> Optional[Budget]:

@@ -17,7 +17,8 @@ from bench.leaderboard.pages.common import (goal_page_kind, models_section, page
 from bench.leaderboard.pages.figures import goal_figures
 from bench.leaderboard.pages.goal_columns import GoalTable, goal_table
 from bench.leaderboard.pages.kind import Board, IndexEntry, Options, PageKind
-from bench.leaderboard.results import Budget, Row, budget_order, headline_budget, sort_rows, transfer_matrix
+from bench.leaderboard.results import (Budget, Row, budget_order, headline_budget, sort_rows, table_budgets,
+                                      transfer_matrix)
 from bench.report import Cell, Heading, Page, Paragraph, Table, anchor_of
 
 DEFINITIONS = [
@@ -46,6 +47,12 @@ DEFINITIONS = [
     "infinite; `> E` when more than half were never broken (every one of them attacked up to E at least). Brackets: "
     "a 95 % percentile-bootstrap interval (1000 resamples of the samples, seeded); `inf` where the resampled median "
     "is infinite. Shown for a norm some stored cell attacked these samples in; '-' where none did.",
+    "**Budgets.** The built-in suites attack at the face budgets, fixed before any model ran on them and the same "
+    "for every model: Linf 0.5, 1, 2 and 4/255 for evasion goals (dodging, spoof-to-live: the sample must merely "
+    "leave its decision at a threshold) and 2, 4 and 8/255 for targeted goals (impersonation), with L2 0.5 for all "
+    "(docs/leaderboards.md says why). A table has a robust-accuracy column per budget its rows were attacked at, "
+    "except the ceiling of a minimal-perturbation search (`fmn` up to Linf 16/255 and L2 2): that ceiling is the `> E` "
+    "of the min eps columns and the right end of the success-vs-eps plot.",
     "**time** is the sum of the stored compute seconds of the row's cells (cells reused from earlier runs count "
     "with their own time). **checks**: `ok`, or `unreliable` when an integrity check failed for a contributing "
     "cell (reason in the numbered note under the table).",
@@ -113,7 +120,7 @@ class GoalPages(PageKind):
                 f"{'Linf' if headline.norm == 'linf' else 'L2'} budget of the suites on this table; rows are sorted by "
                 f"robust accuracy there (best first); ties by robust accuracy at the next smaller budgets in turn, then by "
                 f"clean accuracy."))
-        blocks.append(goal_table(f"{slug}-{anchor_of(goal)}", GoalTable(self.name, goal, rows, budgets, headline)))
+        blocks.append(goal_table(f"{slug}-{anchor_of(goal)}", GoalTable(self.name, goal, rows, table_budgets(rows), headline)))
         attacks_at = []
         for b in budgets:
             names = sorted({a for r in rows for a in r.attacks.get(b, [])})
