@@ -230,3 +230,20 @@ def test_no_attack_page_when_nothing_was_broken_at_a_positive_norm(tmp_path):
     _run(ResultsStore(path), "none", lambda r: [_fixed(r, 0, "pgd", 8 * U, [0, 0, 0, 0, 0], [8, 8, 8, 8, 0])])
     out = render(tmp_path, [path])
     assert not (out / "attacks-synth-fr.md").exists() and "attacks-synth-fr" not in (out / "README.md").read_text()
+
+
+def test_the_same_attack_with_other_parameters_is_told_apart_by_what_differs():
+    """Two versions of one cascade in a store (e.g. an earlier `standard`'s) get lines labelled by the parameters that
+    differ, named after the stage they belong to, not by the whole parameter JSON."""
+    from bench.leaderboard.pages.attacks import _flat_params
+
+    def cascade(steps: int, targets: int) -> dict:
+        return {"stages": [{"attack": "apgd", "params": {"steps": steps, "rho": 0.75}},
+                           {"attack": "apgd-t", "params": {"steps": steps, "n_targets": targets}},
+                           {"attack": "square", "params": {"max_queries": 5000}}]}
+
+    old, new = _flat_params(cascade(25, 3)), _flat_params(cascade(100, 9))
+    assert new == {"apgd.steps": "100", "apgd.rho": "0.75", "apgd-t.steps": "100", "apgd-t.n_targets": "9",
+                   "square.max_queries": "5000"}
+    assert sorted(k for k in new if new[k] != old[k]) == ["apgd-t.n_targets", "apgd-t.steps", "apgd.steps"]
+    assert _flat_params({"steps": 10, "eps_step": None}) == {"steps": "10", "eps_step": "None"}

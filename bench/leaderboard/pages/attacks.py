@@ -7,6 +7,8 @@ clean-correct sample at a positive norm; nothing here is fitted on test data.
 """
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Optional
 
@@ -174,6 +176,23 @@ ATTACK_COLUMNS: list[ColumnSpec] = [
 """The columns of a goal's attack table, in display order."""
 
 
+def _flat_params(params, path: str = "") -> dict[str, str]:
+    """An attack's parameters as `key=value` leaves; a cascade's stages are named by their attacks (`apgd-t.steps`)."""
+    if isinstance(params, dict):
+        if "attack" in params and "params" in params:
+            return _flat_params(params["params"], f"{path}{params['attack']}.")
+        out: dict[str, str] = {}
+        for k, v in params.items():
+            out.update(_flat_params(v, path if k == "stages" else f"{path}{k}."))
+        return out
+    if isinstance(params, list):
+        out = {}
+        for i, v in enumerate(params):
+            out.update(_flat_params(v, path if isinstance(v, dict) and "attack" in v else f"{path}{i}."))
+        return out
+    return {path.rstrip("."): str(params)}
+
+
 def _lines(part: pd.DataFrame, models: dict[tuple, Model]) -> list[Line]:
     """The attack table's lines of one goal: one per (norm, attack, parameters, prefix), best first per norm."""
     lines: dict[tuple, Line] = {}
@@ -185,10 +204,16 @@ def _lines(part: pd.DataFrame, models: dict[tuple, Model]) -> list[Line]:
         lines[ident].per[m] = pd.Series(r._asdict())
         lines[ident].minimal |= bool(r.minimal)
     out = list(lines.values())
-    clash = {e.label for e in out if sum(x.label == e.label and x.norm == e.norm for x in out) > 1}
+    groups: dict[tuple, list[Line]] = defaultdict(list)
     for e in out:
-        if e.label in clash:
-            e.label = f"{e.label} {e.params}"
+        groups[(e.label, e.norm)].append(e)
+    for group in groups.values():
+        if len(group) > 1:  # the same attack with other parameters (e.g. an earlier version's, kept in the store)
+            flat = [_flat_params(json.loads(e.params)) for e in group]
+            differ = sorted({k for f in flat for k in f if any(g.get(k) != f.get(k) for g in flat)})
+            for e, f in zip(group, flat):
+                shown = ", ".join(f"{k}={f.get(k, '-')}" for k in differ)
+                e.label = f"{e.label} [{shown or e.params}]"
     out.sort(key=lambda e: (e.norm != "linf", e.norm, e.optimality is None, -(e.optimality or 0.0),
                             e.gap if e.gap is not None else 1.0, e.seconds if e.seconds is not None else np.inf, e.label))
     return out
