@@ -48,7 +48,8 @@ INTRO = [
     "after its largest, and its optimality depends on its grid. **gap @ budgets** reads the curves only where it "
     "ran: the largest, over its budgets and the models, of its robust accuracy minus the envelope's, in percentage "
     "points (0: at every budget it ran it left no more samples robust than the best known).",
-    "An attack is every cell of one attack with the same parameters and norm (all its budgets, every run); a cascade "
+    "An attack is every cell of one attack with the same parameters and norm (all its budgets, every run; the same "
+    "attack with other parameters is another row, its differing parameters in brackets); a cascade "
     "is one attack, and also a row per prefix of its stages (`first k stages`: exact, from the stored stage that "
     "broke each sample, since each stage ran only on what the earlier ones left). Transfer cells and mask-confined "
     "attacks feed the envelope but get no row. **queries / sample**: mean over the clean-correct samples of their "
