@@ -15,7 +15,7 @@ from bench.runner import RunConfig, run_benchmark
 from bench.store import ResultsStore
 
 MODEL = ["--model", "facenet-baseline", "--attack-suite", "quick", "--samples", "16", "--device", "cpu"]
-CELLS = 12  # quick suite, FR: 2 goals x 2 attacks x 3 budgets
+CELLS = 14  # quick suite, FR: 2 attacks x (4 dodging + 3 impersonation budgets)
 
 
 def start_run(store, *extra):
