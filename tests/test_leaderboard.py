@@ -700,3 +700,16 @@ def test_committed_leaderboards_are_what_the_committed_store_renders(tmp_path, m
     for page in COMMITTED.glob("*.md"):
         assert (out / page.name).read_text() == page.read_text(), page.name
     assert {p.name for p in (out / "plots").glob("*.png")} == {p.name for p in (COMMITTED / "plots").glob("*.png")}
+
+
+def test_the_index_names_the_suite_of_each_headline_figure_when_a_model_has_several(tmp_path):
+    path = tmp_path / "s.h5"
+    ok = [True] * N
+    write_run(path, "m", [("dodging", "pgd", 4 / 255, _arrays(ok, [i < 4 for i in range(N)]))], suite="standard")
+    write_run(path, "m", [("dodging", "pgd", 4 / 255, _arrays(ok, [i < 6 for i in range(N)]))], suite="full")
+    write_run(path, "solo", [("dodging", "pgd", 4 / 255, _arrays(ok, [i < 2 for i in range(N)]))], suite="standard")
+    models = table_under(md_tables((render(tmp_path, [path]) / "README.md").read_text()), "Models")
+    heads = dict(zip(col(models, "model"), col(models, "headline robust acc (%)")))
+    assert sorted(heads["m (tiny)"].split("; ")) == ["dodging @ linf 4/255 on synth-fr (full): 25.0",
+                                                     "dodging @ linf 4/255 on synth-fr (standard): 50.0"]
+    assert heads["solo (tiny)"] == "dodging @ linf 4/255 on synth-fr: 75.0"  # one suite: not named

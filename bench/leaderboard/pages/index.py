@@ -57,11 +57,13 @@ def _models_table(rows: list[Row]) -> Table:
     for (m, prof), rs in sorted(seen.items()):
         links = sorted({(row_page(r), str(r.run['protocol'])) for r in rs})
         heads = []
+        several = len({str(r.run.get("suite")) for r in rs}) > 1  # then each figure names its suite
         for r in rs:
             peers = by_page[row_page(r)]
             h = headline_budget([x for x in peers if x.goal == r.goal])
             if h is not None and h in r.robust:
-                heads.append(f"{r.goal} @ {h.label} on {r.run['protocol']}: {100 * r.robust[h].value:.1f}")
+                suite = f" ({r.run.get('suite')})" if several else ""
+                heads.append(f"{r.goal} @ {h.label} on {r.run['protocol']}{suite}: {100 * r.robust[h].value:.1f}")
         info = rs[0].info
         flag = " (unreliable cells)" if any(r.unreliable for r in rs) else ""
         mrows.append([Cell(m, code=True, suffix=f" ({prof})"), Cell(str(rs[0].run.get("task", ""))), Cell(fmt_params(info.params)),
