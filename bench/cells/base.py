@@ -121,10 +121,6 @@ class CellKind:
         """Whether the entry plans cells for `goal` (an entry's `goals` restricts it: budgets chosen per goal)."""
         return self.goals is None or goal in self.goals
 
-    def goals_label(self) -> str:
-        """What `label` appends for an entry restricted to some goals."""
-        return f" for {', '.join(self.goals)}" if self.goals is not None else ""
-
     @classmethod
     def from_dict(cls, item: dict, where: str) -> "CellKind":
         """The entry from its YAML form (a mapping with the key `kind`); errors name `where`."""
