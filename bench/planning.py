@@ -12,6 +12,7 @@ from bench.config import format_eps
 from bench.errors import BadInputError
 from bench.goals import get_goal
 from bench.runconfig import RunConfig
+from bench.store import cell_id_of
 from bench.suites import Suite
 from models_zoo.factory import DEFAULT_PROFILE, ModelUnderTest, zoo_source
 from models_zoo.registry import VARIANTS
@@ -55,14 +56,16 @@ def transfer_sources(mut: ModelUnderTest, suite: Suite) -> tuple[dict[str, Model
 
 
 def cell_config(pc: PlannedCell, mut: ModelUnderTest, cfg: RunConfig, protocol: str, sha256: str, rule: str,
-                source_sha: dict[str, str]) -> dict:
-    """A cell's configuration: everything its per-sample results depend on (its id is the hash of this)."""
+                source_sha: dict[str, str], data: Optional[str] = None) -> dict:
+    """A cell's configuration: everything its per-sample results depend on (its id is the hash of this). `data`:
+    the protocol's data fingerprint (`Protocol.data_fingerprint`), where it has one."""
     fields = pc.entry.config_fields(pc, source_sha)
     config = {
         "model": mut.name,
         "profile": mut.profile,
         "checkpoint_sha256": sha256,
         "protocol": protocol,
+        **({"data": data} if data is not None else {}),
         "goal": pc.goal,
         "attack": fields["attack"],
         "backend": fields["backend"],
@@ -92,9 +95,11 @@ def cell_config(pc: PlannedCell, mut: ModelUnderTest, cfg: RunConfig, protocol: 
     return config
 
 
-def cell_seed(cid: str, cfg: RunConfig) -> int:
-    """A cell's random seed: from its id and the run's seed."""
-    return int(cid[:12], 16) ^ cfg.seed
+def cell_seed(config: dict, run_seed: int) -> int:
+    """A cell's random seed: from its configuration without the data fingerprint, and the run's seed. The same cell
+    on other data draws the same random numbers (and a cell stored before the fingerprint was part of the id, the
+    ones it drew: its seed came from the hash of exactly that configuration)."""
+    return int(cell_id_of({k: v for k, v in config.items() if k != "data"})[:12], 16) ^ run_seed
 
 
 def shard_seed(seed: int, shard: int, shards: int) -> int:
@@ -109,7 +114,7 @@ def shard_ranges(n: int, shard_size: Optional[int]) -> list[tuple[int, int]]:
     return [(s, min(s + shard_size, n)) for s in range(0, n, shard_size)]
 
 
-def budget_groups(grid: list[PlannedCell], cids: list[str], cfg: RunConfig, stored: set[str],
+def budget_groups(grid: list[PlannedCell], configs: list[dict], cids: list[str], cfg: RunConfig, stored: set[str],
                   device: torch.device) -> dict[str, tuple]:
     """Cells to compute as one batch per attack (budgets together): for each cell still to compute (not in
     `stored`) whose kind can (`CellKind.budgets_together`), the (cell id, eps, seed) of every such cell of the
@@ -120,11 +125,11 @@ def budget_groups(grid: list[PlannedCell], cids: list[str], cfg: RunConfig, stor
     if not enabled or cfg.executor != "local" or cfg.shard_size:
         return {}
     groups: dict[tuple, dict[str, tuple]] = {}
-    for pc, cid in zip(grid, cids):
+    for pc, config, cid in zip(grid, configs, cids):
         if cid in stored or not pc.entry.budgets_together(pc):
             continue
         key = (pc.goal, pc.attack, json.dumps(pc.params, sort_keys=True, default=str), pc.norm)
-        groups.setdefault(key, {})[cid] = (cid, pc.eps, cell_seed(cid, cfg))
+        groups.setdefault(key, {})[cid] = (cid, pc.eps, cell_seed(config, cfg.seed))
     return {cid: tuple(members.values()) for members in groups.values() if len(members) > 1 for cid in members}
 
 

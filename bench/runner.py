@@ -243,8 +243,9 @@ class Run:
             self.log(f"transfer sources: {', '.join(self.sources)}" if self.sources else
                      f"transfer: no other zoo model of task {self.mut.task} has shipped weights at {self.mut.input_size} px; "
                      "no transfer cells")
+        data = self.protocol.data_fingerprint(self.mut.input_size)
         self.configs = [cell_config(pc, self.mut, self.cfg, self.protocol.name, self.loaded.sha256, self.op.rule,
-                                    self.source_sha) for pc in self.grid]
+                                    self.source_sha, data) for pc in self.grid]
         self.cids = [cell_id_of(c) for c in self.configs]
 
     def completed_run(self) -> Optional[RunOutcome]:
@@ -330,7 +331,7 @@ class Run:
 
     def schedule(self) -> None:
         """Every cell of the grid: reused when stored, else submitted to the executor; outputs recorded as they come."""
-        self.together = budget_groups(self.grid, self.cids, self.cfg, self.store.cell_ids(), self.device)
+        self.together = budget_groups(self.grid, self.configs, self.cids, self.cfg, self.store.cell_ids(), self.device)
         self.executor = make_executor(self.cfg, self.state, self.monitor.meter, self.log)
         self.sigterm.install()  # again: starting Ray replaces the SIGTERM handler with its own (an exit)
         for index, (pc, config, cid) in enumerate(zip(self.grid, self.configs, self.cids)):
@@ -366,7 +367,7 @@ class Run:
         self.meta_of[cid] = (index, config, attrs)
         ranges = shard_ranges(len(prep.items.sample_ids), self.cfg.shard_size)
         self.expected[cid] = len(ranges)
-        seed = cell_seed(cid, self.cfg)
+        seed = cell_seed(config, self.cfg.seed)
         for k, (start, stop) in enumerate(ranges):
             job = CellJob(index, cid, pc, seed, prep.eot, cell_label(pc), k, len(ranges), start, stop,
                           self.together.get(cid, ()))

@@ -29,8 +29,9 @@ NUMERIC = {"eps", "samples", "seed", "threshold", "eot", "cells", "cells_planned
            "cells_unreliable", "writer_pid"}
 FORMATS = {"csv": "csv", "parquet": "parquet", "json": "jsonl"}  # format -> file extension (json: JSON Lines)
 # what makes the per-sample results of two cells comparable: the same decision (weights, threshold) on the same
-# items towards the same goal; the threshold is rounded to THRESHOLD_DIGITS decimals (NaN: identification, none)
-BEST_KNOWN_KEY = ["model", "profile", "checkpoint_sha256", "protocol", "goal", "threshold_rule", "threshold"]
+# items (the same data: the protocol's data fingerprint, "" where it has none) towards the same goal; the threshold
+# is rounded to THRESHOLD_DIGITS decimals (NaN: identification, none)
+BEST_KNOWN_KEY = ["model", "profile", "checkpoint_sha256", "protocol", "data", "goal", "threshold_rule", "threshold"]
 BEST_KNOWN_COLUMNS = BEST_KNOWN_KEY + ["sample_id", "norm", "clean_correct", "broken", "best_eps", "exact", "attack",
                                        "cell_id", "run_id", "cell_norm", "cell_eps", "unreliable",
                                        "largest_eps_tried", "cells"]
@@ -133,7 +134,7 @@ def best_known_key(cell: CellResult, run: Optional[dict] = None) -> tuple:
         rule += " (flip TTA)"
     threshold = cell.attrs.get("threshold", run.get("threshold"))
     return (str(cfg.get("model", run.get("model", ""))), str(cfg.get("profile", run.get("profile", "")) or ""),
-            str(sha), str(cfg.get("protocol", run.get("protocol", ""))), str(cfg["goal"]), str(rule),
+            str(sha), str(cfg.get("protocol", run.get("protocol", ""))), str(cfg.get("data", "")), str(cfg["goal"]), str(rule),
             threshold_key(threshold))
 
 

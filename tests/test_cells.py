@@ -288,3 +288,32 @@ def test_an_entry_may_name_its_goals_and_a_goal_without_entries_is_refused(tmp_p
         for goal, grid in (("dodging", EVASION_LINF), ("spoof-to-live", EVASION_LINF), ("impersonation", TARGETED_LINF)):
             linf = {round(c.eps * 255, 3) for c in cells if c.goal == goal and c.norm == "linf" and c.attack != "fmn"}
             assert linf == {round(parse_eps(b) * 255, 3) for b in grid}, (name, goal)
+
+
+def test_the_data_fingerprint_is_part_of_a_cells_id_but_not_of_its_seed(tmp_path, monkeypatch):
+    """A cell computed on other data is another cell (a run never reuses it); the same cell on other data draws the
+    same random numbers, so here, where only the fingerprint differs, the per-sample results are identical."""
+    from bench.protocols.registry import get_protocol
+    from bench.store import cell_id_of
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("goals: [impersonation]\nattacks:\n  - attack: pgd\n    params: {steps: 3, random_start: true}\n"
+                     "    eps: [8/255]\n")
+    store = tmp_path / "r.h5"
+    protocol = type(get_protocol("synth-fr"))
+
+    def run():
+        return run_benchmark(RunConfig(model="facenet-baseline", suite=str(suite), samples=6, device="cpu",
+                                       store=str(store)), progress=False)
+
+    first = run()
+    (cell,) = ResultsStore(store).read_cells()
+    assert cell.config["data"] == get_protocol("synth-fr").data_fingerprint(64) and cell.cell_id == cell_id_of(cell.config)
+    assert run().reused == 1  # the same data: the stored cell
+    monkeypatch.setattr(protocol, "data_fingerprint", lambda self, size: "other-world")
+    second = run()
+    assert (first.reused, second.reused) == (0, 0)
+    cells = {c.config["data"]: c for c in ResultsStore(store).read_cells()}
+    assert set(cells) == {cell.config["data"], "other-world"}
+    for name in ("sample_id", "success", "adv_score", "clean_score"):
+        assert np.array_equal(cells["other-world"].arrays[name], cell.arrays[name]), name

@@ -251,3 +251,32 @@ def test_cache_key_follows_the_rendering_code(monkeypatch):
         monkeypatch.undo()
         export.renderer_fingerprint.cache_clear()
     assert export.content_key(0, 32) == before
+
+
+def test_content_fingerprint_follows_the_files_not_the_code(tiny, monkeypatch):
+    """Each stand-in's content hash is written with it; a cache written before it gets one on first use; it
+    changes with a file's bytes or name, and a protocol's data fingerprint combines the stand-ins it reads."""
+    root = export.ensure("msu-mfsd", SIZE)
+    stamp = root / export.CONTENT_FILE
+    written = stamp.read_text().strip()
+    assert written == export.tree_digest(root) == export.content_fingerprint("msu-mfsd", SIZE)
+    stamp.unlink()  # a cache from before the content file: computed, then kept
+    assert export.content_fingerprint("msu-mfsd", SIZE) == written and stamp.read_text().strip() == written
+    frame = sorted(p for p in root.rglob("*.png"))[0]
+    data = frame.read_bytes()
+    frame.write_bytes(data + b"\0")
+    assert export.tree_digest(root) != written
+    frame.write_bytes(data)
+    frame.rename(frame.with_name("x" + frame.name))
+    assert export.tree_digest(root) != written
+    frame.with_name("x" + frame.name).rename(frame)
+    assert export.tree_digest(root) == written
+    # the code is not the data: another cache key (as after an edit of the rendering code) with the same files
+    fas = get_protocol("synth-msu").data_fingerprint(SIZE)
+    assert fas == export.combined_fingerprint(("msu-mfsd",), SIZE)
+    monkeypatch.setattr(export, "renderer_fingerprint", lambda: "edited")
+    assert export.world_dir(0, SIZE) != root.parent
+    assert get_protocol("synth-msu").data_fingerprint(SIZE) == fas  # rendered again into the new folder: same files
+    assert get_protocol("synth-fr").data_fingerprint(SIZE) != fas
+    assert get_protocol("synth-ocim->m").data_fingerprint(SIZE) == export.combined_fingerprint(
+        ("casia-fasd", "msu-mfsd", "oulu-npu", "replay-attack"), SIZE)

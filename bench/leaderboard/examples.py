@@ -17,6 +17,7 @@ import numpy as np
 from bench.cells import kind_of
 from bench.leaderboard.cells import example_attack, is_transfer
 from bench.leaderboard.results import Budget, RunRecord, budget_of
+from bench.planning import cell_seed
 from bench.store import CellResult
 
 
@@ -101,7 +102,7 @@ def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet
     eot = int(cell.attrs.get("eot", 1) or 1)
     attack_task = checks.EOTTask(task, eot) if eot > 1 else task
     gen = torch.Generator(device=items.x.device)
-    gen.manual_seed(int(cell.cell_id[:12], 16) ^ seed)
+    gen.manual_seed(cell_seed(cell.config, seed))  # the random numbers the cell drew
     x = items.x[ok]
     out = attack.run(attack_task.subset(ok), x, budget.norm, budget.eps, generator=gen)
     sub = task.subset(ok)

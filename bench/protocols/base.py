@@ -31,6 +31,15 @@ class Protocol:
     threshold_rule: str
     splits: dict = field(default_factory=dict)
 
+    def data_fingerprint(self, size: int) -> Optional[str]:
+        """A hash of the data the dev and test splits are read from at `size` px, or None where the protocol has none.
+
+        It is part of every cell's configuration, and so of its id (`bench.planning.cell_config`): a cell computed
+        on other data (the embedded world after a change, say) is another cell, never reused for this one. The
+        embedded world's protocols have one (`bench.data.synth.export.content_fingerprint`); the real datasets'
+        do not, since their official releases are fixed and read where the user keeps them."""
+        return None
+
     def dev_split(self, size: int) -> Union[FaceSet, FASSet]:
         """The dev split: what the threshold is fitted on (and a model's outputs are checked on first)."""
         raise NotImplementedError

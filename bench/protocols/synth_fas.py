@@ -7,6 +7,7 @@ data is never used to choose it). The domains' data and layouts: `bench.data.syn
 from __future__ import annotations
 
 from bench.data.sets import FASSet
+from bench.data.synth.export import FAS_DATASET, combined_fingerprint
 from bench.data.synth.fas import layout, subject_ids
 from bench.data.synth.readback import domain_split
 from bench.data.synth.world import DOMAINS, FAS_DOMAINS
@@ -50,6 +51,9 @@ class SynthFASProtocol(FASProtocol):
         )
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "targets", targets)
+
+    def data_fingerprint(self, size: int) -> str:
+        return combined_fingerprint(tuple(FAS_DATASET[d] for d in sorted(set(self.sources + self.targets))), size)
 
     def frames(self, split: str, size: int) -> FASSet:
         domains = self.targets if split == "test" else self.sources

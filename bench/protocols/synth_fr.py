@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bench.data.sets import GALLERY_PER_ID, FaceSet, IdentificationSet, PairSet
 from bench.data.synth.fr import SYNTH_FR
+from bench.data.synth.export import combined_fingerprint
 from bench.data.synth.in_memory import synth_fr_identification
 from bench.data.synth.readback import synth_fr_dev, synth_fr_pairs, synth_fr_train
 from bench.protocols.fr import FRProtocol
@@ -11,6 +12,9 @@ from bench.protocols.registry import register_protocol
 
 class SynthFRProtocol(FRProtocol):
     """`synth-fr`: the embedded world's FR protocol (CelebA-like train, unseen-identity test pairs)."""
+
+    def data_fingerprint(self, size: int) -> str:
+        return combined_fingerprint(("celeba", "lfw"), size)  # dev and train: the CelebA stand-in; test: LFW's
 
     def train_set(self, size: int) -> FaceSet:
         return synth_fr_train(size)

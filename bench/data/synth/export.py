@@ -104,6 +104,52 @@ def content_key(seed: int = 0, size: int = 64) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+EXPORT_RECORD = "facebench_export.json"
+CONTENT_FILE = "facebench_content.sha256"
+"""Beside a written stand-in: the hash of its files (`tree_digest`), which `content_fingerprint` reads."""
+
+
+def tree_digest(root: Path) -> str:
+    """A hash of the files under `root`: each one's path (relative, sorted) and bytes; the export record and the
+    content file itself aside (they describe the data, they are not part of it)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel in (EXPORT_RECORD, CONTENT_FILE):
+            continue
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def content_fingerprint(dataset: str, size: int = 64, seed: int = 0) -> str:
+    """The hash of what stand-in `dataset` holds (`tree_digest`), rendered first if absent: part of the id of every
+    cell computed on it (`bench.protocols.base.Protocol.data_fingerprint`).
+
+    Unlike the cache key (`content_key`), it follows the pixels and labels, not the code: an edit to the
+    rendering code that leaves every file as it was leaves it, and so every stored cell, as it was. Written when
+    the stand-in is; a cache written before that gets it on first use (atomically, so readers racing agree)."""
+    root = ensure(dataset, size, seed)
+    stamp = root / CONTENT_FILE
+    try:
+        return stamp.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    digest = tree_digest(root)
+    tmp = stamp.with_name(f".{CONTENT_FILE}.{os.getpid()}")
+    tmp.write_text(digest + "\n", encoding="utf-8")
+    os.replace(tmp, stamp)
+    return digest
+
+
+def combined_fingerprint(datasets: tuple[str, ...], size: int = 64, seed: int = 0) -> str:
+    """One hash of the stand-ins a protocol reads (`content_fingerprint` of each, in the order given)."""
+    h = hashlib.sha256()
+    for name in datasets:
+        h.update(f"{name}:{content_fingerprint(name, size, seed)}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def world_dir(seed: int = 0, size: int = 64) -> Path:
     """The cache folder of one world (seed, image size, protocol layouts); one subfolder per dataset."""
     return cache_root() / f"world-v{WORLD_VERSION}-seed{seed}-{size}px-{content_key(seed, size)}"
@@ -131,10 +177,11 @@ def ensure(dataset: str, size: int = 64, seed: int = 0) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dataset}.tmp-", dir=parent))
         try:
             WRITERS[dataset](tmp, size, seed)
-            (tmp / "facebench_export.json").write_text(json.dumps({
+            (tmp / EXPORT_RECORD).write_text(json.dumps({
                 "dataset": dataset, "world_version": WORLD_VERSION, "layout_version": LAYOUT_VERSION,
                 "seed": seed, "size": size, "synth_fr": repr(synth_fr.SYNTH_FR), "synth_fas": repr(synth_fas.SYNTH_FAS),
             }, indent=1))
+            (tmp / CONTENT_FILE).write_text(tree_digest(tmp) + "\n")
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -74,8 +74,17 @@ def shown_models(rows: list[Row]) -> dict[tuple, Model]:
 
     keys = sorted({best_known_key(r.cells[0], r.run) for r in rows})
     names = {k: f"{k[0]} ({k[1]})" for k in keys}
-    clash = {k for k in keys if sum(names[j] == names[k] and j[3:5] == k[3:5] for j in keys) > 1}
-    return {k: Model(k, names[k] + (f" {k[2][:8]} @ {k[6]}" if k in clash else "")) for k in keys}
+    shown = {k: (key_part(k, "protocol"), key_part(k, "goal")) for k in keys}
+    clash = {k for k in keys if sum(names[j] == names[k] and shown[j] == shown[k] for j in keys) > 1}
+    return {k: Model(k, names[k] + (f" {key_part(k, 'checkpoint_sha256')[:8]} @ {key_part(k, 'threshold')}" if k in clash else ""))
+            for k in keys}
+
+
+def key_part(key: tuple, name: str) -> str:
+    """One part of a `bench.tables.best_known_key` by its name in `BEST_KNOWN_KEY`."""
+    from bench.tables import BEST_KNOWN_KEY
+
+    return key[BEST_KNOWN_KEY.index(name)]
 
 
 def _key_of(line) -> tuple:
@@ -237,8 +246,9 @@ def _envelope_table(table_id: str, goal: str, models: list[Model], tops: dict[tu
             broken, below = int(np.isfinite(eps).sum()), int((eps < top - BUDGET_TOLERANCE).sum())
             rows.append([Cell(m.label), Cell(norm), Cell(format_eps(norm, top, measured=True) if top > 0 else "-"),
                          Cell(str(int(clean.sum()))), Cell(str(broken)), Cell(str(below)), Cell(str(int(exact.sum())))])
-            raw.append({"protocol": m.key[3], "goal": goal, "model": m.key[0], "profile": m.key[1],
-                        "checkpoint sha256": m.key[2], "threshold": m.key[6], "norm": norm, "E": top, "clean-correct": int(clean.sum()),
+            raw.append({"protocol": key_part(m.key, "protocol"), "goal": goal, "model": key_part(m.key, "model"),
+                        "profile": key_part(m.key, "profile"), "checkpoint sha256": key_part(m.key, "checkpoint_sha256"),
+                        "threshold": key_part(m.key, "threshold"), "norm": norm, "E": top, "clean-correct": int(clean.sum()),
                         "broken": broken, "broken below E": below, "exact": int(exact.sum())})
     return Table(table_id, f"{goal}: the best-known envelope per model and norm",
                  ["model", "norm", "E", "clean-correct", "broken", "broken below E", "exact"], rows, raw, [],
