@@ -372,7 +372,7 @@ def suites(brief: bool) -> None:
 
     listed = current()["suites"]["entries"]
     if brief:
-        rows = [[s["name"], len(s["entries"]), ", ".join(dict.fromkeys(s["budgets"])), s["description"]] for s in listed]
+        rows = [[s["name"], len(s["entries"]), ", ".join(s["budgets"]), s["description"]] for s in listed]
         click.echo(tabulate(rows, headers=["suite", "entries", "budgets", "description"]))
         return
     for i, s in enumerate(listed):

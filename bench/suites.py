@@ -71,7 +71,8 @@ class Suite:
                 raise type(e)(f"{where} ({entry.label()}): {e}") from None
 
     def budgets(self) -> list[str]:
-        return [f"{e.norm} {format_eps(e.norm, v)}" for e in self.entries for v in e.eps]
+        """Every budget of the suite's entries (`linf 4/255`), each once, in the order the entries first use it."""
+        return list(dict.fromkeys(f"{e.norm} {format_eps(e.norm, v)}" for e in self.entries for v in e.eps))
 
 
 SUITES: Registry[Suite] = Registry("attack suite")

@@ -38,6 +38,19 @@ def test_listings(runner):
     assert "synth-fr" in runner.invoke(main, ["protocols"]).output
 
 
+def test_a_suites_budgets_are_listed_once_each():
+    from bench.config import format_eps
+    from bench.suites import SUITES
+
+    for name in SUITES:
+        suite = SUITES.get(name)
+        budgets = suite.budgets()
+        assert len(budgets) == len(set(budgets)), name
+        assert set(budgets) == {f"{e.norm} {format_eps(e.norm, v)}" for e in suite.entries for v in e.eps}, name
+    standard = SUITES.get("standard").budgets()
+    assert "linf 0.5/255" in standard and "linf 8/255" in standard and "l2 0.5" in standard
+
+
 def test_unknown_model(runner, store_path):
     _one_line_error(runner.invoke(main, ["run", "--model", "nope", "--store", str(store_path)]), "unknown model 'nope'")
     assert not store_path.exists()
