@@ -116,6 +116,9 @@ def test_converted_network_matches_dlibs_descriptors(faces):
                       for _, image, _, shape in faces])
     theirs = np.stack([np.asarray(reference.compute_face_descriptor(chip)) for chip in chips])
     model = build_dlib_resnet(path)
+    from models_zoo.variants.dlib_resnet import DLIB_RESNET  # the count `facebench models` shows, without building
+
+    assert DLIB_RESNET.parameters == sum(p.numel() for p in model.parameters())
     with torch.no_grad():
         mine = model(torch.from_numpy(chips).permute(0, 3, 1, 2).float() / 255).numpy()
     assert mine.shape == theirs.shape == (len(faces), 128)

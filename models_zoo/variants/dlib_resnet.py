@@ -28,6 +28,7 @@ DLIB_RESNET = ExternalWeights(
     licence="CC0 1.0 (the package's LICENSE file; its setup.py metadata says MIT)",
     input="a 150x150 RGB face chip aligned by dlib's 5-point landmarks (dlib's get_face_chip); facebench resizes the "
           "run's images to 150 px inside the forward, so budgets stay at the protocol's resolution",
+    parameters=5_607_488,  # counted on the network built from the pinned file (tests/test_dlib_reference.py)
     native_threshold=NativeThreshold(
         NATIVE_DISTANCE, "same person when the Euclidean distance of the raw 128-d descriptors is below",
         f"facebench scores the cosine similarity of the L2-normalised descriptors; for unit-norm descriptors distance "
