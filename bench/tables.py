@@ -21,11 +21,12 @@ CELL_COLUMNS = ["cell_id", "run_id", "model", "profile", "protocol", "goal", "at
                 "unreliable"]
 # more of the cell's configuration, in the per-cell table
 CONFIG_COLUMNS = ["params", "samples", "seed", "threshold", "threshold_rule", "eot", "unreliable_reason"]
-RUN_COLUMNS = ["run_id", "status", "model", "profile", "task", "source", "protocol", "suite", "started", "ended",
+RUN_COLUMNS = ["run_id", "status", "model", "model_name", "profile", "task", "source", "parameters", "protocol", "suite",
+               "started", "ended",
                "seed", "samples", "device", "host", "threshold", "threshold_rule", "checkpoint", "checkpoint_sha256",
                "cells", "cells_planned", "cells_computed", "cells_reused", "cells_unreliable", "error", "command",
                "writer_pid", "writer_host"]
-NUMERIC = {"eps", "samples", "seed", "threshold", "eot", "cells", "cells_planned", "cells_computed", "cells_reused",
+NUMERIC = {"eps", "samples", "seed", "threshold", "eot", "parameters", "cells", "cells_planned", "cells_computed", "cells_reused",
            "cells_unreliable", "writer_pid"}
 FORMATS = {"csv": "csv", "parquet": "parquet", "json": "jsonl"}  # format -> file extension (json: JSON Lines)
 # what makes the per-sample results of two cells comparable: the same decision (weights, threshold) on the same
@@ -109,7 +110,9 @@ def results_tables(store: ResultsStore, run: Optional[str] = None) -> Results:
         summary[k] = pd.to_numeric(pd.Series([c.summary.get(k, np.nan) for c in cells], dtype=object), errors="coerce")
     summary_df = pd.DataFrame(summary) if cells else pd.DataFrame({k: pd.Series(dtype=object) for k in CELL_COLUMNS + CONFIG_COLUMNS})
 
-    run_rows = [{**r, "cells": len(r["cell_ids"])} for r in runs]
+    from models_zoo.factory import model_name  # torch: only when a store is read, not when this module is imported
+
+    run_rows = [{**r, "cells": len(r["cell_ids"]), "model_name": model_name(r)} for r in runs]
     runs_df = pd.DataFrame({k: _column([r.get(k) for r in run_rows], k) for k in RUN_COLUMNS})
     return Results(samples_df, summary_df, runs_df, best_known([store], None if ids is None else set(ids)))
 

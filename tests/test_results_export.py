@@ -26,7 +26,8 @@ def store(store_path):
         c.attrs["run_id"] = first
         st.write_cell(c, run_id=first)
     st.finish_run(first, "complete", {"cells_computed": 3})
-    second = st.begin_run({"model": "m-e", "protocol": "synth-fr", "suite": "quick"})
+    second = st.begin_run({"model": "../mine/tinyfr.py:build", "source": "user", "protocol": "synth-fr", "suite": "quick",
+                           "parameters": 1234})
     st.add_cell_to_run(second, cells[0].cell_id)  # reused by a later run
     return store_path, cells, first, second
 
@@ -57,6 +58,9 @@ def test_open_results_tables(store):
     runs = res.runs.set_index("run_id")
     assert runs.loc[first, "status"] == "complete" and runs.loc[first, "cells"] == 3
     assert runs.loc[second, "status"] == "running" and runs.loc[second, "cells"] == 1
+    # the name `facebench check` knows a model by (derived for a run stored without one) and its parameters
+    assert (runs.loc[first, "model_name"], runs.loc[second, "model_name"]) == ("m-e", "tinyfr:build")
+    assert runs.loc[second, "parameters"] == 1234 and np.isnan(runs.loc[first, "parameters"])
 
     only = open_results(path, run=second)
     assert set(only.samples.cell_id) == {cells[0].cell_id} and len(only.summary) == 1 and len(only.runs) == 1
