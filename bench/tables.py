@@ -127,6 +127,11 @@ def threshold_key(value) -> str:
     return "" if t != t else f"{round(t, THRESHOLD_DIGITS):.{THRESHOLD_DIGITS}f}"
 
 
+def key_part(key: tuple, name: str) -> str:
+    """One part of a `best_known_key` by its name in `BEST_KNOWN_KEY`."""
+    return key[BEST_KNOWN_KEY.index(name)]
+
+
 def best_known_key(cell: CellResult, run: Optional[dict] = None) -> tuple:
     """The key (`BEST_KNOWN_KEY`, threshold as rounded text) under which a cell's samples are compared with other
     cells'. The checkpoint and threshold are the cell's own, else those of `run` (a run that lists the cell)."""

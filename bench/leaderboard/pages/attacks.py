@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.cells.base import BUDGET_TOLERANCE
 from bench.config import format_eps
+from bench.tables import key_part
 from bench.goals import GOALS, goal_order
 from bench.leaderboard.pages.columns import Column, ColumnSpec, Each, build_table
 from bench.leaderboard.pages.common import page_slug, protocol_text
@@ -78,13 +79,6 @@ def shown_models(rows: list[Row]) -> dict[tuple, Model]:
     clash = {k for k in keys if sum(names[j] == names[k] and shown[j] == shown[k] for j in keys) > 1}
     return {k: Model(k, names[k] + (f" {key_part(k, 'checkpoint_sha256')[:8]} @ {key_part(k, 'threshold')}" if k in clash else ""))
             for k in keys}
-
-
-def key_part(key: tuple, name: str) -> str:
-    """One part of a `bench.tables.best_known_key` by its name in `BEST_KNOWN_KEY`."""
-    from bench.tables import BEST_KNOWN_KEY
-
-    return key[BEST_KNOWN_KEY.index(name)]
 
 
 def _key_of(line) -> tuple:
