@@ -106,11 +106,11 @@ def test_synth_fas_default_layouts():
         "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=6),
         "casia": SynthFASLayout(train=15, dev=5, test=30, sessions=3),
         "replay": SynthFASLayout(train=15, dev=15, test=20, sessions=2),
-        "msu": SynthFASLayout(train=12, dev=3, test=20, sessions=2),
+        "msu": SynthFASLayout(train=15, dev=5, test=20, sessions=2),
     }
     assert {layout.frames_per_video for layout in SYNTH_FAS.values()} == {3}
     p = get_protocol("synth-mi->c")
-    assert p.splits["train"] == "msu: 12 subjects x 2 sessions; replay: 15 subjects x 2 sessions"
+    assert p.splits["train"] == "msu: 15 subjects x 2 sessions; replay: 15 subjects x 2 sessions"
     assert p.splits["test"] == "casia: 30 subjects x 3 sessions" and p.frames_per_video == 3
 
 
@@ -135,6 +135,24 @@ def test_fas_sessions_share_their_capture_setup_across_subjects():
             a = _frame_nuisance(0, dom, 7, 0, 0)
             c = _frame_nuisance(0, dom, 7, other * per_video, 0)
             assert np.abs(a["bg"] - c["bg"]).max() > 0.1, f"{name}: two rooms look alike"
+
+
+def test_each_camera_renders_colour_its_own_way():
+    """A FAS set-up's colour rendering (saturation around the luma, contrast around mid-grey) is a property of the
+    camera shared by its session's videos; in-the-wild photos (the FR world) have none, so they render unchanged."""
+    from bench.data.synth.world import DOMAINS, _color_rendering, _frame_nuisance, _nuisance
+
+    img = np.random.default_rng(0).uniform(0, 1, (8, 8, 3)).astype(np.float32)
+    assert np.allclose(_color_rendering(img, 1.0, 1.0), img, atol=1e-6)
+    grey = _color_rendering(img, 0.0, 1.0)
+    assert np.allclose(grey[..., 0], grey[..., 1], atol=1e-6) and np.allclose(grey[..., 1], grey[..., 2], atol=1e-6)
+    flat = _color_rendering(img, 1.0, 0.5)
+    assert np.allclose(flat - 0.5, (img - 0.5) * 0.5, atol=1e-6)
+    msu = DOMAINS["msu"]
+    per_video = 1 + len(msu.media)
+    laptop, phone = (_frame_nuisance(0, msu, 7, s * per_video, 0) for s in (0, 1))
+    assert abs(laptop["saturation"] - msu.setups[0].saturation) < 0.05 < phone["saturation"] - laptop["saturation"]
+    assert "saturation" not in _nuisance(0, DOMAINS["celeb"], 7, 0)
 
 
 def test_one_printer_or_screen_per_medium_and_domain():

@@ -38,12 +38,14 @@ class SynthFASLayout:
 
 
 SYNTH_FAS: dict[str, SynthFASLayout] = {
-    # proportions of the real datasets; CASIA-FASD and MSU-MFSD have no dev split: their dev
-    # subjects are carved out of the official train subjects
+    # proportions of the real datasets; CASIA-FASD and MSU-MFSD have no dev split: CASIA's dev
+    # subjects are carved out of its official train subjects; MSU-MFSD's 15 official training subjects
+    # all train (with 12, a camera's live faces were learnt from 36 frames: issue 16) and its 5 dev subjects
+    # are extra (55 subjects were filmed, 35 released)
     "oulu": SynthFASLayout(train=20, dev=15, test=20, sessions=6),
     "casia": SynthFASLayout(train=15, dev=5, test=30, sessions=3),
     "replay": SynthFASLayout(train=15, dev=15, test=20, sessions=2),
-    "msu": SynthFASLayout(train=12, dev=3, test=20, sessions=2),
+    "msu": SynthFASLayout(train=15, dev=5, test=20, sessions=2),
 }
 """Capture domain -> its layout. The one place to change (or, in tests, monkeypatch) the FAS world's size."""
 

@@ -57,6 +57,10 @@ class CaptureSetup:
     resolution: float = 1.0  # sensor resolution relative to the frame (< 1: upscaled, soft and blocky)
     sharpen: float = 0.0  # in-camera unsharp-mask amount
     cast: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the camera's white-balance error
+    # the camera's colour rendering (its colour matrix and tone curve): < 1 washes colours out towards grey /
+    # flattens the tones around mid-grey, > 1 boosts them (phones render punchy images, old webcams flat ones)
+    saturation: float = 1.0
+    contrast: float = 1.0
     room: int = 0  # the room (background), shared by the set-ups with the same number
     ambient: tuple[float, float] = (0.3, 0.55)
     illumination: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)  # P(normal, strong, back, dark)
@@ -113,12 +117,12 @@ DOMAINS: dict[str, Domain] = {
             illumination=(0.6, 0.15, 0.15, 0.1), stands_for="OULU-NPU",
             # six phones in three rooms (OULU-NPU: 6 phones x 3 sessions of light and background)
             setups=(
-                CaptureSetup("phone-1, open office, window behind", 0.30, 0.012, 92, sharpen=1.2, cast=(0.03, 0.0, -0.03), room=0, illumination=(0.5, 0.0, 0.5, 0.0)),
-                CaptureSetup("phone-2, meeting room", 0.45, 0.020, 88, sharpen=0.8, cast=(0.0, 0.02, -0.02), room=1),
-                CaptureSetup("phone-3, small office, window in front", 0.25, 0.015, 94, sharpen=1.6, cast=(0.05, 0.0, -0.05), room=2, illumination=(0.4, 0.6, 0.0, 0.0)),
-                CaptureSetup("phone-4, open office, window behind", 0.50, 0.025, 86, sharpen=1.0, cast=(0.02, -0.01, 0.0), room=0, illumination=(0.5, 0.0, 0.5, 0.0)),
-                CaptureSetup("phone-5, meeting room", 0.35, 0.018, 90, sharpen=1.4, cast=(0.04, 0.01, -0.04), room=1),
-                CaptureSetup("phone-6, small office, window in front", 0.40, 0.022, 89, sharpen=0.9, cast=(0.01, 0.0, -0.02), room=2, illumination=(0.4, 0.6, 0.0, 0.0)),
+                CaptureSetup("phone-1, open office, window behind", 0.30, 0.012, 92, sharpen=1.2, saturation=1.20, contrast=1.08, cast=(0.03, 0.0, -0.03), room=0, illumination=(0.5, 0.0, 0.5, 0.0)),
+                CaptureSetup("phone-2, meeting room", 0.45, 0.020, 88, sharpen=0.8, saturation=1.12, contrast=1.05, cast=(0.0, 0.02, -0.02), room=1),
+                CaptureSetup("phone-3, small office, window in front", 0.25, 0.015, 94, sharpen=1.6, saturation=1.25, contrast=1.10, cast=(0.05, 0.0, -0.05), room=2, illumination=(0.4, 0.6, 0.0, 0.0)),
+                CaptureSetup("phone-4, open office, window behind", 0.50, 0.025, 86, sharpen=1.0, saturation=1.10, contrast=1.04, cast=(0.02, -0.01, 0.0), room=0, illumination=(0.5, 0.0, 0.5, 0.0)),
+                CaptureSetup("phone-5, meeting room", 0.35, 0.018, 90, sharpen=1.4, saturation=1.18, contrast=1.08, cast=(0.04, 0.01, -0.04), room=1),
+                CaptureSetup("phone-6, small office, window in front", 0.40, 0.022, 89, sharpen=0.9, saturation=1.14, contrast=1.06, cast=(0.01, 0.0, -0.02), room=2, illumination=(0.4, 0.6, 0.0, 0.0)),
             ),
         ),
         Domain(
@@ -133,9 +137,9 @@ DOMAINS: dict[str, Domain] = {
             setups=(
                 # a 64-px face crop of even the 640x480 low-quality camera is resolved about 3x over:
                 # what the cheap cameras lose is sharpness, signal-to-noise and bit rate
-                CaptureSetup("low quality", 0.8, 0.035, 60, resolution=0.75, cast=(0.0, 0.02, 0.04)),
-                CaptureSetup("normal quality", 0.5, 0.020, 75, resolution=0.9, cast=(0.0, 0.02, 0.03)),
-                CaptureSetup("high quality", 0.15, 0.008, 92, cast=(0.0, 0.01, 0.02)),
+                CaptureSetup("low quality", 0.8, 0.035, 60, resolution=0.75, saturation=0.70, contrast=0.80, cast=(0.0, 0.02, 0.04)),
+                CaptureSetup("normal quality", 0.5, 0.020, 75, resolution=0.9, saturation=0.85, contrast=0.90, cast=(0.0, 0.02, 0.03)),
+                CaptureSetup("high quality", 0.15, 0.008, 92, saturation=1.10, contrast=1.05, cast=(0.0, 0.01, 0.02)),
             ),
         ),
         Domain(
@@ -148,9 +152,9 @@ DOMAINS: dict[str, Domain] = {
             illumination=(0.45, 0.1, 0.2, 0.25), stands_for="Replay-Attack",
             # one webcam, a controlled scene (office light) and an adverse one (daylight, often from behind, or dark)
             setups=(
-                CaptureSetup("webcam, controlled", 0.45, 0.03, 72, resolution=0.9, cast=(-0.03, 0.0, 0.05), room=0,
+                CaptureSetup("webcam, controlled", 0.45, 0.03, 72, resolution=0.9, saturation=0.90, contrast=0.92, cast=(-0.03, 0.0, 0.05), room=0,
                              ambient=(0.35, 0.6), illumination=(0.85, 0.15, 0.0, 0.0)),
-                CaptureSetup("webcam, adverse", 0.45, 0.03, 72, resolution=0.9, cast=(-0.03, 0.0, 0.05), room=1,
+                CaptureSetup("webcam, adverse", 0.45, 0.03, 72, resolution=0.9, saturation=0.90, contrast=0.92, cast=(-0.03, 0.0, 0.05), room=1,
                              ambient=(0.15, 0.45), illumination=(0.3, 0.0, 0.4, 0.3)),
             ),
         ),
@@ -164,8 +168,8 @@ DOMAINS: dict[str, Domain] = {
             illumination=(0.7, 0.2, 0.05, 0.05), stands_for="MSU-MFSD",
             # a laptop's webcam and an android phone's front camera (MSU-MFSD)
             setups=(
-                CaptureSetup("laptop webcam", 0.4, 0.025, 80, resolution=0.9, cast=(0.05, 0.02, -0.02), room=0),
-                CaptureSetup("android phone", 0.3, 0.015, 90, resolution=1.0, sharpen=0.5, cast=(0.03, 0.0, 0.0), room=1),
+                CaptureSetup("laptop webcam", 0.4, 0.025, 80, resolution=0.9, saturation=0.80, contrast=0.85, cast=(0.05, 0.02, -0.02), room=0),
+                CaptureSetup("android phone", 0.3, 0.015, 90, resolution=1.0, sharpen=0.5, saturation=1.20, contrast=1.10, cast=(0.03, 0.0, 0.0), room=1),
             ),
         ),
     ]
@@ -343,6 +347,10 @@ def _setup_nuisance(out: dict, seed: int, domain: "Domain", identity: int, video
     out["ambient"] = r.uniform(*setup.ambient)
     out["gain"] = r.uniform(0.9, 1.05)
     _light_class(out, r, setup.illumination)
+    # drawn last, from their own generator: the draws above are unchanged
+    tone = _rng(seed, 717, domain.code, identity, video)
+    out["saturation"] = setup.saturation * tone.uniform(0.97, 1.03)
+    out["contrast"] = setup.contrast * tone.uniform(0.97, 1.03)
 
 
 def _gauss(x: np.ndarray, y: np.ndarray, cx, cy, sx, sy) -> np.ndarray:
@@ -408,6 +416,14 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     if sigma < 0.3:
         return img
     return gaussian_filter(img, sigma=(sigma, sigma, 0), mode="nearest", truncate=2.5)
+
+
+def _color_rendering(img: np.ndarray, saturation: float, contrast: float) -> np.ndarray:
+    """A camera's colour matrix and tone curve on one float image (S, S, 3): the chroma scaled by `saturation`
+    around the pixel's luma (Rec. 601 weights), then the tones by `contrast` around mid-grey."""
+    luma = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    img = luma[..., None] + np.float32(saturation) * (img - luma[..., None])
+    return np.float32(0.5) + np.float32(contrast) * (img - np.float32(0.5))
 
 
 def _resize(img: np.ndarray, size: int) -> np.ndarray:
@@ -831,6 +847,8 @@ class FaceWorld:
             if d.get("sharpen", 0.0) > 0:
                 im = im + d["sharpen"] * (im - _gaussian_blur(im, 1.0 * s / 64))
             im = im + np.random.default_rng(d["noise_seed"] + 1).normal(0, d["noise"], im.shape).astype(np.float32)
+            if "saturation" in d:  # the camera's colour rendering (FAS capture set-ups), after the sensor noise
+                im = _color_rendering(im, d["saturation"], d["contrast"])
             im = (np.clip(im, 0, 1) * 255 + 0.5).astype(np.uint8)
             out[i] = _jpeg(im, d["jpeg"])
         return out
