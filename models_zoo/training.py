@@ -306,6 +306,9 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
         "input_size": size,
         "protocol": proto.name,
         "trained_on": "train",
+        # the data trained and calibrated on (the embedded world's content hash; None for a real dataset): a
+        # work directory's training is not reused on other data (`bench.claims.running.trained_card`)
+        "data": proto.data_fingerprint(size),
         "training_command": command,
         "seed": seed,
         "code_version": __version__,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 import pytest
+
+from bench.protocols import get_protocol
 from click.testing import CliRunner
 
 from bench.claims import running
@@ -371,11 +373,12 @@ def fake_training(monkeypatch):
 
     calls = {"train": [], "evaluate": []}
 
-    def train_variant(name, *, out, seed, command, epochs, options, **kwargs):
+    def train_variant(name, *, out, seed, command, epochs, options, protocol, **kwargs):
         calls["train"].append(Path(out).name)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(f"{name} {seed} {epochs} {sorted(options.items())}, training {len(calls['train'])}".encode())
-        card = {"variant": name, "seed": seed, "training_command": command, "sha256": sha256_file(out), "dev": {}}
+        card = {"variant": name, "seed": seed, "training_command": command, "sha256": sha256_file(out), "dev": {},
+                "input_size": 64, "data": get_protocol(protocol).data_fingerprint(64)}
         card_path(out).write_text(json.dumps(card))
         return out, card
 
@@ -413,6 +416,13 @@ def test_second_run_trains_and_evaluates_nothing(registry, fake_training, tmp_pa
     run(replace(req, seeds=3, work=tmp_path / "moved"))
     assert sorted(fake_training["train"][6:]) == sorted([weights[0].name, weights[1].name])
     assert len(fake_training["evaluate"]) == 8
+    # trained on other data (the embedded world changed since), or a card that does not say: trained again
+    card = json.loads(weights[2].with_suffix(".json").read_text())
+    weights[2].with_suffix(".json").write_text(json.dumps({**card, "data": "0" * 64}))
+    card = json.loads(weights[3].with_suffix(".json").read_text())
+    weights[3].with_suffix(".json").write_text(json.dumps({k: v for k, v in card.items() if k != "data"}))
+    run(replace(req, seeds=3, work=tmp_path / "moved"))
+    assert sorted(fake_training["train"][8:]) == sorted([weights[2].name, weights[3].name])
 
 
 def test_dry_run_counts_what_is_done(registry, fake_training, tmp_path):

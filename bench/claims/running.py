@@ -57,12 +57,17 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
-    """The card of the point's training when it is done (same command, weights matching the card), else None."""
+    """The card of the point's training when it is done (same command, on the same data, weights matching the
+    card), else None. A card without the data's fingerprint, or with another one (the embedded world changed
+    since), is not reused."""
+    from bench.protocols import get_protocol
     from models_zoo.checkpoint import card_path, sha256_file
 
     weights = weights_path(work, point)
     card = _read_json(card_path(weights)) if weights.exists() else None
     if not card or _without_out(card.get("training_command", "")) != _without_out(point.command(str(weights))):
+        return None
+    if "data" not in card or card["data"] != get_protocol(point.protocol).data_fingerprint(card.get("input_size", 64)):
         return None
     return card if card.get("sha256") == sha256_file(weights) else None
 
