@@ -204,18 +204,20 @@ def test_identification_and_spoof_starts_are_the_nearest_allowed_candidates():
 
 
 def test_hopskipjump_breaks_spoof_to_live_only_from_the_starts(capsys):
-    """HopSkipJump from a random start breaks nothing within L2 1.5 on depth-gan-spoof; from the starts it does.
+    """HopSkipJump from a random start breaks nothing within L2 3.0 on depth-gan-spoof; from the starts it does.
 
-    (Measured 2026-12-03: 0 -> 1 of 8. The `cdcn` retrained on the world with capture set-ups, the model of this test
-    before, scores no uniform-noise image live, but breaks 0 of 8 from the starts too, even with 1 000 queries at
-    L2 3.0: its nearest live frames are 14-23 away in L2.)
+    (Measured 2026-12-06 on the `depth-gan-spoof` retrained on the world with the cameras' colour rendering:
+    0 -> 2 of 8 at L2 3.0, and 0 -> 0 at L2 1.5, the budget of this test before, where the 2026-12-03 weights broke
+    0 -> 1 of 8; `multiloss-sota` and `cdcn` break 0 -> 0 at both. The `cdcn` retrained on the world with capture
+    set-ups, the model of this test before that, scores no uniform-noise image live, but broke 0 of 8 from the starts
+    too, even with 1 000 queries at L2 3.0: its nearest live frames are 14-23 away in L2.)
     """
     items = zoo_items("depth-gan-spoof", "spoof-to-live", 16)[0]
     todo = (~items.task.success(items.x)).nonzero().squeeze(1)[:8]
     task, x = items.task.subset(todo), items.x[todo]
     attack = make_attack("art-hopskipjump", {"max_queries": 200, "max_iter": 10, "max_eval": 50, "init_eval": 10,
                                              "init_size": 50})
-    eps = 1.5
+    eps = 3.0
     before = attack.run(task.with_starts(None), x, "l2", eps, torch.Generator().manual_seed(0))
     after = attack.run(task, x, "l2", eps, torch.Generator().manual_seed(0))
     with capsys.disabled():
