@@ -611,15 +611,16 @@ class Epochs(click.FloatRange):
               "(contrastive-triplet-semi, default 0.1). Default: the recipe's own.")
 @click.option("--init", default=None, metavar="VARIANT|PATH|none",
               help="Weights to start from, for recipes that fine-tune (triplet-adv: default facenet-baseline's shipped "
-              "weights; a .safetensors path; none = random weights).")
+              "weights; a .safetensors path; none = random weights). contrastive-triplet[-semi]: the .safetensors of "
+              "a --finetune-epochs 0 run of the same recipe and seed; stages 1 and 2a are loaded from it, not trained.")
 @click.option("--pretrain-epochs", default=None, type=Epochs(),
               help="Epochs of the pre-training stage, for recipes that have one (contrastive-triplet[-semi], "
               "depth-gan-spoof: whole epochs). Default: the recipe's split of --epochs.")
 @click.option("--warmup-epochs", default=None, type=Epochs(zero=True),
               help="Epochs of the clean triplet warm-up (contrastive-triplet[-semi]). Default: the recipe's split of --epochs.")
-@click.option("--finetune-epochs", default=None, type=Epochs(),
-              help="Epochs of the adversarial fine-tuning (contrastive-triplet[-semi]). Default: the recipe's split of "
-              "--epochs.")
+@click.option("--finetune-epochs", default=None, type=Epochs(zero=True),
+              help="Epochs of the adversarial fine-tuning (contrastive-triplet[-semi]); 0 stops after the warm-up (a "
+              "start for --init). Default: the recipe's split of --epochs.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model: str, profile: str, protocol: Optional[str], epochs: float, out: Optional[str], device: str, seed: int,
@@ -724,9 +725,11 @@ def claims(only: tuple[str, ...], seeds: Optional[int], finetune_epochs: Optiona
     A verdict reads "reproduced" or "not reproduced on the embedded world", or "not enough seeds" when a cell it
     reads has fewer than 3.
 
-    The full default grid (`make claims`: 150 trainings, 60 FR and 90 FAS, each evaluated) takes hours: about
-    17 hours of one core on the 2-core CPU machine by the zoo's measured training times (most of it the contrastive
-    pre-training and warm-up, 45 times), not measured end to end. --dry-run lists it.
+    The full default grid (`make claims`: 150 grid points, 60 FR and 90 FAS, each trained and evaluated, and 9
+    shared starts: the contrastive arms' pre-training and warm-up, once per seed) takes hours: about 18 hours of
+    one core on the 2-core CPU machine by the zoo's measured times, most of it the FR grid's 372 epochs of
+    adversarial fine-tuning (about 130 s each); `--finetune-epochs 1,2,4` about 6.5 hours. Not measured end to
+    end. --dry-run lists it.
     """
     from bench.claims.command import Request, dry_run as list_plan, run as run_claims
 

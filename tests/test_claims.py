@@ -11,8 +11,6 @@ from pathlib import Path
 
 import click
 import pytest
-
-from bench.protocols import get_protocol
 from click.testing import CliRunner
 
 from bench.claims import running
@@ -27,6 +25,7 @@ from bench.claims.rules import NOT_ENOUGH_SEEDS, NOT_REPRODUCED, REPRODUCED, Cat
 from bench.claims.stats import difference_interval, mean_interval, t_cdf, t_quantile
 from bench.cli import main
 from bench.errors import BadInputError
+from bench.protocols import get_protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -206,9 +205,16 @@ def test_the_seeds_claims_are_whole():
     point = next(p for p in points(fr) if p.arm == "contrastive-triplet" and p.x == 4)
     assert dict(point.options) == {"pretrain_epochs": pretrain, "warmup_epochs": warmup, "finetune_epochs": 4}
     assert point.epochs == pretrain + warmup + 4
+    # the contrastive arms' pre-training and warm-up: once per seed, a shared start every axis value continues
+    start = point.start
+    assert start.is_start and start.seed == point.seed and start.x is None and start.epochs == pretrain + warmup
+    assert dict(start.options) == {"pretrain_epochs": pretrain, "warmup_epochs": warmup, "finetune_epochs": 0}
+    assert f"--init w/{start.name}.safetensors --out w/x.safetensors" in point.command("w/x.safetensors")
     assert {p.epochs for p in points(fr) if p.arm == "triplet-adv"} == {1, 2, 4, 8, 16}
+    assert all(p.start is None for p in points(fr) if p.arm == "triplet-adv")  # it fine-tunes the shipped baseline
     assert {p.epochs for p in points(fas)} == {get_variant("cdcn").zoo_epochs["tiny"]}
-    assert len(points(fr)) == 4 * 5 * 3 and len(points(fas)) == 5 * 6 * 3
+    measured = [p for p in points(fr) if p.evaluated]
+    assert len(measured) == 4 * 5 * 3 and len(points(fr)) == len(measured) + 3 * 3 and len(points(fas)) == 5 * 6 * 3
     assert len({p.name for p in points(fr) + points(fas)}) == len(points(fr)) + len(points(fas))
 
 
@@ -278,14 +284,15 @@ def test_dry_run_lists_every_training_and_evaluation_and_writes_nothing(tmp_path
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(main, ["claims", "--dry-run"])
     assert r.exit_code == 0, r.output
-    assert r.output.strip().splitlines()[-1].startswith("150 grid points: 150 trainings and 150 evaluations to do")
-    assert r.output.count("facebench train --model") == 150
+    assert r.output.strip().splitlines()[-1].startswith("150 grid points and 9 shared starts: 159 trainings and 150 "
+                                                        "evaluations to do")
+    assert r.output.count("facebench train --model") == 159
     r = CliRunner().invoke(main, ["claims", "--dry-run", "--only", "fas-gan-pretraining", "--seeds", "2",
                                   "--protocols", "synth-ocim->o", "--work", "w"])
     assert r.exit_code == 0 and "10 grid points: 10 trainings and 10 evaluations to do" in r.output
     r = CliRunner().invoke(main, ["claims", "--dry-run", "--only", "fr-finetune-epochs", "--seeds", "1",
                                   "--finetune-epochs", "1,2"])
-    assert r.exit_code == 0 and "8 grid points: 8 trainings" in r.output
+    assert r.exit_code == 0 and "8 grid points and 3 shared starts: 11 trainings" in r.output
     assert list(tmp_path.iterdir()) == []
 
 
@@ -379,6 +386,8 @@ def fake_training(monkeypatch):
         out.write_bytes(f"{name} {seed} {epochs} {sorted(options.items())}, training {len(calls['train'])}".encode())
         card = {"variant": name, "seed": seed, "training_command": command, "sha256": sha256_file(out), "dev": {},
                 "input_size": 64, "data": get_protocol(protocol).data_fingerprint(64)}
+        if "init" in options:  # as the contrastive recipes' cards say which start they continued
+            card["training"] = {"stages_from": {"init": Path(options["init"]).name, "sha256": sha256_file(options["init"])}}
         card_path(out).write_text(json.dumps(card))
         return out, card
 
@@ -387,7 +396,8 @@ def fake_training(monkeypatch):
         return {"figures": {TEST_HTER: 0.1 + 0.01 * point.seed + (0.05 if point.variant == "multiloss-sota" else 0)}}
 
     monkeypatch.setattr(models_zoo.training, "train_variant", train_variant)
-    monkeypatch.setitem(EVALUATIONS, "fas-hter", replace(EVALUATIONS["fas-hter"], run=evaluate))
+    for name in ("fas-hter", "fr-attacks"):
+        monkeypatch.setitem(EVALUATIONS, name, replace(EVALUATIONS[name], run=evaluate))
     return calls
 
 
@@ -423,6 +433,40 @@ def test_second_run_trains_and_evaluates_nothing(registry, fake_training, tmp_pa
     weights[3].with_suffix(".json").write_text(json.dumps({k: v for k, v in card.items() if k != "data"}))
     run(replace(req, seeds=3, work=tmp_path / "moved"))
     assert sorted(fake_training["train"][8:]) == sorted([weights[2].name, weights[3].name])
+
+
+def test_shared_starts_are_trained_once_and_their_continuations_follow_them(registry, fake_training, tmp_path):
+    claim = Claim("toy-fr", "toy", "fr", "c as robust as r, sooner", "a test",
+                  (Arm("r", "triplet-adv"), Arm("c", "contrastive-triplet", (("pretrain_epochs", 1), ("warmup_epochs", 0)),
+                                                axis_option="finetune_epochs", shared_stages=True)),
+                  ("synth-fr",), fr_measures(), "fr-attacks", CatchUp("r", "c", (minimal_key("impersonation", "linf"),)),
+                  axis=Axis("fine-tuning epochs", (1, 2), "--finetune-epochs"), seeds=2)
+    registry.add("toy-fr", claim)
+    req = Request(only=["toy-fr"], work=tmp_path / "work", out=tmp_path / "claims.md")
+    outcomes, _ = run(req)
+    starts = [n for n in fake_training["train"] if "finetune-epochs-0_" in n]
+    assert len(fake_training["train"]) == 2 * 2 + 2 + 2 * 2 and len(starts) == 2  # r, c's starts, c
+    assert len(fake_training["evaluate"]) == 8 and not any("finetune-epochs-0_" in n for n in fake_training["evaluate"])
+    # each continuation is trained after its own seed's start and names it
+    order = list(fake_training["train"])
+    for n in order:
+        if n.startswith("contrastive-triplet_finetune-epochs-") and n not in starts:
+            seed = n.split("_s")[-1].split(".")[0]
+            start = next(s for s in starts if s.endswith(f"_s{seed}.safetensors"))
+            assert order.index(start) < order.index(n)
+            card = json.loads((tmp_path / "work" / "weights" / n).with_suffix(".json").read_text())
+            assert f"--init {tmp_path / 'work' / 'weights' / start}" in card["training_command"]
+    assert "2 shared starts" in (tmp_path / "claims.md").read_text()
+    run(req)
+    assert len(fake_training["train"]) == 10 and len(fake_training["evaluate"]) == 8
+    # a start trained again (here: its weights changed): its continuations are trained again, the rest are not
+    (tmp_path / "work" / "weights" / starts[0]).write_bytes(b"another start")
+    run(req)
+    again = fake_training["train"][10:]
+    seed = starts[0].split("_s")[-1]
+    assert again[0] == starts[0] and sorted(again[1:]) == sorted(
+        n for n in order if n.startswith("contrastive-triplet_finetune-epochs-") and n.endswith(f"_s{seed}")
+        and n not in starts)
 
 
 def test_dry_run_counts_what_is_done(registry, fake_training, tmp_path):
@@ -505,7 +549,7 @@ def test_tiny_fr_claim_end_to_end_through_the_runner(registry, tmp_path, monkeyp
         test_per_id=3, test_pairs_per_kind=10))
     claim = Claim("toy-fr", "toy", "fr", "c as robust as r, sooner", "a test",
                   (Arm("r", "triplet-adv"), Arm("c", "contrastive-triplet", (("pretrain_epochs", 1), ("warmup_epochs", 0)),
-                                                axis_option="finetune_epochs")),
+                                                axis_option="finetune_epochs", shared_stages=True)),
                   ("synth-fr",), fr_measures(), "fr-attacks", CatchUp("r", "c", (minimal_key("impersonation", "linf"),)),
                   axis=Axis("fine-tuning epochs", (1, 2), "--finetune-epochs"), seeds=1)
     registry.add("toy-fr", claim)
@@ -522,3 +566,8 @@ def test_tiny_fr_claim_end_to_end_through_the_runner(registry, tmp_path, monkeyp
     outcomes, _ = run(Request(only=["toy-fr"], samples=4, work=tmp_path / "work", out=tmp_path / "claims.md"))
     assert outcomes[0].trained == outcomes[0].evaluated == 0 and evaluated == 4
     assert running.weights_path(tmp_path / "work", points(claim)[0]).exists()
+    # c's fine-tunings continued its one shared start (pre-training only: no warm-up, no adversarial fine-tuning)
+    cards = [json.loads(p.read_text()) for p in sorted((tmp_path / "work" / "weights").glob("contrastive-triplet_*.json"))]
+    start = next(c for c in cards if c["training"]["stage_epochs"]["finetune"] == 0)
+    assert len(cards) == 3 and "adversarial" not in start["training"]
+    assert all(c["training"]["stages_from"]["sha256"] == start["sha256"] for c in cards if c is not start)

@@ -380,6 +380,76 @@ def test_contrastive_triplet_semi_learns_its_supervised_term_and_round_trips(tmp
     _round_trip("contrastive-triplet-semi", model, tmp_path)
 
 
+def _start_and_continuation(tmp_path, *, seed=3, label_fraction=None, **start_options):
+    """A `--finetune-epochs 0` run saved with its card, as `train_variant` would (the toy set, one-step attacks)."""
+    from bench.config import seed_everything
+
+    name = "contrastive-triplet" if label_fraction is None else "contrastive-triplet-semi"
+    spec = get_variant(name)
+    extra = {} if label_fraction is None else {"label_fraction": label_fraction}
+    kw = dict(profile="tiny", size=32, device=torch.device("cpu"), seed=seed, progress=False, p=4, k=4, batch=32,
+              attack_steps=1, **extra)
+    seed_everything(seed)
+    model = spec.build("tiny")
+    options = {"pretrain_epochs": 1, "warmup_epochs": 1, **start_options, "finetune_epochs": 0}
+    info = spec.recipe(model, TinyFRProtocol(), epochs=2, **options, **kw)
+    path = tmp_path / "start.safetensors"
+    save_checkpoint(model, {"variant": name, "profile": "tiny", "seed": seed, "training": info}, path)
+    return spec, path, info, kw
+
+
+def test_a_shared_start_and_its_continuation_train_the_network_of_one_run(tmp_path):
+    """`--finetune-epochs 0` then `--init` that start: bit for bit the network of one run of the three stages (the
+    claims share a seed's pre-training and warm-up across fine-tuning lengths this way)."""
+    from bench.config import seed_everything
+
+    spec, start, info, kw = _start_and_continuation(tmp_path)
+    assert info["stage_epochs"] == {"pretrain": 1, "warmup": 1, "finetune": 0} and "adversarial" not in info
+    assert "no adversarial fine-tuning" in info["loss"] and "loss_history" not in info
+    models, infos = [], []
+    for init in (None, str(start)):
+        seed_everything(3)
+        model = spec.build("tiny")
+        infos.append(spec.recipe(model, TinyFRProtocol(), epochs=4, pretrain_epochs=1, warmup_epochs=1, finetune_epochs=2,
+                                 **({"init": init} if init else {}), **kw))
+        models.append(model.state_dict())
+    assert all(torch.equal(models[0][key], models[1][key]) for key in models[0])
+    one_run, continued = infos
+    assert set(continued) - set(one_run) == {"stages_from"} and continued["loss"] == one_run["loss"]
+    assert continued["stage_epochs"] == one_run["stage_epochs"] == {"pretrain": 1, "warmup": 1, "finetune": 2}
+    assert continued["pretrain_history"] == info["pretrain_history"] == one_run["pretrain_history"]
+    assert continued["stages_from"]["init"] == "start.safetensors" and len(continued["stages_from"]["sha256"]) == 64
+    assert continued["stage_wall_time_s"]["pretrain"] == info["stage_wall_time_s"]["pretrain"]
+
+
+def test_a_continuation_refuses_a_start_that_is_not_its_own(tmp_path):
+    spec, start, _, kw = _start_and_continuation(tmp_path)
+
+    def continue_from(init, **options):
+        options = {"pretrain_epochs": 1, "warmup_epochs": 1, "finetune_epochs": 1, **options}
+        return spec.recipe(spec.build("tiny"), TinyFRProtocol(), epochs=3, init=str(init), **{**kw, **options})
+
+    for options, message in (({"warmup_epochs": 2}, "--warmup-epochs 1, not 2"), ({"pretrain_epochs": 2}, "--pretrain-epochs 1"),
+                             ({"seed": 4}, "--seed 3, not 4"), ({"finetune_epochs": 0}, "nothing to train")):
+        with pytest.raises(BadInputError, match=message):
+            continue_from(start, **options)
+    (tmp_path / "bare.safetensors").write_bytes(start.read_bytes())  # weights without their card
+    with pytest.raises(BadInputError, match="with its card, trained with --finetune-epochs 0"):
+        continue_from(tmp_path / "bare.safetensors")
+    with pytest.raises(BadInputError, match="the contrastive recipes start from their own"):
+        continue_from("facenet-baseline")
+    card = json.loads(start.with_suffix(".json").read_text())  # a run that fine-tuned already is no start
+    card["training"]["stage_epochs"]["finetune"] = 1
+    start.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(BadInputError, match="not a run of contrastive pre-training and warm-up alone"):
+        continue_from(start)
+    (tmp_path / "semi").mkdir()
+    semi, semi_start, _, semi_kw = _start_and_continuation(tmp_path / "semi", label_fraction=0.25)
+    with pytest.raises(BadInputError, match="--label-fraction 0.25, not 0.5"):
+        semi.recipe(semi.build("tiny"), TinyFRProtocol(), epochs=3, init=str(semi_start),
+                    **{**semi_kw, "label_fraction": 0.5, "finetune_epochs": 1})
+
+
 def test_stage_epochs_split():
     # 1/32 of the epochs (at least one) for pre-training and for adversarial fine-tuning, the rest clean warm-up
     assert stage_epochs(84) == (2, 80, 2) and stage_epochs(64) == (2, 60, 2) and stage_epochs(40) == (1, 38, 1) and stage_epochs(96) == (3, 90, 3)
@@ -387,8 +457,11 @@ def test_stage_epochs_split():
     assert stage_epochs(3) == (1, 1, 1)
     assert stage_epochs(40, finetune_epochs=5) == (1, 34, 5) and stage_epochs(40, pretrain_epochs=5) == (5, 34, 1)
     assert stage_epochs(40, warmup_epochs=0) == (1, 0, 1) and stage_epochs(4, 2, 3, 4) == (2, 3, 4)
+    assert stage_epochs(4, finetune_epochs=0) == (1, 3, 0)  # stop after the warm-up: a start for --init
     with pytest.raises(BadInputError, match="positive number of epochs"):
-        stage_epochs(4, finetune_epochs=0)
+        stage_epochs(4, pretrain_epochs=0)
+    with pytest.raises(BadInputError, match="positive number of epochs"):
+        stage_epochs(4, finetune_epochs=-1)
     with pytest.raises(BadInputError, match="negative"):
         stage_epochs(4, warmup_epochs=-1)
     assert all(type(n) is int for n in stage_epochs(84))  # the shipped card's whole epochs stay ints

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from bench.claims.records import Claim
@@ -23,8 +24,14 @@ class GridPoint:
     protocol: str
     epochs: float  # int when whole (`epochs_value`)
     seed: int
-    x: Optional[int]  # the axis value (None: the claim has no axis)
+    x: Optional[int]  # the axis value (None: the claim has no axis, or a shared start)
     profile: str
+    start: Optional["GridPoint"] = None  # the shared start it continues from (`Arm.shared_stages`), trained first
+    evaluated: bool = True  # False for a shared start: trained, not measured
+
+    @property
+    def is_start(self) -> bool:
+        return not self.evaluated
 
     @property
     def name(self) -> str:
@@ -39,13 +46,18 @@ class GridPoint:
                  "--epochs", str(self.epochs), "--seed", str(self.seed)]
         for k, v in self.options:
             words += ["--" + k.replace("_", "-"), _value(v)]
+        if self.start is not None:  # beside this point's weights, in the same work directory
+            words += ["--init", str(Path(weights).parent / f"{self.start.name}.safetensors")]
         words += ["--out", weights]
         return " ".join(shlex.quote(w) for w in words)
 
     def describe(self) -> str:
         """One line for progress and listings."""
         opts = ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in self.options)
-        return f"{self.arm} [{opts or 'no options'}] on {self.protocol}, {self.epochs} epochs, seed {self.seed}"
+        line = f"{self.arm} [{opts or 'no options'}] on {self.protocol}, {self.epochs} epochs, seed {self.seed}"
+        if self.is_start:
+            return line + " (the shared start of this seed's axis values, not evaluated)"
+        return line + (" (from its shared start)" if self.start is not None else "")
 
 
 def _value(v: Any) -> str:
@@ -53,18 +65,27 @@ def _value(v: Any) -> str:
 
 
 def points(claim: Claim) -> list[GridPoint]:
-    """The claim's grid in a stable order: arm, axis value, protocol, seed."""
+    """The claim's grid in a stable order: arm, axis value, protocol, seed; an arm's shared starts
+    (`Arm.shared_stages`) come before its axis values."""
     from models_zoo import get_variant
 
     out = []
     for arm in claim.arms:
         zoo = get_variant(arm.variant).zoo_epochs.get(claim.profile)
+        starts: dict[tuple[str, int], GridPoint] = {}
+        if arm.shared_stages and claim.axis is not None:
+            epochs, options = arm.training(0, zoo)
+            for protocol in claim.protocols:
+                for seed in range(claim.seeds):
+                    starts[protocol, seed] = GridPoint(claim.name, arm.label, arm.variant, tuple(sorted(options.items())),
+                                                       protocol, epochs, seed, None, claim.profile, evaluated=False)
+            out += starts.values()
         for x in claim.axis_values():
             epochs, options = arm.training(x, zoo)
             for protocol in claim.protocols:
                 for seed in range(claim.seeds):
                     out.append(GridPoint(claim.name, arm.label, arm.variant, tuple(sorted(options.items())), protocol,
-                                         epochs, seed, x, claim.profile))
+                                         epochs, seed, x, claim.profile, start=starts.get((protocol, seed))))
     return out
 
 

@@ -61,6 +61,11 @@ class Arm:
     On an axis, the axis value goes to `--epochs` (`axis_option` None) or to the recipe option `axis_option`;
     then every other stage's epochs must be in `options` (`*_epochs`) and `--epochs` is the sum of the stages.
     Off an axis, `--epochs` is `epochs`, or the variant's zoo schedule at the claim's profile when None.
+
+    `shared_stages` (an arm with an `axis_option`): the stages before the axis' are trained once per protocol and
+    seed (the axis option at 0: a shared start, not evaluated), and every axis value continues from that start
+    (`--init`). The recipe must take both; it trains the same network as one run of every stage (the contrastive
+    recipes: tested bit for bit), so only the axis' stage is paid for at each axis value.
     """
 
     label: str
@@ -68,6 +73,7 @@ class Arm:
     options: tuple[tuple[str, Any], ...] = ()
     axis_option: Optional[str] = None
     epochs: Optional[int] = None
+    shared_stages: bool = False
 
     def training(self, x: Optional[int], zoo_epochs: Optional[int]) -> tuple[float, dict]:
         """(--epochs, the recipe options) of this arm at axis value `x` (None: no axis)."""
@@ -159,6 +165,10 @@ def register_claim(claim: Claim) -> Claim:
         raise ValueError(f"claim {claim.name!r}: needs protocols, measures and at least one seed")
     if claim.axis is not None and (not claim.axis.values or min(claim.axis.values) < 1):
         raise ValueError(f"claim {claim.name!r}: axis values must be positive, got {claim.axis.values}")
+    for arm in claim.arms:
+        if arm.shared_stages and arm.axis_option is None:
+            raise ValueError(f"claim {claim.name!r}: arm {arm.label!r} shares the stages before an axis it has not "
+                             "(shared_stages needs an axis_option)")
     return CLAIMS.add(claim.name, claim)
 
 

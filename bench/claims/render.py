@@ -90,8 +90,12 @@ def arm_line(arm: Arm, claim: Claim) -> str:
     flags = [f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
              for k, v in arm.options]
     if claim.axis is not None and arm.axis_option is not None:
-        flags.append(f"--{arm.axis_option.replace('_', '-')} E")
+        flag = f"--{arm.axis_option.replace('_', '-')}"
+        flags.append(f"{flag} E")
         epochs = "--epochs = the sum of the stages"
+        if arm.shared_stages:
+            epochs += (f"; the stages before it trained once per seed ({flag} 0) and continued at each E with "
+                       "`--init` that start")
     elif claim.axis is not None:
         epochs = "--epochs E"
     else:
@@ -100,11 +104,13 @@ def arm_line(arm: Arm, claim: Claim) -> str:
 
 
 def claim_blocks(claim: Claim, figures: Figures, verdict: Verdict, unreliable: list[str]) -> list:
-    n_points = len(points(claim))
+    grid_points = points(claim)
+    starts = sum(p.is_start for p in grid_points)
+    trainings = (f"{len(grid_points) - starts} trainings, each evaluated once" if not starts else
+                 f"{len(grid_points)} trainings: {len(grid_points) - starts} evaluated once each and {starts} shared starts")
     axis = (f"{claim.axis.name} E in {', '.join(map(str, claim.axis.values))}; " if claim.axis else "")
     grid = (f"**Grid.** {axis}protocols {', '.join(f'`{p}`' for p in claim.protocols)}; training seeds "
-            f"{', '.join(map(str, range(claim.seeds)))}; the {claim.profile} profile; {n_points} trainings, each "
-            "evaluated once. Arms:")
+            f"{', '.join(map(str, range(claim.seeds)))}; the {claim.profile} profile; {trainings}. Arms:")
     blocks: list = [Paragraph(f"> {claim.statement}"), Paragraph(f"*Source: {claim.source}.*"), Paragraph(grid),
                     BulletList([arm_line(a, claim) for a in claim.arms])]
     if claim.notes:

@@ -7,9 +7,11 @@ Work directory layout (default `results/claims`):
     evaluations/<point>.<evaluation>.json                 its figures, with the card's sha256 and the settings
     claims-fr.h5                                          the store of the FR attack runs
 
-A point whose weights and card exist, whose card holds the same training command (its `--out` aside, so the
-directory may move) and whose sha256 matches the weights, is not trained again; an evaluation whose file holds
-the same weights' sha256 and the same settings is not run again. So a long run can be stopped and continued.
+A point whose weights and card exist, whose card holds the same training command (its `--out` aside, and its
+`--init` read as a file name, so the directory may move) and whose sha256 matches the weights, is not trained
+again; a point that continues a shared start (`Arm.shared_stages`) also needs its card to name the start's
+present weights. An evaluation whose file holds the same weights' sha256 and the same settings is not run again.
+So a long run can be stopped and continued.
 """
 from __future__ import annotations
 
@@ -38,10 +40,15 @@ def evaluation_path(work: Path, point: GridPoint, evaluation: str) -> Path:
 
 
 def _without_out(command: str) -> list[str]:
+    """The words of a training command without its `--out` and with only the file name of its `--init`."""
     words = shlex.split(command)
     out, i = [], 0
     while i < len(words):
         if words[i] == "--out":
+            i += 2
+            continue
+        if words[i] == "--init" and i + 1 < len(words):
+            out += ["--init", Path(words[i + 1]).name]
             i += 2
             continue
         out.append(words[i])
@@ -69,6 +76,10 @@ def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
         return None
     if "data" not in card or card["data"] != get_protocol(point.protocol).data_fingerprint(card.get("input_size", 64)):
         return None
+    if point.start is not None:  # continued from a start that has since been trained again: train again too
+        start = trained_card(work, point.start)
+        if start is None or (card.get("training") or {}).get("stages_from", {}).get("sha256") != start["sha256"]:
+            return None
     return card if card.get("sha256") == sha256_file(weights) else None
 
 
@@ -109,15 +120,18 @@ class Plan:
         return sum(s.evaluate for s in self.steps)
 
     def lines(self, work: Path) -> list[str]:
-        """What `--dry-run` prints: every grid point with its training command and what it needs, then the counts."""
+        """What `--dry-run` prints: every training with its command and what it needs, then the counts."""
         out, n = [], len(self.steps)
         for i, s in enumerate(self.steps, 1):
             todo = ", ".join(w for w, need in (("train", s.train), ("evaluate", s.evaluate)) if need) or "done"
             out.append(f"[{i}/{n}] {s.claim.name}: {s.point.describe()}: {todo}")
             if s.train:
                 out.append(f"    {s.point.command(str(weights_path(work, s.point)))}")
-        out.append(f"{n} grid points: {self.trainings} trainings and {self.evaluations} evaluations to do "
-                   f"({n - self.trainings} trained, {n - self.evaluations} evaluated already) in {work}")
+        starts = sum(s.point.is_start for s in self.steps)
+        measured = n - starts
+        shared = f" and {starts} shared starts" if starts else ""
+        out.append(f"{measured} grid points{shared}: {self.trainings} trainings and {self.evaluations} evaluations to do "
+                   f"({n - self.trainings} trained, {measured - self.evaluations} evaluated already) in {work}")
         return out
 
 
@@ -127,7 +141,7 @@ def make_plan(claims: list[Claim], ctx: Context) -> Plan:
     for claim in claims:
         for point in points(claim):
             card = trained_card(ctx.work, point)
-            evaluated = cached_evaluation(ctx.work, point, claim, ctx, card) is not None
+            evaluated = not point.evaluated or cached_evaluation(ctx.work, point, claim, ctx, card) is not None
             plan.steps.append(Step(claim, point, card is None and point.name not in seen, not evaluated))
             seen.add(point.name)
     return plan
@@ -139,9 +153,12 @@ def train_point(point: GridPoint, ctx: Context) -> dict:
     from models_zoo import training
 
     weights = weights_path(ctx.work, point)
+    options = dict(point.options)
+    if point.start is not None:
+        options["init"] = str(weights_path(ctx.work, point.start))
     _, card = training.train_variant(point.variant, profile=point.profile, protocol=point.protocol, epochs=point.epochs,
                                      out=weights, device=resolve_device(ctx.device), seed=point.seed, progress=False,
-                                     command=point.command(str(weights)), options=dict(point.options))
+                                     command=point.command(str(weights)), options=options)
     return card
 
 
@@ -183,6 +200,8 @@ def run_claims(claims: list[Claim], ctx: Context, log: Log = lambda s: None) -> 
             card = train_point(point, ctx)
             outcome.trained += 1
             log(f"claims: [{i}/{n}] trained in {time.time() - start:.0f} s")
+        if point.is_start:
+            continue
         stored = cached_evaluation(ctx.work, point, step.claim, ctx, card)
         if stored is None:
             log(f"claims: [{i}/{n}] evaluating {step.claim.name}: {point.describe()}")

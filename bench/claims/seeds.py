@@ -41,11 +41,11 @@ def fr_finetune_epochs() -> Claim:
         source="the FR seed method's abstract, as the project's domain reference records it",
         arms=(
             Arm("triplet-adv", "triplet-adv"),
-            Arm("contrastive-triplet", "contrastive-triplet", stages, axis_option="finetune_epochs"),
+            Arm("contrastive-triplet", "contrastive-triplet", stages, axis_option="finetune_epochs", shared_stages=True),
             Arm("contrastive-triplet-semi, 1 % labels", "contrastive-triplet-semi", stages + (("label_fraction", 0.01),),
-                axis_option="finetune_epochs"),
+                axis_option="finetune_epochs", shared_stages=True),
             Arm("contrastive-triplet-semi, 10 % labels", "contrastive-triplet-semi", stages + (("label_fraction", 0.1),),
-                axis_option="finetune_epochs"),
+                axis_option="finetune_epochs", shared_stages=True),
         ),
         protocols=("synth-fr",),
         measures=fr_measures(),
@@ -57,9 +57,11 @@ def fr_finetune_epochs() -> Claim:
                           "what (c) and its semi-supervised form train on before fine-tuning"),),
         notes=(
             f"`triplet-adv` fine-tunes the shipped `facenet-baseline` weights (one training, seed 0) for the axis' "
-            f"epochs: its seeds vary the fine-tuning only. Each contrastive seed trains all three stages: {pretrain} "
-            f"epochs of adversarial contrastive pre-training and {warmup} of clean triplet warm-up (the zoo schedule; "
-            "the warm-up is a departure from the method, see below), then the axis' adversarial fine-tuning epochs.",
+            f"epochs: its seeds vary the fine-tuning only. Each contrastive seed trains {pretrain} epochs of "
+            f"adversarial contrastive pre-training and {warmup} of clean triplet warm-up (the zoo schedule; the warm-up "
+            "is a departure from the method, see below) once, as a shared start (`--finetune-epochs 0`), and each "
+            "axis value's adversarial fine-tuning continues from it (`--init`): the same network as one run of the "
+            "three stages, bit for bit (tests/test_fr_adv_variants.py), so every seed's curve shares its pre-training.",
             f"`--label-fraction` 0.01 labels {0.01:.0%} of the identities in pre-training (at least two identities).",
             "Every model is attacked at its own dev FAR = 1e-3 threshold, on the same `--samples` pairs per goal. "
             "Decisive measures: impersonation PGD-10 robust accuracy at 8/255 and the median minimal Linf "

@@ -161,15 +161,16 @@ def stage_epochs(epochs: float, pretrain_epochs: Optional[float] = None, warmup_
     0.5 + 20 + 0.5), and the clean warm-up the rest (none when nothing is left), so `epochs=1` trains one
     epoch of pre-training and one of fine-tuning. Pre-training and fine-tuning need a positive length each.
     Whole lengths come back as ints, fractions as floats (`epochs_value`), as the model card records them.
+    `finetune_epochs=0` (given explicitly) stops after the warm-up: the checkpoint that `init` fine-tunes from.
     """
     if stage_share is not None and not stage_share > 0:
         raise BadInputError(f"the stage share must be positive, got {stage_share}")
     share = max(1, int(epochs // STAGE_SHARE)) if stage_share is None else epochs / stage_share
     pretrain = share if pretrain_epochs is None else pretrain_epochs
     finetune = share if finetune_epochs is None else finetune_epochs
-    if not (pretrain > 0 and finetune > 0):
+    if not (pretrain > 0 and (finetune > 0 or (finetune == 0 and finetune_epochs is not None))):
         raise BadInputError(f"pre-training and fine-tuning need a positive number of epochs each (pretrain {pretrain}, "
-                            f"finetune {finetune})")
+                            f"finetune {finetune}; --finetune-epochs 0 stops after the warm-up)")
     # the rest in exact arithmetic (21 - 0.1 - 0.1 is not 20.8 in floats), rounded once
     rest = float(Fraction(epochs) - Fraction(pretrain) - Fraction(finetune))
     warmup = max(0, rest) if warmup_epochs is None else warmup_epochs
@@ -194,7 +195,8 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
                                warmup_lr: float = WARMUP_LR, pretrain_lr: float = 2e-3, batch: int = 64, p: int = 16,
                                k: int = 4, margin: float = 0.2, temperature: float = 0.5, supervised_weight: float = 1.0,
                                eps: float = LINF_EPS, step_size: float = LINF_STEP,
-                               attack_steps: Optional[int] = None, clean_weight: float = CLEAN_WEIGHT) -> dict:
+                               attack_steps: Optional[int] = None, clean_weight: float = CLEAN_WEIGHT,
+                               init: Optional[str] = None) -> dict:
     """Adversarial contrastive pre-training (+ a supervised term on `label_fraction` of the identities),
     then a clean triplet warm-up, then `triplet-adv` fine-tuning.
 
@@ -204,10 +206,22 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
     epochs instead (fractions allowed). `attack_steps` (default 3 tiny, 7 paper) is the PGD length of stages
     1 and 2b; `warmup_lr` is the warm-up's peak lr (the baseline's), `lr` the adversarial fine-tuning's
     (`triplet-adv`'s).
+
+    `finetune_epochs=0` stops after the warm-up; `init` (the .safetensors of such a run, with its card) skips
+    stages 1 and 2a, loading their weights instead, and trains stage 2b only: a run of every stage at once and a
+    run with `--finetune-epochs 0` followed by one with `--init` train the same network (the claims share the
+    first two stages of a seed across fine-tuning lengths this way). The given stage epochs and label fraction
+    must be those of `init`'s card, which the card of the fine-tuned network carries on (`stages_from`).
     """
     if not 0.0 <= label_fraction <= 1.0:
         raise BadInputError(f"--label-fraction must be in [0, 1], got {label_fraction}")
     steps = resolve_attack_steps(profile, attack_steps)
+    if init is not None:
+        return _finetune_from(model, protocol, init, profile=profile, size=size, epochs=epochs, device=device, seed=seed,
+                              progress=progress, label_fraction=label_fraction, pretrain_epochs=pretrain_epochs,
+                              warmup_epochs=warmup_epochs, finetune_epochs=finetune_epochs, stage_share=stage_share,
+                              finetune=dict(lr=lr, p=p, k=k, margin=margin, eps=eps, step_size=step_size,
+                                            attack_steps=steps, clean_weight=clean_weight))
     stage1, warmup, stage2 = stage_epochs(epochs, pretrain_epochs, warmup_epochs, finetune_epochs, stage_share)
     train = protocol.train_set(size)
     labelled = labelled_identities(train.identities, label_fraction, np.random.default_rng([seed, 2]))
@@ -251,16 +265,76 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
         walls["warmup"] = round(time.time() - start, 1)
         info.update({"warmup_history": clean["loss_history"], "warmup_optimizer": clean["optimizer"],
                      "warmup_loss": warmup_loss})
-    start = time.time()
-    finetune = train_triplet_adv(model, protocol, profile=profile, size=size, epochs=stage2, device=device, seed=seed,
-                                 progress=progress, lr=lr, p=p, k=k, margin=margin, eps=eps, step_size=step_size,
-                                 attack_steps=steps, clean_weight=clean_weight, init=None)
-    walls["finetune"] = round(time.time() - start, 1)
-    info.update(finetune)
-    info["init"] = "stage 1's weights (the projection head dropped)" + (" after the clean warm-up" if warmup else "")
     info["stage_wall_time_s"] = walls
-    info["loss"] = ("stage 1: " + pretrain_loss + ("; stage 2a (clean warm-up): " + warmup_loss if warmup else "")
-                    + "; stage 2" + ("b" if warmup else "") + ": " + finetune["loss"])
+    info["loss"] = "stage 1: " + pretrain_loss + ("; stage 2a (clean warm-up): " + warmup_loss if warmup else "")
+    if not stage2:
+        info["init"] = "as built (random)"
+        info["loss"] += "; no adversarial fine-tuning (--finetune-epochs 0: a start for --init)"
+        return info
+    return _adversarial_finetuning(model, protocol, info, profile=profile, size=size, epochs=stage2, device=device,
+                                   seed=seed, progress=progress, lr=lr, p=p, k=k, margin=margin, eps=eps,
+                                   step_size=step_size, attack_steps=steps, clean_weight=clean_weight)
+
+
+def _adversarial_finetuning(model: EmbeddingNet, protocol: FRProtocol, info: dict, *, profile: str, size: int,
+                            epochs: float, device: torch.device, seed: int, progress: bool, **options) -> dict:
+    """Stage 2b, `triplet-adv`'s training, on the network stages 1 and 2a left; completes the card's `info`."""
+    warmup = info["stage_epochs"]["warmup"]
+    start = time.time()
+    finetune = train_triplet_adv(model, protocol, profile=profile, size=size, epochs=epochs, device=device, seed=seed,
+                                 progress=progress, init=None, **options)
+    before = info["loss"]
+    info = {**info, **finetune, "stage_wall_time_s": {**info["stage_wall_time_s"], "finetune": round(time.time() - start, 1)}}
+    info["init"] = "stage 1's weights (the projection head dropped)" + (" after the clean warm-up" if warmup else "")
+    info["loss"] = before + "; stage 2" + ("b" if warmup else "") + ": " + finetune["loss"]
+    return info
+
+
+START_FIELDS = ("stage_epochs", "stage_share", "curriculum", "label_fraction", "labelled_identities", "identities",
+                "pretrain_history", "pretrain_loss", "pretrain_optimizer", "pretrain_batch", "augmentations",
+                "projection_head", "pretrain_adversarial", "warmup_history", "warmup_optimizer", "warmup_loss",
+                "stage_wall_time_s", "loss")
+"""What the card of a `--finetune-epochs 0` run says about stages 1 and 2a, carried on by the runs that `--init` from it."""
+
+
+def _finetune_from(model: EmbeddingNet, protocol: FRProtocol, init: str, *, profile: str, size: int, epochs: float,
+                   device: torch.device, seed: int, progress: bool, label_fraction: float,
+                   pretrain_epochs: Optional[float], warmup_epochs: Optional[float], finetune_epochs: Optional[float],
+                   stage_share: Optional[float], finetune: dict) -> dict:
+    """Load `init` (a `--finetune-epochs 0` run of this recipe) into `model` and train stage 2b on it."""
+    from pathlib import Path
+
+    from models_zoo.checkpoint import card_path, load_checkpoint
+
+    path = Path(init)
+    if path.suffix != ".safetensors" or not card_path(path).is_file():
+        raise BadInputError(f"--init {init}: the contrastive recipes start from their own stages 1 and 2a: a .safetensors "
+                            "file with its card, trained with --finetune-epochs 0")
+    card = load_checkpoint(model, path, profile=profile)
+    before = card.get("training") or {}
+    stages = before.get("stage_epochs") or {}
+    if stages.get("finetune") != 0 or "pretrain_history" not in before:
+        raise BadInputError(f"--init {init}: not a run of contrastive pre-training and warm-up alone (its card: "
+                            f"{card.get('variant')!r}, stages {stages or 'none'}); train one with --finetune-epochs 0")
+    for flag, given, found in (("--label-fraction", label_fraction, before.get("label_fraction")),
+                               ("--pretrain-epochs", pretrain_epochs, stages["pretrain"]),
+                               ("--warmup-epochs", warmup_epochs, stages["warmup"])):
+        if given is not None and given != found:
+            raise BadInputError(f"--init {init} was trained with {flag} {found}, not {given}")
+    if card.get("seed") != seed:
+        raise BadInputError(f"--init {init} was trained with --seed {card.get('seed')}, not {seed}: a seed's stages "
+                            "go together")
+    _, _, stage2 = stage_epochs(epochs, stages["pretrain"], stages["warmup"], finetune_epochs, stage_share)
+    if not stage2:
+        raise BadInputError(f"--init {init}: nothing to train (--finetune-epochs 0)")
+    info = {key: before[key] for key in START_FIELDS if key in before}
+    info["stage_epochs"] = {**stages, "finetune": stage2}
+    info["loss"] = info["loss"].replace("; no adversarial fine-tuning (--finetune-epochs 0: a start for --init)", "")
+    info = _adversarial_finetuning(model, protocol, info, profile=profile, size=size, epochs=stage2, device=device,
+                                   seed=seed, progress=progress, **finetune)
+    info["stages_from"] = {"init": path.name, "sha256": card["sha256"], "variant": card.get("variant"),
+                           "wall_time_s": card.get("wall_time_s"), "dev": card.get("dev"),
+                           "note": "stages 1 and 2a were trained by this run (their card), not again"}
     return info
 
 
