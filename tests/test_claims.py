@@ -385,7 +385,8 @@ def fake_training(monkeypatch):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(f"{name} {seed} {epochs} {sorted(options.items())}, training {len(calls['train'])}".encode())
         card = {"variant": name, "seed": seed, "training_command": command, "sha256": sha256_file(out), "dev": {},
-                "input_size": 64, "data": get_protocol(protocol).data_fingerprint(64)}
+                "input_size": 64, "data": get_protocol(protocol).data_fingerprint(64),
+                "parameters": running.built_parameters(name, "tiny")}
         if "init" in options:  # as the contrastive recipes' cards say which start they continued
             card["training"] = {"stages_from": {"init": Path(options["init"]).name, "sha256": sha256_file(options["init"])}}
         card_path(out).write_text(json.dumps(card))
@@ -433,6 +434,29 @@ def test_second_run_trains_and_evaluates_nothing(registry, fake_training, tmp_pa
     weights[3].with_suffix(".json").write_text(json.dumps({k: v for k, v in card.items() if k != "data"}))
     run(replace(req, seeds=3, work=tmp_path / "moved"))
     assert sorted(fake_training["train"][8:]) == sorted([weights[2].name, weights[3].name])
+    # another network than the code builds now (its parameter count): trained again
+    card = json.loads(weights[4].with_suffix(".json").read_text())
+    weights[4].with_suffix(".json").write_text(json.dumps({**card, "parameters": card["parameters"] + 1}))
+    run(replace(req, seeds=3, work=tmp_path / "moved"))
+    assert fake_training["train"][10:] == [weights[4].name]
+
+
+def test_a_training_that_fine_tuned_shipped_weights_is_stale_once_they_change(tmp_path, monkeypatch):
+    """`triplet-adv` fine-tunes `facenet-baseline`'s shipped weights: a retrained baseline retrains it in the claims."""
+    import models_zoo.checkpoint
+    from models_zoo.checkpoint import sha256_file
+
+    shipped = tmp_path / "facenet-baseline-tiny.safetensors"
+    shipped.write_bytes(b"the baseline")
+    monkeypatch.setattr(models_zoo.checkpoint, "WEIGHTS_DIR", tmp_path)
+    card = {"training": {"init": {"from": "facenet-baseline", "sha256": sha256_file(shipped)}}}
+    assert not running._stale_start(card, "tiny")
+    shipped.write_bytes(b"the baseline, retrained")
+    assert running._stale_start(card, "tiny")
+    assert running._stale_start({"training": {"init": {"from": "no-such-variant", "sha256": "0"}}}, "tiny")
+    # not a shipped variant's: a start in the work directory (checked on its own), or no start at all
+    assert not running._stale_start({"training": {"init": {"from": "w/start.safetensors", "sha256": "0"}}}, "tiny")
+    assert not running._stale_start({"training": {"init": "as built (random)"}}, "tiny")
 
 
 def test_shared_starts_are_trained_once_and_their_continuations_follow_them(registry, fake_training, tmp_path):

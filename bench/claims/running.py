@@ -15,6 +15,7 @@ So a long run can be stopped and continued.
 """
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import time
@@ -63,10 +64,31 @@ def _read_json(path: Path) -> Optional[dict]:
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def built_parameters(variant: str, profile: str) -> int:
+    """The parameter count of `variant` as the code builds it now (what its card's `parameters` must say)."""
+    from models_zoo import get_variant
+
+    return int(sum(p.numel() for p in get_variant(variant).build(profile).parameters()))
+
+
+def _stale_start(card: dict, profile: str) -> bool:
+    """Whether the card fine-tuned a zoo variant's shipped weights (`--init VARIANT`) that have changed since
+    (`triplet-adv` from `facenet-baseline`'s: a retrained baseline makes every such training stale)."""
+    from models_zoo.checkpoint import sha256_file, shipped_weights
+
+    init = (card.get("training") or {}).get("init")
+    if not isinstance(init, dict) or str(init.get("from", "")).endswith(".safetensors"):
+        return False
+    shipped = shipped_weights(str(init.get("from")), profile)
+    return shipped is None or sha256_file(shipped) != init.get("sha256")
+
+
 def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
     """The card of the point's training when it is done (same command, on the same data, weights matching the
-    card), else None. A card without the data's fingerprint, or with another one (the embedded world changed
-    since), is not reused."""
+    card), else None. Not reused either: a card without the data's fingerprint or with another one (the embedded
+    world changed since), one whose network has another parameter count than the code builds now, one that
+    fine-tuned shipped weights that have changed since, one that continued a start trained again since."""
     from bench.protocols import get_protocol
     from models_zoo.checkpoint import card_path, sha256_file
 
@@ -75,6 +97,8 @@ def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
     if not card or _without_out(card.get("training_command", "")) != _without_out(point.command(str(weights))):
         return None
     if "data" not in card or card["data"] != get_protocol(point.protocol).data_fingerprint(card.get("input_size", 64)):
+        return None
+    if card.get("parameters") != built_parameters(point.variant, point.profile) or _stale_start(card, point.profile):
         return None
     if point.start is not None:  # continued from a start that has since been trained again: train again too
         start = trained_card(work, point.start)
@@ -190,7 +214,9 @@ def run_claims(claims: list[Claim], ctx: Context, log: Log = lambda s: None) -> 
     plan = make_plan(claims, ctx)
     outcomes = {c.name: Outcome(c, Figures(c)) for c in claims}
     n = len(plan.steps)
-    log(f"claims: {n} grid points, {plan.trainings} trainings and {plan.evaluations} evaluations to do in {ctx.work}")
+    starts = sum(s.point.is_start for s in plan.steps)
+    log(f"claims: {n - starts} grid points{f' and {starts} shared starts' if starts else ''}, {plan.trainings} "
+        f"trainings and {plan.evaluations} evaluations to do in {ctx.work}")
     for i, step in enumerate(plan.steps, 1):
         point, outcome = step.point, outcomes[step.claim.name]
         card = trained_card(ctx.work, point)
