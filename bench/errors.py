@@ -33,6 +33,10 @@ class CellFailedError(FacebenchError):
     """Cells whose computation failed (after the executor's retries); the run's other cells are stored."""
 
 
+class WorkerFailedError(FacebenchError):
+    """A helper process of a parallel run (`facebench claims --jobs`) that failed; what the workers finished is kept."""
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT), or SIGTERM during a run: not a user's mistake, and a KeyboardInterrupt, so every path that
     handles Ctrl-C handles SIGTERM the same way. Its message, when it has one, is what the CLI prints (e.g. how to

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import shlex
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 
 from bench.claims import running
 from bench.claims.command import Request, run
-from bench.claims.evaluations import EVALUATIONS, TEST_HTER, fas_measures, fr_measures, minimal_key
+from bench.claims.evaluations import DEV_TAR, EVALUATIONS, TEST_HTER, fas_measures, fr_measures, minimal_key
 from bench.claims.figures import Figures
 from bench.claims.grid import points, select_claims
 from bench.claims.records import CLAIMS, Arm, Axis, Claim, Measure, get_claim
@@ -298,7 +299,7 @@ def test_dry_run_lists_every_training_and_evaluation_and_writes_nothing(tmp_path
 
 @pytest.mark.parametrize("args", [
     ["--only", "no-such-claim"], ["--seeds", "0"], ["--finetune-epochs", "1,two"], ["--finetune-epochs", "0,1"],
-    ["--protocols", "synth-nowhere"], ["--samples", "0"], ["--only", "fas-gan-pretraining", "--finetune-epochs", "2"],
+    ["--protocols", "synth-nowhere"], ["--samples", "0"], ["--jobs", "0"], ["--only", "fas-gan-pretraining", "--finetune-epochs", "2"],
     ["--docs", "README.md"],
 ])
 def test_bad_input_is_one_line_before_any_work(args, tmp_path, monkeypatch):
@@ -394,7 +395,8 @@ def fake_training(monkeypatch):
 
     def evaluate(point, weights, card, ctx):
         calls["evaluate"].append(point.name)
-        return {"figures": {TEST_HTER: 0.1 + 0.01 * point.seed + (0.05 if point.variant == "multiloss-sota" else 0)}}
+        value = 0.1 + 0.01 * point.seed + (0.05 if point.variant == "multiloss-sota" else 0)
+        return {"figures": {TEST_HTER: value, DEV_TAR: value}}
 
     monkeypatch.setattr(models_zoo.training, "train_variant", train_variant)
     for name in ("fas-hter", "fr-attacks"):
@@ -460,12 +462,7 @@ def test_a_training_that_fine_tuned_shipped_weights_is_stale_once_they_change(tm
 
 
 def test_shared_starts_are_trained_once_and_their_continuations_follow_them(registry, fake_training, tmp_path):
-    claim = Claim("toy-fr", "toy", "fr", "c as robust as r, sooner", "a test",
-                  (Arm("r", "triplet-adv"), Arm("c", "contrastive-triplet", (("pretrain_epochs", 1), ("warmup_epochs", 0)),
-                                                axis_option="finetune_epochs", shared_stages=True)),
-                  ("synth-fr",), fr_measures(), "fr-attacks", CatchUp("r", "c", (minimal_key("impersonation", "linf"),)),
-                  axis=Axis("fine-tuning epochs", (1, 2), "--finetune-epochs"), seeds=2)
-    registry.add("toy-fr", claim)
+    registry.add("toy-fr", _toy_fr_claim())
     req = Request(only=["toy-fr"], work=tmp_path / "work", out=tmp_path / "claims.md")
     outcomes, _ = run(req)
     starts = [n for n in fake_training["train"] if "finetune-epochs-0_" in n]
@@ -491,6 +488,85 @@ def test_shared_starts_are_trained_once_and_their_continuations_follow_them(regi
     assert again[0] == starts[0] and sorted(again[1:]) == sorted(
         n for n in order if n.startswith("contrastive-triplet_finetune-epochs-") and n.endswith(f"_s{seed}")
         and n not in starts)
+
+
+def _toy_fr_claim(seeds: int = 2) -> Claim:
+    return Claim("toy-fr", "toy", "fr", "c as robust as r, sooner", "a test",
+                 (Arm("r", "triplet-adv"), Arm("c", "contrastive-triplet", (("pretrain_epochs", 1), ("warmup_epochs", 0)),
+                                               axis_option="finetune_epochs", shared_stages=True)),
+                 ("synth-fr",), fr_measures(), "fr-attacks", CatchUp("r", "c", (minimal_key("impersonation", "linf"),)),
+                 axis=Axis("fine-tuning epochs", (1, 2), "--finetune-epochs"), seeds=seeds)
+
+
+def _thread_spawner(started: list):
+    """Helpers as threads of this process (the fakes stay patched in): the points' flocks still exclude each other."""
+    import threading
+
+    def spawn(target):
+        errors = []
+
+        def body():
+            try:
+                target()
+            except BaseException as e:  # noqa: BLE001 - reported through the exit code, as a process would
+                errors.append(e)
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        started.append(thread)
+        return lambda: (thread.join(), 1 if errors else 0)[1]
+
+    return spawn
+
+
+def test_workers_share_the_work_directory_and_do_each_point_once(registry, fake_training, tmp_path, monkeypatch):
+    import time as time_module
+
+    import models_zoo.training
+    from bench.claims.evaluations import Context
+
+    monkeypatch.setattr(running, "WAIT_S", 0.01)
+    fake = models_zoo.training.train_variant
+    monkeypatch.setattr(models_zoo.training, "train_variant", lambda *a, **k: (time_module.sleep(0.05), fake(*a, **k))[1])
+    claim = _toy_fr_claim(seeds=3)
+    ctx = Context(tmp_path / "work", 4, "cpu")
+    started = []
+    outcomes = running.run_claims([claim], ctx, jobs=3, spawn=_thread_spawner(started))
+    assert len(started) == 2  # workers 2 and 3 beside this one
+    trained, evaluated = fake_training["train"], fake_training["evaluate"]
+    assert len(trained) == len(set(trained)) == 3 * 2 + 3 + 3 * 2 and len(evaluated) == len(set(evaluated)) == 12
+    for point in points(claim):  # every continuation after its own start, whichever worker trained them
+        if point.start is not None:
+            assert trained.index(f"{point.start.name}.safetensors") < trained.index(f"{point.name}.safetensors")
+    figures = outcomes[0].figures  # read back from the work directory: every worker's points
+    assert set(figures.seeds("c", "synth-fr", 2, DEV_TAR)) == set(figures.seeds("r", "synth-fr", 1, DEV_TAR)) == {0, 1, 2}
+    assert sorted(p.name for p in (tmp_path / "work" / "locks").iterdir())[0].endswith(".lock")
+
+
+def test_a_failed_worker_fails_the_run_and_keeps_what_was_done(registry, fake_training, tmp_path):
+    from bench.claims.evaluations import Context
+    from bench.errors import WorkerFailedError
+
+    ctx = Context(tmp_path / "work", 4, "cpu")
+    with pytest.raises(WorkerFailedError, match="worker 2 failed"):
+        running.run_claims([_toy_fr_claim()], ctx, jobs=2, spawn=lambda target: (lambda: 1))
+    assert len(fake_training["train"]) == 10  # this process did it all: kept, a second run has nothing to do
+    running.run_claims([_toy_fr_claim()], ctx)
+    assert len(fake_training["train"]) == 10
+
+
+def test_helpers_are_spawned_processes(tmp_path):
+    import functools
+    import pickle
+
+    from bench.claims.evaluations import Context
+
+    done = tmp_path / "done"
+    assert running.spawn_process(functools.partial(Path.touch, done))() == 0 and done.exists()
+    assert running.spawn_process(functools.partial(os._exit, 3))() == 3
+    # what a helper is given crosses to a spawned process: the real claims, the context
+    helper = functools.partial(running._helper, select_claims(()), Context(tmp_path, 200, "cpu"), 2, 1)
+    assert pickle.loads(pickle.dumps(helper)).args[0] == select_claims(())
 
 
 def test_dry_run_counts_what_is_done(registry, fake_training, tmp_path):

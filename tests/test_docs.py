@@ -71,14 +71,18 @@ NOT_RUN: dict[str, str] = {
         "--epochs 1 still trains one epoch of adversarial contrastive pre-training and one of adversarial "
         "fine-tuning: measured 162 s of CPU (375 s wall on the shared 2-core machine)",
     "facebench claims --docs docs/zoo.md":
-        "the full default grid of every claim: 150 trainings, about 17 hours of one core; `facebench claims "
-        "--dry-run` runs here, and tests/test_claims.py runs a tiny claim end to end on a shrunk world",
+        "the full default grid of every claim: 150 grid points and 9 shared starts, about 18 hours of one core; "
+        "`facebench claims --dry-run` runs here, and tests/test_claims.py runs a tiny claim end to end on a shrunk "
+        "world",
+    "facebench claims --jobs 2 --docs docs/zoo.md":
+        "the same full grid with two workers (about 9 hours of wall time here); tests/test_claims.py runs workers "
+        "on one work directory (as threads, with the trainings faked) and spawns a helper process",
     "facebench claims --only fas-gan-pretraining":
         "90 anti-spoofing trainings of 30 epochs on the rendered world (over an hour of CPU); a tiny claim of the "
         "same kind runs end to end in tests/test_claims.py",
     "facebench claims --only fr-finetune-epochs":
-        "36 FR trainings, 27 of them with 82 epochs of contrastive pre-training and warm-up (hours of CPU); the FR "
-        "path runs on a shrunk world in tests/test_claims.py (slow)",
+        "36 FR grid points and 9 shared starts of 20.5 epochs of contrastive pre-training and warm-up (about 6.5 "
+        "hours of one core); the FR path runs on a shrunk world in tests/test_claims.py (slow)",
     "facebench run --model path/to/model.onnx":
         "a placeholder ONNX file; tests/test_real_models.py exports facenet-baseline with torch.onnx and runs it "
         "through --model x.onnx (the round trip), and a 32-px graph behind a sidecar",

@@ -32,6 +32,7 @@ class Request:
     docs: Optional[Path] = None
     device: str = "cpu"
     command: str = "facebench claims"
+    jobs: int = 1
 
 
 def checked(req: Request):
@@ -42,6 +43,8 @@ def checked(req: Request):
 
     if req.samples < 1:
         raise BadInputError(f"--samples must be at least 1, got {req.samples}")
+    if req.jobs < 1:
+        raise BadInputError(f"--jobs must be at least 1, got {req.jobs}")
     claims = select_claims(req.only, seeds=req.seeds, axis=req.axis, protocols=req.protocols)
     resolve_device(req.device)
     if req.docs is not None:
@@ -58,7 +61,7 @@ def dry_run(req: Request) -> list[str]:
 def run(req: Request, log: Callable[[str], None] = lambda s: None) -> tuple[list[Outcome], list[Path]]:
     """Train and evaluate what is not done yet, decide every claim, write the markdown (and the docs block)."""
     claims, ctx = checked(req)
-    outcomes = run_claims(claims, ctx, log)
+    outcomes = run_claims(claims, ctx, log, jobs=req.jobs)
     results = [(o.claim, o.figures, o.claim.rule.decide(o.claim, o.figures), o.unreliable) for o in outcomes]
     day = datetime.date.today().isoformat()
     provenance = (f"Written by `{req.command}` on {day} (work directory `{ctx.work}`, device {ctx.device}"

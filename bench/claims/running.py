@@ -15,18 +15,24 @@ So a long run can be stopped and continued.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import importlib
 import json
+import multiprocessing
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from bench.claims.evaluations import EVALUATIONS, Context
 from bench.claims.figures import Figures
 from bench.claims.grid import GridPoint, points
 from bench.claims.records import Claim
+from bench.errors import WorkerFailedError
 from bench.report import write_atomic
 
 Log = Callable[[str], None]
@@ -208,33 +214,134 @@ class Outcome:
     evaluated: int = 0
 
 
-def run_claims(claims: list[Claim], ctx: Context, log: Log = lambda s: None) -> list[Outcome]:
-    """Train and evaluate every grid point of `claims` that is not done yet, then gather every claim's figures."""
+@contextlib.contextmanager
+def point_lock(work: Path, point: GridPoint) -> Iterator[bool]:
+    """An exclusive lock on the point while one process trains and evaluates it (`locks/<point>.lock` in the work
+    directory, an flock: released when the process ends, however it ends); yields False when another holds it."""
+    path = Path(work) / "locks" / f"{point.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+WAIT_S = 5.0
+"""How long a worker waits before looking again at the points other workers hold (or whose start they train)."""
+
+
+def work_through(plan: Plan, ctx: Context, log: Log, outcomes: dict[str, "Outcome"], worker: str = "") -> None:
+    """Train and evaluate what the plan says is left, a point at a time under its lock, so that several workers
+    (`--jobs`) share one work directory: a point another worker holds, or whose shared start is not trained yet, is
+    left for later; a worker stops when nothing is left."""
+    n = len(plan.steps)
+    pending = [(i, s) for i, s in enumerate(plan.steps, 1) if s.train or s.evaluate]
+    while pending:
+        left = []
+        for i, step in pending:
+            point, outcome = step.point, outcomes[step.claim.name]
+            if point.start is not None and trained_card(ctx.work, point.start) is None:
+                left.append((i, step))  # its start is being trained (or failed) elsewhere
+                continue
+            with point_lock(ctx.work, point) as held:
+                if not held:
+                    left.append((i, step))
+                    continue
+                card = trained_card(ctx.work, point)  # again, under the lock: another worker may have done it
+                if card is None:
+                    log(f"claims:{worker} [{i}/{n}] training {step.claim.name}: {point.describe()}")
+                    began = time.time()
+                    card = train_point(point, ctx)
+                    outcome.trained += 1
+                    log(f"claims:{worker} [{i}/{n}] trained in {time.time() - began:.0f} s")
+                if point.is_start or cached_evaluation(ctx.work, point, step.claim, ctx, card) is not None:
+                    continue
+                log(f"claims:{worker} [{i}/{n}] evaluating {step.claim.name}: {point.describe()}")
+                began = time.time()
+                evaluate_point(point, step.claim, ctx, card)
+                outcome.evaluated += 1
+                log(f"claims:{worker} [{i}/{n}] evaluated in {time.time() - began:.0f} s")
+        if len(left) == len(pending):
+            time.sleep(WAIT_S)
+        pending = left
+
+
+def gather(plan: Plan, ctx: Context, outcomes: dict[str, "Outcome"]) -> None:
+    """Every evaluated point's figures from the work directory, into its claim's outcome."""
+    for step in plan.steps:
+        point, outcome = step.point, outcomes[step.claim.name]
+        if point.is_start:
+            continue
+        card = trained_card(ctx.work, point)
+        stored = cached_evaluation(ctx.work, point, step.claim, ctx, card)
+        if stored is None:
+            raise WorkerFailedError(f"claims: {point.name} has no evaluation in {ctx.work} after the run (a worker failed? "
+                                "the same command continues)")
+        outcome.figures.add(point.arm, point.protocol, point.x, point.seed, stored["figures"])
+        outcome.unreliable += [f"{point.name}: {u}" for u in stored.get("unreliable", [])]
+
+
+def _helper(claims: list[Claim], ctx: Context, worker: int, threads: int) -> None:
+    """A `--jobs` helper process: works through the same plan beside the main process, logging on stderr."""
+    import sys
+
+    import torch
+
+    torch.set_num_threads(threads)
+    importlib.import_module("bench.claims.seeds")
+    plan = make_plan(claims, ctx)
+    outcomes = {c.name: Outcome(c, Figures(c)) for c in claims}
+    work_through(plan, ctx, lambda line: print(line, file=sys.stderr, flush=True), outcomes, worker=f" (worker {worker})")
+
+
+Spawner = Callable[[Callable[[], None]], Callable[[], int]]
+"""Starts a helper (a no-argument function) and returns a function that waits for it and gives its exit code."""
+
+
+def spawn_process(target: Callable[[], None]) -> Callable[[], int]:
+    process = multiprocessing.get_context("spawn").Process(target=target, daemon=True)
+    process.start()
+
+    def wait() -> int:
+        process.join()
+        return int(process.exitcode or 0)
+
+    return wait
+
+
+def run_claims(claims: list[Claim], ctx: Context, log: Log = lambda s: None, jobs: int = 1,
+               spawn: Spawner = spawn_process) -> list[Outcome]:
+    """Train and evaluate every grid point of `claims` that is not done yet, then gather every claim's figures.
+
+    With `jobs` > 1, jobs - 1 helper processes work through the same plan beside this one (each point under a lock
+    in the work directory), each with cpu_count / jobs torch threads; the figures are read back from the work
+    directory once every worker is done. `outcomes`' trained / evaluated count this process's work only."""
+    import torch
+
     Path(ctx.work).mkdir(parents=True, exist_ok=True)
     plan = make_plan(claims, ctx)
     outcomes = {c.name: Outcome(c, Figures(c)) for c in claims}
     n = len(plan.steps)
     starts = sum(s.point.is_start for s in plan.steps)
     log(f"claims: {n - starts} grid points{f' and {starts} shared starts' if starts else ''}, {plan.trainings} "
-        f"trainings and {plan.evaluations} evaluations to do in {ctx.work}")
-    for i, step in enumerate(plan.steps, 1):
-        point, outcome = step.point, outcomes[step.claim.name]
-        card = trained_card(ctx.work, point)
-        if card is None:
-            log(f"claims: [{i}/{n}] training {step.claim.name}: {point.describe()}")
-            start = time.time()
-            card = train_point(point, ctx)
-            outcome.trained += 1
-            log(f"claims: [{i}/{n}] trained in {time.time() - start:.0f} s")
-        if point.is_start:
-            continue
-        stored = cached_evaluation(ctx.work, point, step.claim, ctx, card)
-        if stored is None:
-            log(f"claims: [{i}/{n}] evaluating {step.claim.name}: {point.describe()}")
-            start = time.time()
-            stored = evaluate_point(point, step.claim, ctx, card)
-            outcome.evaluated += 1
-            log(f"claims: [{i}/{n}] evaluated in {time.time() - start:.0f} s")
-        outcome.figures.add(point.arm, point.protocol, point.x, point.seed, stored["figures"])
-        outcome.unreliable += [f"{point.name}: {u}" for u in stored.get("unreliable", [])]
+        f"trainings and {plan.evaluations} evaluations to do in {ctx.work}" + (f", {jobs} workers" if jobs > 1 else ""))
+    waits = []
+    if jobs > 1 and (plan.trainings or plan.evaluations):
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        torch.set_num_threads(threads)
+        waits = [spawn(functools.partial(_helper, claims, ctx, k, threads)) for k in range(2, jobs + 1)]
+    try:
+        work_through(plan, ctx, log, outcomes, worker=" (worker 1)" if waits else "")
+    finally:
+        failed = [k for k, wait in enumerate(waits, 2) if wait() != 0]
+    if failed:
+        raise WorkerFailedError(f"claims: worker {', '.join(map(str, failed))} failed (its error is above); what the workers "
+                            f"finished is kept in {ctx.work}, the same command continues")
+    gather(plan, ctx, outcomes)
     return list(outcomes.values())
