@@ -229,23 +229,34 @@ class _FileLock:
 
 
 @contextmanager
-def _writers_paused(store: Path) -> Iterator[bool]:
-    """Hold a shared lock on the store's lock file if no writer holds it: yields True when taken (no writer can start
-    meanwhile, so any working copy seen is a leftover), False when a writer holds the lock now."""
+def try_flock(path: Path, *, shared: bool = False) -> Iterator[Optional[bool]]:
+    """An flock on `path` taken without waiting: yields True while it is held (dropped on exit, or however the
+    process ends), False when another process holds a conflicting one. Exclusive: the file is created when
+    missing; shared: it is opened read-only, and None is yielded when it cannot be opened (no such file)."""
     try:
-        fd = os.open(lock_path_of(store), os.O_RDONLY)
-    except OSError:  # no lock file: no writer ever locked this store
-        yield True
+        fd = os.open(path, os.O_RDONLY) if shared else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if not shared:
+            raise
+        yield None
         return
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
         yield True
     finally:
-        os.close(fd)  # drops the shared lock
+        os.close(fd)  # drops the lock
+
+
+@contextmanager
+def _writers_paused(store: Path) -> Iterator[bool]:
+    """Hold a shared lock on the store's lock file if no writer holds it: yields True when taken (no writer can start
+    meanwhile, so any working copy seen is a leftover), False when a writer holds the lock now."""
+    with try_flock(lock_path_of(store), shared=True) as taken:
+        yield taken is not False  # None: no lock file, no writer ever locked this store
 
 
 @dataclass

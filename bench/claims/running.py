@@ -16,7 +16,6 @@ So a long run can be stopped and continued.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import importlib
 import json
@@ -218,18 +217,12 @@ class Outcome:
 def point_lock(work: Path, point: GridPoint) -> Iterator[bool]:
     """An exclusive lock on the point while one process trains and evaluates it (`locks/<point>.lock` in the work
     directory, an flock: released when the process ends, however it ends); yields False when another holds it."""
+    from bench.store import try_flock
+
     path = Path(work) / "locks" / f"{point.name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    with try_flock(path) as held:
+        yield bool(held)
 
 
 WAIT_S = 5.0
