@@ -688,7 +688,8 @@ def zoo_build(profile: str, only: tuple[str, ...], out: Optional[str], device: s
               help="Training seeds per grid point (0 .. N-1). Default: each claim's own (3). Fewer than 3: the tables "
                    "are written, the verdicts say 'not enough seeds'.")
 @click.option("--finetune-epochs", default=None, metavar="E1,E2,...",
-              help="The adversarial fine-tuning epochs of fr-finetune-epochs (positive integers). Default: 1,2,4,8,16.")
+              help="The adversarial fine-tuning epochs of fr-finetune-epochs (positive numbers; 0.5: half an epoch, "
+                   "the zoo's contrastive fine-tuning). Default: 1,2,4,8,16.")
 @click.option("--protocols", "protocols", multiple=True, metavar="P1,P2,...",
               help="Replace the protocols of the claims of the same task (comma-separated or repeated). Default: each "
                    "claim's own (fas-gan-pretraining: the six cross-domain synth protocols; fr-finetune-epochs: synth-fr).")

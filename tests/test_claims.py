@@ -262,13 +262,23 @@ def test_labels_are_declared_data():
 
 
 def test_overrides_and_bad_input_refused():
+    from models_zoo import get_variant
+
     claims = select_claims(["fr-finetune-epochs"], seeds=2, axis={"--finetune-epochs": "4,1"})
     assert claims[0].seeds == 2 and claims[0].axis.values == (1, 4)
+    # a fraction of an epoch: half an epoch of adversarial fine-tuning is the zoo's contrastive schedule, and the
+    # catch-up rule needs axis values below the reference's first (E / 2)
+    fr = select_claims(["fr-finetune-epochs"], axis={"--finetune-epochs": "1,0.5"})[0]
+    assert fr.axis.values == (0.5, 1) and type(fr.axis.values[1]) is int
+    half = next(p for p in points(fr) if p.arm == "contrastive-triplet" and p.x == 0.5 and p.seed == 0)
+    assert half.epochs == get_variant("contrastive-triplet").zoo_epochs["tiny"] and "finetune-epochs-0.5_" in half.name
+    assert "--epochs 0.5 " in next(p for p in points(fr) if p.arm == "triplet-adv" and p.x == 0.5).command("w")
     claims = select_claims((), protocols=["synth-ocim->o, synth-casia->replay"])
     assert {c.name: c.protocols for c in claims}["fas-gan-pretraining"] == ("synth-ocim->o", "synth-casia->replay")
     assert {c.name: c.protocols for c in claims}["fr-finetune-epochs"] == ("synth-fr",)
     for kwargs, message in (({"seeds": 0}, "--seeds"), ({"axis": {"--finetune-epochs": "1,,2"}}, "comma-separated"),
-                            ({"axis": {"--finetune-epochs": "2,2"}}, "repeated"), ({"axis": {"--finetune-epochs": "0"}}, "at least 1"),
+                            ({"axis": {"--finetune-epochs": "2,2"}}, "repeated"), ({"axis": {"--finetune-epochs": "0"}}, "must be positive"),
+                            ({"axis": {"--finetune-epochs": "nan"}}, "must be positive"),
                             ({"protocols": ["synth-nope"]}, "unknown protocol")):
         with pytest.raises(Exception, match=message):
             select_claims((), **kwargs)

@@ -28,19 +28,19 @@ class Figures:
 
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
-        self._values: dict[tuple[str, str, Optional[int], str], dict[int, float]] = {}
+        self._values: dict[tuple[str, str, Optional[float], str], dict[int, float]] = {}
 
-    def add(self, arm: str, protocol: str, x: Optional[int], seed: int, metrics: dict) -> None:
+    def add(self, arm: str, protocol: str, x: Optional[float], seed: int, metrics: dict) -> None:
         for m in self.claim.measures:
             value = metrics.get(m.key)
             if value is not None and not math.isnan(float(value)):  # missing: not measured (e.g. nothing attacked)
                 self._values.setdefault((arm, protocol, x, m.key), {})[seed] = float(value)
 
-    def seeds(self, arm: str, protocol: str, x: Optional[int], key: str) -> dict[int, float]:
+    def seeds(self, arm: str, protocol: str, x: Optional[float], key: str) -> dict[int, float]:
         """The raw values per seed (inf where a search found nothing below its ceiling)."""
         return dict(self._values.get((arm, protocol, x, key), {}))
 
-    def clamped(self, arm: str, protocol: str, x: Optional[int], key: str) -> tuple[dict[int, float], set[int]]:
+    def clamped(self, arm: str, protocol: str, x: Optional[float], key: str) -> tuple[dict[int, float], set[int]]:
         """The values per seed as statistics use them (above the ceiling: the ceiling), and the seeds that were above."""
         measure = self.claim.measure(key)
         pairs = {seed: measure.clamp(v) for seed, v in self.seeds(arm, protocol, x, key).items()}
@@ -53,11 +53,11 @@ class Figures:
             e = replace(e, low=max(e.low, bounds[0]), high=min(e.high, bounds[1]))
         return Cell(e, censored)
 
-    def cell(self, arm: str, protocol: str, x: Optional[int], key: str) -> Cell:
+    def cell(self, arm: str, protocol: str, x: Optional[float], key: str) -> Cell:
         values, censored = self.clamped(arm, protocol, x, key)
         return self._cell(values.values(), key, len(censored))
 
-    def pooled_values(self, arm: str, x: Optional[int], key: str,
+    def pooled_values(self, arm: str, x: Optional[float], key: str,
                       protocols: Optional[Iterable[str]] = None) -> tuple[dict[int, float], set[int]]:
         """Per seed, the mean over `protocols` (default: the claim's) of the clamped values; only seeds measured on
         every one of them count. Also the seeds with a value above the ceiling on some protocol."""
@@ -67,6 +67,6 @@ class Figures:
         censored = set.union(set(), *(c for _, c in per)) & common
         return {s: sum(v[s] for v, _ in per) / len(per) for s in sorted(common)}, censored
 
-    def pooled(self, arm: str, x: Optional[int], key: str) -> Cell:
+    def pooled(self, arm: str, x: Optional[float], key: str) -> Cell:
         values, censored = self.pooled_values(arm, x, key)
         return self._cell(values.values(), key, len(censored))

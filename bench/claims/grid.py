@@ -3,6 +3,7 @@
 protocols), checked before any work."""
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from dataclasses import dataclass, replace
@@ -24,7 +25,7 @@ class GridPoint:
     protocol: str
     epochs: float  # int when whole (`epochs_value`)
     seed: int
-    x: Optional[int]  # the axis value (None: the claim has no axis, or a shared start)
+    x: Optional[float]  # the axis value (None: the claim has no axis, or a shared start)
     profile: str
     start: Optional["GridPoint"] = None  # the shared start it continues from (`Arm.shared_stages`), trained first
     evaluated: bool = True  # False for a shared start: trained, not measured
@@ -89,20 +90,24 @@ def points(claim: Claim) -> list[GridPoint]:
     return out
 
 
-def parse_axis_values(text: str, flag: str) -> tuple[int, ...]:
-    """`1,2,4` -> (1, 2, 4): positive integers, no repeats, in increasing order."""
+def parse_axis_values(text: str, flag: str) -> tuple[float, ...]:
+    """`1,0.5,4` -> (0.5, 1, 4): positive numbers (whole ones as ints, `epochs_value`), no repeats, in increasing
+    order."""
+    from bench.config import epochs_value
+
     words = [w.strip() for w in text.split(",")]
+    wanted = f"{flag} needs a comma-separated list of positive numbers (0.5: half an epoch), got {text!r}"
     if not text.strip() or any(not w for w in words):
-        raise BadInputError(f"{flag} needs a comma-separated list of positive integers, got {text!r}")
+        raise BadInputError(wanted)
     try:
-        values = [int(w) for w in words]
+        values = [float(w) for w in words]
     except ValueError:
-        raise BadInputError(f"{flag} needs a comma-separated list of positive integers, got {text!r}") from None
-    if min(values) < 1:
-        raise BadInputError(f"{flag}: every value must be at least 1, got {text!r}")
+        raise BadInputError(wanted) from None
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise BadInputError(f"{flag}: every value must be positive, got {text!r}")
     if len(set(values)) != len(values):
         raise BadInputError(f"{flag}: a value is repeated in {text!r}")
-    return tuple(sorted(values))
+    return tuple(epochs_value(v) for v in sorted(values))
 
 
 def select_claims(only: Sequence[str] = (), *, seeds: Optional[int] = None, axis: Optional[dict[str, str]] = None,

@@ -75,7 +75,7 @@ class Arm:
     epochs: Optional[int] = None
     shared_stages: bool = False
 
-    def training(self, x: Optional[int], zoo_epochs: Optional[int]) -> tuple[float, dict]:
+    def training(self, x: Optional[float], zoo_epochs: Optional[int]) -> tuple[float, dict]:
         """(--epochs, the recipe options) of this arm at axis value `x` (None: no axis)."""
         options = dict(self.options)
         if x is None:
@@ -95,7 +95,7 @@ class Axis:
     """The values an arm is trained at (e.g. fine-tuning epochs); `flag` is the CLI option that replaces them."""
 
     name: str
-    values: tuple[int, ...]
+    values: tuple[float, ...]  # positive; a fraction of an epoch allowed
     flag: str
 
 
@@ -145,7 +145,7 @@ class Claim:
                 return m
         raise KeyError(key)
 
-    def axis_values(self) -> tuple[Optional[int], ...]:
+    def axis_values(self) -> tuple[Optional[float], ...]:
         return self.axis.values if self.axis is not None else (None,)
 
 
@@ -163,7 +163,7 @@ def register_claim(claim: Claim) -> Claim:
         raise ValueError(f"claim {claim.name!r}: arms need distinct labels, got {labels}")
     if not claim.protocols or not claim.measures or claim.seeds < 1:
         raise ValueError(f"claim {claim.name!r}: needs protocols, measures and at least one seed")
-    if claim.axis is not None and (not claim.axis.values or min(claim.axis.values) < 1):
+    if claim.axis is not None and (not claim.axis.values or min(claim.axis.values) <= 0):
         raise ValueError(f"claim {claim.name!r}: axis values must be positive, got {claim.axis.values}")
     for arm in claim.arms:
         if arm.shared_stages and arm.axis_option is None:

@@ -91,7 +91,7 @@ class CatchUp:
                 f"`{self.primary}` on a decisive measure has fewer than {MIN_SEEDS} seeds." + others)
 
     def _first_reach(self, figures: Figures, arm: str, protocol: str, key: str, target: Cell,
-                     xs: list[int]) -> Optional[int]:
+                     xs: list[float]) -> Optional[float]:
         higher = figures.claim.measure(key).higher_is_better
         return next((x for x in xs if reaches(figures.cell(arm, protocol, x, key), target, higher)), None)
 
