@@ -565,6 +565,19 @@ def test_a_failed_worker_fails_the_run_and_keeps_what_was_done(registry, fake_tr
     assert len(fake_training["train"]) == 10
 
 
+def test_a_worker_stops_before_its_next_point_when_told(registry, fake_training, tmp_path):
+    """A helper whose main process is gone stops this way (`keep_going`: its parent pid changed)."""
+    from bench.claims.evaluations import Context
+
+    claim = _toy_fr_claim()
+    ctx = Context(tmp_path / "work", 4, "cpu")
+    plan = running.make_plan([claim], ctx)
+    answers = iter([True, False])
+    running.work_through(plan, ctx, lambda s: None, {claim.name: running.Outcome(claim, Figures(claim))},
+                         keep_going=lambda: next(answers))
+    assert len(fake_training["train"]) == len(fake_training["evaluate"]) == 1  # the first point, then it stopped
+
+
 def test_helpers_are_spawned_processes(tmp_path):
     import functools
     import pickle

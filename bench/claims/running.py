@@ -229,15 +229,18 @@ WAIT_S = 5.0
 """How long a worker waits before looking again at the points other workers hold (or whose start they train)."""
 
 
-def work_through(plan: Plan, ctx: Context, log: Log, outcomes: dict[str, "Outcome"], worker: str = "") -> None:
+def work_through(plan: Plan, ctx: Context, log: Log, outcomes: dict[str, "Outcome"], worker: str = "",
+                 keep_going: Callable[[], bool] = lambda: True) -> None:
     """Train and evaluate what the plan says is left, a point at a time under its lock, so that several workers
     (`--jobs`) share one work directory: a point another worker holds, or whose shared start is not trained yet, is
-    left for later; a worker stops when nothing is left."""
+    left for later; a worker stops when nothing is left, or before its next point once `keep_going` says no."""
     n = len(plan.steps)
     pending = [(i, s) for i, s in enumerate(plan.steps, 1) if s.train or s.evaluate]
     while pending:
         left = []
         for i, step in pending:
+            if not keep_going():
+                return
             point, outcome = step.point, outcomes[step.claim.name]
             if point.start is not None and trained_card(ctx.work, point.start) is None:
                 left.append((i, step))  # its start is being trained (or failed) elsewhere
@@ -288,9 +291,12 @@ def _helper(claims: list[Claim], ctx: Context, worker: int, threads: int) -> Non
 
     torch.set_num_threads(threads)
     importlib.import_module("bench.claims.seeds")
+    parent = os.getppid()
     plan = make_plan(claims, ctx)
     outcomes = {c.name: Outcome(c, Figures(c)) for c in claims}
-    work_through(plan, ctx, lambda line: print(line, file=sys.stderr, flush=True), outcomes, worker=f" (worker {worker})")
+    # a helper whose main process is gone (killed) stops before its next point instead of working on alone
+    work_through(plan, ctx, lambda line: print(line, file=sys.stderr, flush=True), outcomes, worker=f" (worker {worker})",
+                 keep_going=lambda: os.getppid() == parent)
 
 
 Spawner = Callable[[Callable[[], None]], Callable[[], int]]
