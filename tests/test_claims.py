@@ -524,7 +524,7 @@ def _thread_spawner(started: list):
         thread = threading.Thread(target=body)
         thread.start()
         started.append(thread)
-        return lambda: (thread.join(), 1 if errors else 0)[1]
+        return running.Helper(lambda: (thread.join(), 1 if errors else 0)[1], lambda: None)
 
     return spawn
 
@@ -559,10 +559,25 @@ def test_a_failed_worker_fails_the_run_and_keeps_what_was_done(registry, fake_tr
 
     ctx = Context(tmp_path / "work", 4, "cpu")
     with pytest.raises(WorkerFailedError, match="worker 2 failed"):
-        running.run_claims([_toy_fr_claim()], ctx, jobs=2, spawn=lambda target: (lambda: 1))
+        running.run_claims([_toy_fr_claim()], ctx, jobs=2, spawn=lambda target: running.Helper(lambda: 1, lambda: None))
     assert len(fake_training["train"]) == 10  # this process did it all: kept, a second run has nothing to do
     running.run_claims([_toy_fr_claim()], ctx)
     assert len(fake_training["train"]) == 10
+
+
+def test_an_interrupted_run_stops_its_helpers(registry, fake_training, tmp_path, monkeypatch):
+    import models_zoo.training
+    from bench.claims.evaluations import Context
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models_zoo.training, "train_variant", interrupted)
+    events = []
+    helper = running.Helper(lambda: events.append("waited") or 0, lambda: events.append("stopped"))
+    with pytest.raises(KeyboardInterrupt):
+        running.run_claims([_toy_fr_claim()], Context(tmp_path / "work", 4, "cpu"), jobs=2, spawn=lambda target: helper)
+    assert events == ["stopped", "waited"]
 
 
 def test_a_worker_stops_before_its_next_point_when_told(registry, fake_training, tmp_path):
@@ -581,12 +596,16 @@ def test_a_worker_stops_before_its_next_point_when_told(registry, fake_training,
 def test_helpers_are_spawned_processes(tmp_path):
     import functools
     import pickle
+    import time
 
     from bench.claims.evaluations import Context
 
     done = tmp_path / "done"
-    assert running.spawn_process(functools.partial(Path.touch, done))() == 0 and done.exists()
-    assert running.spawn_process(functools.partial(os._exit, 3))() == 3
+    assert running.spawn_process(functools.partial(Path.touch, done)).wait() == 0 and done.exists()
+    assert running.spawn_process(functools.partial(os._exit, 3)).wait() == 3
+    sleeper = running.spawn_process(functools.partial(time.sleep, 60))
+    sleeper.stop()
+    assert sleeper.wait() != 0  # terminated, not slept out
     # what a helper is given crosses to a spawned process: the real claims, the context
     helper = functools.partial(running._helper, select_claims(()), Context(tmp_path, 200, "cpu"), 2, 1)
     assert pickle.loads(pickle.dumps(helper)).args[0] == select_claims(())

@@ -299,11 +299,20 @@ def _helper(claims: list[Claim], ctx: Context, worker: int, threads: int) -> Non
                  keep_going=lambda: os.getppid() == parent)
 
 
-Spawner = Callable[[Callable[[], None]], Callable[[], int]]
-"""Starts a helper (a no-argument function) and returns a function that waits for it and gives its exit code."""
+@dataclass(frozen=True)
+class Helper:
+    """A started helper: `wait` joins it and gives its exit code, `stop` ends it now (what it was training is lost,
+    what it finished is kept)."""
+
+    wait: Callable[[], int]
+    stop: Callable[[], None]
 
 
-def spawn_process(target: Callable[[], None]) -> Callable[[], int]:
+Spawner = Callable[[Callable[[], None]], Helper]
+"""Starts a helper (a no-argument function)."""
+
+
+def spawn_process(target: Callable[[], None]) -> Helper:
     process = multiprocessing.get_context("spawn").Process(target=target, daemon=True)
     process.start()
 
@@ -311,7 +320,7 @@ def spawn_process(target: Callable[[], None]) -> Callable[[], int]:
         process.join()
         return int(process.exitcode or 0)
 
-    return wait
+    return Helper(wait, process.terminate)
 
 
 def run_claims(claims: list[Claim], ctx: Context, log: Log = lambda s: None, jobs: int = 1,
@@ -330,15 +339,20 @@ def run_claims(claims: list[Claim], ctx: Context, log: Log = lambda s: None, job
     starts = sum(s.point.is_start for s in plan.steps)
     log(f"claims: {n - starts} grid points{f' and {starts} shared starts' if starts else ''}, {plan.trainings} "
         f"trainings and {plan.evaluations} evaluations to do in {ctx.work}" + (f", {jobs} workers" if jobs > 1 else ""))
-    waits = []
+    helpers: list[Helper] = []
     if jobs > 1 and (plan.trainings or plan.evaluations):
         threads = max(1, (os.cpu_count() or 1) // jobs)
         torch.set_num_threads(threads)
-        waits = [spawn(functools.partial(_helper, claims, ctx, k, threads)) for k in range(2, jobs + 1)]
+        helpers = [spawn(functools.partial(_helper, claims, ctx, k, threads)) for k in range(2, jobs + 1)]
     try:
-        work_through(plan, ctx, log, outcomes, worker=" (worker 1)" if waits else "")
-    finally:
-        failed = [k for k, wait in enumerate(waits, 2) if wait() != 0]
+        work_through(plan, ctx, log, outcomes, worker=" (worker 1)" if helpers else "")
+    except BaseException:  # Ctrl-C, SIGTERM, a failed training: the helpers stop too, now
+        for helper in helpers:
+            helper.stop()
+        for helper in helpers:
+            helper.wait()
+        raise
+    failed = [k for k, helper in enumerate(helpers, 2) if helper.wait() != 0]
     if failed:
         raise WorkerFailedError(f"claims: worker {', '.join(map(str, failed))} failed (its error is above); what the workers "
                             f"finished is kept in {ctx.work}, the same command continues")
