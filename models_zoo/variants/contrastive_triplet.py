@@ -234,29 +234,16 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
                                    rng=np.random.default_rng([seed, 1]), generator=device_generator(device, seed + 1),
                                    progress=progress)
     walls = {"pretrain": round(time.time() - start, 1)}
-    pretrain_loss = f"NT-Xent (T={temperature:g}) over view 1, view 2 and adversarial view 1 (all positives of each other)"
-    if len(labelled):
-        pretrain_loss += (f" + {supervised_weight:g} * supervised contrastive (T={temperature:g}) anchored on the labelled "
-                          "identities' images (same identity = positive)")
     info: dict = {
         "stage_epochs": {"pretrain": stage1, "warmup": warmup, "finetune": stage2},
         # the share, when it set a stage's length (not when every stage was given)
         **({"stage_share": stage_share} if stage_share is not None and None in (pretrain_epochs, finetune_epochs) else {}),
-        "curriculum": CURRICULUM,
-        "label_fraction": label_fraction,
-        "labelled_identities": int(len(labelled)),
-        "identities": int(len(np.unique(train.identities))),
-        "pretrain_history": history,
-        "pretrain_loss": pretrain_loss,
-        "pretrain_optimizer": f"{OPTIMIZER} {pretrain_lr}",
-        "pretrain_batch": batch if not len(labelled) else f"{batch} (labelled identities' images in groups of {k})",
-        "augmentations": augment.describe(),
-        "projection_head": f"Linear({model.head.out_features}, {model.head.out_features}) - ReLU - "
-                           f"Linear({model.head.out_features}, {PROJECTION_DIM}) on the unnormalised embedding; "
-                           "discarded after pre-training",
-        "pretrain_adversarial": attack_card(eps, step_size, steps, "NT-Xent of view 1 against view 2 (batch negatives)",
-                                            "view 1 of every image"),
+        **_pretrain_record(model, train, labelled, history, augment, label_fraction=label_fraction, lr=pretrain_lr, batch=batch, k=k,
+                           temperature=temperature, supervised_weight=supervised_weight,
+                           adversarial=attack_card(eps, step_size, steps, "NT-Xent of view 1 against view 2 (batch "
+                                                   "negatives)", "view 1 of every image")),
     }
+    pretrain_loss = info["pretrain_loss"]
     warmup_loss = f"triplet loss (semi-hard mining, margin {margin:g}) of the clean batch, no adversarial examples"
     if warmup:
         start = time.time()
@@ -274,6 +261,31 @@ def contrastive_triplet_recipe(model: EmbeddingNet, protocol: FRProtocol, *, pro
     return _adversarial_finetuning(model, protocol, info, profile=profile, size=size, epochs=stage2, device=device,
                                    seed=seed, progress=progress, lr=lr, p=p, k=k, margin=margin, eps=eps,
                                    step_size=step_size, attack_steps=steps, clean_weight=clean_weight)
+
+
+def _pretrain_record(model: EmbeddingNet, train: FaceSet, labelled: np.ndarray, history: dict, augment: ViewAugmentation,
+                     *, label_fraction: float, lr: float, batch: int, k: int, temperature: float, supervised_weight: float,
+                     adversarial: dict) -> dict:
+    """What the model card says of stage 1."""
+    loss = f"NT-Xent (T={temperature:g}) over view 1, view 2 and adversarial view 1 (all positives of each other)"
+    if len(labelled):
+        loss += (f" + {supervised_weight:g} * supervised contrastive (T={temperature:g}) anchored on the labelled "
+                 "identities' images (same identity = positive)")
+    width = model.head.out_features
+    return {
+        "curriculum": CURRICULUM,
+        "label_fraction": label_fraction,
+        "labelled_identities": int(len(labelled)),
+        "identities": int(len(np.unique(train.identities))),
+        "pretrain_history": history,
+        "pretrain_loss": loss,
+        "pretrain_optimizer": f"{OPTIMIZER} {lr}",
+        "pretrain_batch": batch if not len(labelled) else f"{batch} (labelled identities' images in groups of {k})",
+        "augmentations": augment.describe(),
+        "projection_head": f"Linear({width}, {width}) - ReLU - Linear({width}, {PROJECTION_DIM}) on the unnormalised "
+                           "embedding; discarded after pre-training",
+        "pretrain_adversarial": adversarial,
+    }
 
 
 def _adversarial_finetuning(model: EmbeddingNet, protocol: FRProtocol, info: dict, *, profile: str, size: int,
