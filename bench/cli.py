@@ -705,12 +705,16 @@ def zoo_build(profile: str, only: tuple[str, ...], out: Optional[str], device: s
 @click.option("--dry-run", is_flag=True, help="List every training and evaluation it would do, with the counts; do nothing.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]),
               help="Where to train and attack.")
+@click.option("--tabulate-only", is_flag=True,
+              help="Write the tables of what the work directory holds now; train and evaluate nothing (a long run's "
+                   "progress: each cell shows its n, a verdict short of seeds says so).")
 @click.option("--jobs", default=1, show_default=True, type=int,
               help="Workers sharing the work directory (each training and evaluation under a lock there): the CPU "
                    "cores are split between them, one core each on the 2-core machine with --jobs 2. A shared start "
                    "is trained before the trainings that continue it.")
 def claims(only: tuple[str, ...], seeds: Optional[int], finetune_epochs: Optional[str], protocols: tuple[str, ...],
-           samples: int, work: str, out: str, docs: Optional[str], dry_run: bool, device: str, jobs: int) -> None:
+           samples: int, work: str, out: str, docs: Optional[str], dry_run: bool, device: str, tabulate_only: bool,
+           jobs: int) -> None:
     """Reproduce the seeds' claims on the embedded world: tables with error bars and a verdict per claim.
 
     A claim is a record (bench/claims/seeds.py): the seed method's statement, the grid that tests it (zoo
@@ -740,7 +744,7 @@ def claims(only: tuple[str, ...], seeds: Optional[int], finetune_epochs: Optiona
 
     req = Request(only=only, seeds=seeds, axis={"--finetune-epochs": finetune_epochs} if finetune_epochs is not None else {},
                   protocols=protocols, samples=samples, work=Path(work), out=Path(out),
-                  docs=Path(docs) if docs else None, device=device, jobs=jobs,
+                  docs=Path(docs) if docs else None, device=device, jobs=jobs, tabulate_only=tabulate_only,
                   command="facebench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "facebench" in
                   sys.argv[0] else "facebench claims")
     if dry_run:

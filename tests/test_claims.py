@@ -611,6 +611,22 @@ def test_helpers_are_spawned_processes(tmp_path):
     assert pickle.loads(pickle.dumps(helper)).args[0] == select_claims(())
 
 
+def test_tabulate_only_writes_the_tables_of_what_is_there_and_trains_nothing(registry, fake_training, tmp_path):
+    registry.add("toy-fas", _toy_fas_claim())
+    req = Request(only=["toy-fas"], work=tmp_path / "work", out=tmp_path / "claims.md")
+    run(req)  # two seeds
+    lines = []
+    outcomes, written = run(replace(req, seeds=3, tabulate_only=True), log=lines.append)
+    assert len(fake_training["train"]) == len(fake_training["evaluate"]) == 4  # nothing more
+    assert set(outcomes[0].figures.seeds("gan", "synth-casia->replay", None, TEST_HTER)) == {0, 1}
+    assert outcomes[0].trained == outcomes[0].evaluated == 0 and "4 of 6 grid points evaluated" in lines[0]
+    text = (tmp_path / "claims.md").read_text()
+    assert "**Verdict: not enough seeds**" in text and "--tabulate-only" not in text  # Request.command: the CLI's line
+    # an empty work directory: tables of n = 0, still nothing trained
+    run(replace(req, work=tmp_path / "empty", tabulate_only=True))
+    assert len(fake_training["train"]) == 4 and not (tmp_path / "empty" / "weights").exists()
+
+
 def test_dry_run_counts_what_is_done(registry, fake_training, tmp_path):
     registry.add("toy-fas", _toy_fas_claim())
     req = Request(only=["toy-fas"], work=tmp_path / "work", out=tmp_path / "claims.md")

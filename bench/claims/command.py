@@ -10,7 +10,7 @@ from typing import Callable, Optional, Sequence
 from bench.claims.evaluations import Context
 from bench.claims.grid import select_claims
 from bench.claims.render import check_docs, claims_markdown, document, write_docs
-from bench.claims.running import Outcome, make_plan, run_claims
+from bench.claims.running import Outcome, make_plan, run_claims, tabulate_only
 from bench.errors import BadInputError
 from bench.report import write_atomic
 
@@ -33,6 +33,7 @@ class Request:
     device: str = "cpu"
     command: str = "facebench claims"
     jobs: int = 1
+    tabulate_only: bool = False  # the tables of what the work directory holds; nothing trained or evaluated
 
 
 def checked(req: Request):
@@ -61,7 +62,7 @@ def dry_run(req: Request) -> list[str]:
 def run(req: Request, log: Callable[[str], None] = lambda s: None) -> tuple[list[Outcome], list[Path]]:
     """Train and evaluate what is not done yet, decide every claim, write the markdown (and the docs block)."""
     claims, ctx = checked(req)
-    outcomes = run_claims(claims, ctx, log, jobs=req.jobs)
+    outcomes = tabulate_only(claims, ctx, log) if req.tabulate_only else run_claims(claims, ctx, log, jobs=req.jobs)
     results = [(o.claim, o.figures, o.claim.rule.decide(o.claim, o.figures), o.unreliable) for o in outcomes]
     day = datetime.date.today().isoformat()
     provenance = (f"Written by `{req.command}` on {day} (work directory `{ctx.work}`, device {ctx.device}"

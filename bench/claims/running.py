@@ -268,19 +268,36 @@ def work_through(plan: Plan, ctx: Context, log: Log, outcomes: dict[str, "Outcom
         pending = left
 
 
-def gather(plan: Plan, ctx: Context, outcomes: dict[str, "Outcome"]) -> None:
-    """Every evaluated point's figures from the work directory, into its claim's outcome."""
+def gather(plan: Plan, ctx: Context, outcomes: dict[str, "Outcome"], complete: bool = True) -> int:
+    """Every evaluated point's figures from the work directory, into its claim's outcome; returns how many points
+    have none (with `complete`, after a run, there must be none)."""
+    missing = 0
     for step in plan.steps:
         point, outcome = step.point, outcomes[step.claim.name]
         if point.is_start:
             continue
         card = trained_card(ctx.work, point)
         stored = cached_evaluation(ctx.work, point, step.claim, ctx, card)
+        if stored is None and not complete:
+            missing += 1
+            continue
         if stored is None:
             raise WorkerFailedError(f"claims: {point.name} has no evaluation in {ctx.work} after the run (a worker failed? "
                                 "the same command continues)")
         outcome.figures.add(point.arm, point.protocol, point.x, point.seed, stored["figures"])
         outcome.unreliable += [f"{point.name}: {u}" for u in stored.get("unreliable", [])]
+    return missing
+
+
+def tabulate_only(claims: list[Claim], ctx: Context, log: Log = lambda s: None) -> list[Outcome]:
+    """The figures of what the work directory holds now, training and evaluating nothing (a long run's progress:
+    a cell with fewer seeds shows its n, a verdict reading it says "not enough seeds")."""
+    plan = make_plan(claims, ctx)
+    outcomes = {c.name: Outcome(c, Figures(c)) for c in claims}
+    missing = gather(plan, ctx, outcomes, complete=False)
+    measured = sum(not s.point.is_start for s in plan.steps)
+    log(f"claims: {measured - missing} of {measured} grid points evaluated in {ctx.work}; nothing trained or evaluated now")
+    return list(outcomes.values())
 
 
 def _helper(claims: list[Claim], ctx: Context, worker: int, threads: int) -> None:
