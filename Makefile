@@ -72,8 +72,9 @@ gate-update: $(STAMP)
 
 # The seeds' claims (docs/zoo.md): every grid point of every registered claim trained and evaluated into
 # CLAIMS_WORK (resumable: what is there is not redone), then the tables between the claims markers of docs/zoo.md
-# replaced. The full default grid takes hours on the 2-core CPU machine (about 18 hours of one core, docs/zoo.md). Note that
-# `make clean` deletes results/, the default work directory with it.
+# replaced. The full default grid takes hours on the 2-core CPU machine (about 18 hours of one core, docs/zoo.md;
+# CLAIMS_ARGS='--jobs 2' shares it between two workers). Note that `make clean` deletes results/, the default work
+# directory with it.
 CLAIMS_WORK ?= results/claims
 CLAIMS_ARGS ?=
 claims: $(STAMP)
