@@ -119,6 +119,9 @@ class CatchUp:
                     ok = at is not None and own is not None and at <= own / self.factor
                     if arm == self.primary:
                         holds.append(ok)
+                    if not any(figures.cell(arm, protocol, x, key).n for x in xs):
+                        parts.append(f"`{arm}` not measured")
+                        continue
                     parts.append(f"`{arm}` at {at if at is not None else 'none of ' + ', '.join(map(str, xs))} "
                                  f"({'holds' if ok else 'does not hold'})")
                 lines.append(head + "; " + "; ".join(parts))
