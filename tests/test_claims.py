@@ -471,6 +471,25 @@ def test_a_training_that_fine_tuned_shipped_weights_is_stale_once_they_change(tm
     assert not running._stale_start({"training": {"init": "as built (random)"}}, "tiny")
 
 
+def test_weights_are_hashed_once_per_version(tmp_path, monkeypatch):
+    """A plan, each worker pass and the gather check the same weights: each version of a file is hashed once."""
+    import hashlib
+
+    import models_zoo.checkpoint
+
+    hashed = []
+    real = models_zoo.checkpoint.sha256_file
+    monkeypatch.setattr(models_zoo.checkpoint, "sha256_file", lambda path: hashed.append(path) or real(path))
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"first")
+    assert running.file_sha256(weights) == running.file_sha256(weights) == hashlib.sha256(b"first").hexdigest()
+    assert len(hashed) == 1
+    (tmp_path / "new").write_bytes(b"other")  # written again the way trainings write: a new file renamed over it
+    os.replace(tmp_path / "new", weights)
+    assert running.file_sha256(weights) == hashlib.sha256(b"other").hexdigest()
+    assert len(hashed) == 2
+
+
 def test_shared_starts_are_trained_once_and_their_continuations_follow_them(registry, fake_training, tmp_path):
     registry.add("toy-fr", _toy_fr_claim())
     req = Request(only=["toy-fr"], work=tmp_path / "work", out=tmp_path / "claims.md")

@@ -77,16 +77,31 @@ def built_parameters(variant: str, profile: str) -> int:
     return int(sum(p.numel() for p in get_variant(variant).build(profile).parameters()))
 
 
+@functools.lru_cache(maxsize=4096)
+def _sha256_of(path: str, inode: int, mtime_ns: int, size: int) -> str:
+    from models_zoo.checkpoint import sha256_file
+
+    return sha256_file(Path(path))
+
+
+def file_sha256(path: Path) -> str:
+    """`sha256_file`, hashed once per version of the file in this process (a plan, each worker pass and the gather
+    ask for the same weights, a continuation's check for its start's too); a file written again (atomically: a new
+    inode) is hashed again."""
+    st = Path(path).stat()
+    return _sha256_of(str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 def _stale_start(card: dict, profile: str) -> bool:
     """Whether the card fine-tuned a zoo variant's shipped weights (`--init VARIANT`) that have changed since
     (`triplet-adv` from `facenet-baseline`'s: a retrained baseline makes every such training stale)."""
-    from models_zoo.checkpoint import sha256_file, shipped_weights
+    from models_zoo.checkpoint import shipped_weights
 
     init = (card.get("training") or {}).get("init")
     if not isinstance(init, dict) or str(init.get("from", "")).endswith(".safetensors"):
         return False
     shipped = shipped_weights(str(init.get("from")), profile)
-    return shipped is None or sha256_file(shipped) != init.get("sha256")
+    return shipped is None or file_sha256(shipped) != init.get("sha256")
 
 
 def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
@@ -95,7 +110,7 @@ def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
     world changed since), one whose network has another parameter count than the code builds now, one that
     fine-tuned shipped weights that have changed since, one that continued a start trained again since."""
     from bench.protocols import get_protocol
-    from models_zoo.checkpoint import card_path, sha256_file
+    from models_zoo.checkpoint import card_path
 
     weights = weights_path(work, point)
     card = _read_json(card_path(weights)) if weights.exists() else None
@@ -109,7 +124,7 @@ def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
         start = trained_card(work, point.start)
         if start is None or (card.get("training") or {}).get("stages_from", {}).get("sha256") != start["sha256"]:
             return None
-    return card if card.get("sha256") == sha256_file(weights) else None
+    return card if card.get("sha256") == file_sha256(weights) else None
 
 
 def cached_evaluation(work: Path, point: GridPoint, claim: Claim, ctx: Context, card: Optional[dict]) -> Optional[dict]:
@@ -148,6 +163,16 @@ class Plan:
     def evaluations(self) -> int:
         return sum(s.evaluate for s in self.steps)
 
+    @property
+    def starts(self) -> int:
+        """The shared starts among the steps (trained, never evaluated)."""
+        return sum(s.point.is_start for s in self.steps)
+
+    @property
+    def measured(self) -> int:
+        """The grid points that are evaluated (every step but the shared starts)."""
+        return len(self.steps) - self.starts
+
     def lines(self, work: Path) -> list[str]:
         """What `--dry-run` prints: every training with its command and what it needs, then the counts."""
         out, n = [], len(self.steps)
@@ -156,11 +181,10 @@ class Plan:
             out.append(f"[{i}/{n}] {s.claim.name}: {s.point.describe()}: {todo}")
             if s.train:
                 out.append(f"    {s.point.command(str(weights_path(work, s.point)))}")
-        starts = sum(s.point.is_start for s in self.steps)
-        measured = n - starts
-        shared = f" and {starts} shared starts" if starts else ""
-        out.append(f"{measured} grid points{shared}: {self.trainings} trainings and {self.evaluations} evaluations to do "
-                   f"({n - self.trainings} trained, {measured - self.evaluations} evaluated already) in {work}")
+        shared = f" and {self.starts} shared starts" if self.starts else ""
+        out.append(f"{self.measured} grid points{shared}: {self.trainings} trainings and {self.evaluations} "
+                   f"evaluations to do ({n - self.trainings} trained, {self.measured - self.evaluations} evaluated "
+                   f"already) in {work}")
         return out
 
 
@@ -295,8 +319,7 @@ def tabulate_only(claims: list[Claim], ctx: Context, log: Log = lambda s: None) 
     plan = make_plan(claims, ctx)
     outcomes = {c.name: Outcome(c, Figures(c)) for c in claims}
     missing = gather(plan, ctx, outcomes, complete=False)
-    measured = sum(not s.point.is_start for s in plan.steps)
-    log(f"claims: {measured - missing} of {measured} grid points evaluated in {ctx.work}; nothing trained or evaluated now")
+    log(f"claims: {plan.measured - missing} of {plan.measured} grid points evaluated in {ctx.work}; nothing trained or evaluated now")
     return list(outcomes.values())
 
 
@@ -352,9 +375,8 @@ def run_claims(claims: list[Claim], ctx: Context, log: Log = lambda s: None, job
     Path(ctx.work).mkdir(parents=True, exist_ok=True)
     plan = make_plan(claims, ctx)
     outcomes = {c.name: Outcome(c, Figures(c)) for c in claims}
-    n = len(plan.steps)
-    starts = sum(s.point.is_start for s in plan.steps)
-    log(f"claims: {n - starts} grid points{f' and {starts} shared starts' if starts else ''}, {plan.trainings} "
+    shared = f" and {plan.starts} shared starts" if plan.starts else ""
+    log(f"claims: {plan.measured} grid points{shared}, {plan.trainings} "
         f"trainings and {plan.evaluations} evaluations to do in {ctx.work}" + (f", {jobs} workers" if jobs > 1 else ""))
     helpers: list[Helper] = []
     if jobs > 1 and (plan.trainings or plan.evaluations):
