@@ -19,10 +19,11 @@ from bench.claims.command import Request, run
 from bench.claims.evaluations import DEV_TAR, EVALUATIONS, TEST_HTER, fas_measures, fr_measures, minimal_key
 from bench.claims.figures import Figures
 from bench.claims.grid import points, select_claims
-from bench.claims.records import CLAIMS, Arm, Axis, Claim, Measure, get_claim
+from bench.claims.records import CLAIMS, Arm, Axis, Claim, Measure, get_claim, register_claim
 from bench.claims.render import BEGIN, END, check_docs, replace_block, write_docs
 from bench.claims.seeds import FAS_PROTOCOLS, FINETUNE_EPOCHS  # importing registers the seeds' claims
-from bench.claims.rules import NOT_ENOUGH_SEEDS, NOT_REPRODUCED, REPRODUCED, CatchUp, Comparison, Differences
+from bench.claims.rules import (NOT_ENOUGH_SEEDS, NOT_REPRODUCED, REPRODUCED, AllOf, CatchUp, Comparison, Differences,
+                                Part)
 from bench.claims.stats import difference_interval, mean_interval, t_cdf, t_quantile
 from bench.cli import main
 from bench.errors import BadInputError
@@ -170,6 +171,47 @@ def test_differences_rule_both_outcomes_margin_and_too_few_seeds():
     assert strict.rule.decide(strict, _pairs(strict, *worse_by_half_a_point)).status == NOT_REPRODUCED
 
 
+def test_differences_along_an_axis_average_each_seed_over_the_axis():
+    """The FR claim's second part: per seed, the mean over the axis values (a seed's values share its start)."""
+    claim = replace(_curve_claim(), rule=Differences((Comparison("o", "c", "rob", "o improves"),)))
+    better = {("o", x): 0.5 + 0.1 * i for i, x in enumerate((1, 2, 4, 8))}
+    worse = {("c", x): 0.45 + 0.1 * i for i, x in enumerate((1, 2, 4, 8))}
+    v = claim.rule.decide(claim, _fill(claim, {**better, **worse}))
+    assert v.status == REPRODUCED and "improvement +5.0 [" in v.lines[0], v
+    assert v.tables[0].headers == ["comparison", "at 1", "at 2", "at 4", "at 8"]
+    assert "epochs (1, 2, 4, 8)" in claim.rule.describe(claim)
+    # one axis value with a seed missing: that seed is left out of the per-seed mean, so 2 seeds remain
+    figures = _fill(claim, {**better, **worse})
+    figures._values[("o", "p", 8, "rob")].pop(2)
+    assert claim.rule.decide(claim, figures).status == NOT_ENOUGH_SEEDS
+
+
+def test_a_statement_of_parts_is_reproduced_only_when_every_part_is():
+    fast = {("c", 1): 0.40, ("c", 2): 0.69, ("c", 4): 0.71, ("c", 8): 0.72}
+    improves = Differences((Comparison("o", "c", "rob", "o improves"),))
+    claim = replace(_curve_claim(), rule=AllOf((Part("sooner", CatchUp("r", "c", ("rob",))), Part("o better", improves))))
+    assert claim.rule.reads() == ({"r", "c", "o"}, {"rob"})
+    o_better = {("o", x): v + 0.05 for (_, x), v in fast.items()}
+    v = claim.rule.decide(claim, _fill(claim, {**REFERENCE_CURVE, **fast, **o_better}))
+    assert v.status == REPRODUCED and len(v.lines) == 2 and v.lines[0].startswith("**sooner: reproduced")
+    assert "\n  - " in v.lines[0] and len(v.tables) == 1
+    o_worse = {("o", x): v - 0.05 for (_, x), v in fast.items()}
+    v = claim.rule.decide(claim, _fill(claim, {**REFERENCE_CURVE, **fast, **o_worse}))
+    assert v.status == NOT_REPRODUCED and v.reason == f"sooner: {REPRODUCED}; o better: {NOT_REPRODUCED}"
+    figures = _fill(claim, {**REFERENCE_CURVE, **fast})  # `o` not measured at all
+    assert claim.rule.decide(claim, figures).status == NOT_ENOUGH_SEEDS
+    slow = {("c", 1): 0.10, ("c", 2): 0.30, ("c", 4): 0.55, ("c", 8): 0.70}
+    assert claim.rule.decide(claim, _fill(claim, {**REFERENCE_CURVE, **slow})).status == NOT_REPRODUCED
+    assert "*1. sooner.*" in claim.rule.describe(claim) and "*2. o better.*" in claim.rule.describe(claim)
+
+
+def test_a_rule_reading_an_arm_or_measure_the_claim_has_not_is_refused(registry):
+    with pytest.raises(ValueError, match="its rule reads"):
+        register_claim(replace(_curve_claim(), name="toy-bad", rule=CatchUp("r", "nobody", ("rob",))))
+    with pytest.raises(ValueError, match="its rule reads"):
+        register_claim(replace(_curve_claim(), name="toy-bad", rule=CatchUp("r", "c", ("no-such-measure",))))
+
+
 def test_pooled_values_need_every_protocol():
     claim = _pair_claim(Comparison("a", "b", "hter", "x"))
     figures = _pairs(claim, [0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
@@ -196,8 +238,8 @@ def test_the_seeds_claims_are_whole():
     assert [dict(a.options).get("pretrain") for a in fas.arms] == ["gan", "l1", "none", None, None]
     for claim in (fr, fas):
         keys = {m.key for m in claim.measures}
-        decisive = claim.rule.decisive if isinstance(claim.rule, CatchUp) else [c.measure for c in claim.rule.comparisons]
-        assert set(decisive) <= keys
+        arms, read = claim.rule.reads()
+        assert read <= keys and arms <= {a.label for a in claim.arms}
         for arm in claim.arms:  # every option is one the recipe takes and `facebench train` passes on
             recipe = inspect.signature(get_variant(arm.variant).recipe).parameters
             for key in dict(arm.options) | ({arm.axis_option: 1} if arm.axis_option else {}):

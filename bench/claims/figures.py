@@ -59,10 +59,15 @@ class Figures:
 
     def pooled_values(self, arm: str, x: Optional[float], key: str,
                       protocols: Optional[Iterable[str]] = None) -> tuple[dict[int, float], set[int]]:
-        """Per seed, the mean over `protocols` (default: the claim's) of the clamped values; only seeds measured on
-        every one of them count. Also the seeds with a value above the ceiling on some protocol."""
-        protocols = tuple(protocols or self.claim.protocols)
-        per = [self.clamped(arm, p, x, key) for p in protocols]
+        """Per seed, the mean over `protocols` (default: the claim's) at axis value `x` of the clamped values; only
+        seeds measured on every one of them count. Also the seeds with a value above the ceiling on some protocol."""
+        return self.pooled_over(arm, key, [(p, x) for p in (protocols or self.claim.protocols)])
+
+    def pooled_over(self, arm: str, key: str,
+                    where: Iterable[tuple[str, Optional[float]]]) -> tuple[dict[int, float], set[int]]:
+        """Per seed, the mean of the clamped values over the (protocol, axis value) pairs `where`; only seeds
+        measured at every one of them count. Also the seeds with a value above the ceiling at some pair."""
+        per = [self.clamped(arm, p, x, key) for p, x in where]
         common = set.intersection(*(set(v) for v, _ in per)) if per else set()
         censored = set.union(set(), *(c for _, c in per)) & common
         return {s: sum(v[s] for v, _ in per) / len(per) for s in sorted(common)}, censored

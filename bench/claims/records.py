@@ -106,6 +106,10 @@ class VerdictRule(Protocol):
 
     def decide(self, claim: "Claim", figures: Any) -> Any: ...
 
+    def reads(self) -> tuple[set[str], set[str]]:
+        """The arm labels and the measure keys the rule reads (register_claim checks the claim has them)."""
+        ...
+
 
 class Fact(Protocol):
     """Something a claim states that is read from the code, not measured (bench/claims/facts.py)."""
@@ -153,7 +157,8 @@ CLAIMS: Registry[Claim] = Registry("claim")
 
 
 def register_claim(claim: Claim) -> Claim:
-    """Add `claim` to the registry after checking that it is whole (its rule and facts are checked by their tests)."""
+    """Add `claim` to the registry after checking that it is whole, its rule reading only the claim's arms and
+    measures (how the rule and the facts decide is checked by their tests)."""
     if claim.kind not in TASKS:
         raise ValueError(f"claim {claim.name!r}: kind must be one of {TASKS}, got {claim.kind!r}")
     if claim.profile not in PROFILES:
@@ -169,6 +174,10 @@ def register_claim(claim: Claim) -> Claim:
         if arm.shared_stages and arm.axis_option is None:
             raise ValueError(f"claim {claim.name!r}: arm {arm.label!r} shares the stages before an axis it has not "
                              "(shared_stages needs an axis_option)")
+    arms, keys = claim.rule.reads()
+    if not arms <= set(labels) or not keys <= {m.key for m in claim.measures}:
+        raise ValueError(f"claim {claim.name!r}: its rule reads arms {sorted(arms - set(labels))} or measures "
+                         f"{sorted(keys - {m.key for m in claim.measures})} the claim has not")
     return CLAIMS.add(claim.name, claim)
 
 

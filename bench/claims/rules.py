@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from bench.claims.figures import Cell, Figures
-from bench.claims.records import MIN_SEEDS, Claim, Measure
+from bench.claims.records import MIN_SEEDS, Claim, Measure, VerdictRule
 from bench.claims.stats import Estimate, difference_interval
 from bench.report import Cell as TableCell
 from bench.report import Table
@@ -89,6 +89,9 @@ class CatchUp:
                 f"(\"far fewer\": at least a factor {self.factor:g}). **Reproduced** when `{self.primary}` holds on "
                 f"every decisive measure and protocol; **not enough seeds** when a cell of `{self.reference}` or "
                 f"`{self.primary}` on a decisive measure has fewer than {MIN_SEEDS} seeds." + others)
+
+    def reads(self) -> tuple[set[str], set[str]]:
+        return {self.reference, self.primary, *self.others}, set(self.decisive)
 
     def _first_reach(self, figures: Figures, arm: str, protocol: str, key: str, target: Cell,
                      xs: list[float]) -> Optional[float]:
@@ -170,35 +173,53 @@ class Differences:
     def describe(self, claim: Claim) -> str:
         decisive = "; ".join(f"{c.wording(claim)} ({c.says})" for c in self.comparisons if c.decisive)
         informative = "; ".join(c.wording(claim) for c in self.comparisons if not c.decisive)
-        return ("Per seed, each measure is averaged over the claim's protocols; the improvement of one arm over "
+        over = "the claim's protocols" if claim.axis is None else \
+            f"the claim's protocols and its {claim.axis.name} ({', '.join(map(str, claim.axis.values))})"
+        return (f"Per seed, each measure is averaged over {over}; the improvement of one arm over "
                 "another is the difference of those per-seed averages (sign: positive = better), with its 95 % Welch "
                 "interval over seeds. *Better than* holds when the interval lies above 0; *not worse by more than m* "
                 f"when it lies above -m. Decisive comparisons: {decisive}. **Reproduced** when every decisive "
                 f"comparison holds; **not enough seeds** when an arm of one has fewer than {MIN_SEEDS} seeds measured "
                 "on every protocol." + (f" Reported, not counted: {informative}." if informative else "")
-                + " Per-protocol intervals are shown beside them, not counted.")
+                + f" Per-{'protocol' if claim.axis is None else 'point'} intervals are shown beside them, not counted.")
 
-    def _per_protocol(self, claim: Claim, figures: Figures) -> Table:
-        headers = ["comparison"] + [f"{p}" for p in claim.protocols]
+    def reads(self) -> tuple[set[str], set[str]]:
+        return {a for c in self.comparisons for a in (c.arm, c.other)}, {c.measure for c in self.comparisons}
+
+    @staticmethod
+    def _where(claim: Claim) -> list[tuple[str, Optional[float]]]:
+        """The (protocol, axis value) pairs a per-seed average runs over."""
+        return [(p, x) for p in claim.protocols for x in claim.axis_values()]
+
+    def _per_point(self, claim: Claim, figures: Figures) -> Table:
+        where = self._where(claim)
+
+        def header(p: str, x: Optional[float]) -> str:
+            return p if x is None else (f"at {x}" if len(claim.protocols) == 1 else f"{p} at {x}")
+
+        headers = ["comparison"] + [header(p, x) for p, x in where]
         rows = []
         for c in self.comparisons:
             m = claim.measure(c.measure)
             row = [TableCell(c.wording(claim).replace("`", ""))]
-            for p in claim.protocols:
-                a, _ = figures.clamped(c.arm, p, None, c.measure)
-                b, _ = figures.clamped(c.other, p, None, c.measure)
+            for p, x in where:
+                a, _ = figures.clamped(c.arm, p, x, c.measure)
+                b, _ = figures.clamped(c.other, p, x, c.measure)
                 row.append(TableCell(shown_interval(c.improvement(list(a.values()), list(b.values()), m.higher_is_better),
                                                     m, signed=True)))
             rows.append(row)
         units = ", ".join(dict.fromkeys(claim.measure(c.measure).difference_unit for c in self.comparisons))
-        return Table("per-protocol", f"Improvement per protocol ({units}; positive = the first arm better)", headers, rows,
-                     align=["l"] + ["r"] * len(claim.protocols))
+        per = "protocol" if claim.axis is None else f"{claim.axis.name} value"
+        return Table(f"per-{'protocol' if claim.axis is None else 'point'}",
+                     f"Improvement per {per} ({units}; positive = the first arm better)", headers, rows,
+                     align=["l"] + ["r"] * len(where))
 
     def decide(self, claim: Claim, figures: Figures) -> Verdict:
         lines, holds, short = [], [], []
         for c in self.comparisons:
             m = claim.measure(c.measure)
-            (a, _), (b, _) = figures.pooled_values(c.arm, None, c.measure), figures.pooled_values(c.other, None, c.measure)
+            where = self._where(claim)
+            (a, _), (b, _) = figures.pooled_over(c.arm, c.measure, where), figures.pooled_over(c.other, c.measure, where)
             e = c.improvement(list(a.values()), list(b.values()), m.higher_is_better)
             ok = c.holds(e)
             if c.decisive:
@@ -208,7 +229,7 @@ class Differences:
             lines.append(f"{c.wording(claim)} ({c.says}{'' if c.decisive else '; reported, not counted'}): "
                          f"improvement {shown_interval(e, m, signed=True)} {m.difference_unit}, n = {e.n}: "
                          f"{'holds' if ok else 'does not hold'}{side}")
-        table = self._per_protocol(claim, figures)
+        table = self._per_point(claim, figures)
         if short:
             return Verdict(NOT_ENOUGH_SEEDS, f"fewer than {MIN_SEEDS} seeds measured on every protocol for "
                            + ", ".join(dict.fromkeys(short)), tuple(lines), (table,))
@@ -216,3 +237,39 @@ class Differences:
             return Verdict(REPRODUCED, "every decisive comparison holds", tuple(lines), (table,))
         failed = sum(not h for h in holds)
         return Verdict(NOT_REPRODUCED, f"{failed} of {len(holds)} decisive comparisons do not hold", tuple(lines), (table,))
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a statement of several, with the rule that tests it."""
+
+    title: str
+    rule: VerdictRule
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """A statement of several parts (the FR seed's: far fewer fine-tuning epochs; the semi-supervised variant
+    improves), each judged by its own rule: reproduced when every part is, not reproduced when one is not, otherwise
+    not enough seeds."""
+
+    parts: tuple[Part, ...]
+
+    def describe(self, claim: Claim) -> str:
+        return (f"The statement has {len(self.parts)} parts, each with its own rule; the claim is **reproduced** when "
+                "every part is, **not reproduced** when one part is not, otherwise **not enough seeds**. "
+                + " ".join(f"*{i}. {p.title}.* {p.rule.describe(claim)}" for i, p in enumerate(self.parts, 1)))
+
+    def reads(self) -> tuple[set[str], set[str]]:
+        read = [p.rule.reads() for p in self.parts]
+        return set().union(*(a for a, _ in read)), set().union(*(k for _, k in read))
+
+    def decide(self, claim: Claim, figures: Figures) -> Verdict:
+        verdicts = [(p, p.rule.decide(claim, figures)) for p in self.parts]
+        statuses = {v.status for _, v in verdicts}
+        status = (NOT_REPRODUCED if NOT_REPRODUCED in statuses else
+                  NOT_ENOUGH_SEEDS if NOT_ENOUGH_SEEDS in statuses else REPRODUCED)
+        lines = tuple(f"**{p.title}: {v.status}** ({v.reason})" + "".join(f"\n  - {line}" for line in v.lines)
+                      for p, v in verdicts)
+        reason = "; ".join(f"{p.title}: {v.status}" for p, v in verdicts)
+        return Verdict(status, reason, lines, tuple(t for _, v in verdicts for t in v.tables))
