@@ -728,7 +728,10 @@ def claims(only: tuple[str, ...], seeds: Optional[int], finetune_epochs: Optiona
     Verdict rules:
     - fr-finetune-epochs: on each decisive measure (impersonation PGD-10 robust accuracy at 8/255, median minimal
       Linf perturbation of dodging and impersonation), contrastive-triplet's 95 % interval must reach triplet-adv's
-      at its largest fine-tuning epochs after at most half the epochs triplet-adv needs to reach it itself;
+      at its largest fine-tuning epochs after at most half the epochs triplet-adv needs to reach it itself; and
+      (the semi-supervised part) per seed, each of those measures averaged over the fine-tuning epochs, the 95 %
+      Welch interval of the improvement of contrastive-triplet-semi at 10 % labels over contrastive-triplet must
+      lie above 0;
     - fas-gan-pretraining: per seed, test HTER averaged over the protocols; the 95 % Welch interval of the
       improvement of --pretrain gan over --pretrain none must lie above 0, and over multiloss-sota above -2 points.
     A verdict reads "reproduced" or "not reproduced on the embedded world", or "not enough seeds" when a cell it
