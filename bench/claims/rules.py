@@ -158,10 +158,11 @@ class Comparison:
         return e.has_interval and (e.low > 0 if self.margin == 0 else e.low > -self.margin)
 
     def wording(self, claim: Claim) -> str:
-        if self.margin == 0:
-            return f"`{self.arm}` better than `{self.other}`"
         m = claim.measure(self.measure)
-        return f"`{self.arm}` not worse than `{self.other}` by more than {m.shown(self.margin)} {m.difference_unit}"
+        if self.margin == 0:
+            return f"`{self.arm}` better than `{self.other}` on {m.label}"
+        return (f"`{self.arm}` not worse than `{self.other}` on {m.label} by more than {m.shown(self.margin)} "
+                f"{m.difference_unit}")
 
 
 @dataclass(frozen=True)
