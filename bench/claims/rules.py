@@ -181,7 +181,8 @@ class Differences:
                 "interval over seeds. *Better than* holds when the interval lies above 0; *not worse by more than m* "
                 f"when it lies above -m. Decisive comparisons: {decisive}. **Reproduced** when every decisive "
                 f"comparison holds; **not enough seeds** when an arm of one has fewer than {MIN_SEEDS} seeds measured "
-                "on every protocol." + (f" Reported, not counted: {informative}." if informative else "")
+                f"on every protocol{'' if claim.axis is None else ' and axis value'}."
+                + (f" Reported, not counted: {informative}." if informative else "")
                 + f" Per-{'protocol' if claim.axis is None else 'point'} intervals are shown beside them, not counted.")
 
     def reads(self) -> tuple[set[str], set[str]]:
@@ -216,10 +217,9 @@ class Differences:
                      align=["l"] + ["r"] * len(where))
 
     def decide(self, claim: Claim, figures: Figures) -> Verdict:
-        lines, holds, short = [], [], []
+        lines, holds, short, where = [], [], [], self._where(claim)
         for c in self.comparisons:
             m = claim.measure(c.measure)
-            where = self._where(claim)
             (a, _), (b, _) = figures.pooled_over(c.arm, c.measure, where), figures.pooled_over(c.other, c.measure, where)
             e = c.improvement(list(a.values()), list(b.values()), m.higher_is_better)
             ok = c.holds(e)
@@ -232,7 +232,8 @@ class Differences:
                          f"{'holds' if ok else 'does not hold'}{side}")
         table = self._per_point(claim, figures)
         if short:
-            return Verdict(NOT_ENOUGH_SEEDS, f"fewer than {MIN_SEEDS} seeds measured on every protocol for "
+            every = "every protocol" if claim.axis is None else "every protocol and axis value"
+            return Verdict(NOT_ENOUGH_SEEDS, f"fewer than {MIN_SEEDS} seeds measured on {every} for "
                            + ", ".join(dict.fromkeys(short)), tuple(lines), (table,))
         if holds and all(holds):
             return Verdict(REPRODUCED, "every decisive comparison holds", tuple(lines), (table,))
