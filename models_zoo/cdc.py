@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models_zoo.backbones import MaxPool2d
 from models_zoo.pseudo_depth import to_signed
 
 
@@ -57,7 +58,7 @@ class CDCFeatures(nn.Module):
             for w in block:
                 layers.append(cdc_bn_relu(c, w, theta))
                 c = w
-            blocks.append(nn.Sequential(*layers, nn.MaxPool2d(3, stride=2, padding=1)))
+            blocks.append(nn.Sequential(*layers, MaxPool2d(3, stride=2, padding=1)))
             cin = c
         self.blocks = nn.ModuleList(blocks)
         self.num_features = 3 * block[-1]

@@ -7,6 +7,7 @@ from timm.layers import ConvNormAct
 from timm.models.resnet import BasicBlock, ResNet
 from torch import nn
 
+from models_zoo.backbones import fast_pooling
 from models_zoo.pseudo_depth import to_signed
 
 SPOOF_TYPES = ("live", "print", "replay")
@@ -67,8 +68,9 @@ class MultiLossNet(nn.Module):
 def multiloss_backbone(profile: str) -> ResNet:
     """timm resnet18 (paper); a narrow ResNet-18 layout (2-2-2-2 basic blocks, 16-128 channels) at tiny."""
     if profile == "paper":
-        return timm.create_model("resnet18", pretrained=False, num_classes=0)
-    return ResNet(block=BasicBlock, layers=(2, 2, 2, 2), channels=(16, 32, 64, 128), stem_width=16, num_classes=0)
+        return fast_pooling(timm.create_model("resnet18", pretrained=False, num_classes=0))
+    return fast_pooling(ResNet(block=BasicBlock, layers=(2, 2, 2, 2), channels=(16, 32, 64, 128), stem_width=16,
+                               num_classes=0))
 
 
 def multiloss_net(profile: str) -> MultiLossNet:

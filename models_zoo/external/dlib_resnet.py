@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data.real.dlib_format import DlibFormatError, DlibNet, read_net
+from models_zoo.backbones import max_pool2d
 from models_zoo.checkpoint import model_eval
 
 NATIVE_THRESHOLD = 0.6
@@ -85,7 +86,7 @@ class Pool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.window == (0, 0):
             return x.mean(dim=(2, 3), keepdim=True)
-        pool = F.max_pool2d if self.kind == "max_pool" else F.avg_pool2d
+        pool = max_pool2d if self.kind == "max_pool" else F.avg_pool2d
         return pool(x, self.window, self.stride)
 
 
