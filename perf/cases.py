@@ -30,7 +30,7 @@ class Settings:
     libraries: tuple[str, ...] = pgd.LIBRARIES
     adapters: bool = True
     profile: str = "tiny"  # tiny: the shipped weights; paper: the paper profile's network, randomly initialised
-    square_queries: Optional[int] = None  # cascade-cost: Square's queries (None: perf.grid.SQUARE_QUERIES)
+    square_queries: Optional[int] = None  # cascade-cost, square-queries: Square's queries (None: perf.grid.SQUARE_QUERIES)
 
 
 @dataclass

@@ -20,7 +20,7 @@ SCHEMA = "facebench-perf/1"
 
 
 def parse(argv: Optional[list[str]]) -> argparse.Namespace:
-    from perf import grid, minimal, parity  # noqa: F401  (registers the grid, minimal-norm and parity cases)
+    from perf import blackbox, grid, minimal, parity  # noqa: F401  (each registers its cases)
     from perf.cases import CASES
 
     p = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
@@ -29,7 +29,8 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
                    help="the model's profile: tiny (shipped weights; the default on CPU) or paper (ResNet50 at 160 px, "
                         "randomly initialised for timing; the default with --device cuda)")
     p.add_argument("--square-queries", type=int, default=None,
-                   help="cascade-cost: Square's queries (default 500 to stay within minutes; the standard suite's is 5000)")
+                   help="cascade-cost, square-queries: Square's queries (default 500 to stay within minutes; the standard "
+                        "suite's is 5000)")
     p.add_argument("--case", action="append", choices=sorted(CASES), help="run only this case (repeatable)")
     p.add_argument("--batch", type=int, default=32, help="samples per attack call (default 32)")
     p.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
@@ -77,6 +78,10 @@ def summary_line(r) -> str:
     if r.name == "forward-options":
         return "forward-options: time / default forward: " + ", ".join(
             f"{k} {v:.3f}" for k, v in s["time_ratio_to_default"].items())
+    if r.name == "square-queries":
+        return (f"square-queries ({s['queries']} queries): time / the attack as it was: " + ", ".join(
+            f"{k} {v:.3f} (paired {s['paired_time_ratio_to_before'][k]:.3f})" for k, v in s["time_ratio_to_before"].items())
+            + f"; identical results: {'yes' if s['identical_results'] else 'NO'}")
     if r.name == "fmn-vs-bisection":
         m, q = s["median_min_eps_255"], s["min_eps_ratio"]
         return (f"fmn-vs-bisection: FMN time = {s['fmn_over_bisection_time']:.3f} x the bisection's (paired "

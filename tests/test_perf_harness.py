@@ -113,6 +113,18 @@ def test_fmn_vs_bisection_case(tmp_path):
     assert set(s["median_min_eps_255"]) == set(s["broken"]) == {"fmn", "bisection"}
 
 
+def test_square_queries_case_times_the_attack_against_itself_as_it_was(tmp_path):
+    proc, cases = perf_cases(tmp_path, "--quick", "--case", "square-queries")
+    assert "square-queries (50 queries): time / the attack as it was: " in proc.stdout
+    case = cases["square-queries"]
+    s = case["summary"]
+    assert s["identical_results"] is True and s["broken"] == 0 and s["queries"] == 50
+    assert set(s["time_ratio_to_before"]) == {"square (PyTorch pooling, every redraw built)", "square (PyTorch pooling)",
+                                              "square"}
+    assert s["time_ratio_to_before"]["square (PyTorch pooling, every redraw built)"] == 1
+    assert all(c["samples"] == case["workload"]["batch"] >= 1 for c in case["contenders"])
+
+
 @pytest.mark.slow
 def test_paper_profile_workload_times_resnet50_at_160_px(tmp_path):
     """What `--device cuda` measures by default, exercised on CPU: the paper profile's network (random init)."""

@@ -171,6 +171,38 @@ def test_same_seed_same_result_and_global_rng_untouched():
         assert not torch.equal(a.x_adv, c.x_adv)
 
 
+def test_linf_redraws_stop_being_built_but_not_drawn_once_no_sample_needs_one(monkeypatch):
+    """`_linf_proposal` stops building redraws once every sample's proposal changes its point, but still draws them:
+    the attack's result is exactly that of building every redraw (the loop as it was, perf's reference), and
+    the run takes both paths (iterations with redraws built, iterations with them only drawn)."""
+    import attacks.native.square as sq
+    from perf.blackbox import every_redraw_built
+
+    counts = {"proposals": 0, "windows": 0}
+    fast, windows = sq._linf_proposal, sq._windows
+
+    def counted_proposal(*args):
+        counts["proposals"] += 1
+        return fast(*args)
+
+    def counted_windows(*args):
+        counts["windows"] += 1
+        return windows(*args)
+
+    model, x, task = _spoof(n=6, size=6)
+    out = {}
+    for name, proposal in (("fast", counted_proposal), ("every", every_redraw_built)):
+        monkeypatch.setattr(sq, "_linf_proposal", proposal)
+        if name == "fast":
+            monkeypatch.setattr(sq, "_windows", counted_windows)
+        out[name] = sq.square_attack(task, x, "linf", 1 / 255, max_queries=300, generator=_gen(3))
+        monkeypatch.setattr(sq, "_windows", windows)
+    assert not out["fast"].success.any()  # every sample runs every iteration
+    for field in ("x_adv", "success", "queries"):
+        assert torch.equal(getattr(out["fast"], field), getattr(out["every"], field)), field
+    assert counts["proposals"] == 299 and counts["proposals"] < counts["windows"] < (sq.RETRIES + 1) * counts["proposals"]
+
+
 def test_l2_stays_on_budget_and_never_beyond_the_optimum():
     model, x, task = _spoof()
     eps = 0.25

@@ -101,6 +101,31 @@ def _place(shape: torch.Tensor, n: int, h: int, w: int, transpose: torch.Tensor,
     return inside, img
 
 
+def _linf_proposal(x0: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor, s: int, generator) -> torch.Tensor:
+    """The Linf window update of `delta` (window side s): +-2 eps per channel on one random window, projected; a
+    sample whose proposal would not change its point draws again, up to `RETRIES` times (no model call).
+
+    Every draw is made whether or not a sample needs it (the generator's stream, and so the attack's result, does
+    not depend on it), but once no sample is left whose proposal is unchanged, the rest are only drawn, not built."""
+    k, ch, h, w = delta.shape
+    dev, dt = delta.device, delta.dtype
+    cur = x0 + delta
+    cand, unchanged = None, None
+    for r in range(RETRIES + 1):
+        if unchanged is not None and not bool(unchanged.any()):  # what _windows and _signs draw, unused
+            for high in (h - s + 1, w - s + 1):
+                torch.randint(0, high, (k, 1, 1, 1), generator=generator, device=dev)
+            torch.randint(0, 2, (k, ch, 1, 1), generator=generator, device=dev)
+            continue
+        win = _windows(k, s, h, w, dev, generator)
+        step = win * _signs((k, ch, 1, 1), dev, dt, generator) * (2 * eps)
+        prop = project(delta + step, x0, "linf", eps)
+        cand = prop if cand is None else torch.where(unchanged, prop, cand)  # the first proposal that changes the point
+        if r < RETRIES:
+            unchanged = ((x0 + cand) == cur).flatten(1).all(1).view(-1, 1, 1, 1)
+    return cand
+
+
 def _l2_init(x: torch.Tensor, eps: torch.Tensor, generator) -> torch.Tensor:
     """A grid of pyramid-shaped squares (side ~ min(H, W) / 5) with random signs per channel, norm eps."""
     n, ch, h, w = x.shape
@@ -199,20 +224,8 @@ def square_attack(
             if it == budget:
                 break
             p = p_at(p_init, it, budget)
-            k = act.numel()
             if norm == "linf":
-                s = side_at(p, h, w)
-                cur = x0 + delta
-                cand = None
-                for _ in range(RETRIES + 1):
-                    win = _windows(k, s, h, w, dev, generator)
-                    step = win * _signs((k, ch, 1, 1), dev, dt, generator) * (2 * e)
-                    prop = project(delta + step, x0, norm, e)
-                    if cand is None:
-                        cand = prop
-                    else:  # keep the first proposal that changes the point
-                        same = ((x0 + cand) == cur).flatten(1).all(1).view(-1, 1, 1, 1)
-                        cand = torch.where(same, prop, cand)
+                cand = _linf_proposal(x0, delta, e, side_at(p, h, w), generator)
             else:
                 s = side_at(p, h, w, minimum=2)
                 cand = project(_l2_proposal(delta, e, s, generator), x0, norm, e)
