@@ -166,6 +166,25 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class PoolingWords:
+    """How `Differences` words what a per-seed average runs over: a claim's protocols, or its protocols and the
+    values of its axis."""
+
+    over: str  # what each measure is averaged over
+    every: str  # where each arm needs its seeds
+    point: str  # the side table's unit: "protocol" or "point"
+    per: str  # its caption's: "protocol" or "<axis> value"
+
+
+def _pooling_words(claim: Claim) -> PoolingWords:
+    if claim.axis is None:
+        return PoolingWords("the claim's protocols", "every protocol", "protocol", "protocol")
+    values = ", ".join(map(str, claim.axis.values))
+    return PoolingWords(f"the claim's protocols and its {claim.axis.name} ({values})", "every protocol and axis value",
+                        "point", f"{claim.axis.name} value")
+
+
+@dataclass(frozen=True)
 class Differences:
     """Pairwise comparisons of arms on a measure averaged over the claim's protocols per seed (see `describe`)."""
 
@@ -174,16 +193,15 @@ class Differences:
     def describe(self, claim: Claim) -> str:
         decisive = "; ".join(f"{c.wording(claim)} ({c.says})" for c in self.comparisons if c.decisive)
         informative = "; ".join(c.wording(claim) for c in self.comparisons if not c.decisive)
-        over = "the claim's protocols" if claim.axis is None else \
-            f"the claim's protocols and its {claim.axis.name} ({', '.join(map(str, claim.axis.values))})"
-        return (f"Per seed, each measure is averaged over {over}; the improvement of one arm over "
+        words = _pooling_words(claim)
+        return (f"Per seed, each measure is averaged over {words.over}; the improvement of one arm over "
                 "another is the difference of those per-seed averages (sign: positive = better), with its 95 % Welch "
                 "interval over seeds. *Better than* holds when the interval lies above 0; *not worse by more than m* "
                 f"when it lies above -m. Decisive comparisons: {decisive}. **Reproduced** when every decisive "
                 f"comparison holds; **not enough seeds** when an arm of one has fewer than {MIN_SEEDS} seeds measured "
-                f"on every protocol{'' if claim.axis is None else ' and axis value'}."
+                f"on {words.every}."
                 + (f" Reported, not counted: {informative}." if informative else "")
-                + f" Per-{'protocol' if claim.axis is None else 'point'} intervals are shown beside them, not counted.")
+                + f" Per-{words.point} intervals are shown beside them, not counted.")
 
     def reads(self) -> tuple[set[str], set[str]]:
         return {a for c in self.comparisons for a in (c.arm, c.other)}, {c.measure for c in self.comparisons}
@@ -211,10 +229,9 @@ class Differences:
                                                     m, signed=True)))
             rows.append(row)
         units = ", ".join(dict.fromkeys(claim.measure(c.measure).difference_unit for c in self.comparisons))
-        per = "protocol" if claim.axis is None else f"{claim.axis.name} value"
-        return Table(f"per-{'protocol' if claim.axis is None else 'point'}",
-                     f"Improvement per {per} ({units}; positive = the first arm better)", headers, rows,
-                     align=["l"] + ["r"] * len(where))
+        words = _pooling_words(claim)
+        return Table(f"per-{words.point}", f"Improvement per {words.per} ({units}; positive = the first arm better)",
+                     headers, rows, align=["l"] + ["r"] * len(where))
 
     def decide(self, claim: Claim, figures: Figures) -> Verdict:
         lines, holds, short, where = [], [], [], self._where(claim)
@@ -232,7 +249,7 @@ class Differences:
                          f"{'holds' if ok else 'does not hold'}{side}")
         table = self._per_point(claim, figures)
         if short:
-            every = "every protocol" if claim.axis is None else "every protocol and axis value"
+            every = _pooling_words(claim).every
             return Verdict(NOT_ENOUGH_SEEDS, f"fewer than {MIN_SEEDS} seeds measured on {every} for "
                            + ", ".join(dict.fromkeys(short)), tuple(lines), (table,))
         if holds and all(holds):
