@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from perf.cases import CASES, CaseResult, Settings, contender_rows, paired, register_case
-from perf.grid import SQUARE_QUERIES
+from perf.grid import square_budget
 from perf.timing import Contender, interleaved
 from perf.workloads import runner_view, workload
 
@@ -71,7 +71,7 @@ def square_queries(settings: Settings) -> CaseResult:
     from attacks.native.square import square_attack
 
     w = workload(MODEL, GOAL, settings.batch, settings.device, settings.profile, settings.seed)
-    queries = 50 if settings.steps < 10 else (settings.square_queries or SQUARE_QUERIES)  # as cascade-cost's
+    queries = square_budget(settings)
     before_view, _ = runner_view(w.task, pytorch_pooling(w.task.model), w.x[:4], settings.device)
     variants = {"square (PyTorch pooling, every redraw built)": (before_view, every_redraw_built),
                 "square (PyTorch pooling)": (before_view, None),

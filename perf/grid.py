@@ -39,11 +39,16 @@ def goal_workload(goal: str, settings: Settings):
     return w, GoalItems(goal, w.x, w.task, [f"s{i}" for i in range(w.batch)]), batched_scores(w.task, w.x, w.batch)
 
 
+def square_budget(settings: Settings) -> int:
+    """Square's queries in a case: `--square-queries` (default SQUARE_QUERIES); 50 in a `--quick` smoke run."""
+    return 50 if settings.steps < 10 else (settings.square_queries or SQUARE_QUERIES)
+
+
 @register_case("cascade-cost", "the standard Linf cascade (APGD -> APGD-T -> DeepFool -> Square) on the samples "
                "still unbroken, vs the same four attacks each run on every sample (worst case taken after)")
 def cascade_cost(settings: Settings) -> CaseResult:
     w, items, clean = goal_workload(CASCADE_GOAL, settings)
-    queries = 50 if settings.steps < 10 else (settings.square_queries or SQUARE_QUERIES)  # --quick: a smoke run
+    queries = square_budget(settings)
     stages = cascade_stages(queries)
     seed = settings.seed
     out: dict[str, object] = {}
