@@ -35,14 +35,21 @@ class MaxPool2d(nn.MaxPool2d):
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
 
-def fast_pooling(model: nn.Module) -> nn.Module:
-    """`model` (changed in place) with every `nn.MaxPool2d` replaced by `MaxPool2d` with the same parameters."""
+def swap_max_pooling(model: nn.Module, to: type) -> nn.Module:
+    """`model` (changed in place) with every max-pooling layer of the other kind (`nn.MaxPool2d` or `MaxPool2d`)
+    replaced by one of type `to` with the same parameters (layers that return indices are left as they are)."""
+    other = nn.MaxPool2d if to is MaxPool2d else MaxPool2d
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
-            if type(child) is nn.MaxPool2d and not child.return_indices:
-                setattr(module, child_name, MaxPool2d(child.kernel_size, child.stride, child.padding, child.dilation,
-                                                      ceil_mode=child.ceil_mode))
+            if type(child) is other and not child.return_indices:
+                setattr(module, child_name, to(child.kernel_size, child.stride, child.padding, child.dilation,
+                                               ceil_mode=child.ceil_mode))
     return model
+
+
+def fast_pooling(model: nn.Module) -> nn.Module:
+    """`model` (changed in place) with every `nn.MaxPool2d` replaced by `MaxPool2d` with the same parameters."""
+    return swap_max_pooling(model, MaxPool2d)
 
 
 def resnet_backbone(profile: str) -> nn.Module:

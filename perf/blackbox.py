@@ -53,15 +53,9 @@ def _proposal(fn):
 
 def pytorch_pooling(model: nn.Module) -> nn.Module:
     """A copy of `model` with PyTorch's `nn.MaxPool2d` in place of the zoo's `MaxPool2d`."""
-    from models_zoo.backbones import MaxPool2d
+    from models_zoo.backbones import swap_max_pooling
 
-    model = copy.deepcopy(model)
-    for module in list(model.modules()):
-        for name, child in list(module.named_children()):
-            if type(child) is MaxPool2d:
-                setattr(module, name, nn.MaxPool2d(child.kernel_size, child.stride, child.padding, child.dilation,
-                                                   ceil_mode=child.ceil_mode))
-    return model
+    return swap_max_pooling(copy.deepcopy(model), nn.MaxPool2d)
 
 
 @register_case("square-queries", "native Square (Linf, no pair breaks: every sample spends every query) as it is, "

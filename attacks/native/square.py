@@ -51,10 +51,16 @@ def side_at(p: float, h: int, w: int, minimum: int = 1) -> int:
     return max(min(int(round(math.sqrt(p * h * w))), h, w), min(minimum, h, w))
 
 
-def _windows(n: int, s: int, h: int, w: int, device, generator) -> torch.Tensor:
-    """(n, 1, h, w) boolean masks of one random s x s window per sample."""
+def _corners(n: int, s: int, h: int, w: int, device, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 1, 1, 1) top rows and left columns of one random s x s window per sample (the draws of a window)."""
     r = torch.randint(0, h - s + 1, (n, 1, 1, 1), generator=generator, device=device)
     c = torch.randint(0, w - s + 1, (n, 1, 1, 1), generator=generator, device=device)
+    return r, c
+
+
+def _windows(n: int, s: int, h: int, w: int, device, generator) -> torch.Tensor:
+    """(n, 1, h, w) boolean masks of one random s x s window per sample."""
+    r, c = _corners(n, s, h, w, device, generator)
     rows = torch.arange(h, device=device).view(1, 1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, 1, w)
     return (rows >= r) & (rows < r + s) & (cols >= c) & (cols < c + s)
@@ -89,8 +95,7 @@ def _place(shape: torch.Tensor, n: int, h: int, w: int, transpose: torch.Tensor,
     Returns the (n, 1, h, w) window mask and the (n, 1, h, w) image that holds the shape inside it.
     """
     s = shape.shape[0]
-    r = torch.randint(0, h - s + 1, (n, 1, 1, 1), generator=generator, device=device)
-    c = torch.randint(0, w - s + 1, (n, 1, 1, 1), generator=generator, device=device)
+    r, c = _corners(n, s, h, w, device, generator)
     rows = torch.arange(h, device=device).view(1, 1, h, 1) - r
     cols = torch.arange(w, device=device).view(1, 1, 1, w) - c
     inside = (rows >= 0) & (rows < s) & (cols >= 0) & (cols < s)
@@ -112,10 +117,9 @@ def _linf_proposal(x0: torch.Tensor, delta: torch.Tensor, eps: torch.Tensor, s: 
     cur = x0 + delta
     cand, unchanged = None, None
     for r in range(RETRIES + 1):
-        if unchanged is not None and not bool(unchanged.any()):  # what _windows and _signs draw, unused
-            for high in (h - s + 1, w - s + 1):
-                torch.randint(0, high, (k, 1, 1, 1), generator=generator, device=dev)
-            torch.randint(0, 2, (k, ch, 1, 1), generator=generator, device=dev)
+        if unchanged is not None and not bool(unchanged.any()):  # the redraw's draws, unused
+            _corners(k, s, h, w, dev, generator)
+            _signs((k, ch, 1, 1), dev, dt, generator)
             continue
         win = _windows(k, s, h, w, dev, generator)
         step = win * _signs((k, ch, 1, 1), dev, dt, generator) * (2 * eps)
