@@ -1,4 +1,7 @@
 """The world on disk: stand-in datasets in official layouts, read back through the real loaders."""
+import multiprocessing
+import os
+import re
 import threading
 import time
 from dataclasses import replace
@@ -14,6 +17,7 @@ from bench.data.synth import fr as synth_fr
 from bench.data.synth.fas import SynthFASLayout
 from bench.data.synth.fr import SynthFRSplits
 from bench.data.synth.world import DOMAINS, FAS_DOMAINS
+from bench.errors import BadInputError
 from bench.protocols import get_protocol
 
 SIZE = 32
@@ -237,6 +241,48 @@ def test_concurrent_ensure_builds_once(tiny, monkeypatch):
     for t in threads:
         t.join()
     assert len(calls) == 1 and len(out) == 2 and out[0] == out[1] and out[0].is_dir()
+
+
+def test_celeba_written_by_several_processes_is_the_one_written_by_one(tiny, monkeypatch):
+    """Enough chunks for two rendering processes: the files they write are the ones one process writes."""
+    monkeypatch.setattr(synth_fr, "SYNTH_FR", replace(TINY_FR, train_ids=range(0, 128), train_per_id=8))
+    pools = []
+
+    class Recorded(export.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(kwargs["max_workers"])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(export, "ProcessPoolExecutor", Recorded)
+    digests = {}
+    for jobs in ("1", "2"):
+        monkeypatch.setenv("FACEBENCH_CACHE", str(tiny / f"jobs-{jobs}"))
+        monkeypatch.setenv(export.RENDER_JOBS_ENV, jobs)
+        root = export.ensure("celeba", SIZE)
+        digests[jobs] = (export.tree_digest(root), len(list((root / "img_align_celeba").iterdir())))
+    assert pools == [2]  # 5 chunks of at most 256 faces: one process, then two
+    assert digests["2"] == digests["1"] and digests["1"][1] == 128 * 8 + 2 * 3
+
+
+def test_render_jobs_from_the_environment_else_the_cores(monkeypatch):
+    monkeypatch.setenv(export.RENDER_JOBS_ENV, "3")
+    assert export.render_jobs() == 3
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv(export.RENDER_JOBS_ENV, bad)
+        with pytest.raises(BadInputError, match=f"{export.RENDER_JOBS_ENV}='{re.escape(bad)}'"):
+            export.render_jobs()
+    monkeypatch.delenv(export.RENDER_JOBS_ENV)
+    assert 1 <= export.render_jobs() <= export.MAX_RENDER_JOBS
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True)  # may not start processes
+    assert export.render_jobs() == 1
+
+
+def test_chunks_run_here_unless_every_process_gets_two(monkeypatch):
+    monkeypatch.setenv(export.RENDER_JOBS_ENV, "2")
+    here = os.getpid()
+    assert set(export._map_chunks(os.getpid, [()] * 3)) == {here}  # fewer than two per process
+    pids = list(export._map_chunks(os.getpid, [()] * 4))
+    assert len(pids) == 4 and here not in pids
 
 
 def test_cache_key_follows_the_rendering_code(monkeypatch):

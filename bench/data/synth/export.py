@@ -14,13 +14,15 @@ import csv
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, ClassVar, Optional
+from typing import Callable, ClassVar, Iterator, Optional
 
 import numpy as np
 from PIL import Image
@@ -35,7 +37,7 @@ from bench.data.synth import fas as synth_fas
 from bench.data.synth import fr as synth_fr
 from bench.data.synth.media import SUBTYPES
 from bench.data.synth.world import ILLUMINATION, WORLD_VERSION
-from bench.errors import UnknownNameError
+from bench.errors import BadInputError, UnknownNameError
 
 LAYOUT_VERSION = 2
 """Version of the on-disk layouts and label mapping below; part of the cache key."""
@@ -215,25 +217,75 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 def _write_celeba(root: Path, size: int, seed: int) -> None:
-    """Train identities as partition 0, dev identities as partition 1; `000001.png` ... in that order."""
+    """Train identities as partition 0, dev identities as partition 1; `000001.png` ... in that order.
+
+    The faces are rendered and written a chunk at a time (`synth_fr.face_chunks`), by `render_jobs()` processes
+    when there are enough chunks: each chunk's images are the same whichever process renders them."""
     fr = synth_fr.SYNTH_FR
     parts = [(0, fr.train_ids, fr.train_per_id), (1, fr.dev_ids, fr.dev_per_id)]
-    names, identity_lines, partition_lines, rows = [], [], [], []
-    with _progress("celeba", size, sum(len(ids) * k for _, ids, k in parts)) as bar:
-        for code, ids, per_id in parts:
-            for chunk in synth_fr.iter_faces(ids, per_id, size, seed):
-                for image, identity, sample_id in zip(chunk.images, chunk.identities, chunk.sample_ids):
-                    name = f"{len(names) + 1:06d}.png"
-                    names.append(name)
-                    _png(root / "img_align_celeba" / name, image)
-                    identity_lines.append(f"{name} {identity}")
-                    partition_lines.append(f"{name} {code}")
-                    rows.append((f"img_align_celeba/{name}", int(identity), int(sample_id.rsplit("/s", 1)[1])))
-                bar.update(len(chunk))
-    (root / "img_align_celeba").mkdir(exist_ok=True)
+    identity_lines, partition_lines, rows, chunks = [], [], [], []
+    for code, ids, per_id in parts:
+        for identities, samples in synth_fr.face_chunks(ids, per_id):
+            chunks.append((len(rows), identities, samples))
+            for identity, sample in zip(identities, samples):
+                name = f"{len(rows) + 1:06d}.png"
+                identity_lines.append(f"{name} {identity}")
+                partition_lines.append(f"{name} {code}")
+                rows.append((f"img_align_celeba/{name}", int(identity), int(sample)))
+    (root / "img_align_celeba").mkdir()
+    with _progress("celeba", size, len(rows)) as bar:
+        for written in _map_chunks(_write_celeba_chunk, [(root, size, seed, *c) for c in chunks]):
+            bar.update(written)
     _write_lines(root / "identity_CelebA.txt", identity_lines)
     _write_lines(root / "list_eval_partition.txt", partition_lines)
     _write_csv(root / LABELS_FILE, FR_COLUMNS, rows)
+
+
+def _write_celeba_chunk(root: Path, size: int, seed: int, first: int, identities: np.ndarray,
+                        samples: np.ndarray) -> int:
+    """Render one chunk of CelebA faces and write them as `first + 1`, `first + 2`, ... (`_write_celeba`)."""
+    images = synth_fr.render_faces(identities, samples, size, seed)
+    for k, image in enumerate(images):
+        _png(root / "img_align_celeba" / f"{first + k + 1:06d}.png", image)
+    return len(images)
+
+
+RENDER_JOBS_ENV = "FACEBENCH_RENDER_JOBS"
+MAX_RENDER_JOBS = 8
+
+
+def render_jobs() -> int:
+    """How many processes render a large stand-in: `$FACEBENCH_RENDER_JOBS` if set, else the cores this process may
+    run on (at most `MAX_RENDER_JOBS`); 1 inside a daemonic process, which may not start any."""
+    env = os.environ.get(RENDER_JOBS_ENV, "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise BadInputError(f"{RENDER_JOBS_ENV}={env!r}: expected a whole number of processes, at least 1")
+        jobs = int(env)
+    else:
+        jobs = min(MAX_RENDER_JOBS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return 1 if multiprocessing.current_process().daemon else jobs
+
+
+def _map_chunks(work: Callable[..., int], tasks: list[tuple]) -> Iterator[int]:
+    """`work(*task)` for every task, each result yielded as it comes (in no set order): in this process, or in
+    `render_jobs()` fresh processes when there are at least two tasks per process (starting one costs about a
+    second). Fresh (spawned) processes see the modules as they are on disk, not as this process may have patched
+    them: every task carries what it renders."""
+    jobs = min(render_jobs(), len(tasks) // 2)
+    if jobs < 2:
+        for task in tasks:
+            yield work(*task)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(work, *task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def lfw_name(identity: int) -> str:

@@ -37,14 +37,27 @@ def cached_world(seed: int, size: int) -> FaceWorld:
     return FaceWorld(seed=seed, size=size)
 
 
-def iter_faces(ids: range, per_id: int, size: int, world_seed: int, chunk: int = 256) -> Iterator[FaceSet]:
-    """The live faces `ids` x `per_id` samples (identity-major), rendered `chunk` at a time."""
+FACE_CHUNK = 256
+"""Faces rendered per call of `render_faces` when a whole identity range is rendered (`face_chunks`)."""
+
+
+def face_chunks(ids: range, per_id: int, chunk: int = FACE_CHUNK) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The live faces `ids` x `per_id` samples (identity-major) as (identities, samples) arrays of `chunk` faces."""
     identities = np.repeat(np.asarray(ids, dtype=np.int64), per_id)
     samples = np.tile(np.arange(per_id, dtype=np.int64), len(ids))
-    world = cached_world(world_seed, size)
-    for start in range(0, len(identities), chunk):
-        i, s = identities[start : start + chunk], samples[start : start + chunk]
-        yield FaceSet(images=world.render(i, s, domain="celeb").images, identities=i,
+    return [(identities[start : start + chunk], samples[start : start + chunk])
+            for start in range(0, len(identities), chunk)]
+
+
+def render_faces(identities: np.ndarray, samples: np.ndarray, size: int, world_seed: int) -> np.ndarray:
+    """The live faces (identity, sample) of the FR data, as uint8 images (N, size, size, 3)."""
+    return cached_world(world_seed, size).render(identities, samples, domain="celeb").images
+
+
+def iter_faces(ids: range, per_id: int, size: int, world_seed: int, chunk: int = FACE_CHUNK) -> Iterator[FaceSet]:
+    """The live faces `ids` x `per_id` samples (identity-major), rendered `chunk` at a time (`face_chunks`)."""
+    for i, s in face_chunks(ids, per_id, chunk):
+        yield FaceSet(images=render_faces(i, s, size, world_seed), identities=i,
                       sample_ids=[f"id{a}/s{b}" for a, b in zip(i, s)])
 
 
