@@ -395,9 +395,9 @@ def datasets_build(size: int, seed: int, only: tuple[str, ...]) -> None:
     """Render the embedded face world ahead of time into its cache ($FACEBENCH_CACHE or ~/.cache/facebench).
 
     Every stand-in dataset is written in the official layout of the real dataset it replaces, so that
-    later runs only read it back through the real loaders. Already-built parts are kept. The CelebA
-    stand-in (32 480 faces at 64 px) is rendered by $FACEBENCH_RENDER_JOBS processes (default: the
-    cores this process may use, at most 8).
+    later runs only read it back through the real loaders. Already-built parts are kept. CelebA and
+    the FAS stand-ins are rendered by $FACEBENCH_RENDER_JOBS processes (default: the cores this
+    process may use, at most 8).
     """
     from bench.data.synth.export import WRITERS, ensure
 

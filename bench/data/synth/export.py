@@ -530,41 +530,67 @@ FAS_LAYOUTS: dict[str, FASLayout] = {
 
 def _write_fas(domain: str) -> Callable[[Path, int, int], None]:
     def write(root: Path, size: int, seed: int) -> None:
+        """Every frame rendered and written a chunk at a time (`synth_fas.frame_chunks`; by `render_jobs()` processes
+        when there are enough chunks) under its number in `.frames/`, then renamed into its video's folder: the
+        folder's official name needs the video's illumination, which only rendering tells."""
         layout = FAS_LAYOUTS[domain]
         layout.check()  # before rendering anything
         base = synth_fas.subject_ids(domain, "train").start
-        rows, listed, used = [], {}, set()
-        total = sum(len(synth_fas.split_frames(domain, s)) for s in SPLITS)
+        staging = root / ".frames"
+        chunks, total = [], 0  # (split, number of the chunk's first frame, its frames)
+        for split in SPLITS:
+            for keys in synth_fas.frame_chunks(domain, split):
+                chunks.append((split, total, keys))
+                total += len(keys)
+        labels = {}
         with _progress(layout.dataset, size, total) as bar:
-            for split in SPLITS:
-                keys = synth_fas.split_frames(domain, split)
-                dirs: dict[tuple[int, int], str] = {}
-                listed[split] = []
-                position = 0
-                for part in synth_fas.iter_domain_split(domain, split, size, seed):
-                    for j in range(len(part)):
-                        subject, video, frame, medium = keys[position]
-                        position += 1
-                        illumination = int(part.illumination[j])
-                        if (subject, video) not in dirs:  # a video's scene (and light) is shared by its frames
-                            session = synth_fas.session_of(domain, video)
-                            name = layout.video_dir(split, subject - base, session, medium, illumination)
-                            if name in used:  # two videos under one official name would overwrite each other
-                                raise ValueError(f"the {layout.title} stand-in names two videos {name}")
-                            used.add(name)
-                            dirs[subject, video] = name
-                            listed[split].append((name, medium))
-                        folder = root / dirs[subject, video]
-                        _png(folder / f"{frame:04d}.png", part.images[j])
-                        _png(folder / f"{frame:04d}_depth.png", synth_fas.map_to_uint8(part.depth[j]))
-                        _png(folder / f"{frame:04d}_reflection.png", synth_fas.map_to_uint8(part.reflection[j]))
-                        rows.append((f"{dirs[subject, video]}/{frame:04d}.png", int(part.live[j]), str(part.species[j]),
-                                     str(part.subtype[j]), ILLUMINATION[illumination], subject, video, frame))
-                    bar.update(len(part))
+            tasks = [(staging, size, seed, domain, first, keys) for _, first, keys in chunks]
+            for first, chunk_labels in _map_chunks(_write_fas_chunk, tasks):
+                labels[first] = chunk_labels
+                bar.update(len(chunk_labels))
+        rows, listed, used = [], {split: [] for split in SPLITS}, set()
+        dirs: dict[tuple[str, int, int], str] = {}
+        for split, first, keys in chunks:
+            for j, ((subject, video, frame, medium), (live, species, subtype, illumination)) in enumerate(
+                    zip(keys, labels[first])):
+                if (split, subject, video) not in dirs:  # a video's scene (and light) is shared by its frames
+                    session = synth_fas.session_of(domain, video)
+                    name = layout.video_dir(split, subject - base, session, medium, illumination)
+                    if name in used:  # two videos under one official name would overwrite each other
+                        raise ValueError(f"the {layout.title} stand-in names two videos {name}")
+                    used.add(name)
+                    dirs[split, subject, video] = name
+                    listed[split].append((name, medium))
+                folder = root / dirs[split, subject, video]
+                folder.mkdir(parents=True, exist_ok=True)
+                for suffix in FAS_FRAME_FILES:
+                    os.rename(staging / f"{first + j:06d}{suffix}.png", folder / f"{frame:04d}{suffix}.png")
+                rows.append((f"{dirs[split, subject, video]}/{frame:04d}.png", live, species, subtype,
+                             ILLUMINATION[illumination], subject, video, frame))
+        if staging.exists():
+            staging.rmdir()  # empty now: every frame was moved
         layout.write_lists(root, listed)
         _write_csv(root / LABELS_FILE, FAS_COLUMNS, rows)
 
     return write
+
+
+FAS_FRAME_FILES = ("", "_depth", "_reflection")
+"""A FAS frame's files: `NNNN.png`, `NNNN_depth.png`, `NNNN_reflection.png`."""
+
+
+def _write_fas_chunk(staging: Path, size: int, seed: int, domain: str, first: int,
+                     keys: list[tuple[int, int, int, str]]) -> tuple[int, list[tuple[int, str, str, int]]]:
+    """Render one chunk of a domain's frames, write them as `staging/<first + j>{suffix}.png`, and give back `first`
+    and each frame's (live, species, subtype, illumination) for `_write_fas`."""
+    part = synth_fas.render_frames(keys, domain, size, seed)
+    maps = {"": part.images, "_depth": synth_fas.map_to_uint8(part.depth),
+            "_reflection": synth_fas.map_to_uint8(part.reflection)}
+    for j in range(len(part)):
+        for suffix in FAS_FRAME_FILES:
+            _png(staging / f"{first + j:06d}{suffix}.png", maps[suffix][j])
+    return first, [(int(part.live[j]), str(part.species[j]), str(part.subtype[j]), int(part.illumination[j]))
+                   for j in range(len(part))]
 
 
 WRITERS: dict[str, Callable[[Path, int, int], None]] = {

@@ -9,7 +9,7 @@ module is part of the render cache key. The protocols over these domains: `bench
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -108,15 +108,29 @@ def map_to_uint8(m: np.ndarray) -> np.ndarray:
     return np.round(np.clip(m, 0, 1) * 255).astype(np.uint8)
 
 
-def iter_domain_split(domain: str, split: str, size: int, world_seed: int = 0, chunk: int = 256) -> Iterator[FASSet]:
-    """The frames of a domain's split rendered `chunk` at a time (depth and reflection at 8 bits)."""
+FRAME_CHUNK = 256
+"""Frames rendered per call of `render_frames` when a whole split is rendered (`frame_chunks`)."""
+
+
+def frame_chunks(domain: str, split: str, chunk: Optional[int] = None) -> list[list[tuple[int, int, int, str]]]:
+    """The frames of a domain's split (`split_frames`), `chunk` (default `FRAME_CHUNK`) at a time."""
+    chunk = chunk or FRAME_CHUNK
     keys = split_frames(domain, split)
-    world = FaceWorld(world_seed, size)
-    for start in range(0, len(keys), chunk):
-        subs, vids, frames, meds = (list(c) for c in zip(*keys[start : start + chunk]))
-        r = world.render_fas(subs, vids, frames, meds, domain)
-        video_ids = np.array([f"{domain}/{s}/{v:02d}-{m}" for s, v, m in zip(subs, vids, meds)])
-        sample_ids = [f"{vid}/f{f}" for vid, f in zip(video_ids, frames)]
-        yield FASSet(images=r.images, live=r.live, species=r.species, subtype=r.subtype, video_ids=video_ids,
-                     subjects=np.asarray(subs), domains=np.array([domain] * len(subs)), depth=quantize_map(r.depth),
-                     reflection=quantize_map(r.reflection), illumination=r.illumination, sample_ids=sample_ids)
+    return [keys[start : start + chunk] for start in range(0, len(keys), chunk)]
+
+
+def render_frames(keys: list[tuple[int, int, int, str]], domain: str, size: int, world_seed: int = 0) -> FASSet:
+    """The frames (subject, video, frame, medium) of `domain`, rendered (depth and reflection at 8 bits)."""
+    subs, vids, frames, meds = (list(c) for c in zip(*keys))
+    r = FaceWorld(world_seed, size).render_fas(subs, vids, frames, meds, domain)
+    video_ids = np.array([f"{domain}/{s}/{v:02d}-{m}" for s, v, m in zip(subs, vids, meds)])
+    sample_ids = [f"{vid}/f{f}" for vid, f in zip(video_ids, frames)]
+    return FASSet(images=r.images, live=r.live, species=r.species, subtype=r.subtype, video_ids=video_ids,
+                  subjects=np.asarray(subs), domains=np.array([domain] * len(subs)), depth=quantize_map(r.depth),
+                  reflection=quantize_map(r.reflection), illumination=r.illumination, sample_ids=sample_ids)
+
+
+def iter_domain_split(domain: str, split: str, size: int, world_seed: int = 0, chunk: Optional[int] = None) -> Iterator[FASSet]:
+    """The frames of a domain's split rendered `chunk` at a time (`frame_chunks`, `render_frames`)."""
+    for keys in frame_chunks(domain, split, chunk):
+        yield render_frames(keys, domain, size, world_seed)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -41,8 +41,10 @@ FACE_CHUNK = 256
 """Faces rendered per call of `render_faces` when a whole identity range is rendered (`face_chunks`)."""
 
 
-def face_chunks(ids: range, per_id: int, chunk: int = FACE_CHUNK) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The live faces `ids` x `per_id` samples (identity-major) as (identities, samples) arrays of `chunk` faces."""
+def face_chunks(ids: range, per_id: int, chunk: Optional[int] = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The live faces `ids` x `per_id` samples (identity-major) as (identities, samples) arrays of `chunk` faces
+    (default `FACE_CHUNK`)."""
+    chunk = chunk or FACE_CHUNK
     identities = np.repeat(np.asarray(ids, dtype=np.int64), per_id)
     samples = np.tile(np.arange(per_id, dtype=np.int64), len(ids))
     return [(identities[start : start + chunk], samples[start : start + chunk])
@@ -54,7 +56,7 @@ def render_faces(identities: np.ndarray, samples: np.ndarray, size: int, world_s
     return cached_world(world_seed, size).render(identities, samples, domain="celeb").images
 
 
-def iter_faces(ids: range, per_id: int, size: int, world_seed: int, chunk: int = FACE_CHUNK) -> Iterator[FaceSet]:
+def iter_faces(ids: range, per_id: int, size: int, world_seed: int, chunk: Optional[int] = None) -> Iterator[FaceSet]:
     """The live faces `ids` x `per_id` samples (identity-major), rendered `chunk` at a time (`face_chunks`)."""
     for i, s in face_chunks(ids, per_id, chunk):
         yield FaceSet(images=render_faces(i, s, size, world_seed), identities=i,
