@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.facebench-installed
-# two pytest-xdist workers, a test file each (its module fixtures built once): about 12.5 min on a 2-core machine,
-# against about 20 min in one process; `make test PYTEST_ARGS=` runs them in one process
+# two pytest-xdist workers, a test file each (its module fixtures built once), the longest files first
+# (tests/scheduling.py): about 13.5 min on a 2-core machine from a cold world cache, against about 20 min in one
+# process; `make test PYTEST_ARGS=` runs them in one process
 PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
 BENCH_ARGS ?=
 # every zoo variant whose tiny weights ship, from the registry (the gate and the committed leaderboards evaluate them
