@@ -20,7 +20,7 @@ SCHEMA = "facebench-perf/1"
 
 
 def parse(argv: Optional[list[str]]) -> argparse.Namespace:
-    from perf import blackbox, grid, minimal, parity  # noqa: F401  (each registers its cases)
+    from perf import blackbox, grid, minimal, parity, render  # noqa: F401  (each registers its cases)
     from perf.cases import CASES
 
     p = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
@@ -82,6 +82,10 @@ def summary_line(r) -> str:
         return (f"square-queries ({s['queries']} queries): time / the attack as it was: " + ", ".join(
             f"{k} {v:.3f} (paired {s['paired_time_ratio_to_before'][k]:.3f})" for k, v in s["time_ratio_to_before"].items())
             + f"; identical results: {'yes' if s['identical_results'] else 'NO'}")
+    if r.name == "render-jobs":
+        return (f"render-jobs ({s['faces']} faces, {s['chunks']} chunks): {s['processes']} processes = "
+                f"{s['time_ratio_to_one_process']:.3f} x one process (paired {s['paired_time_ratio_to_one_process']:.3f}); "
+                f"identical files: {'yes' if s['identical_files'] else 'NO'}")
     if r.name == "fmn-vs-bisection":
         m, q = s["median_min_eps_255"], s["min_eps_ratio"]
         return (f"fmn-vs-bisection: FMN time = {s['fmn_over_bisection_time']:.3f} x the bisection's (paired "

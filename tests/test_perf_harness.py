@@ -136,3 +136,14 @@ def test_paper_profile_workload_times_resnet50_at_160_px(tmp_path):
     w = doc["cases"][0]["workload"]
     assert w["profile"] == "paper" and w["input_shape"] == [3, 160, 160] and w["bn_folded"] == 53
     assert "random init" in w["weights"]
+
+
+def test_render_jobs_case_writes_the_same_files_in_one_process_and_in_several(tmp_path):
+    proc, cases = perf_cases(tmp_path, "--quick", "--case", "render-jobs")
+    s = cases["render-jobs"]["summary"]
+    assert f"render-jobs ({s['faces']} faces, {s['chunks']} chunks): {s['processes']} processes = " in proc.stdout
+    assert s["identical_files"] is True and s["processes"] >= 2
+    assert s["chunks"] == 2 * s["processes"] and s["faces"] == 256 * s["chunks"]  # --quick: two chunks per process
+    rows = {c["name"]: c for c in cases["render-jobs"]["contenders"]}
+    assert set(rows) == {"one process", f"{s['processes']} processes"}
+    assert rows["one process"]["ratio_to_bare"] == 1 and s["time_ratio_to_one_process"] > 0
