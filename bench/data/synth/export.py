@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator, Optional
+from typing import Callable, ClassVar, Iterator, Optional, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -38,6 +38,8 @@ from bench.data.synth import fr as synth_fr
 from bench.data.synth.media import SUBTYPES
 from bench.data.synth.world import ILLUMINATION, WORLD_VERSION
 from bench.errors import BadInputError, UnknownNameError
+
+T = TypeVar("T")
 
 LAYOUT_VERSION = 2
 """Version of the on-disk layouts and label mapping below; part of the cache key."""
@@ -267,7 +269,7 @@ def render_jobs() -> int:
     return 1 if multiprocessing.current_process().daemon else jobs
 
 
-def _map_chunks(work: Callable[..., int], tasks: list[tuple]) -> Iterator[int]:
+def _map_chunks(work: Callable[..., T], tasks: list[tuple]) -> Iterator[T]:
     """`work(*task)` for every task, each result yielded as it comes (in no set order): in this process, or in
     `render_jobs()` fresh processes when there are at least two tasks per process (starting one costs about a
     second). Fresh (spawned) processes see the modules as they are on disk, not as this process may have patched
