@@ -246,8 +246,8 @@ def test_concurrent_ensure_builds_once(tiny, monkeypatch):
 @pytest.mark.parametrize("dataset", ["celeba", "oulu-npu"])
 def test_stand_in_written_by_several_processes_is_the_one_written_by_one(tiny, monkeypatch, dataset):
     """Chunks small enough for two rendering processes: the files they write are the ones one process writes with the
-    same chunks. (A FAS frame's pixels depend on the frames rendered beside it, `FaceWorld.render_fas` working in
-    batches, so the writers keep the chunks of `in_memory`, which tests above compare with what is read back.)"""
+    same chunks. (A FAS frame rendered in another batch can differ at rounding level, `FaceWorld.render_fas` working
+    in batches, so the writers keep the chunks of `in_memory`, which tests above compare with what is read back.)"""
     monkeypatch.setattr(synth_fr, "FACE_CHUNK", 4)
     monkeypatch.setattr(synth_fas, "FRAME_CHUNK", 4)
     pools = []
@@ -286,6 +286,8 @@ def test_chunks_run_here_unless_every_process_gets_two(monkeypatch):
     assert set(export._map_chunks(os.getpid, [()] * 3)) == {here}  # fewer than two per process
     pids = list(export._map_chunks(os.getpid, [()] * 4))
     assert len(pids) == 4 and here not in pids
+    with pytest.raises(ProcessLookupError):  # a task failing in a rendering process fails here, with its own error
+        list(export._map_chunks(os.getpgid, [(-5,)] * 4))
 
 
 def test_cache_key_follows_the_rendering_code(monkeypatch):
