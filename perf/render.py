@@ -56,13 +56,9 @@ def render_jobs_case(settings: Settings) -> CaseResult:
     def write(name: str, env_jobs: str):
         out = work / f"{name.replace(' ', '-')}-{next(runs)}"
         (out / "img_align_celeba").mkdir(parents=True)
-        tasks, first = [], 0
-        for identities, samples in chunks:
-            tasks.append((out, SIZE, SEED, first, identities, samples))
-            first += len(identities)
         synth_fr.cached_world.cache_clear()  # each contender starts as a cold cache does: no identity known
         with _jobs(env_jobs):
-            assert sum(export._map_chunks(export._write_celeba_chunk, tasks)) == faces
+            assert sum(export.write_celeba_faces(out, SIZE, SEED, chunks)) == faces
         old = written.get(name)
         written[name] = out
         if old is not None:

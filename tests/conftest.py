@@ -24,7 +24,6 @@ def store_path(tmp_path):
     return tmp_path / "results.h5"
 
 
-
 def pytest_addoption(parser):
     parser.addoption("--write-module-seconds", action="store_true",
                      help="write each test module's summed seconds in this run into tests/module_seconds.json (modules "

@@ -69,7 +69,7 @@ def test_fas_domain_gap_like_the_field(oulu_pair):
     three small domains add about a minute of training."""
     intra_oulu, lodo = oulu_pair
     acer = {"oulu": intra_oulu.acer}
-    for domain in ("casia", "replay", "msu"):
+    for domain in ("msu", "casia", "replay"):  # MSU first: the domain short of the target (so xfail costs one training)
         acer[domain] = measure(f"synth-{domain}").test.acer
         assert acer[domain] <= 0.03, acer
     assert acer["oulu"] <= 0.03, acer

@@ -228,7 +228,7 @@ def _write_celeba(root: Path, size: int, seed: int) -> None:
     identity_lines, partition_lines, rows, chunks = [], [], [], []
     for code, ids, per_id in parts:
         for identities, samples in synth_fr.face_chunks(ids, per_id):
-            chunks.append((len(rows), identities, samples))
+            chunks.append((identities, samples))
             for identity, sample in zip(identities, samples):
                 name = f"{len(rows) + 1:06d}.png"
                 identity_lines.append(f"{name} {identity}")
@@ -236,16 +236,27 @@ def _write_celeba(root: Path, size: int, seed: int) -> None:
                 rows.append((f"img_align_celeba/{name}", int(identity), int(sample)))
     (root / "img_align_celeba").mkdir()
     with _progress("celeba", size, len(rows)) as bar:
-        for written in _map_chunks(_write_celeba_chunk, [(root, size, seed, *c) for c in chunks]):
+        for written in write_celeba_faces(root, size, seed, chunks):
             bar.update(written)
     _write_lines(root / "identity_CelebA.txt", identity_lines)
     _write_lines(root / "list_eval_partition.txt", partition_lines)
     _write_csv(root / LABELS_FILE, FR_COLUMNS, rows)
 
 
+def write_celeba_faces(root: Path, size: int, seed: int, chunks: list[tuple[np.ndarray, np.ndarray]]) -> Iterator[int]:
+    """Render `chunks` (`synth_fr.face_chunks`'s `(identities, samples)`, in file order) and write them into
+    `root/img_align_celeba` as `000001.png`, `000002.png`, ...; yields each chunk's number of faces as it is written
+    (in no set order), by `render_jobs()` processes when there are enough chunks (`_map_chunks`)."""
+    tasks, first = [], 0
+    for identities, samples in chunks:
+        tasks.append((root, size, seed, first, identities, samples))
+        first += len(identities)
+    return _map_chunks(_write_celeba_chunk, tasks)
+
+
 def _write_celeba_chunk(root: Path, size: int, seed: int, first: int, identities: np.ndarray,
                         samples: np.ndarray) -> int:
-    """Render one chunk of CelebA faces and write them as `first + 1`, `first + 2`, ... (`_write_celeba`)."""
+    """Render one chunk of CelebA faces and write them as `first + 1`, `first + 2`, ... (`write_celeba_faces`)."""
     images = synth_fr.render_faces(identities, samples, size, seed)
     for k, image in enumerate(images):
         _png(root / "img_align_celeba" / f"{first + k + 1:06d}.png", image)
