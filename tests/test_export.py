@@ -212,6 +212,21 @@ def test_leftover_of_a_killed_build_is_cleaned(tiny):
     assert not leftover.exists() and not list(parent.glob(".*.tmp-*"))
 
 
+def test_stand_in_modes_follow_the_umask(tiny):
+    """A stand-in is readable by whoever the umask lets read (a cache shared between accounts): its folders and
+    files get the modes `mkdir` and `open` give, not a private temporary folder's 0700."""
+    old = os.umask(0o027)
+    try:
+        root = export.ensure("msu-mfsd", SIZE)
+    finally:
+        os.umask(old)
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(folders) > 1 and files
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {oct(0o750)}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(0o640)}
+
+
 def test_failed_build_leaves_nothing(tiny, monkeypatch):
     def broken(root, size, seed):
         (root / "half").write_text("x")

@@ -16,8 +16,8 @@ import hashlib
 import json
 import multiprocessing
 import os
+import secrets
 import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
@@ -178,7 +178,10 @@ def ensure(dataset: str, size: int = 64, seed: int = 0) -> Path:
             return final
         for stale in parent.glob(f".{dataset}.tmp-*"):  # only the lock holder writes: these are dead builds
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dataset}.tmp-", dir=parent))
+        # not `tempfile.mkdtemp`: its folder is private (0700), and the stand-in is this folder renamed, so a cache
+        # shared between accounts (docs/scaling.md) would be unreadable to all but its writer; `mkdir` follows the umask
+        tmp = parent / f".{dataset}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp.mkdir()
         try:
             WRITERS[dataset](tmp, size, seed)
             (tmp / EXPORT_RECORD).write_text(json.dumps({
