@@ -282,6 +282,53 @@ def test_stand_in_written_by_several_processes_is_the_one_written_by_one(tiny, m
     assert digests[0] == digests[1]
 
 
+UNGUARDED_SCRIPT = """\
+import os, sys
+from bench.data.synth import export
+from bench.data.synth import fr as synth_fr
+from bench.data.synth.fr import SynthFRSplits
+
+synth_fr.SYNTH_FR = SynthFRSplits(train_ids=range(0, 3), train_per_id=2, dev_ids=range(10, 12), dev_per_id=3,
+                                  test_ids=range(20, 24), test_per_id=3, test_pairs_per_kind=10)
+synth_fr.FACE_CHUNK = 2
+pools = []
+
+
+class Recorded(export.ProcessPoolExecutor):
+    def __init__(self, *args, **kwargs):
+        pools.append(kwargs["max_workers"])
+        super().__init__(*args, **kwargs)
+
+
+export.ProcessPoolExecutor = Recorded
+root = export.ensure("celeba", 32)
+print("pools", pools, "faces", len(list((root / "img_align_celeba").iterdir())), flush=True)
+"""
+
+
+def test_a_script_without_a_main_guard_renders_on_several_processes(tmp_path):
+    """A user's script that calls facebench at its top level, not under `if __name__ == "__main__":`, renders a
+    stand-in on two processes and ends: the spawned processes do not re-run it (they would wait for ever on the
+    render lock the script holds)."""
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    env = {**os.environ, "FACEBENCH_CACHE": str(tmp_path / "cache"), export.RENDER_JOBS_ENV: "2"}
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"the script did not end in 120 s (its rendering processes re-ran it?):\n{out[-2000:]}")
+    assert proc.returncode == 0, out[-2000:]
+    assert "pools [2] faces 12" in out, out[-2000:]
+
+
 def test_render_jobs_from_the_environment_else_the_cores(monkeypatch):
     monkeypatch.setenv(export.RENDER_JOBS_ENV, "3")
     assert export.render_jobs() == 3

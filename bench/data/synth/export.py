@@ -10,6 +10,7 @@ See docs/datasets.md, "On disk", for the layouts and the label mapping.
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import fcntl
 import hashlib
@@ -18,6 +19,8 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import sys
+import types
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
@@ -294,7 +297,8 @@ def _map_chunks(work: Callable[..., T], tasks: list[tuple]) -> Iterator[T]:
             yield work(*task)
         return
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(work, *task) for task in tasks]
+        with _main_left_behind():  # the processes are spawned by `submit`, in this thread
+            futures = [pool.submit(work, *task) for task in tasks]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -302,6 +306,26 @@ def _map_chunks(work: Callable[..., T], tasks: list[tuple]) -> Iterator[T]:
             for future in futures:
                 future.cancel()
             raise
+
+
+@contextlib.contextmanager
+def _main_left_behind():
+    """While processes are spawned: `__main__` replaced by an empty module.
+
+    A spawned process first imports the parent's `__main__` from its file (as `__mp_main__`), which re-runs a
+    script's top-level code unless it sits under `if __name__ == "__main__":`. A script that calls facebench
+    without that guard would then, in each new process, ask for the stand-in this process is writing and wait
+    for ever on its lock. The rendering processes need nothing from `__main__` (they run functions of this module,
+    and every task carries what it renders), so they are started without it."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is None:
+            del sys.modules["__main__"]
+        else:
+            sys.modules["__main__"] = main
 
 
 def lfw_name(identity: int) -> str:
