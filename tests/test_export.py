@@ -282,14 +282,12 @@ def test_stand_in_written_by_several_processes_is_the_one_written_by_one(tiny, m
     assert digests[0] == digests[1]
 
 
-UNGUARDED_SCRIPT = """\
-import os, sys
+UNGUARDED_SCRIPT = f"""\
 from bench.data.synth import export
 from bench.data.synth import fr as synth_fr
 from bench.data.synth.fr import SynthFRSplits
 
-synth_fr.SYNTH_FR = SynthFRSplits(train_ids=range(0, 3), train_per_id=2, dev_ids=range(10, 12), dev_per_id=3,
-                                  test_ids=range(20, 24), test_per_id=3, test_pairs_per_kind=10)
+synth_fr.SYNTH_FR = {TINY_FR!r}
 synth_fr.FACE_CHUNK = 2
 pools = []
 
@@ -301,7 +299,7 @@ class Recorded(export.ProcessPoolExecutor):
 
 
 export.ProcessPoolExecutor = Recorded
-root = export.ensure("celeba", 32)
+root = export.ensure("celeba", {SIZE})
 print("pools", pools, "faces", len(list((root / "img_align_celeba").iterdir())), flush=True)
 """
 
