@@ -91,7 +91,12 @@ class SigtermAsInterrupt:
 
     A context manager: the handler is installed on entry and the previous one restored on exit; `install()` puts it
     back after a library replaced it (`ray.init` sets its own, which exits). The first SIGTERM is raised, later ones
-    (while the run winds down) are ignored. Outside the main thread (where Python handles no signals) it does nothing."""
+    (while the run winds down) are ignored. Outside the main thread (where Python handles no signals) it does nothing.
+
+    Python runs a signal handler between two bytecodes of whatever the main thread is running, and that may be a
+    weakref callback or a `__del__` of the garbage collector, where an exception is printed and dropped ("Exception
+    ignored in ...") and the run would go on to its end. So the run also calls `check()` between cells: a SIGTERM
+    that arrived and was dropped is raised there."""
 
     def __init__(self) -> None:
         self.active = False  # inside the `with`, in the main thread
@@ -118,6 +123,12 @@ class SigtermAsInterrupt:
         if not self.fired:
             self.fired = True
             raise Interrupted("terminated (SIGTERM)", signum)
+
+    def check(self) -> None:
+        """Raise the SIGTERM that arrived, if its `Interrupted` was dropped where it was raised (see the class).
+        Called only where the run goes on normally, so a SIGTERM already on its way up is not raised twice."""
+        if self.fired:
+            raise Interrupted("terminated (SIGTERM)", signal.SIGTERM)
 
 
 class Run:
@@ -335,6 +346,7 @@ class Run:
         self.executor = make_executor(self.cfg, self.state, self.monitor.meter, self.log)
         self.sigterm.install()  # again: starting Ray replaces the SIGTERM handler with its own (an exit)
         for index, (pc, config, cid) in enumerate(zip(self.grid, self.configs, self.cids)):
+            self.sigterm.check()
             if cid in self.expected:  # the same cell twice in one grid: computed once, listed twice
                 self.duplicates.append((index, cid))
                 continue
@@ -344,7 +356,9 @@ class Run:
             self.submit(index, pc, config, cid)
             self.store_outputs(self.executor.ready(block=False))
         while self.executor.pending():
+            self.sigterm.check()
             self.store_outputs(self.executor.ready(block=True))
+        self.sigterm.check()
         self.failures = self.executor.failures()
 
     def prepare(self, goal: str) -> None:
