@@ -144,8 +144,13 @@ def fit(model, images: np.ndarray, batches, loss_of, *, epochs: float, steps_per
 
 
 def train_triplet(model, protocol: FRProtocol, *, profile: str, size: int, epochs: float, device: torch.device,
-                  seed: int, progress: bool = True, lr: float = 2e-3, p: int = 16, k: int = 4, margin: float = 0.2) -> dict:
-    """FaceNet recipe: triplet loss with semi-hard online mining on P x K batches, no adversarial training."""
+                  seed: int, progress: bool = True, lr: float = 2e-3, p: int = 32, k: int = 4, margin: float = 0.2) -> dict:
+    """FaceNet recipe: triplet loss with semi-hard online mining on P x K batches, no adversarial training.
+
+    P = 32 identities per batch by default (issue 16: at P = 16 no seed of three reached 95 % test TAR at the dev
+    FAR = 1e-3 threshold, at P = 32 all three did; docs/datasets.md). The adversarial fine-tunings (`triplet-adv`,
+    and the contrastive variants' warm-up, which call this with their own `p`) keep P = 16: the FR claim's grid
+    was measured with it."""
     train = protocol.train_set(size)
     rng = np.random.default_rng(seed)
     labels = torch.from_numpy(train.identities)

@@ -27,19 +27,20 @@ def fr_test_rates() -> dict:
     return rates
 
 
-def test_fr_verification_accuracy_is_in_band(fr_test_rates):
-    """Held-out verification accuracy of the shipped baseline at its dev threshold (FAR 1e-3): 85-97 %."""
+def test_fr_verification_is_not_saturated(fr_test_rates):
+    """The world keeps hard pairs: held-out verification accuracy of the shipped baseline at its dev threshold (FAR
+    1e-3) at most 99 %, so a better model still has room to show it (issue 16's 95 % TAR target alone asks for at
+    least 97.5 % at a test FAR of 0)."""
     rates = fr_test_rates
     accuracy = (rates["genuine"] + 1 - rates["impostor"]) / 2
-    assert 0.85 <= accuracy <= 0.97, rates
+    assert accuracy <= 0.99, rates
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: test TAR 92.5 % at the dev FAR = 1e-3 threshold (dev TAR 95.1 %), "
-                                       "short of the 95 % target (docs/datasets.md)")
 def test_fr_genuine_pairs_sit_well_above_the_threshold(fr_test_rates):
     """Issue 16's target, set before the 2026-12-06 zoo was trained: the shipped baseline keeps genuine pairs well
     above its dev FAR = 1e-3 threshold on the held-out test pairs (test TAR at least 95 %), with at most 1 % of the
-    600 test impostor pairs matching."""
+    600 test impostor pairs matching. Met since the baseline trains on P = 32 identities per batch (2026-12-07,
+    docs/datasets.md); at P = 16 it was 92.5 %."""
     assert fr_test_rates["genuine"] >= 0.95 and fr_test_rates["impostor"] <= 0.01, fr_test_rates
 
 

@@ -725,4 +725,4 @@ def test_a_train_split_smaller_than_one_pk_batch_is_refused_in_one_line():
     assert pk_steps(np.repeat(np.arange(40), 2), 16) == 2
     with pytest.raises(BadInputError, match="8 identities, fewer than the 16"):
         train_triplet(facenet("tiny"), Small(), profile="tiny", size=16, epochs=1, device=torch.device("cpu"), seed=0,
-                      progress=False)
+                      progress=False, p=16)
