@@ -169,15 +169,22 @@ def impersonation():
 @pytest.mark.slow
 @pytest.mark.parametrize("goal,norm,eps", [("dodging", "linf", 1 / 255), ("dodging", "l2", 0.25), ("impersonation", "linf", 8 / 255)])
 def test_native_pgd_at_least_as_strong_as_every_library_pgd(goal, norm, eps, dodging, impersonation, capsys):
+    """PGD-10 with a random start, three starts each (seeds 0, 1, 2; a pair counts as broken when any start breaks
+    it, the usual restart protocol): one start alone measures its luck as much as the attack. On the shipped
+    baseline's impersonation pairs at 8/255, six single starts broke 66-70 of 100 pairs (ours) and 65-69 (ART's);
+    seed 0 alone gave 66 against ART's 69 (a CI failure on 2026-12-07); three starts give 69 against 70."""
     task, x = dodging if goal == "dodging" else impersonation
     params = {"steps": 10, "step_size": 0.25, "random_start": True}
     counts = {}
     for name in ("pgd", "art-pgd", "foolbox-pgd", "torchattacks-pgd"):
-        out = make_attack(name, params).run(task, x, norm, eps, torch.Generator().manual_seed(0))
-        assert (used_budget(out.x_adv, x, norm) <= eps + 1e-5).all(), name
-        counts[name] = int(out.success.sum())
+        broken = torch.zeros(len(x), dtype=torch.bool)
+        for seed in range(3):
+            out = make_attack(name, params).run(task, x, norm, eps, torch.Generator().manual_seed(seed))
+            assert (used_budget(out.x_adv, x, norm) <= eps + 1e-5).all(), name
+            broken |= out.success
+        counts[name] = int(broken.sum())
     with capsys.disabled():
-        print(f"\n[cross-library PGD-10] facenet-baseline {goal} {norm} {eps:.4g} n={len(x)}: {counts}")
+        print(f"\n[cross-library PGD-10, 3 starts] facenet-baseline {goal} {norm} {eps:.4g} n={len(x)}: {counts}")
     slack = math.ceil(len(x) / 100)
     assert 0 < counts["pgd"] < len(x)  # a budget where strength can differ
     for name in ("art-pgd", "foolbox-pgd", "torchattacks-pgd"):
