@@ -645,6 +645,7 @@ def train(model: str, profile: str, protocol: Optional[str], epochs: float, out:
                                   device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,
                                   force=force)
     click.echo(f"wrote {weights} ({card['parameters']} parameters, {card['wall_time_s']} s); {_dev_summary(card['dev'])}")
+    _refresh_listings([weights])
 
 
 def _dev_summary(dev: dict) -> str:
@@ -681,6 +682,17 @@ def zoo_build(profile: str, only: tuple[str, ...], out: Optional[str], device: s
             for name, weights, card in built]
     click.echo(tabulate(rows, headers=["variant", "task", "epochs", "train s", "dev metrics", "weights"]))
     click.echo(f"total training time {sum(r[3] for r in rows):.0f} s")
+    _refresh_listings([weights for _, weights, _ in built])
+
+
+def _refresh_listings(written: list[Path]) -> None:
+    """Keep bench/listings.json (what `facebench models` shows, read without importing torch) in step with shipped
+    weights a command has just overwritten."""
+    from bench.listings import refresh_after_training
+
+    rewritten = refresh_after_training(written)
+    if rewritten is not None:
+        click.echo(f"updated {rewritten} (the model listing quotes the shipped cards)")
 
 
 @main.command()

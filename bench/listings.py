@@ -5,7 +5,7 @@ commands and refuses a mistyped name without importing torch (docs/performance.m
 `build()` imports the registries (models_zoo, attacks, bench.suites, bench.protocols) and returns what the
 listings show of each entry; `python -m bench.listings` writes it to `LISTINGS_FILE`. tests/test_startup.py
 fails when the file differs from `build()`: after adding, changing or removing a variant, an attack, a suite or a
-protocol, or retraining shipped weights, regenerate it. `current()` is what the CLI reads: the registries' own
+protocol, regenerate it (`facebench train` and `zoo build` do it themselves when they overwrite shipped weights). `current()` is what the CLI reads: the registries' own
 data when this process has already imported one of them (a test or a notebook may have registered an entry
 since), else the file.
 """
@@ -146,6 +146,24 @@ def protocol_entry(listings: dict, name: str) -> SimpleNamespace:
     prefix, sep, _ = name.partition(":")
     family = next((e for e in listings["protocols"]["entries"] if e.get("family") == prefix), None) if sep else None
     return SimpleNamespace(**family) if family is not None else protocols.get(name)
+
+
+def refresh_after_training(written: list[Path]) -> Optional[Path]:
+    """Rewrite `LISTINGS_FILE` after `facebench train` or `zoo build` wrote `written` weights, when one of them is a
+    shipped checkpoint (the model listing quotes each shipped card's dev metrics) and the file no longer matches the
+    registries. Returns the file when it was rewritten. Weights written elsewhere (`--out`) leave it alone."""
+    from models_zoo.checkpoint import WEIGHTS_DIR
+
+    shipped = WEIGHTS_DIR.resolve()
+    if not any(Path(w).resolve().parent == shipped for w in written):
+        return None
+    text = dumps(build())
+    if LISTINGS_FILE.is_file() and LISTINGS_FILE.read_text() == text:
+        return None
+    tmp = LISTINGS_FILE.with_name(LISTINGS_FILE.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(LISTINGS_FILE)  # whole or not at all: the CLI reads this file on every start
+    return LISTINGS_FILE
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -113,3 +113,34 @@ def test_listings_check_reports_a_stale_file(tmp_path, monkeypatch):
     assert listings.main([]) == 0 and listings.main(["--check"]) == 0
     data = json.loads((tmp_path / "listings.json").read_text())
     assert {e["name"] for e in data["models"]["entries"]} >= {"facenet-baseline", "cdcn"}
+
+
+def test_training_over_shipped_weights_rewrites_a_stale_listings_file(tmp_path, monkeypatch):
+    """`facebench train` without --out overwrites a shipped checkpoint, whose card the model listing quotes: it
+    rewrites bench/listings.json (here a stale copy in tmp_path) and says so; weights written elsewhere leave it."""
+    import bench.listings as listings
+    import models_zoo.checkpoint as checkpoint
+    import models_zoo.training as training
+    from bench.cli import main
+
+    shipped, elsewhere = tmp_path / "weights", tmp_path / "elsewhere"
+    shipped.mkdir(), elsewhere.mkdir()
+    monkeypatch.setattr(checkpoint, "WEIGHTS_DIR", shipped)
+    monkeypatch.setattr(listings, "LISTINGS_FILE", tmp_path / "listings.json")
+
+    def fake_train(model, *, out, **_):
+        weights = Path(out) if out else shipped / f"{model}-tiny.safetensors"
+        weights.write_bytes(b"")
+        return weights, {"parameters": 1, "wall_time_s": 1.0,
+                         "dev": {"dev_eer": 0.1, "dev_acer": 0.1, "threshold_rule": "dev EER", "threshold": 0.5}}
+
+    monkeypatch.setattr(training, "train_variant", fake_train)
+    listings.LISTINGS_FILE.write_text("stale\n")
+    out = CliRunner().invoke(main, ["train", "--model", "cdcn", "--out", str(elsewhere / "c.safetensors"), "-q"])
+    assert out.exit_code == 0 and "listings" not in out.output, out.output
+    assert listings.LISTINGS_FILE.read_text() == "stale\n"
+    out = CliRunner().invoke(main, ["train", "--model", "cdcn", "-q"])
+    assert out.exit_code == 0 and f"updated {listings.LISTINGS_FILE}" in out.output, out.output
+    assert listings.LISTINGS_FILE.read_text() == listings.dumps(listings.build())
+    out = CliRunner().invoke(main, ["train", "--model", "cdcn", "-q"])  # up to date: not rewritten, nothing said
+    assert out.exit_code == 0 and "listings" not in out.output, out.output
