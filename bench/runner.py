@@ -89,46 +89,56 @@ class SigtermAsInterrupt:
     """SIGTERM (`kill`, a scheduler stopping a job) ends a run the way Ctrl-C does: as an `Interrupted` (a
     KeyboardInterrupt) raised in the main thread, so the run is marked interrupted and `--resume` continues it.
 
-    A context manager: the handler is installed on entry and the previous one restored on exit; `install()` puts it
-    back after a library replaced it (`ray.init` sets its own, which exits). The first SIGTERM is raised, later ones
-    (while the run winds down) are ignored. Outside the main thread (where Python handles no signals) it does nothing.
+    A context manager: the handlers are installed on entry and the previous ones restored on exit; `install()` puts
+    them back after a library replaced them (`ray.init` sets its own SIGTERM handler, which exits). The first SIGTERM
+    is raised, later ones (while the run winds down) are ignored. Ctrl-C keeps Python's behaviour (every one raises)
+    and is watched only where Python's own handler is in place (not where SIGINT is ignored, as in a job started with
+    `&` by a shell without job control). Outside the main thread (where Python handles no signals) it does nothing.
 
     Python runs a signal handler between two bytecodes of whatever the main thread is running, and that may be a
     weakref callback or a `__del__` of the garbage collector, where an exception is printed and dropped ("Exception
-    ignored in ...") and the run would go on to its end. So the run also calls `check()` between cells: a SIGTERM
-    that arrived and was dropped is raised there."""
+    ignored in ...") and the run would go on to its end. So the run also calls `check()` between cells: a SIGTERM or
+    a Ctrl-C that arrived and was dropped is raised there."""
+
+    MESSAGES = {signal.SIGTERM: "terminated (SIGTERM)", signal.SIGINT: ""}  # "" : the run says "interrupted"
 
     def __init__(self) -> None:
         self.active = False  # inside the `with`, in the main thread
-        self.fired = False
-        self.previous = None
+        self.fired: Optional[int] = None  # the first signal that arrived
+        self.previous: dict[int, object] = {}
 
     def __enter__(self) -> "SigtermAsInterrupt":
         self.active = threading.current_thread() is threading.main_thread()
         if self.active:
-            self.previous = signal.getsignal(signal.SIGTERM)
+            self.previous = {signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self.previous[signal.SIGINT] = signal.default_int_handler
             self.install()
         return self
 
     def __exit__(self, *exc) -> None:
         if self.active:
-            signal.signal(signal.SIGTERM, self.previous if self.previous is not None else signal.SIG_DFL)
+            for signum, handler in self.previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
             self.active = False
 
     def install(self) -> None:
         if self.active:
-            signal.signal(signal.SIGTERM, self._on_sigterm)
+            for signum in self.previous:
+                signal.signal(signum, self._on_signal)
 
-    def _on_sigterm(self, signum, frame) -> None:
-        if not self.fired:
-            self.fired = True
-            raise Interrupted("terminated (SIGTERM)", signum)
+    def _on_signal(self, signum, frame) -> None:
+        first = self.fired is None
+        if first:
+            self.fired = signum
+        if first or signum == signal.SIGINT:
+            raise Interrupted(self.MESSAGES[signum], signum)
 
     def check(self) -> None:
-        """Raise the SIGTERM that arrived, if its `Interrupted` was dropped where it was raised (see the class).
-        Called only where the run goes on normally, so a SIGTERM already on its way up is not raised twice."""
-        if self.fired:
-            raise Interrupted("terminated (SIGTERM)", signal.SIGTERM)
+        """Raise the signal that arrived, if its `Interrupted` was dropped where it was raised (see the class).
+        Called only where the run goes on normally, so a signal already on its way up is not raised twice."""
+        if self.fired is not None:
+            raise Interrupted(self.MESSAGES[self.fired], self.fired)
 
 
 class Run:

@@ -184,10 +184,12 @@ def test_sigterm_handler_is_put_back_after_a_library_replaced_it_and_restored_af
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_a_sigterm_dropped_inside_a_finalizer_is_raised_at_the_next_check(monkeypatch):
+@pytest.mark.parametrize("signum,message,status", [(signal.SIGTERM, "terminated (SIGTERM)", 143), (signal.SIGINT, "", 130)])
+def test_a_signal_dropped_inside_a_finalizer_is_raised_at_the_next_check(monkeypatch, signum, message, status):
     """Python runs the handler between two bytecodes of whatever runs, a garbage collector's finalizer included,
     where the `Interrupted` is printed and dropped ("Exception ignored in ..."): a real run then went on to its end
-    and exited 0 (seen once in CI). `check()`, which the run calls between cells, raises it there."""
+    and exited 0 (seen once in CI with SIGTERM; Ctrl-C is dropped the same way). `check()`, which the run calls
+    between cells, raises it there."""
     import time
 
     from bench.errors import Interrupted
@@ -195,20 +197,39 @@ def test_a_sigterm_dropped_inside_a_finalizer_is_raised_at_the_next_check(monkey
 
     class Finalized:
         def __del__(self):
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             for _ in range(100):  # the handler runs here, inside the finalizer
                 time.sleep(0.01)
 
     dropped = []
     monkeypatch.setattr(sys, "unraisablehook", dropped.append)  # what prints "Exception ignored in ..."
-    guard = SigtermAsInterrupt()
-    with guard:
-        guard.check()  # nothing arrived: nothing raised
-        Finalized()  # dropped at once: its __del__ runs, and the handler's exception is dropped with it
-        assert [type(d.exc_value) for d in dropped] == [Interrupted] and guard.fired
-        with pytest.raises(Interrupted) as e:
-            guard.check()
-    assert e.value.exit_status == 143 and str(e.value) == "terminated (SIGTERM)"
+    original_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (see above)
+    try:
+        guard = SigtermAsInterrupt()
+        with guard:
+            guard.check()  # nothing arrived: nothing raised
+            Finalized()  # dropped at once: its __del__ runs, and the handler's exception is dropped with it
+            assert [type(d.exc_value) for d in dropped] == [Interrupted] and guard.fired == signum
+            with pytest.raises(Interrupted) as e:
+                guard.check()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, original_int)
+    assert e.value.exit_status == status and str(e.value) == message
+
+
+def test_ctrl_c_is_left_alone_where_it_is_ignored():
+    """A job started with `&` by a shell without job control inherits SIGINT ignored: the run keeps it ignored."""
+    from bench.runner import SigtermAsInterrupt
+
+    original_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with SigtermAsInterrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, original_int)
 
 
 @pytest.mark.slow
