@@ -409,6 +409,35 @@ def datasets_build(size: int, seed: int, only: tuple[str, ...]) -> None:
         click.echo(f"{name}: {ensure(name, size=size, seed=seed)}")
 
 
+@datasets.command("prune")
+@click.option("--yes", is_flag=True, help="Remove them. Without it, only list them and their size.")
+def datasets_prune(yes: bool) -> None:
+    """List, and with --yes remove, the cached worlds this version of facebench no longer reads.
+
+    A change of the rendering code, the layouts or the world version starts a new world folder in the cache
+    ($FACEBENCH_CACHE or ~/.cache/facebench, about 300 MB at 64 px) and leaves the old one behind. A checkout of
+    another version sharing the cache renders its world again when it next needs it; nothing else is touched.
+    """
+    import shutil
+
+    from bench.data.synth.export import cache_root, stale_worlds
+
+    stale = stale_worlds()
+    sizes = [sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) for path in stale]
+    for path, size in zip(stale, sizes):
+        click.echo(f"{path}  {size / 1e6:.0f} MB")
+    if not stale:
+        click.echo(f"no stale world in {cache_root()}")
+        return
+    total = f"{len(stale)} stale world folder{'s' if len(stale) > 1 else ''}, {sum(sizes) / 1e6:.0f} MB"
+    if not yes:
+        click.echo(f"{total}; `facebench datasets prune --yes` removes them")
+        return
+    for path in stale:
+        shutil.rmtree(path)
+    click.echo(f"removed {total}")
+
+
 @datasets.command("show")
 @click.argument("protocol")
 @click.option("--size", default=64, show_default=True, type=int, help="Image size in pixels.")

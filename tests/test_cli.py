@@ -167,3 +167,23 @@ def test_quiet_run_prints_no_progress_bars(store_path, monkeypatch):
                                        "--store", str(store_path), "--quiet"])
     assert result.exit_code == 0, result.output
     assert export._progress("lfw", 64, 10).disable  # a bar made after --quiet is hidden
+
+
+def test_datasets_prune_lists_then_removes_only_the_worlds_this_code_no_longer_reads(runner, tmp_path, monkeypatch):
+    from bench.data.synth.export import world_dir
+
+    monkeypatch.setenv("FACEBENCH_CACHE", str(tmp_path))
+    current, unrelated = world_dir(0, 64), tmp_path / "notes"
+    old = tmp_path / "world-v1-seed0-64px-000000000000"
+    for folder in (current / "lfw", old / "lfw", unrelated):
+        folder.mkdir(parents=True)
+    (old / "lfw" / "a.png").write_bytes(b"x" * 2_000_000)
+    r = runner.invoke(main, ["datasets", "prune"])
+    assert r.exit_code == 0 and r.output.splitlines() == [
+        f"{old}  2 MB", "1 stale world folder, 2 MB; `facebench datasets prune --yes` removes them"], r.output
+    assert old.is_dir()
+    r = runner.invoke(main, ["datasets", "prune", "--yes"])
+    assert r.exit_code == 0 and r.output.splitlines()[-1] == "removed 1 stale world folder, 2 MB", r.output
+    assert not old.exists() and current.is_dir() and unrelated.is_dir()
+    r = runner.invoke(main, ["datasets", "prune"])
+    assert r.output.strip() == f"no stale world in {tmp_path}"
