@@ -420,7 +420,8 @@ def datasets_prune(yes: bool) -> None:
     """
     import shutil
 
-    from bench.data.synth.export import cache_root, stale_worlds
+    from bench.data.synth.cache import stale_worlds
+    from bench.data.synth.export import cache_root
 
     stale = stale_worlds()
     sizes = [sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) for path in stale]

@@ -17,7 +17,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import re
 import secrets
 import shutil
 import sys
@@ -161,25 +160,6 @@ def combined_fingerprint(datasets: tuple[str, ...], size: int = 64, seed: int = 
 def world_dir(seed: int = 0, size: int = 64) -> Path:
     """The cache folder of one world (seed, image size, protocol layouts); one subfolder per dataset."""
     return cache_root() / f"world-v{WORLD_VERSION}-seed{seed}-{size}px-{content_key(seed, size)}"
-
-
-WORLD_DIR_NAME = re.compile(r"world-v(\d+)-seed(\d+)-(\d+)px-([0-9a-f]{12})")
-"""The name `world_dir` gives a world's folder."""
-
-
-def stale_worlds() -> list[Path]:
-    """The world folders in the cache this code no longer reads: written by another version of the rendering code,
-    layouts or `WORLD_VERSION` (their key differs from `world_dir`'s for their seed and size). Other folders of the
-    cache are not worlds and are never listed."""
-    root = cache_root()
-    if not root.is_dir():
-        return []
-    stale = []
-    for path in sorted(root.iterdir()):
-        m = WORLD_DIR_NAME.fullmatch(path.name)
-        if m and path.is_dir() and path.name != world_dir(int(m[2]), int(m[3])).name:
-            stale.append(path)
-    return stale
 
 
 def ensure(dataset: str, size: int = 64, seed: int = 0) -> Path:
