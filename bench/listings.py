@@ -5,9 +5,9 @@ commands and refuses a mistyped name without importing torch (docs/performance.m
 `build()` imports the registries (models_zoo, attacks, bench.suites, bench.protocols) and returns what the
 listings show of each entry; `python -m bench.listings` writes it to `LISTINGS_FILE`. tests/test_startup.py
 fails when the file differs from `build()`: after adding, changing or removing a variant, an attack, a suite or a
-protocol, regenerate it (`facebench train` and `zoo build` do it themselves when they overwrite shipped weights). `current()` is what the CLI reads: the registries' own
-data when this process has already imported one of them (a test or a notebook may have registered an entry
-since), else the file.
+protocol, regenerate it (`facebench train` and `zoo build` do it themselves when they overwrite shipped
+weights). `current()` is what the CLI reads: the registries' own data when this process has already imported one
+of them (a test or a notebook may have registered an entry since), else the file.
 """
 from __future__ import annotations
 
