@@ -20,6 +20,9 @@ STORE_HELP = f"HDF5 results store (created if missing; its directory must exist)
 # A user's leaderboard goes beside the default store, under results/: never into a checkout's committed leaderboards/,
 # which only an explicit --out writes (the Makefile's `leaderboard` target does).
 LEADERBOARD_OUT = DEFAULT_STORE.parent / "leaderboards"
+# Likewise trained weights: into results/weights/ unless --out names a place; the shipped models_zoo/weights/ (and the
+# bench/listings.json that quotes their cards) are replaced only when named (`--out models_zoo/weights`).
+TRAINED_OUT = DEFAULT_STORE.parent / "weights"
 
 
 class FacebenchGroup(click.Group):
@@ -632,7 +635,9 @@ class Epochs(click.FloatRange):
 @click.option("--protocol", default=None, help="Protocol whose train split to use. Default: the model's own.")
 @click.option("--epochs", default=60, show_default=True, type=Epochs(),
               help="Training epochs; a fraction runs part of the last one (0.5: half the steps of one epoch).")
-@click.option("--out", default=None, type=click.Path(), help="Output .safetensors path or directory. Default: the zoo's weights/.")
+@click.option("--out", default=str(TRAINED_OUT), show_default=True, type=click.Path(),
+              help="Output .safetensors path or directory (created). The shipped weights are replaced only when their "
+                   "folder is named: --out models_zoo/weights (bench/listings.json is then rewritten too).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Training seed.")
 @click.option("--pretrain", default=None, type=click.Choice(["none", "l1", "gan"]),
@@ -655,10 +660,11 @@ class Epochs(click.FloatRange):
               "start for --init). Default: the recipe's split of --epochs.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(model: str, profile: str, protocol: Optional[str], epochs: float, out: Optional[str], device: str, seed: int,
+def train(model: str, profile: str, protocol: Optional[str], epochs: float, out: str, device: str, seed: int,
           pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], pretrain_epochs: Optional[float],
           warmup_epochs: Optional[float], finetune_epochs: Optional[float], force: bool, quiet: bool) -> None:
-    """Train a zoo variant; writes safetensors weights and a JSON model card.
+    """Train a zoo variant; writes safetensors weights and a JSON model card (under results/weights/ unless --out
+    names a place; `facebench run --model M --checkpoint W` evaluates them).
 
     A recipe's options (--pretrain, --label-fraction, --init, the stage epochs) are refused by a variant whose
     recipe does not take them. With every stage's epochs given, --epochs is only recorded in the card (give their
@@ -671,11 +677,11 @@ def train(model: str, profile: str, protocol: Optional[str], epochs: float, out:
     given = {"pretrain": pretrain, "label_fraction": label_fraction, "init": init, "pretrain_epochs": pretrain_epochs,
              "warmup_epochs": warmup_epochs, "finetune_epochs": finetune_epochs}
     options = {key: value for key, value in given.items() if value is not None}
-    weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out) if out else None,
+    weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out),
                                   device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,
                                   force=force)
     click.echo(f"wrote {weights} ({card['parameters']} parameters, {card['wall_time_s']} s); {_dev_summary(card['dev'])}")
-    _refresh_listings([weights])
+    _after_training([(model, weights)])
 
 
 def _dev_summary(dev: dict) -> str:
@@ -694,35 +700,46 @@ def zoo() -> None:
 @zoo.command("build")
 @click.option("--profile", default="tiny", show_default=True, type=click.Choice(list(PROFILES)), help="Model size profile.")
 @click.option("--only", "only", multiple=True, help="Train only this variant (repeatable). Default: every variant with a recipe.")
-@click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Directory for the weights and cards. Default: the zoo's shipped weights/ (overwrites them).")
+@click.option("--out", default=str(TRAINED_OUT), show_default=True, type=click.Path(file_okay=False),
+              help="Directory for the weights and cards (created). The shipped weights are replaced only when their "
+                   "folder is named: --out models_zoo/weights (bench/listings.json is then rewritten too).")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Training seed of every variant.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def zoo_build(profile: str, only: tuple[str, ...], out: Optional[str], device: str, seed: int, force: bool, quiet: bool) -> None:
-    """Train every zoo variant on its default protocol with its zoo epochs; prints the time of each."""
+def zoo_build(profile: str, only: tuple[str, ...], out: str, device: str, seed: int, force: bool, quiet: bool) -> None:
+    """Train every zoo variant on its default protocol with its zoo epochs; prints the time of each.
+
+    Weights and cards go to results/weights/ unless --out names a place. A variant that fine-tunes another
+    (triplet-adv from facenet-baseline) starts from the one in that folder when there is one (built by this run or
+    an earlier one: its card's command says which), else from the shipped weights."""
     from bench.config import resolve_device
     from models_zoo.training import build_zoo
 
     _silence_bars(quiet)
-    built = build_zoo(profile, list(only) or None, out_dir=Path(out) if out else None, device=resolve_device(device),
+    built = build_zoo(profile, list(only) or None, out_dir=Path(out), device=resolve_device(device),
                       seed=seed, progress=not quiet, force=force)
     rows = [[name, card["task"], card["epochs"], card["wall_time_s"], _dev_summary(card["dev"]), str(weights)]
             for name, weights, card in built]
     click.echo(tabulate(rows, headers=["variant", "task", "epochs", "train s", "dev metrics", "weights"]))
     click.echo(f"total training time {sum(r[3] for r in rows):.0f} s")
-    _refresh_listings([weights for _, weights, _ in built])
+    _after_training([(name, weights) for name, weights, _ in built])
 
 
-def _refresh_listings(written: list[Path]) -> None:
-    """Keep bench/listings.json (what `facebench models` shows, read without importing torch) in step with shipped
-    weights a command has just overwritten."""
+def _after_training(written: list[tuple[str, Path]]) -> None:
+    """After `train` / `zoo build`: keep bench/listings.json (what `facebench models` shows, read without importing
+    torch) in step with shipped weights just overwritten; for weights written elsewhere, say how to evaluate them."""
     from bench.listings import refresh_after_training
+    from models_zoo.checkpoint import WEIGHTS_DIR
 
-    rewritten = refresh_after_training(written)
+    rewritten = refresh_after_training([weights for _, weights in written])
     if rewritten is not None:
         click.echo(f"updated {rewritten} (the model listing quotes the shipped cards)")
+    elsewhere = [(name, weights) for name, weights in written if Path(weights).resolve().parent != WEIGHTS_DIR.resolve()]
+    if elsewhere:
+        name, weights = elsewhere[0]
+        click.echo(f"evaluate with: facebench run --model {name} --checkpoint {shlex.quote(str(weights))}"
+                   + (" (and likewise the others)" if len(elsewhere) > 1 else ""))
 
 
 @main.command()

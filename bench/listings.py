@@ -20,6 +20,7 @@ from typing import Optional
 from bench.errors import BadInputError
 from bench.modelref import check_flip_tta, check_model, check_protocol_task
 from bench.registry import Registry
+from bench.report import write_atomic
 from bench.runconfig import RunConfig, validate_config
 
 LISTINGS_FILE = Path(__file__).with_name("listings.json")
@@ -157,13 +158,16 @@ def refresh_after_training(written: list[Path]) -> Optional[Path]:
     shipped = WEIGHTS_DIR.resolve()
     if not any(Path(w).resolve().parent == shipped for w in written):
         return None
-    text = dumps(build())
-    if LISTINGS_FILE.is_file() and LISTINGS_FILE.read_text() == text:
-        return None
-    tmp = LISTINGS_FILE.with_name(LISTINGS_FILE.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(LISTINGS_FILE)  # whole or not at all: the CLI reads this file on every start
-    return LISTINGS_FILE
+    return LISTINGS_FILE if _write_if_stale(dumps(build())) else None
+
+
+def _write_if_stale(text: str) -> bool:
+    """Write `text` to `LISTINGS_FILE` unless it holds it already (a committed file keeps its timestamp); whole or
+    not at all, as the CLI reads the file on every start. Returns whether it wrote."""
+    if LISTINGS_FILE.is_file() and LISTINGS_FILE.read_text(encoding="utf-8") == text:
+        return False
+    write_atomic(LISTINGS_FILE, text)
+    return True
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -173,11 +177,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise BadInputError("usage: python -m bench.listings [--check]")
     text = dumps(build())
     if argv == ["--check"]:
-        fresh = LISTINGS_FILE.is_file() and LISTINGS_FILE.read_text() == text
+        fresh = LISTINGS_FILE.is_file() and LISTINGS_FILE.read_text(encoding="utf-8") == text
         print(f"{LISTINGS_FILE} is {'up to date' if fresh else 'stale: run python -m bench.listings'}")
         return 0 if fresh else 1
-    LISTINGS_FILE.write_text(text)
-    print(f"wrote {LISTINGS_FILE}")
+    print(f"{'wrote' if _write_if_stale(text) else 'up to date:'} {LISTINGS_FILE}")
     return 0
 
 

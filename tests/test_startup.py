@@ -111,36 +111,57 @@ def test_listings_check_reports_a_stale_file(tmp_path, monkeypatch):
     monkeypatch.setattr(listings, "LISTINGS_FILE", tmp_path / "listings.json")
     assert listings.main(["--check"]) == 1
     assert listings.main([]) == 0 and listings.main(["--check"]) == 0
+    written = (tmp_path / "listings.json").stat().st_mtime_ns
+    assert listings.main([]) == 0 and (tmp_path / "listings.json").stat().st_mtime_ns == written  # up to date: left as is
     data = json.loads((tmp_path / "listings.json").read_text())
     assert {e["name"] for e in data["models"]["entries"]} >= {"facenet-baseline", "cdcn"}
 
 
-def test_training_over_shipped_weights_rewrites_a_stale_listings_file(tmp_path, monkeypatch):
-    """`facebench train` without --out overwrites a shipped checkpoint, whose card the model listing quotes: it
-    rewrites bench/listings.json (here a stale copy in tmp_path) and says so; weights written elsewhere leave it."""
+def test_training_writes_under_results_and_rewrites_the_listings_only_over_named_shipped_weights(tmp_path, monkeypatch):
+    """`facebench train` (and `zoo build`) write under results/weights/ by default and leave the shipped weights and
+    bench/listings.json alone; named shipped weights (`--out models_zoo/weights`) are overwritten and the listing,
+    which quotes their cards, is rewritten (here a stale copy in tmp_path) and said so."""
     import bench.listings as listings
     import models_zoo.checkpoint as checkpoint
     import models_zoo.training as training
     from bench.cli import main
 
-    shipped, elsewhere = tmp_path / "weights", tmp_path / "elsewhere"
-    shipped.mkdir(), elsewhere.mkdir()
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
     monkeypatch.setattr(checkpoint, "WEIGHTS_DIR", shipped)
     monkeypatch.setattr(listings, "LISTINGS_FILE", tmp_path / "listings.json")
+    monkeypatch.chdir(tmp_path)
+    calls = []
 
     def fake_train(model, *, out, **_):
-        weights = Path(out) if out else shipped / f"{model}-tiny.safetensors"
+        calls.append(out)
+        weights = out if out.suffix == ".safetensors" else out / f"{model}-tiny.safetensors"
+        weights.parent.mkdir(parents=True, exist_ok=True)
         weights.write_bytes(b"")
         return weights, {"parameters": 1, "wall_time_s": 1.0,
                          "dev": {"dev_eer": 0.1, "dev_acer": 0.1, "threshold_rule": "dev EER", "threshold": 0.5}}
 
     monkeypatch.setattr(training, "train_variant", fake_train)
     listings.LISTINGS_FILE.write_text("stale\n")
-    out = CliRunner().invoke(main, ["train", "--model", "cdcn", "--out", str(elsewhere / "c.safetensors"), "-q"])
-    assert out.exit_code == 0 and "listings" not in out.output, out.output
-    assert listings.LISTINGS_FILE.read_text() == "stale\n"
     out = CliRunner().invoke(main, ["train", "--model", "cdcn", "-q"])
-    assert out.exit_code == 0 and f"updated {listings.LISTINGS_FILE}" in out.output, out.output
-    assert listings.LISTINGS_FILE.read_text() == listings.dumps(listings.build())
-    out = CliRunner().invoke(main, ["train", "--model", "cdcn", "-q"])  # up to date: not rewritten, nothing said
     assert out.exit_code == 0 and "listings" not in out.output, out.output
+    assert calls[-1] == Path("results/weights") and (tmp_path / "results/weights/cdcn-tiny.safetensors").is_file()
+    assert "evaluate with: facebench run --model cdcn --checkpoint results/weights/cdcn-tiny.safetensors" in out.output
+    assert listings.LISTINGS_FILE.read_text() == "stale\n" and not any(shipped.iterdir())
+    out = CliRunner().invoke(main, ["train", "--model", "cdcn", "--out", str(shipped), "-q"])
+    assert out.exit_code == 0 and f"updated {listings.LISTINGS_FILE}" in out.output, out.output
+    assert "evaluate with" not in out.output and (shipped / "cdcn-tiny.safetensors").is_file()
+    assert listings.LISTINGS_FILE.read_text() == listings.dumps(listings.build())
+    out = CliRunner().invoke(main, ["train", "--model", "cdcn", "--out", str(shipped), "-q"])  # up to date: not rewritten
+    assert out.exit_code == 0 and "listings" not in out.output, out.output
+
+    def fake_build(profile, names, *, out_dir, **_):
+        return [(n, fake_train(n, out=out_dir)[0], {"task": "fas", "epochs": 1, "wall_time_s": 1.0,
+                                                   "dev": {"dev_eer": 0.1, "dev_acer": 0.1, "threshold_rule": "dev EER",
+                                                           "threshold": 0.5}}) for n in names]
+
+    monkeypatch.setattr(training, "build_zoo", fake_build)
+    listings.LISTINGS_FILE.write_text("stale\n")
+    out = CliRunner().invoke(main, ["zoo", "build", "--only", "cdcn", "-q"])
+    assert out.exit_code == 0 and calls[-1] == Path("results/weights") and "listings" not in out.output, out.output
+    assert listings.LISTINGS_FILE.read_text() == "stale\n"
