@@ -85,9 +85,10 @@ def comparable_card(card: dict, protocol: str, flip_tta: bool) -> tuple[dict, st
     return card, ""
 
 
-class SigtermAsInterrupt:
-    """SIGTERM (`kill`, a scheduler stopping a job) ends a run the way Ctrl-C does: as an `Interrupted` (a
-    KeyboardInterrupt) raised in the main thread, so the run is marked interrupted and `--resume` continues it.
+class StopSignalsAsInterrupt:
+    """The signals that stop a run, SIGTERM (`kill`, a scheduler stopping a job) and SIGINT (Ctrl-C), end it the
+    same way: as an `Interrupted` (a KeyboardInterrupt) raised in the main thread, so the run is marked interrupted
+    and `--resume` continues it.
 
     A context manager: the handlers are installed on entry and the previous ones restored on exit; `install()` puts
     them back after a library replaced them (`ray.init` sets its own SIGTERM handler, which exits). The first SIGTERM
@@ -107,7 +108,7 @@ class SigtermAsInterrupt:
         self.fired: Optional[int] = None  # the first signal that arrived
         self.previous: dict[int, object] = {}
 
-    def __enter__(self) -> "SigtermAsInterrupt":
+    def __enter__(self) -> "StopSignalsAsInterrupt":
         self.active = threading.current_thread() is threading.main_thread()
         if self.active:
             self.previous = {signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
@@ -148,10 +149,10 @@ class Run:
         self.cfg = cfg
         self.progress = progress
         self.log = log
-        self.sigterm = SigtermAsInterrupt()
+        self.stop_signals = StopSignalsAsInterrupt()
 
     def execute(self) -> RunOutcome:
-        with self.sigterm:
+        with self.stop_signals:
             self.validate()
             self.load()
             self.calibrate()
@@ -168,7 +169,7 @@ class Run:
             except BaseException as e:
                 if self.run_id is None:  # nothing was recorded
                     raise
-                interrupted = isinstance(e, KeyboardInterrupt)  # Ctrl-C, or SIGTERM (SigtermAsInterrupt)
+                interrupted = isinstance(e, KeyboardInterrupt)  # Ctrl-C, or SIGTERM (StopSignalsAsInterrupt)
                 self.store.finish_run(self.run_id, "interrupted" if interrupted else "failed",
                                       {"error": f"{type(e).__name__}: {e}"})
                 if interrupted:
@@ -354,9 +355,9 @@ class Run:
         """Every cell of the grid: reused when stored, else submitted to the executor; outputs recorded as they come."""
         self.together = budget_groups(self.grid, self.configs, self.cids, self.cfg, self.store.cell_ids(), self.device)
         self.executor = make_executor(self.cfg, self.state, self.monitor.meter, self.log)
-        self.sigterm.install()  # again: starting Ray replaces the SIGTERM handler with its own (an exit)
+        self.stop_signals.install()  # again: starting Ray replaces the SIGTERM handler with its own (an exit)
         for index, (pc, config, cid) in enumerate(zip(self.grid, self.configs, self.cids)):
-            self.sigterm.check()
+            self.stop_signals.check()
             if cid in self.expected:  # the same cell twice in one grid: computed once, listed twice
                 self.duplicates.append((index, cid))
                 continue
@@ -366,9 +367,9 @@ class Run:
             self.submit(index, pc, config, cid)
             self.store_outputs(self.executor.ready(block=False))
         while self.executor.pending():
-            self.sigterm.check()
+            self.stop_signals.check()
             self.store_outputs(self.executor.ready(block=True))
-        self.sigterm.check()
+        self.stop_signals.check()
         self.failures = self.executor.failures()
 
     def prepare(self, goal: str) -> None:
@@ -470,4 +471,4 @@ class Run:
         return outcome
 
 
-__all__ = ["Run", "RunConfig", "RunOutcome", "comparable_card", "run_benchmark", "SigtermAsInterrupt", "versions"]
+__all__ = ["Run", "RunConfig", "RunOutcome", "comparable_card", "run_benchmark", "StopSignalsAsInterrupt", "versions"]

@@ -62,7 +62,8 @@ def test_fas_intra_low_and_leave_one_out_clearly_higher(oulu_pair):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 16: MSU is not yet learnable inside itself for this network (4.4 % "
-                                       "intra-domain ACER: its laptop camera's live faces, docs/datasets.md)")
+                                       "intra-domain ACER: darker live test faces under the laptop webcam rejected; "
+                                       "its 15 training subjects drew lighter skin than its 20 test ones, docs/datasets.md)")
 def test_fas_domain_gap_like_the_field(oulu_pair):
     """Issue 16's target with one leave-one-out protocol: intra-domain ACER at most 3 % in each of the four
     domains (CDCN on OULU-NPU protocol 1: 0.2-1 %), and the HTER on unseen OULU at least 3x their mean (SSDG:

@@ -169,10 +169,10 @@ def test_sigterm_handler_is_put_back_after_a_library_replaced_it_and_restored_af
     import time
 
     from bench.errors import Interrupted
-    from bench.runner import SigtermAsInterrupt
+    from bench.runner import StopSignalsAsInterrupt
 
     before = signal.getsignal(signal.SIGTERM)
-    guard = SigtermAsInterrupt()
+    guard = StopSignalsAsInterrupt()
     with pytest.raises(Interrupted) as e:
         with guard:
             signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # what ray.init does
@@ -193,7 +193,7 @@ def test_a_signal_dropped_inside_a_finalizer_is_raised_at_the_next_check(monkeyp
     import time
 
     from bench.errors import Interrupted
-    from bench.runner import SigtermAsInterrupt
+    from bench.runner import StopSignalsAsInterrupt
 
     class Finalized:
         def __del__(self):
@@ -205,7 +205,7 @@ def test_a_signal_dropped_inside_a_finalizer_is_raised_at_the_next_check(monkeyp
     monkeypatch.setattr(sys, "unraisablehook", dropped.append)  # what prints "Exception ignored in ..."
     original_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (see above)
     try:
-        guard = SigtermAsInterrupt()
+        guard = StopSignalsAsInterrupt()
         with guard:
             guard.check()  # nothing arrived: nothing raised
             Finalized()  # dropped at once: its __del__ runs, and the handler's exception is dropped with it
@@ -220,11 +220,11 @@ def test_a_signal_dropped_inside_a_finalizer_is_raised_at_the_next_check(monkeyp
 
 def test_ctrl_c_is_left_alone_where_it_is_ignored():
     """A job started with `&` by a shell without job control inherits SIGINT ignored: the run keeps it ignored."""
-    from bench.runner import SigtermAsInterrupt
+    from bench.runner import StopSignalsAsInterrupt
 
     original_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with SigtermAsInterrupt():
+        with StopSignalsAsInterrupt():
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
             assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
