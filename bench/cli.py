@@ -681,7 +681,7 @@ def train(model: str, profile: str, protocol: Optional[str], epochs: float, out:
                                   device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,
                                   force=force)
     click.echo(f"wrote {weights} ({card['parameters']} parameters, {card['wall_time_s']} s); {_dev_summary(card['dev'])}")
-    _after_training([(model, weights)])
+    _after_training([(model, weights, card)])
 
 
 def _dev_summary(dev: dict) -> str:
@@ -712,7 +712,7 @@ def zoo_build(profile: str, only: tuple[str, ...], out: str, device: str, seed: 
 
     Weights and cards go to results/weights/ unless --out names a place. A variant that fine-tunes another
     (triplet-adv from facenet-baseline) starts from the one in that folder when there is one (built by this run or
-    an earlier one: its card's command says which), else from the shipped weights."""
+    an earlier one; it says which), else from the shipped weights."""
     from bench.config import resolve_device
     from models_zoo.training import build_zoo
 
@@ -723,19 +723,24 @@ def zoo_build(profile: str, only: tuple[str, ...], out: str, device: str, seed: 
             for name, weights, card in built]
     click.echo(tabulate(rows, headers=["variant", "task", "epochs", "train s", "dev metrics", "weights"]))
     click.echo(f"total training time {sum(r[3] for r in rows):.0f} s")
-    _after_training([(name, weights) for name, weights, _ in built])
+    _after_training(built)
 
 
-def _after_training(written: list[tuple[str, Path]]) -> None:
-    """After `train` / `zoo build`: keep bench/listings.json (what `facebench models` shows, read without importing
-    torch) in step with shipped weights just overwritten; for weights written elsewhere, say how to evaluate them."""
+def _after_training(written: list[tuple[str, Path, dict]]) -> None:
+    """After `train` / `zoo build`: say which weights a fine-tuning started from; keep bench/listings.json (what
+    `facebench models` shows, read without importing torch) in step with shipped weights just overwritten; for
+    weights written elsewhere, say how to evaluate them."""
     from bench.listings import refresh_after_training
     from models_zoo.checkpoint import WEIGHTS_DIR
 
-    rewritten = refresh_after_training([weights for _, weights in written])
+    for name, _, card in written:
+        start = (card.get("training") or {}).get("init")
+        if start:
+            click.echo(f"{name} was fine-tuned from {start['from']} (sha256 {start['sha256'][:12]}...)")
+    rewritten = refresh_after_training([weights for _, weights, _ in written])
     if rewritten is not None:
         click.echo(f"updated {rewritten} (the model listing quotes the shipped cards)")
-    elsewhere = [(name, weights) for name, weights in written if Path(weights).resolve().parent != WEIGHTS_DIR.resolve()]
+    elsewhere = [(name, weights) for name, weights, _ in written if Path(weights).resolve().parent != WEIGHTS_DIR.resolve()]
     if elsewhere:
         name, weights = elsewhere[0]
         click.echo(f"evaluate with: facebench run --model {name} --checkpoint {shlex.quote(str(weights))}"

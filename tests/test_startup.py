@@ -155,13 +155,18 @@ def test_training_writes_under_results_and_rewrites_the_listings_only_over_named
     out = CliRunner().invoke(main, ["train", "--model", "cdcn", "--out", str(shipped), "-q"])  # up to date: not rewritten
     assert out.exit_code == 0 and "listings" not in out.output, out.output
 
+    start = {"from": "results/weights/facenet-baseline-tiny.safetensors", "sha256": "0123456789ab" + "f" * 52}
+
     def fake_build(profile, names, *, out_dir, **_):
-        return [(n, fake_train(n, out=out_dir)[0], {"task": "fas", "epochs": 1, "wall_time_s": 1.0,
-                                                   "dev": {"dev_eer": 0.1, "dev_acer": 0.1, "threshold_rule": "dev EER",
+        return [(n, fake_train(n, out=out_dir)[0], {"task": "fr", "epochs": 1, "wall_time_s": 1.0, "training": {"init": start},
+                                                   "dev": {"dev_tar": 0.9, "threshold_rule": "dev FAR=0.001",
                                                            "threshold": 0.5}}) for n in names]
 
     monkeypatch.setattr(training, "build_zoo", fake_build)
     listings.LISTINGS_FILE.write_text("stale\n")
-    out = CliRunner().invoke(main, ["zoo", "build", "--only", "cdcn", "-q"])
+    out = CliRunner().invoke(main, ["zoo", "build", "--only", "triplet-adv", "-q"])
     assert out.exit_code == 0 and calls[-1] == Path("results/weights") and "listings" not in out.output, out.output
     assert listings.LISTINGS_FILE.read_text() == "stale\n"
+    # which baseline the fine-tuning started from (an earlier run's, in that folder, or the shipped one) is said
+    assert "triplet-adv was fine-tuned from results/weights/facenet-baseline-tiny.safetensors (sha256 0123456789ab...)" \
+        in out.output, out.output
