@@ -734,9 +734,13 @@ def _after_training(written: list[tuple[str, Path, dict]]) -> None:
     from models_zoo.checkpoint import WEIGHTS_DIR
 
     for name, _, card in written:
-        start = (card.get("training") or {}).get("init")
-        if start:
+        training = card.get("training") or {}
+        start, stages = training.get("init"), training.get("stages_from")  # a checkpoint's record, or words
+        if isinstance(start, dict):
             click.echo(f"{name} was fine-tuned from {start['from']} (sha256 {start['sha256'][:12]}...)")
+        if isinstance(stages, dict):
+            click.echo(f"{name}: the stages before its fine-tuning were loaded from {stages['init']} "
+                       f"(sha256 {stages['sha256'][:12]}...)")
     rewritten = refresh_after_training([weights for _, weights, _ in written])
     if rewritten is not None:
         click.echo(f"updated {rewritten} (the model listing quotes the shipped cards)")

@@ -272,7 +272,8 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
                   force: bool = False) -> tuple[Path, dict]:
     """Train variant `name`, measure its dev metrics, and write safetensors + model card.
 
-    `options` are extra keyword arguments of the variant's recipe (e.g. `{"pretrain": "gan"}`); an
+    `out` is a .safetensors path or a folder; None is the shipped weights' folder (the CLI passes one always: its
+    default is results/weights/). `options` are extra keyword arguments of the variant's recipe (e.g. `{"pretrain": "gan"}`); an
     option the recipe does not take is refused before any work. `epochs` may be a fraction (`fit`). The paper profile is refused on a
     CPU unless `force`.
     """

@@ -266,11 +266,11 @@ def _arrays(clean_correct, success, ids=None, min_eps=None, clean_score=None, ad
 
 
 def write_run(path, model, cells, *, protocol="synth-fr", suite="s", task="fr", unreliable=None, threshold=0.5,
-              dev=None, started_ns=None):
+              dev=None, started_ns=None, sha=None):
     """A complete run of hand-written cells: `cells` is a list of (goal, attack, eps, arrays[, params])."""
     st = ResultsStore(path)
     meta = {"model": model, "task": task, "profile": "tiny", "source": "zoo", "protocol": protocol, "suite": suite,
-            "checkpoint": "none", "checkpoint_sha256": f"sha-{model}", "threshold": threshold,
+            "checkpoint": "none", "checkpoint_sha256": sha or f"sha-{model}", "threshold": threshold,
             "threshold_rule": "dev FAR=0.001" if task == "fr" else "dev EER",
             "dev_metrics": dev or {"dev_tar": 0.5, "dev_genuine_pairs": 100, "threshold_rule": "dev FAR=0.001"},
             "command": f"facebench run --model {model}", "config": {"samples": N, "seed": 0}, "device": "cpu"}
@@ -482,6 +482,34 @@ def test_several_stores_merge_and_the_newest_run_wins(tmp_path):
     rows, budgets = leaderboard_rows([ResultsStore(old), ResultsStore(new)])
     assert {(r["model"], r["robust"]["linf 8/255"]) for r in rows} == {("m", (6, 8)), ("only-old", (7, 8))}
     assert budgets == ["linf 4/255", "linf 8/255"]
+
+
+def test_a_run_hidden_by_a_newer_one_of_other_weights_is_said(tmp_path):
+    """A retrained zoo variant run under its zoo name hides the older run of the shipped weights (one row per model,
+    protocol and suite): the leaderboard says in one line which runs are hidden and how to show both; reruns of the
+    same weights hide their predecessors silently. Whichever store order, the newest run is the one shown."""
+    from bench.leaderboard import collect_runs
+
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    write_run(a, "m", _robust(6), started_ns=1, sha="shipped-weights")
+    write_run(a, "m", _robust(5), started_ns=2, sha="shipped-weights")
+    retrained = write_run(b, "m", _robust(2), started_ns=3, sha="retrained-weights")
+    for stores in ([a, b], [b, a]):
+        said = []
+        (rec,) = collect_runs(stores, log=said.append)
+        assert rec.run["run_id"] == retrained
+        assert len(said) == 1 and said[0].startswith("hidden by a newer run of other weights") and "m (2 runs)" in said[0]
+    write_run(a, "n", _robust(6), started_ns=1, sha="shipped-weights")
+    write_run(a, "n", _robust(6), started_ns=2, sha="shipped-weights")
+    write_run(b, "n", _robust(6), started_ns=3, sha="shipped-weights")
+    old_n = write_run(b, "o", _robust(6), started_ns=1, sha="old-weights")
+    write_run(b, "o", _robust(6), started_ns=2, sha="new-weights")
+    said = []
+    assert len(collect_runs([a, b], log=said.append)) == 3
+    assert len(said) == 1 and said[0].count(" runs") == 1 and f"o ({old_n})" in said[0] and "n (" not in said[0], said
+    said = []
+    collect_runs([a], log=said.append)
+    assert said == []
 
 
 def test_transfer_matrix_from_hand_written_cells(tmp_path):

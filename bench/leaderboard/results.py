@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import shlex
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -173,48 +174,69 @@ def run_key(run: dict) -> tuple:
     return (run["model"], run.get("profile"), run["protocol"], run["suite"], flip_tta(run))
 
 
-def latest_complete_runs(store: ResultsStore) -> list[dict]:
-    """The newest complete run of each `run_key` (model, profile, protocol, suite, flip TTA) in a store."""
-    latest: dict[tuple, dict] = {}
-    for run in store.runs():
-        if run.get("status") != "complete":
-            continue
-        latest[run_key(run)] = run
-    return list(latest.values())
+def collect_runs(store_paths: Iterable[Path], log: Callable[[str], None] = lambda s: None) -> list[RunRecord]:
+    """The newest complete run per (model, profile, protocol, suite, flip TTA) over every store (`run_key`).
 
-
-def collect_runs(store_paths: Iterable[Path]) -> list[RunRecord]:
-    """Every store's newest complete run per (model, profile, protocol, suite); across stores the newest wins.
-
-    Anything wrong with a store (missing, not a facebench store, a run naming a missing cell, cells of one
-    goal that do not cover the same samples, unreadable metadata) raises `StoreError` naming the store.
+    A newer run hides an older one of the same key; when they evaluated other weights (a retrained zoo variant run
+    under its zoo name), one line to `log` names the hidden runs and says how to show both. Anything
+    wrong with a store (missing, not a facebench store, a run naming a missing cell, cells of one goal that do not
+    cover the same samples, unreadable metadata) raises `StoreError` naming the store.
     """
-    chosen: dict[tuple, RunRecord] = {}
-    store_paths = list(store_paths)
+    store_paths = [Path(p) for p in store_paths]
     known = KnownMinima(store_paths)
+    stores: dict[Path, ResultsStore] = {}
+    chosen: dict[tuple, tuple[dict, Path]] = {}
+    hidden: dict[tuple, list[tuple[dict, Path]]] = defaultdict(list)
     for path in store_paths:
-        store = ResultsStore(path)
-        try:
-            for run in latest_complete_runs(store):
-                cells = store.read_cells(run["cell_ids"])
-                rec = RunRecord(run, Path(path), cells, known)
-                rec.config, rec.dev  # noqa: B018 - fail here on unreadable JSON, not while rendering
-                for c in cells:
-                    for key in ("goal", "attack", "norm", "eps"):
-                        if key not in c.config:
-                            raise StoreError(f"cell {c.cell_id} has no {key!r} in its configuration")
+        with _store_errors(path):
+            stores[path] = ResultsStore(path)
+            for run in stores[path].runs():
+                if run.get("status") != "complete":
+                    continue
                 key = run_key(run)
                 old = chosen.get(key)
-                if old is None or started_key(run) >= started_key(old.run):
-                    chosen[key] = rec
-        except FacebenchError as e:
-            if isinstance(e, StoreError):
-                raise
-            raise StoreError(f"store {path}: {e}") from None
-        except (KeyError, ValueError, TypeError, OSError) as e:
-            raise StoreError(f"store {path} cannot be read as a facebench store: {type(e).__name__}: {e}") from None
-    return sorted(chosen.values(), key=lambda r: (r.run["protocol"], r.run["model"], str(r.run.get("profile")), r.run["suite"],
-                                                  flip_tta(r.run)))
+                if old is None or started_key(run) >= started_key(old[0]):  # in a store, a later run of a tie wins
+                    chosen[key] = (run, path)
+                    if old is not None:
+                        hidden[key].append(old)
+                else:
+                    hidden[key].append((run, path))
+    records = []
+    other_weights: dict[str, list[str]] = defaultdict(list)  # model -> the hidden runs of other weights
+    for key, (run, path) in chosen.items():
+        shown = run.get("checkpoint_sha256")
+        other_weights[run["model"]] += [old["run_id"] for old, _ in hidden[key] if old.get("checkpoint_sha256") != shown]
+        with _store_errors(path):
+            cells = stores[path].read_cells(run["cell_ids"])
+            rec = RunRecord(run, path, cells, known)
+            rec.config, rec.dev  # noqa: B018 - fail here on unreadable JSON, not while rendering
+            for c in cells:
+                for field_name in ("goal", "attack", "norm", "eps"):
+                    if field_name not in c.config:
+                        raise StoreError(f"cell {c.cell_id} has no {field_name!r} in its configuration")
+        records.append(rec)
+    hidden_runs = {model: runs for model, runs in other_weights.items() if runs}
+    if hidden_runs:
+        log("hidden by a newer run of other weights under the same name (the newest run of each model, protocol and "
+            "suite is shown): " + ", ".join(f"{m} ({runs[0] if len(runs) == 1 else f'{len(runs)} runs'})"
+                                            for m, runs in sorted(hidden_runs.items()))
+            + "; to compare weights, give each its own name (`facebench run --name`, a model of your own) or its own "
+            "store (`--store`) and leaderboard")
+    return sorted(records, key=lambda r: (r.run["protocol"], r.run["model"], str(r.run.get("profile")), r.run["suite"],
+                                          flip_tta(r.run)))
+
+
+@contextmanager
+def _store_errors(path: Path) -> Iterator[None]:
+    """A store that cannot be read raises `StoreError` naming it (a `StoreError` of its own passes as it is)."""
+    try:
+        yield
+    except FacebenchError as e:
+        if isinstance(e, StoreError):
+            raise
+        raise StoreError(f"store {path}: {e}") from None
+    except (KeyError, ValueError, TypeError, OSError) as e:
+        raise StoreError(f"store {path} cannot be read as a facebench store: {type(e).__name__}: {e}") from None
 
 
 def started_key(run: dict) -> tuple:

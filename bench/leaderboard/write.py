@@ -50,7 +50,7 @@ def write_leaderboard(store_paths: list[Path], out_dir: Path, fmt: str = "md", e
         raise BadInputError(f"--out {out_dir} exists and is not a directory")
     if not store_paths:
         raise BadInputError("no store given")
-    records = collect_runs([Path(p) for p in store_paths])
+    records = collect_runs([Path(p) for p in store_paths], log=log)
     figures = fmt in ("md", "html")
     pages = build_pages(records, [Path(p) for p in store_paths], Options(figures=figures, examples=examples and figures, log=log))
     outputs = render(pages, fmt)
