@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from bench.config import sha256_file
+from bench.report import write_atomic
 from bench.errors import CheckpointError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -35,7 +36,7 @@ def save_checkpoint(model: nn.Module, card: dict, weights: Path) -> dict:
     card = dict(card)
     card["sha256"] = sha256_file(weights)
     card["parameters"] = int(sum(p.numel() for p in model.parameters()))
-    card_path(weights).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    write_atomic(card_path(weights), json.dumps(card, indent=2, sort_keys=True) + "\n")  # a card read whole or not at all
     return card
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import platform
 import time
 from pathlib import Path
@@ -291,6 +292,7 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
             raise BadInputError(f"model {name!r} does not take {flag} (its recipe {spec.recipe.__name__} has no such option)")
     if epochs <= 0:
         raise BadInputError(f"--epochs must be positive, got {epochs}")
+    weights = weights_path(out, name, profile)
     proto = get_protocol(protocol or spec.default_protocol)
     if proto.task != spec.task:
         raise BadInputError(f"protocol {proto.name!r} is a {proto.task} protocol but {name!r} is a {spec.task} model")
@@ -328,10 +330,28 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
         "training": info,
         "dev": dev.as_card(),
     }
+    return weights, save_checkpoint(model, card, weights)
+
+
+def weights_path(out: Optional[Path], name: str, profile: str) -> Path:
+    """Where `train_variant` writes: `out` when it is a .safetensors path, else `<name>-<profile>.safetensors` in the
+    folder `out` (None: the shipped weights' folder). The folder is created now, before any training, so that an
+    output that cannot be written is refused in a line instead of failing after the training."""
     weights = Path(out) if out else WEIGHTS_DIR / f"{name}-{profile}.safetensors"
     if weights.suffix != ".safetensors":
         weights = weights / f"{name}-{profile}.safetensors"
-    return weights, save_checkpoint(model, card, weights)
+    try:
+        weights.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise BadInputError(f"--out {out}: {weights.parent} cannot be a folder (a file is in the way); name a "
+                            ".safetensors path or a folder") from None
+    except OSError as e:
+        raise BadInputError(f"--out {out}: cannot create {weights.parent}: {e.strerror}") from None
+    if weights.is_dir():
+        raise BadInputError(f"--out {out}: {weights} is a folder")
+    if not os.access(weights.parent, os.W_OK):
+        raise BadInputError(f"--out {out}: {weights.parent} is not writable")
+    return weights
 
 
 def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_dir: Optional[Path] = None,
@@ -350,6 +370,8 @@ def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_d
     missing = [s.name for s in specs if profile not in s.zoo_epochs]
     if missing:
         raise BadInputError(f"no zoo training schedule at the {profile} profile for {', '.join(missing)}")
+    for spec in specs:  # an output that cannot be written is refused before the first training
+        weights_path(Path(out_dir) if out_dir else None, spec.name, profile)
     built = []
     for spec in specs:
         epochs = spec.zoo_epochs[profile]

@@ -195,3 +195,29 @@ def test_a_torch_save_file_as_init_is_named_with_its_conversion_not_as_an_unknow
         warm_start(model, str(tmp_path / "w.pt"), "tiny")
     with pytest.raises(BadInputError, match="no shipped tiny weights of a variant 'nope'"):
         warm_start(model, "nope", "tiny")
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_training(tmp_path, monkeypatch):
+    """`facebench train` / `zoo build` check --out before they train (it used to fail with a traceback after the
+    training): a file in the way of the folder, or a folder where the .safetensors would go, is one line."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the output was checked")
+
+    monkeypatch.setattr("models_zoo.training.get_protocol", no_training)  # the data is read first, then trained on
+    (tmp_path / "afile.txt").write_text("mine\n")
+    with pytest.raises(BadInputError, match="a file is in the way"):
+        train_variant("cdcn", out=tmp_path / "afile.txt", progress=False)
+    with pytest.raises(BadInputError, match="a file is in the way"):
+        train_variant("cdcn", out=tmp_path / "afile.txt" / "w.safetensors", progress=False)
+    (tmp_path / "taken.safetensors").mkdir()
+    with pytest.raises(BadInputError, match="is a folder"):
+        train_variant("cdcn", out=tmp_path / "taken.safetensors", progress=False)
+    with pytest.raises(BadInputError, match="a file is in the way"):
+        build_zoo("tiny", ["cdcn"], out_dir=tmp_path / "afile.txt", progress=False)
+    r = CliRunner().invoke(main, ["zoo", "build", "--only", "cdcn", "--out", str(tmp_path / "afile.txt" / "zoo"), "-q"])
+    assert r.exit_code == 2 and "a file is in the way" in r.output and "Traceback" not in r.output, r.output
+    assert (tmp_path / "afile.txt").read_text() == "mine\n"
