@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import platform
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from bench.config import epochs_value, seed_everything
 from bench.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import images_to_tensor
+from bench.report import check_writable
 from models_zoo.checkpoint import (WEIGHTS_DIR, card_path, load_checkpoint, load_weights, refuse_torch_pickle, save_checkpoint,
                                      shipped_weights)
 from models_zoo.losses import triplet_semihard_loss
@@ -335,23 +335,12 @@ def train_variant(name: str, *, profile: str = "tiny", protocol: Optional[str] =
 
 def weights_path(out: Optional[Path], name: str, profile: str) -> Path:
     """Where `train_variant` writes: `out` when it is a .safetensors path, else `<name>-<profile>.safetensors` in the
-    folder `out` (None: the shipped weights' folder). The folder is created now, before any training, so that an
-    output that cannot be written is refused in a line instead of failing after the training."""
+    folder `out` (None: the shipped weights' folder). Checked before any training (`check_writable`): an output
+    that cannot be written is refused in a line instead of failing after the training."""
     weights = Path(out) if out else WEIGHTS_DIR / f"{name}-{profile}.safetensors"
     if weights.suffix != ".safetensors":
         weights = weights / f"{name}-{profile}.safetensors"
-    try:
-        weights.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise BadInputError(f"--out {out}: {weights.parent} cannot be a folder (a file is in the way); name a "
-                            ".safetensors path or a folder") from None
-    except OSError as e:
-        raise BadInputError(f"--out {out}: cannot create {weights.parent}: {e.strerror}") from None
-    if weights.is_dir():
-        raise BadInputError(f"--out {out}: {weights} is a folder")
-    if not os.access(weights.parent, os.W_OK):
-        raise BadInputError(f"--out {out}: {weights.parent} is not writable")
-    return weights
+    return check_writable(weights, "--out")
 
 
 def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_dir: Optional[Path] = None,

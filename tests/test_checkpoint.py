@@ -209,15 +209,15 @@ def test_an_output_that_cannot_be_written_is_refused_before_any_training(tmp_pat
 
     monkeypatch.setattr("models_zoo.training.get_protocol", no_training)  # the data is read first, then trained on
     (tmp_path / "afile.txt").write_text("mine\n")
-    with pytest.raises(BadInputError, match="a file is in the way"):
+    with pytest.raises(BadInputError, match="is a file, not a folder"):
         train_variant("cdcn", out=tmp_path / "afile.txt", progress=False)
-    with pytest.raises(BadInputError, match="a file is in the way"):
+    with pytest.raises(BadInputError, match="is a file, not a folder"):
         train_variant("cdcn", out=tmp_path / "afile.txt" / "w.safetensors", progress=False)
     (tmp_path / "taken.safetensors").mkdir()
     with pytest.raises(BadInputError, match="is a folder"):
         train_variant("cdcn", out=tmp_path / "taken.safetensors", progress=False)
-    with pytest.raises(BadInputError, match="a file is in the way"):
+    with pytest.raises(BadInputError, match="is a file, not a folder"):
         build_zoo("tiny", ["cdcn"], out_dir=tmp_path / "afile.txt", progress=False)
     r = CliRunner().invoke(main, ["zoo", "build", "--only", "cdcn", "--out", str(tmp_path / "afile.txt" / "zoo"), "-q"])
-    assert r.exit_code == 2 and "a file is in the way" in r.output and "Traceback" not in r.output, r.output
+    assert r.exit_code == 2 and "is a file, not a folder" in r.output and "Traceback" not in r.output, r.output
     assert (tmp_path / "afile.txt").read_text() == "mine\n"

@@ -352,7 +352,7 @@ def test_dry_run_lists_every_training_and_evaluation_and_writes_nothing(tmp_path
 @pytest.mark.parametrize("args", [
     ["--only", "no-such-claim"], ["--seeds", "0"], ["--finetune-epochs", "1,two"], ["--finetune-epochs", "0,1"],
     ["--protocols", "synth-nowhere"], ["--samples", "0"], ["--jobs", "0"], ["--only", "fas-gan-pretraining", "--finetune-epochs", "2"],
-    ["--docs", "README.md"],
+    ["--docs", "README.md"], ["--out", "README.md/claims.md"], ["--work", "README.md/work"],
 ])
 def test_bad_input_is_one_line_before_any_work(args, tmp_path, monkeypatch):
     import models_zoo.training

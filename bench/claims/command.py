@@ -12,7 +12,7 @@ from bench.claims.grid import select_claims
 from bench.claims.render import check_docs, claims_markdown, document, write_docs
 from bench.claims.running import Outcome, make_plan, run_claims, tabulate_only
 from bench.errors import BadInputError
-from bench.report import write_atomic
+from bench.report import check_writable, write_atomic
 
 DEFAULT_WORK = Path("results") / "claims"
 DEFAULT_OUT = Path("results") / "claims.md"
@@ -50,6 +50,8 @@ def checked(req: Request):
     resolve_device(req.device)
     if req.docs is not None:
         check_docs(req.docs)
+    check_writable(req.out, "--out")
+    check_writable(req.work, "--work", folder=True)
     return claims, Context(Path(req.work), req.samples, req.device)
 
 
