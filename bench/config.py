@@ -1,6 +1,7 @@
 """Run configuration helpers: budgets written as fractions of 255, devices, seeds."""
 from __future__ import annotations
 
+import os
 import random
 import re
 from fractions import Fraction
@@ -108,3 +109,36 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_writable(path: Path, flag: str, folder: bool = False) -> Path:
+    """Refuse in one line, before long work, an output that could not be written at its end: a file `path` (or,
+    with `folder`, a folder) whose folder is a file, or that is a folder itself (a file), or under a folder it may
+    not write in. Creates nothing (the writer creates the missing folders)."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise BadInputError(f"{flag} {path} is a {'file' if folder else 'folder'}")
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInputError(f"{flag} {path}: {existing} is not writable")
+    return path
+
+
+def write_atomic(path: Path, data: Union[str, bytes]) -> None:
+    """Write a file through a temporary name in the same directory and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -19,8 +19,8 @@ from typing import Optional
 
 from bench.errors import BadInputError
 from bench.modelref import check_flip_tta, check_model, check_protocol_task
+from bench.config import write_atomic
 from bench.registry import Registry
-from bench.report import write_atomic
 from bench.runconfig import RunConfig, validate_config
 
 LISTINGS_FILE = Path(__file__).with_name("listings.json")

@@ -10,10 +10,8 @@ import base64
 import csv
 import html
 import io
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional, Union
 
 FORMATS = ("md", "html", "csv", "latex")
@@ -134,41 +132,6 @@ def _inline_html(text: str, link: callable) -> str:
         pos = m.end()
     out.append(html.escape(text[pos:]))
     return "".join(out)
-
-
-def check_writable(path: Path, flag: str, folder: bool = False) -> Path:
-    """Refuse in one line, before long work, an output that could not be written at its end: a file `path` (or,
-    with `folder`, a folder) whose folder is a file, or that is a folder itself (a file), or under a folder it may
-    not write in. Creates nothing (the writer creates the missing folders)."""
-    from bench.errors import BadInputError
-
-    path = Path(path)
-    if path.exists() and path.is_dir() != folder:
-        raise BadInputError(f"{flag} {path} is a {'file' if folder else 'folder'}")
-    existing = path if folder else path.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise BadInputError(f"{flag} {path}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BadInputError(f"{flag} {path}: {existing} is not writable")
-    return path
-
-
-def write_atomic(path: Path, data: Union[str, bytes]) -> None:
-    """Write a file through a temporary name in the same directory and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if isinstance(data, bytes):
-            tmp.write_bytes(data)
-        else:
-            tmp.write_text(data, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------- markdown

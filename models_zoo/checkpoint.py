@@ -11,8 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from bench.config import sha256_file
-from bench.report import write_atomic
+from bench.config import sha256_file, write_atomic
 from bench.errors import CheckpointError
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"

@@ -12,11 +12,10 @@ import torch
 from bench.progress import bar as progress_bar
 
 from bench import __version__
-from bench.config import epochs_value, seed_everything
+from bench.config import check_writable, epochs_value, seed_everything
 from bench.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import images_to_tensor
-from bench.report import check_writable
 from models_zoo.checkpoint import (WEIGHTS_DIR, card_path, load_checkpoint, load_weights, refuse_torch_pickle, save_checkpoint,
                                      shipped_weights)
 from models_zoo.losses import triplet_semihard_loss

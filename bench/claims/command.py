@@ -12,7 +12,7 @@ from bench.claims.grid import select_claims
 from bench.claims.render import check_docs, claims_markdown, document, write_docs
 from bench.claims.running import Outcome, make_plan, run_claims, tabulate_only
 from bench.errors import BadInputError
-from bench.report import check_writable, write_atomic
+from bench.config import check_writable, write_atomic
 
 DEFAULT_WORK = Path("results") / "claims"
 DEFAULT_OUT = Path("results") / "claims.md"

@@ -11,7 +11,8 @@ from bench.claims.grid import points
 from bench.claims.records import MIN_SEEDS, Arm, Claim, Measure
 from bench.claims.rules import Verdict, shown_interval
 from bench.errors import BadInputError
-from bench.report import BulletList, Cell, Paragraph, Table, table_markdown, write_atomic
+from bench.config import write_atomic
+from bench.report import BulletList, Cell, Paragraph, Table, table_markdown
 
 BEGIN = "<!-- claims:begin -->"
 END = "<!-- claims:end -->"

@@ -32,7 +32,7 @@ from bench.claims.figures import Figures
 from bench.claims.grid import GridPoint, points
 from bench.claims.records import Claim
 from bench.errors import WorkerFailedError
-from bench.report import write_atomic
+from bench.config import write_atomic
 
 Log = Callable[[str], None]
 

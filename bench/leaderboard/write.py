@@ -8,7 +8,8 @@ from typing import Callable
 from bench.errors import BadInputError
 from bench.leaderboard.pages import Options, build_pages
 from bench.leaderboard.results import collect_runs
-from bench.report import FORMATS, Page, page_markdown, site_html, table_csv, table_latex, write_atomic
+from bench.config import write_atomic
+from bench.report import FORMATS, Page, page_markdown, site_html, table_csv, table_latex
 
 HTML_FILE = "leaderboard.html"
 
