@@ -185,6 +185,10 @@ def test_prepare_refusals(tmp_path):
     src = fx.write_oulu_videos(tmp_path / "official")
     with pytest.raises(BadInputError, match="inside --src"):
         prepare_dataset("oulu-npu", src, src / "frames")
+    (tmp_path / "afile").write_text("mine\n")
+    with pytest.raises(BadInputError, match="afile is a file, not a folder"):
+        prepare_dataset("oulu-npu", src, tmp_path / "afile" / "frames")
+    assert (tmp_path / "afile").read_text() == "mine\n"
     with pytest.raises(DatasetError, match="not found"):
         prepare_dataset("oulu-npu", tmp_path / "nowhere", tmp_path / "out")
     with pytest.raises(UnknownNameError, match="unknown dataset 'oulu-npv'.*oulu-npu"):

@@ -22,6 +22,7 @@ from bench.progress import bar as progress_bar
 from bench.data.real.align import build_aligner, resolve
 from bench.data.real.registry import DATASETS
 from bench.data.real.common import VIDEO_SUFFIXES, DatasetError, even_indices, require
+from bench.config import check_writable
 from bench.errors import BadInputError
 
 DONE_MARKER = "boxes.txt"
@@ -104,6 +105,7 @@ def _check_paths(name: str, src: Path, out: Path) -> type:
     if out_r == src_r or src_r in out_r.parents:
         raise BadInputError(f"--out {out} is inside --src {src}; choose a folder outside the official dataset")
     require(src, *loader.required)
+    check_writable(out, "--out", folder=True)  # before the first video is read (a file in the way, no permission)
     return loader
 
 
