@@ -731,7 +731,7 @@ def _after_training(written: list[tuple[str, Path, dict]]) -> None:
     `facebench models` shows, read without importing torch) in step with shipped weights just overwritten; for
     weights written elsewhere, say how to evaluate them."""
     from bench.listings import refresh_after_training
-    from models_zoo.checkpoint import WEIGHTS_DIR
+    from models_zoo.checkpoint import in_shipped_folder
 
     for name, _, card in written:
         training = card.get("training") or {}
@@ -744,7 +744,7 @@ def _after_training(written: list[tuple[str, Path, dict]]) -> None:
     rewritten = refresh_after_training([weights for _, weights, _ in written])
     if rewritten is not None:
         click.echo(f"updated {rewritten} (the model listing quotes the shipped cards)")
-    elsewhere = [(name, weights) for name, weights, _ in written if Path(weights).resolve().parent != WEIGHTS_DIR.resolve()]
+    elsewhere = [(name, weights) for name, weights, _ in written if not in_shipped_folder(weights)]
     if elsewhere:
         name, weights = elsewhere[0]
         click.echo(f"evaluate with: facebench run --model {name} --checkpoint {shlex.quote(str(weights))}"

@@ -153,18 +153,22 @@ def refresh_after_training(written: list[Path]) -> Optional[Path]:
     """Rewrite `LISTINGS_FILE` after `facebench train` or `zoo build` wrote `written` weights, when one of them is a
     shipped checkpoint (the model listing quotes each shipped card's dev metrics) and the file no longer matches the
     registries. Returns the file when it was rewritten. Weights written elsewhere (`--out`) leave it alone."""
-    from models_zoo.checkpoint import WEIGHTS_DIR
+    from models_zoo.checkpoint import in_shipped_folder
 
-    shipped = WEIGHTS_DIR.resolve()
-    if not any(Path(w).resolve().parent == shipped for w in written):
+    if not any(in_shipped_folder(w) for w in written):
         return None
     return LISTINGS_FILE if _write_if_stale(dumps(build())) else None
+
+
+def _holds(text: str) -> bool:
+    """Whether `LISTINGS_FILE` holds `text` already."""
+    return LISTINGS_FILE.is_file() and LISTINGS_FILE.read_text(encoding="utf-8") == text
 
 
 def _write_if_stale(text: str) -> bool:
     """Write `text` to `LISTINGS_FILE` unless it holds it already (a committed file keeps its timestamp); whole or
     not at all, as the CLI reads the file on every start. Returns whether it wrote."""
-    if LISTINGS_FILE.is_file() and LISTINGS_FILE.read_text(encoding="utf-8") == text:
+    if _holds(text):
         return False
     write_atomic(LISTINGS_FILE, text)
     return True
@@ -177,7 +181,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise BadInputError("usage: python -m bench.listings [--check]")
     text = dumps(build())
     if argv == ["--check"]:
-        fresh = LISTINGS_FILE.is_file() and LISTINGS_FILE.read_text(encoding="utf-8") == text
+        fresh = _holds(text)
         print(f"{LISTINGS_FILE} is {'up to date' if fresh else 'stale: run python -m bench.listings'}")
         return 0 if fresh else 1
     print(f"{'wrote' if _write_if_stale(text) else 'up to date:'} {LISTINGS_FILE}")

@@ -149,6 +149,11 @@ def shipped_weights(variant: str, profile: str = "tiny") -> Optional[Path]:
     return path if path.exists() else None
 
 
+def in_shipped_folder(weights: Path) -> bool:
+    """Whether `weights` lies in the shipped weights' folder (written there, it replaces shipped weights)."""
+    return Path(weights).resolve().parent == WEIGHTS_DIR.resolve()
+
+
 def training_modules(model: nn.Module) -> list[str]:
     """Names of the submodules in train mode ('<model>' is the model itself)."""
     return [name or "<model>" for name, m in model.named_modules() if m.training]
