@@ -18,13 +18,13 @@ cells the integrity checks marked unreliable carries their reasons, in the basel
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
 from bench import __version__
+from bench.config import write_atomic
 from bench.errors import BadInputError
 from bench.leaderboard.results import leaderboard_rows
 from bench.metrics import wilson_interval
@@ -138,10 +138,7 @@ def write_baseline(path: Path, metrics: list[Metric], stores: list[str]) -> None
         "stores": [str(s) for s in stores],
         "metrics": [_entry(m) for m in sorted(metrics, key=Metric.key)],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def _entry(m: Metric) -> dict:

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Optional
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from bench.config import sha256_file, write_atomic
@@ -24,14 +23,8 @@ def card_path(weights: Path) -> Path:
 def save_checkpoint(model: nn.Module, card: dict, weights: Path) -> dict:
     """Write `weights` (.safetensors) and its card (.json) beside it; returns the completed card."""
     weights = Path(weights)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = weights.with_suffix(".safetensors.tmp")
-    save_file(state, str(tmp))
-    mask = os.umask(0)  # safetensors creates the file 0600 whatever the umask: give it a normal file's mode
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    os.replace(tmp, weights)
+    write_atomic(weights, save(state))  # a weights file read whole or not at all, with a normal file's mode
     card = dict(card)
     card["sha256"] = sha256_file(weights)
     card["parameters"] = int(sum(p.numel() for p in model.parameters()))
