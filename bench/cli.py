@@ -107,9 +107,11 @@ def main() -> None:
                    "channels=RGB|BGR. Keys given here replace those of an ONNX model's sidecar (model.json beside "
                    "model.onnx). Default: none (the images as they are).")
 @click.option("--name", default=None,
-              help="A name for a model of your own, stored with the run: `facebench check` identifies the model by it "
-                   "and its weights' sha256 (docs/ci.md). Default: the factory's file stem or module and function, "
-                   "e.g. tinyfr:build for path/to/tinyfr.py:build.")
+              help="A name for a model of your own, or for a zoo variant's weights of your own (with --checkpoint), "
+                   "stored with the run: the leaderboard gives it its own row and `facebench check` identifies the "
+                   "model by it and its weights' sha256 (docs/ci.md). Default: a zoo variant's name; for a model of "
+                   "your own the factory's file stem or module and function, e.g. tinyfr:build for "
+                   "path/to/tinyfr.py:build.")
 @click.option("--attack-suite", "suite", default="quick", show_default=True,
               help="Attack suite name (see `facebench suites`) or a YAML file describing one.")
 @click.option("--protocol", default=None,
@@ -520,6 +522,11 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
         return
     kind = (f"user model, {meta.get('task')}, {meta.get('input_size')} px" if meta.get("source") == "user"
             else meta.get("profile"))
+    try:  # the run's --name (a model of your own, or a zoo variant's weights of your own)
+        named = json.loads(meta.get("config") or "{}").get("name")
+    except (TypeError, ValueError, AttributeError):
+        named = None
+    kind = f"{kind}, named {named}" if named else kind
     click.echo(f"run {meta['run_id']}  status {meta['status']}  model {meta['model']} ({kind})  "
                f"protocol {meta['protocol']}  suite {meta['suite']}")
     click.echo(f"checkpoint {meta['checkpoint']} sha256 {meta['checkpoint_sha256'][:16]}  device {meta['device']}  seed {meta['seed']}")

@@ -9,8 +9,9 @@ interval (so sampling noise on a small sample does not fail CI, and a large real
 A baseline entry with no matching complete run in the store is reported as missing and fails the
 gate too: a model that silently stopped being evaluated is not a pass.
 
-A zoo variant is identified by its registry name. A user model is identified by its name (`facebench run
---name`, default `models_zoo.factory.default_model_name` of the factory string, so the same file named from
+A zoo variant is identified by its registry name. A user model, or a zoo variant's weights of the user's own run
+under a name of their own (`--checkpoint` with `--name`), is identified by its name (`facebench run --name`, for a
+user model default `models_zoo.factory.default_model_name` of the factory string, so the same file named from
 another directory is the same model) and its weights' sha256: a run under the baseline's name with other
 weights is a different model ("OTHER MODEL", a failure), not a regression or a missing one. A metric read from
 cells the integrity checks marked unreliable carries their reasons, in the baseline and in the report.
@@ -74,6 +75,12 @@ class Comparison:
         return None if self.current is None else self.current.value - self.baseline.value
 
 
+def _by_weights(row: dict) -> bool:
+    """Whether a leaderboard row's model is identified by its name and its weights' sha256: a user model, or a zoo
+    variant's weights of the user's own run under a `--name`; a zoo variant's shipped weights go by its name."""
+    return row["source"] == "user" or row["name"] != row["model"]
+
+
 def store_metrics(stores: Iterable[ResultsStore]) -> list[Metric]:
     """The headline metrics of the newest complete run of each model, protocol and suite in the stores.
 
@@ -85,7 +92,7 @@ def store_metrics(stores: Iterable[ResultsStore]) -> list[Metric]:
         profile = str(r.get("profile") or "") + ("+flip-tta" if r.get("flip_tta") else "")  # --flip-tta: its own metric
         key = (r["name"], profile, r["protocol"], r["suite"], r["goal"])
         old = chosen.get(key)
-        if old is not None and old["source"] == "user" and old["checkpoint_sha256"] != r["checkpoint_sha256"]:
+        if old is not None and _by_weights(old) and old["checkpoint_sha256"] != r["checkpoint_sha256"]:
             raise BadInputError(
                 f"two different models are named {r['name']!r} in the store: {old['model']} (weights sha256 "
                 f"{old['checkpoint_sha256'][:12]}) and {r['model']} (sha256 {r['checkpoint_sha256'][:12]}); give each "
@@ -94,7 +101,7 @@ def store_metrics(stores: Iterable[ResultsStore]) -> list[Metric]:
             chosen[key] = r
     out = []
     for r in chosen.values():
-        user = r["source"] == "user"
+        user = _by_weights(r)
         base = dict(model=r["name"], profile=str(r.get("profile") or "") + ("+flip-tta" if r.get("flip_tta") else ""),
                     protocol=r["protocol"], suite=r["suite"], goal=r["goal"])
         ident = dict(sha256=r["checkpoint_sha256"], factory=r["model"]) if user else {}

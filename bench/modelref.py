@@ -179,7 +179,8 @@ class ModelChoice:
 
 
 def check_model_name(name: str, ref: str, variants: Registry) -> str:
-    """`--name` of a user model: one printable token that is not a zoo variant's name."""
+    """`--name` of a user model, or of a zoo variant's weights of the user's own: one printable token that is not a
+    zoo variant's name."""
     if not name or not name.isprintable() or any(c.isspace() for c in name):
         raise BadInputError(f"--name {name!r} must be one word without spaces (e.g. tinyfr or mypkg-fr-v2)")
     if name in variants:
@@ -187,12 +188,21 @@ def check_model_name(name: str, ref: str, variants: Registry) -> str:
     return name
 
 
+def check_zoo_name(model: str, name: Optional[str], checkpoint: Optional[str]) -> None:
+    """`--name` on a zoo variant names weights of the user's own, so it comes with `--checkpoint`: the shipped
+    weights are named by the registry."""
+    if name is not None and name != model and not is_user_ref(model) and checkpoint is None:
+        raise BadInputError(f"--name {name} names weights of your own of zoo variant {model!r}: give them with "
+                            f"--checkpoint (its shipped weights are named {model})")
+
+
 def check_model(model: str, variants: Registry, task: Optional[str] = None, profile: Optional[str] = None,
                 input_size: Optional[int] = None, name: Optional[str] = None,
                 preprocess: Optional[str] = None) -> ModelChoice:
     """Check `--model` and its options: `task` is required for a user model and checked against a zoo variant's;
     `profile` is for zoo variants only (default tiny); `input_size` is a user model's image size (default 64)
-    and must agree with a variant's; `name` (`--name`) and `preprocess` (`--preprocess`) are for user models only.
+    and must agree with a variant's; `name` (`--name`) names a user model, or a zoo variant's weights of the user's
+    own (`check_zoo_name` asks for `--checkpoint` then); `preprocess` (`--preprocess`) is for user models only.
     Every mistake is a one-line `FacebenchError`."""
     if task is not None and task not in TASKS:
         raise BadInputError(f"unknown task {task!r} (use fr or fas)")
@@ -214,8 +224,8 @@ def check_model(model: str, variants: Registry, task: Optional[str] = None, prof
     if preprocess is not None:
         raise BadInputError(f"--preprocess applies to models of your own; zoo variant {model!r} normalises its input "
                             "itself")
-    if name is not None and name != model:
-        raise BadInputError(f"--name applies to models of your own; zoo variant {model!r} is named by the registry")
+    if name is not None and name != model:  # weights of your own of a zoo variant (`--checkpoint`), told apart by name
+        check_model_name(name, model, variants)
     try:
         spec = variants.get(model)
     except UnknownNameError as e:

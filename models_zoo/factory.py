@@ -9,8 +9,9 @@ that takes another input size or normalisation than facebench's images is wrappe
 (`models_zoo.adapt`); seeded with the run's seed, a factory's own random weights are those of the run.
 `create_model` does both.
 The runner, the transfer sources, the leaderboard's example regeneration and the perf harness all build
-models here. `model_name` is a model's name as the CI gate identifies it (a zoo variant's registry name, a
-user model's `--name` or `default_model_name` of its factory string), for a model resolved now or a stored run.
+models here. `model_name` is a model's name as the CI gate identifies it (a zoo variant's registry name or the
+`--name` of its weights of the user's own, a user model's `--name` or `default_model_name` of its factory string),
+for a model resolved now or a stored run.
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def model_name(run: dict) -> str:
     model = str(run.get("model", ""))
     if run.get("source") == "user" or (run.get("source") is None and is_factory_ref(model)):
         return str(run.get("model_name") or default_model_name(model))
-    return model
+    return str(run.get("model_name") or model)  # a zoo variant, or its weights of the user's own under `--name`
 
 
 @dataclass
@@ -104,8 +105,9 @@ def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str]
 
     `task` is required for a user model and checked against a zoo variant's; `profile` is for zoo variants
     only (default tiny); `input_size` is a user model's image size (default 64) and must agree with a
-    variant's; `name` is a user model's name (default: `default_model_name`); `preprocess` (`--preprocess`) its
-    input convention, over an ONNX file's sidecar. Every mistake is a one-line `FacebenchError` before any work.
+    variant's; `name` is a user model's name (default: `default_model_name`) or that of a zoo variant's weights of
+    the user's own (default: the variant's); `preprocess` (`--preprocess`) a user model's input convention, over an
+    ONNX file's sidecar. Every mistake is a one-line `FacebenchError` before any work.
     """
     choice = check_model(model, VARIANTS, task, profile, input_size, name, preprocess)
     if choice.source == "user":
@@ -114,7 +116,7 @@ def resolve_model(model: str, task: Optional[str] = None, profile: Optional[str]
                               factory=factory, model_name=default_model_name(model) if name is None else name,
                               convention=choice.convention)
     return ModelUnderTest(choice.name, "zoo", choice.task, choice.profile, choice.input_size, choice.default_protocol,
-                          spec=choice.variant, model_name=choice.name)
+                          spec=choice.variant, model_name=choice.name if name is None else name)
 
 
 def load_model(mut: ModelUnderTest, checkpoint: Optional[str], device: torch.device,

@@ -314,7 +314,8 @@ def test_a_schema_1_baseline_still_matches_a_user_model_by_its_factory_string(us
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--model", "facenet-baseline", "--name", "mine"], "--name applies to models of your own"),
+    (["--model", "facenet-baseline", "--name", "mine"], "--name mine names weights of your own of zoo variant"),
+    (["--model", "facenet-baseline", "--checkpoint", "w.safetensors", "--name", "cdcn"], "is a zoo variant's name"),
     (["--model", "mine/tinyfr.py:build", "--task", "fr", "--name", "cdcn"], "is a zoo variant's name"),
     (["--model", "mine/tinyfr.py:build", "--task", "fr", "--name", "my model"], "must be one word without spaces"),
 ])
@@ -322,6 +323,58 @@ def test_bad_names_are_one_line_errors(tmp_path, args, needle):
     out = CliRunner().invoke(main, ["run", *args, "--store", str(tmp_path / "r.h5")])
     assert out.exit_code == 2 and needle in out.output and "Traceback" not in out.output, out.output
     assert len(out.output.strip().splitlines()) == 1 and not (tmp_path / "r.h5").exists()
+
+
+def test_a_zoo_variants_own_weights_under_a_name_get_a_row_and_an_identity_of_their_own(tmp_path):
+    """`--name` with `--checkpoint` on a zoo variant: the leaderboard shows the run beside the shipped weights' (it
+    used to hide the older one), the gate identifies it by the name and its weights' sha256 (other weights under
+    that name are OTHER MODEL), and `--if-needed` tells the two configurations apart."""
+    import torch
+
+    from bench.leaderboard.results import collect_runs, leaderboard_rows
+    from models_zoo import get_variant
+    from models_zoo.checkpoint import load_checkpoint, save_checkpoint, shipped_weights
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("attacks:\n  - attack: fgsm\n    eps: [1/255]\n")
+    model = get_variant("depth-gan-spoof").build("tiny").eval()
+    card = load_checkpoint(model, shipped_weights("depth-gan-spoof", "tiny"))
+    card.pop("sha256"), card.pop("parameters")
+    mine, other = tmp_path / "mine.safetensors", tmp_path / "other.safetensors"
+    save_checkpoint(model, card, mine)
+    with torch.no_grad():
+        next(model.parameters()).mul_(1.001)  # other weights, the same card
+    save_checkpoint(model, card, other)
+    store, later = tmp_path / "r.h5", tmp_path / "later.h5"
+
+    def run(path, **kw):
+        return run_benchmark(RunConfig(model="depth-gan-spoof", suite=str(suite), samples=8, store=str(path),
+                                       device="cpu", **kw), progress=False)
+
+    run(store)
+    run(store, checkpoint=str(mine), name="dgs-mine")
+    assert run(store, checkpoint=str(mine), name="dgs-mine", if_needed=True).reused  # the same configuration
+    shown = CliRunner().invoke(main, ["show", "--store", str(store)]).output
+    assert "model depth-gan-spoof (tiny, named dgs-mine)" in shown, shown
+    said = []
+    assert len(collect_runs([store], log=said.append)) == 2 and not said  # one run each: nothing hidden
+    rows = leaderboard_rows([ResultsStore(store)])[0]
+    assert sorted({r["name"] for r in rows}) == ["depth-gan-spoof", "dgs-mine"]
+    baseline = tmp_path / "baseline.json"
+    assert check("--baseline", baseline, "--store", store, "--update").exit_code == 0
+    metrics = json.loads(baseline.read_text())["metrics"]
+    by = {m["model"]: m for m in metrics}
+    assert by["dgs-mine"]["sha256"] == ResultsStore(store).runs()[1]["checkpoint_sha256"]
+    assert by["dgs-mine"]["factory"] == "depth-gan-spoof" and "sha256" not in by["depth-gan-spoof"]
+    run(later)
+    run(later, checkpoint=str(other), name="dgs-mine")
+    out = check("--baseline", baseline, "--store", later)
+    assert out.exit_code == 1 and "OTHER MODEL" in out.output, out.output
+    assert all("OTHER MODEL" in line for line in out.output.splitlines() if line.startswith("dgs-mine "))
+    assert not [line for line in out.output.splitlines() if line.startswith("depth-gan-spoof ") and "ok" not in line]
+    said = []
+    collect_runs([store, later], log=said.append)  # the newer run of other weights under dgs-mine hides the older
+    assert len(said) == 1 and "dgs-mine (" in said[0] and "depth-gan-spoof (" not in said[0], said
 
 
 def test_default_names_drop_the_directories_of_a_path():
@@ -334,6 +387,7 @@ def test_default_names_drop_the_directories_of_a_path():
     assert model_name({"model": "../mine/tinyfr.py:build", "source": "user"}) == "tinyfr:build"
     assert model_name({"model": "x.py:build", "source": "user", "model_name": "mine"}) == "mine"
     assert model_name({"model": "cdcn", "source": "zoo"}) == "cdcn"
+    assert model_name({"model": "cdcn", "source": "zoo", "model_name": "cdcn-mine"}) == "cdcn-mine"
 
 
 # --------------------------------------------------------------------------- unreliable cells (issue 20, item 4)

@@ -266,14 +266,16 @@ def _arrays(clean_correct, success, ids=None, min_eps=None, clean_score=None, ad
 
 
 def write_run(path, model, cells, *, protocol="synth-fr", suite="s", task="fr", unreliable=None, threshold=0.5,
-              dev=None, started_ns=None, sha=None):
-    """A complete run of hand-written cells: `cells` is a list of (goal, attack, eps, arrays[, params])."""
+              dev=None, started_ns=None, sha=None, meta=None):
+    """A complete run of hand-written cells: `cells` is a list of (goal, attack, eps, arrays[, params]); `meta`
+    replaces entries of the run's metadata."""
     st = ResultsStore(path)
     meta = {"model": model, "task": task, "profile": "tiny", "source": "zoo", "protocol": protocol, "suite": suite,
             "checkpoint": "none", "checkpoint_sha256": sha or f"sha-{model}", "threshold": threshold,
             "threshold_rule": "dev FAR=0.001" if task == "fr" else "dev EER",
             "dev_metrics": dev or {"dev_tar": 0.5, "dev_genuine_pairs": 100, "threshold_rule": "dev FAR=0.001"},
-            "command": f"facebench run --model {model}", "config": {"samples": N, "seed": 0}, "device": "cpu"}
+            "command": f"facebench run --model {model}", "config": {"samples": N, "seed": 0}, "device": "cpu",
+            **(meta or {})}
     run_id = st.begin_run(meta)
     if started_ns is not None:
         with h5py.File(path, "a") as f:
@@ -510,6 +512,38 @@ def test_a_run_hidden_by_a_newer_one_of_other_weights_is_said(tmp_path):
     said = []
     collect_runs([a], log=said.append)
     assert said == []
+
+
+def test_runs_under_their_own_names_are_rows_of_their_own(tmp_path):
+    """Two weights of one factory (or of one zoo variant) run under two `--name`s are two rows, labelled by those
+    names; the leaderboard used to keep one row per `--model` string, hiding the older run and advising the very
+    `--name` it ignored. Without names, the newer run of a factory still hides the older one and says so."""
+    from bench.leaderboard import collect_runs
+    from bench.leaderboard.results import leaderboard_rows
+
+    path = tmp_path / "s.h5"
+
+    def user(name, sha, started):
+        return {"source": "user", "model_name": name or "tinyfr:build", "checkpoint_sha256": sha,
+                "config": {"samples": N, "seed": 0, "name": name}}
+
+    write_run(path, "mine/tinyfr.py:build", _robust(6), started_ns=1, meta=user("fr-a", "wa", 1))
+    write_run(path, "mine/tinyfr.py:build", _robust(2), started_ns=2, meta=user("fr-b", "wb", 2))
+    write_run(path, "cdcn", _robust(2), started_ns=3, sha="shipped")
+    write_run(path, "cdcn", _robust(4), started_ns=4, sha="mine",
+              meta={"model_name": "cdcn-mine", "config": {"samples": N, "seed": 0, "name": "cdcn-mine"}})
+    said = []
+    assert len(collect_runs([path], log=said.append)) == 4 and not said
+    rows = leaderboard_rows([ResultsStore(path)])[0]
+    assert sorted((r["name"], r["model"]) for r in rows) == [
+        ("cdcn", "cdcn"), ("cdcn-mine", "cdcn"), ("fr-a", "mine/tinyfr.py:build"), ("fr-b", "mine/tinyfr.py:build")]
+    page = (render(tmp_path, [path]) / "fr-verification-synth-fr.md").read_text()
+    assert all(f"`{name}`" in page for name in ("fr-a", "fr-b", "cdcn-mine"))
+    write_run(path, "mine/tinyfr.py:build", _robust(6), started_ns=5, meta=user(None, "wc", 5))
+    write_run(path, "mine/tinyfr.py:build", _robust(6), started_ns=6, meta=user(None, "wd", 6))
+    said = []
+    assert len(collect_runs([path], log=said.append)) == 5
+    assert len(said) == 1 and "mine/tinyfr.py:build (" in said[0] and "--name" in said[0], said
 
 
 def test_transfer_matrix_from_hand_written_cells(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 
 from bench.cells import kind_of
 from bench.leaderboard.cells import example_attack, is_transfer
-from bench.leaderboard.results import Budget, RunRecord, budget_of
+from bench.leaderboard.results import Budget, RunRecord, budget_of, run_label
 from bench.planning import cell_seed
 from bench.store import CellResult
 
@@ -56,7 +56,7 @@ def regenerate_examples(rec: RunRecord, goal: str, budget: Budget, k: int = 4) -
     a cascade contributes its first stage. Never raises: a model or dataset that cannot be rebuilt here gives an
     `ExampleSet` whose `error` says why.
     """
-    label = str(rec.run["model"])
+    label = run_label(rec.run)
     try:
         return _regenerate(rec, goal, budget, k)
     except Exception as e:  # an optional illustration: report why it is missing instead of failing the page
@@ -73,7 +73,7 @@ def _regenerate(rec: RunRecord, goal: str, budget: Budget, k: int) -> ExampleSet
     from bench.protocols import get_protocol
     from models_zoo.factory import load_model, resolve_model
 
-    label = str(rec.run["model"])
+    label = run_label(rec.run)
     cell = strongest_cell([c for c in rec.cells if c.config["goal"] == goal and budget_of(c.config) == budget])
     if cell is None:
         return ExampleSet(label, error=f"no attack cell of {goal} at {budget.label}")

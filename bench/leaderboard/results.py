@@ -159,26 +159,40 @@ class RunRecord:
         return json.loads(raw) if isinstance(raw, str) else dict(raw)
 
 
-def flip_tta(run: dict) -> bool:
-    """Whether a run's model embedded with flip test-time augmentation (`--flip-tta`, in its stored configuration)."""
+def _stored_config(run: dict) -> dict:
+    """A run's stored configuration ({} when it cannot be read)."""
     raw = run.get("config") or "{}"
     try:
         cfg = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except ValueError:
-        return False
-    return bool(cfg.get("flip_tta"))
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def flip_tta(run: dict) -> bool:
+    """Whether a run's model embedded with flip test-time augmentation (`--flip-tta`, in its stored configuration)."""
+    return bool(_stored_config(run).get("flip_tta"))
+
+
+def run_label(run: dict) -> str:
+    """The model as the leaderboard shows it: the run's `--name` (a model of your own, or a zoo variant's weights of
+    your own), else the model as given (a zoo variant's name, a factory string, an ONNX file)."""
+    return str(_stored_config(run).get("name") or run["model"])
 
 
 def run_key(run: dict) -> tuple:
-    """What the leaderboard keeps one run of (the newest): model, profile, protocol, suite and flip TTA."""
-    return (run["model"], run.get("profile"), run["protocol"], run["suite"], flip_tta(run))
+    """What the leaderboard keeps one run of (the newest): model (as given and as named), profile, protocol, suite
+    and flip TTA."""
+    return (run_label(run), run["model"], run.get("profile"), run["protocol"], run["suite"], flip_tta(run))
 
 
 def collect_runs(store_paths: Iterable[Path], log: Callable[[str], None] = lambda s: None) -> list[RunRecord]:
-    """The newest complete run per (model, profile, protocol, suite, flip TTA) over every store (`run_key`).
+    """The newest complete run per (model and its `--name`, profile, protocol, suite, flip TTA) over every store
+    (`run_key`).
 
     A newer run hides an older one of the same key; when they evaluated other weights (a retrained zoo variant run
-    under its zoo name), one line to `log` names the hidden runs and says how to show both. Anything
+    under its zoo name, a model of your own run again with new weights under one name), one line to `log` names
+    the hidden runs and says how to show both. Anything
     wrong with a store (missing, not a facebench store, a run naming a missing cell, cells of one goal that do not
     cover the same samples, unreadable metadata) raises `StoreError` naming the store.
     """
@@ -205,7 +219,7 @@ def collect_runs(store_paths: Iterable[Path], log: Callable[[str], None] = lambd
     other_weights: dict[str, list[str]] = defaultdict(list)  # model -> the hidden runs of other weights
     for key, (run, path) in chosen.items():
         shown = run.get("checkpoint_sha256")
-        other_weights[run["model"]] += [old["run_id"] for old, _ in hidden[key] if old.get("checkpoint_sha256") != shown]
+        other_weights[run_label(run)] += [old["run_id"] for old, _ in hidden[key] if old.get("checkpoint_sha256") != shown]
         with _store_errors(path):
             cells = stores[path].read_cells(run["cell_ids"])
             rec = RunRecord(run, path, cells, known)
@@ -220,9 +234,9 @@ def collect_runs(store_paths: Iterable[Path], log: Callable[[str], None] = lambd
         log("hidden by a newer run of other weights under the same name (the newest run of each model, protocol and "
             "suite is shown): " + ", ".join(f"{m} ({runs[0] if len(runs) == 1 else f'{len(runs)} runs'})"
                                             for m, runs in sorted(hidden_runs.items()))
-            + "; to compare weights, give each its own name (`facebench run --name`, a model of your own) or its own "
-            "store (`--store`) and leaderboard")
-    return sorted(records, key=lambda r: (r.run["protocol"], r.run["model"], str(r.run.get("profile")), r.run["suite"],
+            + "; to compare weights, run each under its own name (`facebench run --name`, with --checkpoint for a zoo "
+            "variant's weights) or into its own store (`--store`) and leaderboard")
+    return sorted(records, key=lambda r: (r.run["protocol"], run_label(r.run), str(r.run.get("profile")), r.run["suite"],
                                           flip_tta(r.run)))
 
 
@@ -410,7 +424,8 @@ class Row:
 
     @property
     def model(self) -> str:
-        return str(self.run["model"])
+        """The model as shown and told apart (`run_label`); the run's `model` is the variant or factory string."""
+        return run_label(self.run)
 
     @property
     def label(self) -> str:
@@ -499,7 +514,7 @@ class Row:
         from models_zoo.factory import model_name  # torch: only when rows are read, not when this module is imported
 
         return {
-            "model": self.model, "profile": self.run.get("profile", ""), "protocol": self.run["protocol"],
+            "model": str(self.run["model"]), "profile": self.run.get("profile", ""), "protocol": self.run["protocol"],
             "suite": self.run["suite"], "goal": self.goal, "run_id": self.run["run_id"], "command": command_of(self.rec)[0],
             "threshold_rule": self.run.get("threshold_rule", ""), "n": self.n, "clean": (self.clean.k, self.clean.n),
             "robust": {b.label: (r.k, r.n) for b, r in self.robust.items()},

@@ -13,7 +13,8 @@ from bench.leaderboard.pages.columns import Column, ColumnSpec, build_table
 from bench.leaderboard.pages.common import (is_cross_domain, models_section, protocol_slug, protocol_text,
                                             reproduce_section)
 from bench.leaderboard.pages.kind import Board, IndexEntry, Options, PageKind
-from bench.leaderboard.results import FASClean, Rate, RunRecord, command_of, fas_clean, rows_of_run, started_key
+from bench.leaderboard.results import (FASClean, Rate, RunRecord, command_of, fas_clean, rows_of_run, run_label,
+                                       started_key)
 from bench.report import Cell, Heading, Page, Paragraph, Table
 
 INTRO = [
@@ -46,7 +47,7 @@ class GeneralizationPage(PageKind):
         return [self.page(cross)] if cross else []
 
     def index_entry(self, page: Page, board: Board) -> IndexEntry:
-        n_models = len({(rec.run["model"], rec.run.get("profile")) for rec in cross_domain_runs(board.records)})
+        n_models = len({(run_label(rec.run), rec.run.get("profile")) for rec in cross_domain_runs(board.records)})
         return IndexEntry("fas", "cross-domain protocols", str(n_models), "clean test HTER / ACER", "-",
                           {"models": n_models})
 
@@ -70,7 +71,7 @@ def _best_runs(records: list[RunRecord]) -> dict[tuple, tuple[RunRecord, tuple]]
     """Per (model, profile, protocol), the run with the most complete test rates (then the newest), and its score."""
     best: dict[tuple, tuple[RunRecord, tuple]] = {}
     for rec in records:
-        key = (rec.run["model"], rec.run.get("profile"), rec.run["protocol"])
+        key = (run_label(rec.run), rec.run.get("profile"), rec.run["protocol"])
         fc = fas_clean(rec.cells, rec.run)
         score = (fc is not None and fc.bpcer is not None, fc is not None and fc.apcer_pooled is not None,
                  started_key(rec.run))
@@ -153,7 +154,7 @@ def _dev(header: str, key: str, raw_key: str) -> Column:
 
 GENERALIZATION_COLUMNS: list[ColumnSpec] = [
     Column("#", lambda t, i, e: Cell(str(i))),
-    Column("model", lambda t, i, e: Cell(str(e.rec.run["model"]), code=True,
+    Column("model", lambda t, i, e: Cell(run_label(e.rec.run), code=True,
                                          suffix=f" ({e.rec.run.get('profile', '')})"), align="l"),
     Column("params", lambda t, i, e: Cell(fmt_params(e.info.params))),
     Column("recipe", lambda t, i, e: Cell(e.info.recipe), align="l", latex=False),
@@ -173,7 +174,7 @@ GENERALIZATION_COLUMNS: list[ColumnSpec] = [
 
 
 def _head(t: ProtocolTable, i: int, e: Line) -> dict:
-    return {"rank": i, "model": e.rec.run["model"], "profile": e.rec.run.get("profile", ""), "protocol": t.protocol,
+    return {"rank": i, "model": run_label(e.rec.run), "profile": e.rec.run.get("profile", ""), "protocol": t.protocol,
             "params": e.info.params, "recipe": e.info.recipe}
 
 
@@ -194,6 +195,6 @@ def _tail(t: ProtocolTable, i: int, e: Line) -> dict:
 def _protocol_table(kind: str, protocol: str, recs: list[RunRecord]) -> Table:
     """A line per run on `protocol`, sorted by test HTER (lowest first; runs without it last), then by model."""
     lines = [Line(rec, fas_clean(rec.cells, rec.run), model_info(rec.run)) for rec in recs]
-    lines.sort(key=lambda e: (e.hter is None, e.hter if e.hter is not None else 0.0, e.rec.run["model"]))
+    lines.sort(key=lambda e: (e.hter is None, e.hter if e.hter is not None else 0.0, run_label(e.rec.run)))
     return build_table(f"fas-generalization-{protocol_slug(protocol)}", f"{protocol}: clean error rates (%)",
                        GENERALIZATION_COLUMNS, ProtocolTable(kind, protocol), lines, head=_head, tail=_tail)
