@@ -136,9 +136,15 @@ def load_checkpoint(model: nn.Module, weights: Path, variant: Optional[str] = No
     return card
 
 
+def zoo_weights_file(folder: Path, variant: str, profile: str) -> Path:
+    """Where a zoo weights folder (the shipped one, `results/weights/`, a `zoo build --out`) keeps `variant` at
+    `profile`: `<variant>-<profile>.safetensors`."""
+    return Path(folder) / f"{variant}-{profile}.safetensors"
+
+
 def shipped_weights(variant: str, profile: str = "tiny") -> Optional[Path]:
     """The weights shipped in the repository for `variant` at `profile`, if any."""
-    path = WEIGHTS_DIR / f"{variant}-{profile}.safetensors"
+    path = zoo_weights_file(WEIGHTS_DIR, variant, profile)
     return path if path.exists() else None
 
 

@@ -17,7 +17,7 @@ from bench.protocols import FASProtocol, FRProtocol, get_protocol
 from bench.errors import BadInputError
 from bench.evaluation import images_to_tensor
 from models_zoo.checkpoint import (WEIGHTS_DIR, card_path, load_checkpoint, load_weights, refuse_torch_pickle, save_checkpoint,
-                                     shipped_weights)
+                                     shipped_weights, zoo_weights_file)
 from models_zoo.losses import triplet_semihard_loss
 from models_zoo.registry import get_variant
 
@@ -336,9 +336,9 @@ def weights_path(out: Optional[Path], name: str, profile: str) -> Path:
     """Where `train_variant` writes: `out` when it is a .safetensors path, else `<name>-<profile>.safetensors` in the
     folder `out` (None: the shipped weights' folder). Checked before any training (`check_writable`): an output
     that cannot be written is refused in a line instead of failing after the training."""
-    weights = Path(out) if out else WEIGHTS_DIR / f"{name}-{profile}.safetensors"
+    weights = Path(out) if out else WEIGHTS_DIR
     if weights.suffix != ".safetensors":
-        weights = weights / f"{name}-{profile}.safetensors"
+        weights = zoo_weights_file(weights, name, profile)
     return check_writable(weights, "--out")
 
 
@@ -358,22 +358,21 @@ def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_d
     missing = [s.name for s in specs if profile not in s.zoo_epochs]
     if missing:
         raise BadInputError(f"no zoo training schedule at the {profile} profile for {', '.join(missing)}")
-    for spec in specs:  # an output that cannot be written is refused before the first training
-        weights_path(Path(out_dir) if out_dir else None, spec.name, profile)
+    # every output checked before the first training (an output that cannot be written is refused in a line)
+    outs = {spec.name: weights_path(Path(out_dir) if out_dir else None, spec.name, profile) for spec in specs}
     built = []
     for spec in specs:
         epochs = spec.zoo_epochs[profile]
         command = f"facebench train --model {spec.name} --profile {profile} --epochs {epochs} --seed {seed}"
-        out = Path(out_dir) / f"{spec.name}-{profile}.safetensors" if out_dir else None
         options = {}
         init = inspect.signature(spec.recipe).parameters.get("init")
         if out_dir and init is not None and isinstance(init.default, str):
             # a recipe that fine-tunes another variant starts from that variant as built here, when it was
-            fresh = Path(out_dir) / f"{init.default}-{profile}.safetensors"
+            fresh = zoo_weights_file(out_dir, init.default, profile)
             if fresh.exists():
                 options["init"] = str(fresh)
                 command += f" --init {fresh}"
-        weights, card = train_variant(spec.name, profile=profile, epochs=epochs, out=out, device=device, seed=seed,
-                                      progress=progress, command=command, force=force, options=options)
+        weights, card = train_variant(spec.name, profile=profile, epochs=epochs, out=outs[spec.name], device=device,
+                                      seed=seed, progress=progress, command=command, force=force, options=options)
         built.append((spec.name, weights, card))
     return built
