@@ -31,7 +31,8 @@ def transfer_sources(mut: ModelUnderTest, suite: Suite) -> tuple[dict[str, Model
     work, and the default sources (for entries that name none).
 
     Default: every other zoo variant of the same task with shipped weights at the model's profile (the
-    tiny one for a user model) and the same input size. Sources named in a suite must be such models.
+    tiny one for a user model) and the same input size; for a zoo variant's weights of the user's own run under a
+    `--name`, its shipped weights too. Sources named in a suite must be such models.
     """
     wanted = [e.needs_sources() for e in suite.entries if e.needs_sources() is not None]
     if not wanted:
@@ -50,7 +51,9 @@ def transfer_sources(mut: ModelUnderTest, suite: Suite) -> tuple[dict[str, Model
                 raise BadInputError(f"suite {suite.name!r}: transfer source {name!r} cannot be used: {why}")
             out[name] = resolved(name)
     if any(not names for names in wanted):
-        defaults = tuple(n for n in VARIANTS if n != mut.name and zoo_source(n, mut.task, profile, mut.input_size) is None)
+        own = mut.source == "zoo" and mut.model_name not in ("", mut.name)  # other weights than the shipped ones
+        defaults = tuple(n for n in VARIANTS if (n != mut.name or own)
+                         and zoo_source(n, mut.task, profile, mut.input_size) is None)
         out.update({n: resolved(n) for n in defaults})
     return out, defaults
 

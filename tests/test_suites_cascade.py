@@ -154,6 +154,20 @@ def _suite_file(tmp_path, text, name="s.yaml"):
     return str(p)
 
 
+def test_default_transfer_sources_add_the_shipped_weights_of_a_named_own_checkpoint():
+    """The full suite's default transfer sources are the other zoo variants of the task; a variant's weights of the
+    user's own run under a `--name` are attacked from the shipped weights of that variant too (other weights of the
+    same network: the transfer a retraining is most exposed to)."""
+    from bench.planning import transfer_sources
+    from models_zoo.factory import resolve_model
+
+    full = load_suite("full")
+    _, shipped = transfer_sources(resolve_model("triplet-adv"), full)
+    _, own = transfer_sources(resolve_model("triplet-adv", name="triplet-adv-mine"), full)
+    assert "triplet-adv" not in shipped and "facenet-baseline" in shipped
+    assert set(own) == set(shipped) | {"triplet-adv"}
+
+
 def test_built_in_suites_declare_the_cascade_and_transfer():
     std, full = load_suite("standard"), load_suite("full")
     cascades = [e for e in std.entries if isinstance(e, CascadeEntry)]
