@@ -502,6 +502,7 @@ def protocols() -> None:
 def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> None:
     """Show a stored run (default: the newest): its provenance and the summary of each cell."""
     from bench.config import format_eps
+    from bench.runconfig import stored_config
     from bench.store import ResultsStore
 
     st = ResultsStore(store)
@@ -522,10 +523,7 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
         return
     kind = (f"user model, {meta.get('task')}, {meta.get('input_size')} px" if meta.get("source") == "user"
             else meta.get("profile"))
-    try:  # the run's --name (a model of your own, or a zoo variant's weights of your own)
-        named = json.loads(meta.get("config") or "{}").get("name")
-    except (TypeError, ValueError, AttributeError):
-        named = None
+    named = stored_config(meta).get("name")  # the run's --name (a model of your own, or a zoo variant's weights)
     kind = f"{kind}, named {named}" if named else kind
     click.echo(f"run {meta['run_id']}  status {meta['status']}  model {meta['model']} ({kind})  "
                f"protocol {meta['protocol']}  suite {meta['suite']}")

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Optional
 
 from bench.errors import BadInputError
-from bench.modelref import check_flip_tta, check_model, check_protocol_task, check_zoo_name
+from bench.modelref import check_flip_tta, check_model, check_protocol_task
 from bench.config import write_atomic
 from bench.registry import Registry
 from bench.runconfig import RunConfig, validate_config
@@ -131,7 +131,6 @@ def check_run(cfg: RunConfig) -> None:
     listings = json.loads(LISTINGS_FILE.read_text())
     choice = check_model(cfg.model, registry(listings, "models"), cfg.task, cfg.profile, cfg.input_size, cfg.name,
                          cfg.preprocess)
-    check_zoo_name(cfg.model, cfg.name, cfg.checkpoint)
     if cfg.suite.endswith((".yaml", ".yml")):  # a file: the runner reads and checks it before the rest
         return
     registry(listings, "suites").get(cfg.suite)

@@ -202,7 +202,7 @@ def check_model(model: str, variants: Registry, task: Optional[str] = None, prof
     """Check `--model` and its options: `task` is required for a user model and checked against a zoo variant's;
     `profile` is for zoo variants only (default tiny); `input_size` is a user model's image size (default 64)
     and must agree with a variant's; `name` (`--name`) names a user model, or a zoo variant's weights of the user's
-    own (`check_zoo_name` asks for `--checkpoint` then); `preprocess` (`--preprocess`) is for user models only.
+    own (`check_zoo_name`, called by `bench.runconfig.validate_config`, asks for `--checkpoint` then); `preprocess` (`--preprocess`) is for user models only.
     Every mistake is a one-line `FacebenchError`."""
     if task is not None and task not in TASKS:
         raise BadInputError(f"unknown task {task!r} (use fr or fas)")

@@ -8,6 +8,7 @@ from typing import Optional
 
 from bench.errors import BadInputError
 from bench.config import PRECISIONS
+from bench.modelref import check_zoo_name
 
 EXECUTORS = ("local", "ray")
 
@@ -52,6 +53,16 @@ EXECUTION_FIELDS = ("command", "store", "executor", "address", "cpus_per_cell", 
                     "budgets_together")
 
 
+def stored_config(meta: dict) -> dict:
+    """A stored run's configuration (its `config`: JSON text, or a mapping), {} when it cannot be read."""
+    raw = meta.get("config") or "{}"
+    try:
+        cfg = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except (TypeError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def same_run(meta: dict, cfg: RunConfig) -> bool:
     """Whether a stored run was made with the configuration of `cfg` (ignoring how it is executed)."""
     try:
@@ -66,7 +77,9 @@ def same_run(meta: dict, cfg: RunConfig) -> bool:
 
 
 def validate_config(cfg: RunConfig) -> None:
-    """The numeric and execution options, refused before any work."""
+    """The numeric and execution options, and `--name` on a zoo variant without `--checkpoint`, refused before any
+    work."""
+    check_zoo_name(cfg.model, cfg.name, cfg.checkpoint)
     if cfg.samples < 1:
         raise BadInputError(f"--samples must be at least 1, got {cfg.samples}")
     if cfg.batch_size is not None and cfg.batch_size < 1:

@@ -27,7 +27,7 @@ from bench.errors import BadInputError, CellFailedError, Interrupted
 from bench.evaluation import images_to_tensor
 from bench.executors import make_executor
 from bench.goals import GOALS, default_goals, get_goal
-from bench.modelref import InputConvention, check_flip_tta, check_protocol_task, check_zoo_name
+from bench.modelref import InputConvention, check_flip_tta, check_protocol_task
 from bench.planning import budget_groups, cell_config, cell_label, cell_seed, plan, shard_ranges, transfer_sources
 from bench.progress import RunProgress
 from bench.protocols import get_protocol
@@ -190,7 +190,6 @@ class Run:
         """Model, suite, protocol, goals, options, transfer sources and the store: refused before any work."""
         cfg = self.cfg
         self.mut = mut = resolve_model(cfg.model, cfg.task, cfg.profile, cfg.input_size, cfg.name, cfg.preprocess)
-        check_zoo_name(cfg.model, cfg.name, cfg.checkpoint)
         self.suite = suite = load_suite(cfg.suite)
         self.protocol = protocol = get_protocol(cfg.protocol or mut.default_protocol)
         check_protocol_task(mut, protocol.name, protocol.task)

@@ -1,6 +1,7 @@
 """Checkpoints: safetensors weights plus a JSON model card. Nothing is ever unpickled."""
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -24,9 +25,10 @@ def save_checkpoint(model: nn.Module, card: dict, weights: Path) -> dict:
     """Write `weights` (.safetensors) and its card (.json) beside it; returns the completed card."""
     weights = Path(weights)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_atomic(weights, save(state))  # a weights file read whole or not at all, with a normal file's mode
+    data = save(state)
+    write_atomic(weights, data)  # a weights file read whole or not at all, with a normal file's mode
     card = dict(card)
-    card["sha256"] = sha256_file(weights)
+    card["sha256"] = hashlib.sha256(data).hexdigest()
     card["parameters"] = int(sum(p.numel() for p in model.parameters()))
     write_atomic(card_path(weights), json.dumps(card, indent=2, sort_keys=True) + "\n")  # a card read whole or not at all
     return card

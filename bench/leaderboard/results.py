@@ -26,6 +26,7 @@ from bench.goals import goal_order, goals_of
 from bench.leaderboard.catalogue import ModelInfo, model_info
 from bench.leaderboard.cells import attack_label, is_transfer, transfer_source
 from bench.metrics import median_interval, wilson_interval
+from bench.runconfig import stored_config
 from bench.store import CellResult, ResultsStore
 
 
@@ -159,25 +160,15 @@ class RunRecord:
         return json.loads(raw) if isinstance(raw, str) else dict(raw)
 
 
-def _stored_config(run: dict) -> dict:
-    """A run's stored configuration ({} when it cannot be read)."""
-    raw = run.get("config") or "{}"
-    try:
-        cfg = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except ValueError:
-        return {}
-    return cfg if isinstance(cfg, dict) else {}
-
-
 def flip_tta(run: dict) -> bool:
     """Whether a run's model embedded with flip test-time augmentation (`--flip-tta`, in its stored configuration)."""
-    return bool(_stored_config(run).get("flip_tta"))
+    return bool(stored_config(run).get("flip_tta"))
 
 
 def run_label(run: dict) -> str:
     """The model as the leaderboard shows it: the run's `--name` (a model of your own, or a zoo variant's weights of
     your own), else the model as given (a zoo variant's name, a factory string, an ONNX file)."""
-    return str(_stored_config(run).get("name") or run["model"])
+    return str(stored_config(run).get("name") or run["model"])
 
 
 def run_key(run: dict) -> tuple:
