@@ -196,6 +196,24 @@ def check_zoo_name(model: str, name: Optional[str], checkpoint: Optional[str]) -
                             f"--checkpoint (its shipped weights are named {model})")
 
 
+WEIGHTS_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".npz", ".h5")
+"""File endings of weights rather than networks: given as `--model`, they get a hint towards `--checkpoint`."""
+
+
+def _file_hint(model: str) -> Optional[str]:
+    """What to write instead, when `--model` names a Python file without its function or a weights file (which
+    would otherwise be an unknown zoo name); None for anything else."""
+    suffix = Path(model).suffix.lower()
+    if suffix == ".py":
+        return (f"--model {model} names a Python file: add the function that builds your network, e.g. "
+                f"--model {model}:build (module:function, docs/adding-a-model.md)")
+    if suffix in WEIGHTS_SUFFIXES:
+        return (f"--model {model} looks like a weights file: --model names the network (a zoo variant, module:function "
+                f"such as mypkg.models:build, or path/to/model.onnx) and --checkpoint {model} its weights "
+                "(safetensors; docs/adding-a-model.md says how to convert a torch.save file)")
+    return None
+
+
 def check_model(model: str, variants: Registry, task: Optional[str] = None, profile: Optional[str] = None,
                 input_size: Optional[int] = None, name: Optional[str] = None,
                 preprocess: Optional[str] = None) -> ModelChoice:
@@ -229,6 +247,9 @@ def check_model(model: str, variants: Registry, task: Optional[str] = None, prof
     try:
         spec = variants.get(model)
     except UnknownNameError as e:
+        hint = _file_hint(model)
+        if hint:
+            raise BadInputError(hint) from None
         if "." in model or "/" in model:
             raise UnknownNameError(f"{e}; a model of your own is written module:function, e.g. mypkg.models:build, "
                                    "or path/to/model.onnx") from None

@@ -297,6 +297,11 @@ ERRORS = [
     (["--model", f"{MODULE}:tiny_fr", "--task", "fr", "--profile", "paper"], "--profile applies to zoo variants only"),
     (["--model", "facenet-baseline", "--task", "fas"], "--task fas disagrees with zoo variant 'facenet-baseline'"),
     (["--model", "mypkg.models"], "a model of your own is written module:function"),
+    (["--model", f"{MODULE}.py", "--task", "fr"], f"--model {MODULE}.py names a Python file: add the function that "
+                                                  f"builds your network, e.g. --model {MODULE}.py:build"),
+    (["--model", "weights.pth", "--task", "fr"], "--model weights.pth looks like a weights file: --model names the "
+                                                 "network"),
+    (["--model", "dir/w.SAFETENSORS"], "--checkpoint dir/w.SAFETENSORS its weights"),
 ]
 
 
