@@ -452,15 +452,25 @@ def datasets_prune(yes: bool) -> None:
 def datasets_show(protocol: str, size: int, sheet: Optional[str]) -> None:
     """Print the counts per split of PROTOCOL and write a PNG contact sheet of samples.
 
-    For FR protocols the sheet shows several faces of a few training identities; for anti-spoofing
-    protocols it shows live frames and each spoof sub-type, each beside its depth label.
+    For FR protocols the sheet shows several faces of a few training identities; for the k-fold verification
+    protocols (lfw, bin:PATH), which have no training split, the pairs per fold and a few genuine and impostor
+    pairs; for anti-spoofing protocols it shows live frames and each spoof sub-type, each beside its depth label.
     """
     from bench.protocols import FRProtocol, get_protocol
     from bench.protocols.contact import contact_sheet
+    from bench.protocols.kfold import KFoldProtocol
 
     proto = get_protocol(protocol)
     rows = []
-    if isinstance(proto, FRProtocol):
+    if isinstance(proto, KFoldProtocol):
+        pairs = proto.pair_folds()
+        genuine = np.asarray(pairs.genuine, dtype=bool)
+        for fold in np.unique(pairs.folds):
+            in_fold = pairs.folds == fold
+            rows.append([f"fold {fold}", int((in_fold & genuine).sum()), int((in_fold & ~genuine).sum())])
+        rows.append(["all", int(genuine.sum()), int((~genuine).sum())])
+        headers = ["fold", "genuine pairs", "impostor pairs"]
+    elif isinstance(proto, FRProtocol):
         for split, faces in (("train", proto.train_set(size)), ("dev", proto.dev_set(size))):
             rows.append([split, len(faces), len(np.unique(faces.identities)), "-"])
         for kind in ("genuine", "impostor"):

@@ -320,3 +320,24 @@ def test_the_cli_refuses_from_the_listings_before_torch(monkeypatch):
         listings.check_run(RunConfig(model="cdcn", protocol="bin:/x.bin"))
     with pytest.raises(BadInputError, match="--flip-tta .* 'cdcn' is a fas model"):
         listings.check_run(RunConfig(model="cdcn", flip_tta=True))
+
+
+@pytest.mark.parametrize("which", ["lfw", "bin"])
+def test_datasets_show_counts_pairs_per_fold_and_draws_pairs(which, lfw_env, tiny_bin, tmp_path):
+    """`facebench datasets show` on a k-fold protocol (no training split): the genuine and impostor pairs of each
+    fold, and a contact sheet of genuine and impostor pairs side by side, labelled with their folds."""
+    from PIL import Image
+
+    name = "lfw" if which == "lfw" else f"bin:{tiny_bin[0]}"
+    pairs = get_protocol(name).pair_folds()
+    sheet = tmp_path / "sheet.png"
+    r = CliRunner().invoke(main, ["datasets", "show", name, "--size", "32", "--sheet", str(sheet)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    for fold in range(10):
+        in_fold = pairs.folds == fold
+        row = next(line.split() for line in lines if line.startswith(f"fold {fold} "))
+        assert row[2:] == [str(int((in_fold & pairs.genuine).sum())), str(int((in_fold & ~pairs.genuine).sum()))]
+    assert next(line.split() for line in lines if line.startswith("all ")) == \
+        ["all", str(int(pairs.genuine.sum())), str(int((~pairs.genuine).sum()))]
+    assert Image.open(sheet).size[0] == 4 * 2 * 32  # two pairs a row, each tile at twice the size

@@ -9,6 +9,7 @@ from PIL import Image, ImageDraw
 from bench.protocols.base import Protocol
 from bench.protocols.fas import FASProtocol
 from bench.protocols.fr import FRProtocol
+from bench.protocols.kfold import KFoldProtocol
 
 
 LINE_HEIGHT = 12  # pixels per line of a label (PIL's default bitmap font)
@@ -57,9 +58,18 @@ def depth_tile(depth: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def contact_sheet(protocol: Protocol, size: int, out: Path, per_kind: int = 6) -> Path:
-    """FR: faces of a few train identities with their depth maps; FAS: live and each spoof sub-type, with depth."""
+    """FR: faces of a few train identities; k-fold verification protocols (no training split): a few genuine and
+    impostor pairs side by side, spread over the folds; FAS: live and each spoof sub-type, with depth."""
     tiles, labels = [], []
-    if isinstance(protocol, FRProtocol):
+    if isinstance(protocol, KFoldProtocol):
+        for kind in ("genuine", "impostor"):
+            pairs = protocol.test_pairs(kind, per_kind, 0, size)
+            for probe, reference, pair_id in zip(pairs.probes, pairs.references, pairs.pair_ids):
+                fold = pair_id.partition(":")[0]
+                tiles += [probe, reference]
+                labels += [f"{fold} {kind}", ""]
+        cols = 4
+    elif isinstance(protocol, FRProtocol):
         train = protocol.train_set(size)
         for ident in np.unique(train.identities)[:per_kind]:
             idx = np.flatnonzero(train.identities == ident)[:per_kind]
