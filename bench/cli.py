@@ -673,24 +673,28 @@ class Epochs(click.FloatRange):
 @click.option("--finetune-epochs", default=None, type=Epochs(zero=True),
               help="Epochs of the adversarial fine-tuning (contrastive-triplet[-semi]); 0 stops after the warm-up (a "
               "start for --init). Default: the recipe's split of --epochs.")
+@click.option("--attack-steps", default=None, type=int,
+              help="PGD steps of the training-time attack, for adversarial recipes (triplet-adv, "
+              "contrastive-triplet[-semi]: 3 at the tiny profile, 7 at paper). Default: the recipe's own.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(model: str, profile: str, protocol: Optional[str], epochs: float, out: str, device: str, seed: int,
           pretrain: Optional[str], label_fraction: Optional[float], init: Optional[str], pretrain_epochs: Optional[float],
-          warmup_epochs: Optional[float], finetune_epochs: Optional[float], force: bool, quiet: bool) -> None:
+          warmup_epochs: Optional[float], finetune_epochs: Optional[float], attack_steps: Optional[int], force: bool,
+          quiet: bool) -> None:
     """Train a zoo variant; writes safetensors weights and a JSON model card (under results/weights/ unless --out
     names a place; `facebench run --model M --checkpoint W` evaluates them).
 
-    A recipe's options (--pretrain, --label-fraction, --init, the stage epochs) are refused by a variant whose
-    recipe does not take them. With every stage's epochs given, --epochs is only recorded in the card (give their
-    sum)."""
+    A recipe's options (--pretrain, --label-fraction, --init, the stage epochs, --attack-steps) are refused by a
+    variant whose recipe does not take them. With every stage's epochs given, --epochs is only recorded in the card
+    (give their sum)."""
     from bench.config import resolve_device
     from models_zoo.training import train_variant
 
     _silence_bars(quiet)
     command = "facebench train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else f"facebench train --model {model}"
     given = {"pretrain": pretrain, "label_fraction": label_fraction, "init": init, "pretrain_epochs": pretrain_epochs,
-             "warmup_epochs": warmup_epochs, "finetune_epochs": finetune_epochs}
+             "warmup_epochs": warmup_epochs, "finetune_epochs": finetune_epochs, "attack_steps": attack_steps}
     options = {key: value for key, value in given.items() if value is not None}
     weights, card = train_variant(model, profile=profile, protocol=protocol, epochs=epochs, out=Path(out),
                                   device=resolve_device(device), seed=seed, progress=not quiet, command=command, options=options,

@@ -625,6 +625,22 @@ def test_train_refuses_a_label_fraction_outside_zero_one(toy_protocol, tmp_path)
                       options={"label_fraction": 0.1})
 
 
+def test_train_passes_attack_steps_to_the_adversarial_recipes_and_refuses_them_elsewhere(toy_protocol, tmp_path):
+    out = tmp_path / "adv.safetensors"
+    r = CliRunner().invoke(main, ["train", "--model", "triplet-adv", "--protocol", toy_protocol.name, "--epochs", "1",
+                                  "--init", "none", "--attack-steps", "2", "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["adversarial"]["steps"] == 2
+    r = CliRunner().invoke(main, ["train", "--model", "triplet-adv", "--protocol", toy_protocol.name, "--epochs", "1",
+                                  "--attack-steps", "0", "--out", str(tmp_path / "zero.safetensors"), "-q"])
+    assert r.exit_code == 2 and "--attack-steps must be at least 1, got 0" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["train", "--model", "facenet-baseline", "--protocol", toy_protocol.name, "--epochs",
+                                  "1", "--attack-steps", "2", "--out", str(tmp_path / "x.safetensors"), "-q"])
+    assert r.exit_code == 2 and "does not take --attack-steps" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "zero.safetensors").exists() and not (tmp_path / "x.safetensors").exists()
+
+
 def test_warm_start_loads_a_checkpoint_and_records_it(tmp_path):
     source = tiny_net(seed=1)
     path = tmp_path / "source.safetensors"
