@@ -79,6 +79,14 @@ def _pct(v: float) -> str:
     return "n/a" if v != v else f"{100 * v:.1f}"
 
 
+def _asr(summary: dict) -> str:
+    """The attack success rate with its 95 % interval; n/a alone where no sample was decided correctly clean (there
+    was nothing to attack, so no interval either)."""
+    if summary["asr"] != summary["asr"]:
+        return "n/a"
+    return f"{_pct(summary['asr'])} [{_pct(summary['asr_low'])}, {_pct(summary['asr_high'])}]"
+
+
 @click.group(cls=FacebenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="facebench")
 def main() -> None:
@@ -222,7 +230,7 @@ def run(model: str, task: Optional[str], input_size: Optional[int], preprocess: 
     outcome = run_benchmark(cfg, progress=not quiet, log=_log(quiet))
     rows = [
         [s["goal"], _attack_label(s), f"{s['norm']} {format_eps(s['norm'], s['eps'])}", _pct(s["clean_accuracy"]),
-         _pct(s["robust_accuracy"]), f"{_pct(s['asr'])} [{_pct(s['asr_low'])}, {_pct(s['asr_high'])}]",
+         _pct(s["robust_accuracy"]), _asr(s),
          s["n"], f"{s['seconds']:.1f}", _reliability(s["unreliable"], s["unreliable_reason"])]
         for s in outcome.summaries
     ]
@@ -546,7 +554,7 @@ def show(run_id: Optional[str], store: str, list_all: bool, as_json: bool) -> No
                    f"{'; ' + eot if eot else ''}; {meta.get('cells_unreliable', 0)} unreliable cells")
     rows = [[c.config["goal"], _attack_label(c.config), f"{c.config['norm']} {format_eps(c.config['norm'], c.config['eps'])}",
              _pct(c.summary["clean_accuracy"]), _pct(c.summary["robust_accuracy"]),
-             f"{_pct(c.summary['asr'])} [{_pct(c.summary['asr_low'])}, {_pct(c.summary['asr_high'])}]", c.summary["n"], c.cell_id,
+             _asr(c.summary), c.summary["n"], c.cell_id,
              _reliability(c.unreliable, c.unreliable_reason)]
             for c in cells]
     click.echo(tabulate(rows, headers=["goal", "attack", "budget", "clean acc %", "robust acc %", "ASR % [95% CI]", "n", "cell",
