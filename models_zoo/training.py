@@ -353,8 +353,13 @@ def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_d
     """
     from models_zoo.registry import VARIANTS
 
-    names = list(names) if names else [n for n in VARIANTS.names() if VARIANTS.get(n).recipe is not None]
+    trainable = [n for n in VARIANTS.names() if VARIANTS.get(n).recipe is not None]
+    names = list(names) if names else trainable
     specs = [get_variant(n) for n in names]  # unknown names fail before any training
+    untrainable = [s.name for s in specs if s.recipe is None]
+    if untrainable:
+        raise BadInputError(f"{', '.join(untrainable)}: no training recipe (its weights are not trained by the zoo); "
+                            f"--only takes {', '.join(trainable)}")
     missing = [s.name for s in specs if profile not in s.zoo_epochs]
     if missing:
         raise BadInputError(f"no zoo training schedule at the {profile} profile for {', '.join(missing)}")

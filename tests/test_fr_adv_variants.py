@@ -704,6 +704,12 @@ def test_zoo_build_fine_tunes_the_baseline_it_just_built(monkeypatch, tmp_path):
     assert calls[-1][1] == {"init": fresh} and calls[-1][2].endswith(f"--init {fresh}")
 
 
+def test_zoo_build_refuses_a_variant_without_a_recipe_saying_which_it_can_build(tmp_path):
+    with pytest.raises(BadInputError, match=r"dlib-resnet: no training recipe .*--only takes cdcn, .*triplet-adv"):
+        build_zoo("tiny", ["facenet-baseline", "dlib-resnet"], out_dir=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())  # refused before any training
+
+
 def test_models_lists_the_fr_adv_variants_with_the_baseline_network_and_their_weights():
     r = CliRunner().invoke(main, ["models"])
     assert r.exit_code == 0, r.output
