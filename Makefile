@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.facebench-installed
 # two pytest-xdist workers, a test file each (its module fixtures built once), the longest files first
-# (tests/scheduling.py): 11-16 min on a 2-core machine from a cold world cache as the host's speed varies, 22-26 min
+# (tests/scheduling.py): 11-16 min on a 2-core machine from a cold world cache as the host's speed varies, 22-31 min
 # on a host running 2x slow (docs/ci.md),
 # against about 20 min in one process; `make test PYTEST_ARGS=` runs them in one process
 PYTEST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder
