@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.data.sets import fold_of
 from bench.protocols.base import Protocol
 from bench.protocols.fas import FASProtocol
 from bench.protocols.fr import FRProtocol
@@ -65,9 +66,8 @@ def contact_sheet(protocol: Protocol, size: int, out: Path, per_kind: int = 6) -
         for kind in ("genuine", "impostor"):
             pairs = protocol.test_pairs(kind, per_kind, 0, size)
             for probe, reference, pair_id in zip(pairs.probes, pairs.references, pairs.pair_ids):
-                fold = pair_id.partition(":")[0]
                 tiles += [probe, reference]
-                labels += [f"{fold} {kind}", ""]
+                labels += [f"f{fold_of(pair_id)} {kind}", ""]
         cols = 4
     elif isinstance(protocol, FRProtocol):
         train = protocol.train_set(size)
