@@ -124,7 +124,8 @@ def main() -> None:
               help="Attack suite name (see `facebench suites`) or a YAML file describing one.")
 @click.option("--protocol", default=None,
               help="Evaluation protocol (see `facebench protocols`). Default: the zoo model's own; synth-fr or synth-oulu "
-                   "for a model of your own.")
+                   "for a model of your own. synth-fr-dev attacks pairs of synth-fr's dev identities: to compare checkpoints "
+                   "without reading a test pair.")
 @click.option("--samples", default=200, show_default=True, type=int,
               help="Evaluation items per goal (pairs for FR, frames for FAS), chosen deterministically from --seed.")
 @click.option("--store", default=str(DEFAULT_STORE), show_default=True, help=STORE_HELP)
@@ -789,7 +790,9 @@ def _after_training(written: list[tuple[str, Path, dict]]) -> None:
                    "the zoo's contrastive fine-tuning). Default: 1,2,4,8,16.")
 @click.option("--protocols", "protocols", multiple=True, metavar="P1,P2,...",
               help="Replace the protocols of the claims of the same task (comma-separated or repeated). Default: each "
-                   "claim's own (fas-gan-pretraining: the six cross-domain synth protocols; fr-finetune-epochs: synth-fr).")
+                   "claim's own (fas-gan-pretraining: the six cross-domain synth protocols; fr-finetune-epochs: synth-fr). "
+                   "synth-fr-dev attacks pairs of synth-fr's dev identities instead of its test pairs: a schedule "
+                   "chosen there has read no test pair (docs/zoo.md).")
 @click.option("--samples", default=200, show_default=True, type=int, help="Pairs per goal in the FR attack runs.")
 @click.option("--work", default="results/claims", show_default=True, type=click.Path(file_okay=False),
               help="Work directory: the trained weights and cards, the cached evaluations, the FR store. Reused: what "

@@ -23,7 +23,7 @@ from bench.cells import PlannedCell
 from bench.compute import CellJob, RunSetup, RunState, ShardOutput, merge_shards, summarise
 from bench.config import resolve_device
 from bench.conventions import check_model_outputs
-from bench.errors import BadInputError, CellFailedError, Interrupted
+from bench.errors import BadInputError, CellFailedError, FacebenchError, Interrupted
 from bench.evaluation import images_to_tensor
 from bench.executors import make_executor
 from bench.goals import GOALS, default_goals, get_goal
@@ -75,14 +75,22 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
 
 def comparable_card(card: dict, protocol: str, flip_tta: bool) -> tuple[dict, str]:
     """The model card to check the run's dev metrics against, and why none is ("" when it is): a card measured on
-    another protocol, or without the flip test-time augmentation the run adds, describes another measurement."""
+    another protocol (one calibrated on another dev split: `Protocol.calibrated_as`), or without the flip test-time
+    augmentation the run adds, describes another measurement."""
     if not card.get("dev"):
         return card, ""
-    if card.get("protocol") not in (None, protocol):
+    if card.get("protocol") not in (None, protocol) and _calibrated_as(card["protocol"]) != _calibrated_as(protocol):
         return {}, f"measured on protocol {card['protocol']}, not {protocol}: not compared"
     if flip_tta:
         return {}, "measured without flip test-time augmentation (--flip-tta): not compared"
     return card, ""
+
+
+def _calibrated_as(protocol: str) -> str:
+    try:
+        return get_protocol(protocol).calibrated_as
+    except FacebenchError:  # a protocol this checkout cannot resolve (unknown, its data gone): only its name matches
+        return protocol
 
 
 class StopSignalsAsInterrupt:

@@ -159,6 +159,45 @@ def pair_choice(kind: str, count: int, n: int | None, seed: int) -> np.ndarray:
     return choose_items(count, n, seed, 0 if kind == "genuine" else 1)
 
 
+def pairs_within(faces: FaceSet, kind: str, count: int) -> PairSet:
+    """A fixed list of up to `count` pairs of `kind` formed inside `faces`, like a pairs.txt written for that set.
+
+    Genuine: an identity with two images or more, then two of its images; impostor: two identities, then one
+    image of each; drawn from a fixed generator (salt 0 genuine, 1 impostor), each pair once (in either order),
+    in drawing order. Fewer than `count` where the set cannot form that many. Pair ids name the two sample ids,
+    `g:a|b` / `i:a|b`, as the test pairs do; `pair_choice` picks a seed's pairs from the list.
+    """
+    if kind not in ("genuine", "impostor"):
+        raise ValueError(f"pair kind {kind!r}: genuine or impostor")
+    by_id: dict = {}
+    for index, who in enumerate(faces.identities.tolist()):
+        by_id.setdefault(who, []).append(index)
+    names = sorted(by_id)
+    sizes = [len(by_id[w]) for w in names]
+    if kind == "genuine":
+        names = [w for w in names if len(by_id[w]) >= 2]
+        count = min(count, sum(k * (k - 1) // 2 for k in sizes))
+    else:
+        count = min(count, (sum(sizes) ** 2 - sum(k * k for k in sizes)) // 2)
+    if count == 0:
+        raise BadInputError(f"no {kind} pairs can be formed from {len(faces)} faces of {len(by_id)} identities")
+    rng = np.random.default_rng([505, 0 if kind == "genuine" else 1])
+    pairs: list[tuple[int, int]] = []
+    seen: set = set()
+    while len(pairs) < count:
+        if kind == "genuine":
+            a, b = (int(v) for v in rng.choice(by_id[names[int(rng.integers(len(names)))]], 2, replace=False))
+        else:
+            wa, wb = (names[int(v)] for v in rng.choice(len(names), 2, replace=False))
+            a, b = int(rng.choice(by_id[wa])), int(rng.choice(by_id[wb]))
+        if (min(a, b), max(a, b)) not in seen:  # each pair once, whichever side it was drawn on
+            seen.add((min(a, b), max(a, b)))
+            pairs.append((a, b))
+    first, second = (np.asarray(side, dtype=np.int64) for side in zip(*pairs))
+    ids = [f"{kind[0]}:{faces.sample_ids[a]}|{faces.sample_ids[b]}" for a, b in pairs]
+    return PairSet(faces.images[first], faces.images[second], np.full(len(pairs), kind == "genuine"), ids)
+
+
 def identification_split(
     keys: Sequence[Hashable],
     identities: Sequence[str],

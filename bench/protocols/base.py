@@ -40,6 +40,12 @@ class Protocol:
         do not, since their official releases are fixed and read where the user keeps them."""
         return None
 
+    @property
+    def calibrated_as(self) -> str:
+        """The protocol whose dev split and threshold rule this one uses: its own name, or the protocol it shares them
+        with (`synth-fr-dev`: `synth-fr`). A model card measured on either describes the same calibration."""
+        return self.name
+
     def dev_split(self, size: int) -> Union[FaceSet, FASSet]:
         """The dev split: what the threshold is fitted on (and a model's outputs are checked on first)."""
         raise NotImplementedError
