@@ -791,8 +791,9 @@ def _after_training(written: list[tuple[str, Path, dict]]) -> None:
 @click.option("--protocols", "protocols", multiple=True, metavar="P1,P2,...",
               help="Replace the protocols of the claims of the same task (comma-separated or repeated). Default: each "
                    "claim's own (fas-gan-pretraining: the six cross-domain synth protocols; fr-finetune-epochs: synth-fr). "
-                   "synth-fr-dev attacks pairs of synth-fr's dev identities instead of its test pairs: a schedule "
-                   "chosen there has read no test pair (docs/zoo.md).")
+                   "synth-fr-dev attacks pairs of synth-fr's dev identities instead of its test pairs, so that a "
+                   "schedule chosen there has read no test pair; its points train on synth-fr, and with both "
+                   "(synth-fr,synth-fr-dev) each training is done once and evaluated on each (docs/zoo.md).")
 @click.option("--samples", default=200, show_default=True, type=int, help="Pairs per goal in the FR attack runs.")
 @click.option("--work", default="results/claims", show_default=True, type=click.Path(file_okay=False),
               help="Work directory: the trained weights and cards, the cached evaluations, the FR store. Reused: what "

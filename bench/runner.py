@@ -75,20 +75,20 @@ def run_benchmark(cfg: RunConfig, progress: bool | str = True, log: Callable[[st
 
 def comparable_card(card: dict, protocol: str, flip_tta: bool) -> tuple[dict, str]:
     """The model card to check the run's dev metrics against, and why none is ("" when it is): a card measured on
-    another protocol (one calibrated on another dev split: `Protocol.calibrated_as`), or without the flip test-time
+    another protocol (one calibrated on another dev split: `Protocol.base_protocol`), or without the flip test-time
     augmentation the run adds, describes another measurement."""
     if not card.get("dev"):
         return card, ""
-    if card.get("protocol") not in (None, protocol) and _calibrated_as(card["protocol"]) != _calibrated_as(protocol):
+    if card.get("protocol") not in (None, protocol) and _base_protocol(card["protocol"]) != _base_protocol(protocol):
         return {}, f"measured on protocol {card['protocol']}, not {protocol}: not compared"
     if flip_tta:
         return {}, "measured without flip test-time augmentation (--flip-tta): not compared"
     return card, ""
 
 
-def _calibrated_as(protocol: str) -> str:
+def _base_protocol(protocol: str) -> str:
     try:
-        return get_protocol(protocol).calibrated_as
+        return get_protocol(protocol).base_protocol
     except FacebenchError:  # a protocol this checkout cannot resolve (unknown, its data gone): only its name matches
         return protocol
 

@@ -561,6 +561,22 @@ def test_shared_starts_are_trained_once_and_their_continuations_follow_them(regi
         and n not in starts)
 
 
+def test_points_on_synth_fr_dev_share_synth_fr_s_trainings(registry, fake_training, tmp_path):
+    """Evaluated on synth-fr-dev and synth-fr (one train split), each training is done once and evaluated on both."""
+    registry.add("toy-fr", replace(_toy_fr_claim(), protocols=("synth-fr-dev", "synth-fr")))
+    req = Request(only=["toy-fr"], work=tmp_path / "work", out=tmp_path / "claims.md")
+    run(req)
+    assert len(fake_training["train"]) == len(set(fake_training["train"])) == 10  # as for synth-fr alone
+    assert all("_synth-fr_tiny_" in n for n in fake_training["train"])
+    evaluations = sorted(p.name for p in (tmp_path / "work" / "evaluations").glob("*.json"))
+    assert len(fake_training["evaluate"]) == len(evaluations) == 16
+    assert sum("_on-synth-fr-dev." in n for n in evaluations) == 8
+    text = (tmp_path / "claims.md").read_text()
+    assert "10 trainings: 8 evaluated on each protocol and 2 shared starts" in text and "`synth-fr-dev`" in text
+    run(req)
+    assert len(fake_training["train"]) == 10 and len(fake_training["evaluate"]) == 16
+
+
 def _toy_fr_claim(seeds: int = 2) -> Claim:
     return Claim("toy-fr", "toy", "fr", "c as robust as r, sooner", "a test",
                  (Arm("r", "triplet-adv"), Arm("c", "contrastive-triplet", (("pretrain_epochs", 1), ("warmup_epochs", 0)),

@@ -52,9 +52,10 @@ def test_pairs_within_stops_at_what_the_set_can_form_and_refuses_none():
 
 def test_synth_fr_dev_attacks_dev_identities_only_at_synth_fr_s_threshold():
     dev, fr = get_protocol("synth-fr-dev"), get_protocol("synth-fr")
-    assert dev.calibrated_as == fr.calibrated_as == "synth-fr"
+    assert dev.base_protocol == fr.base_protocol == "synth-fr"
     faces = fr.dev_set(64)
     assert dev.dev_split(64) is fr.dev_split(64)  # same dev faces, so the same threshold and dev figures
+    assert dev.train_set(64) is fr.train_set(64)  # and the same training
     position = {s: i for i, s in enumerate(faces.sample_ids)}
     for kind in ("genuine", "impostor"):
         pairs = dev.test_pairs(kind, 50, 0, 64)

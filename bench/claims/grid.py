@@ -35,15 +35,29 @@ class GridPoint:
         return not self.evaluated
 
     @property
+    def train_protocol(self) -> str:
+        """The protocol it is trained on: its protocol's `base_protocol` (`synth-fr-dev` trains on `synth-fr`, the same
+        train split), so that the points of two such protocols share one training."""
+        from bench.protocols import get_protocol
+
+        return get_protocol(self.protocol).base_protocol
+
+    @property
     def name(self) -> str:
-        """The file stem of its weights, card and evaluations: readable and the same for the same training."""
+        """The file stem of its weights and card: readable and the same for the same training."""
         parts = [self.variant] + [f"{k.replace('_', '-')}-{_value(v)}" for k, v in self.options]
-        parts += [re.sub(r"[^A-Za-z0-9.-]+", "", self.protocol), self.profile, f"e{self.epochs}", f"s{self.seed}"]
+        parts += [_stem(self.train_protocol), self.profile, f"e{self.epochs}", f"s{self.seed}"]
         return "_".join(parts)
+
+    @property
+    def evaluation_name(self) -> str:
+        """The file stem of its evaluations: its name, and the protocol it is evaluated on where that is not the one
+        it is trained on."""
+        return self.name if self.protocol == self.train_protocol else f"{self.name}_on-{_stem(self.protocol)}"
 
     def command(self, weights: str) -> str:
         """The `facebench train` line that trains exactly this point into `weights`."""
-        words = ["facebench", "train", "--model", self.variant, "--profile", self.profile, "--protocol", self.protocol,
+        words = ["facebench", "train", "--model", self.variant, "--profile", self.profile, "--protocol", self.train_protocol,
                  "--epochs", str(self.epochs), "--seed", str(self.seed)]
         for k, v in self.options:
             words += ["--" + k.replace("_", "-"), _value(v)]
@@ -55,10 +69,15 @@ class GridPoint:
     def describe(self) -> str:
         """One line for progress and listings."""
         opts = ", ".join(f"{k.replace('_', ' ')} {_value(v)}" for k, v in self.options)
-        line = f"{self.arm} [{opts or 'no options'}] on {self.protocol}, {self.epochs} epochs, seed {self.seed}"
+        trained = f" (trained on {self.train_protocol})" if self.train_protocol != self.protocol else ""
+        line = f"{self.arm} [{opts or 'no options'}] on {self.protocol}{trained}, {self.epochs} epochs, seed {self.seed}"
         if self.is_start:
             return line + " (the shared start of this seed's axis values, not evaluated)"
         return line + (" (from its shared start)" if self.start is not None else "")
+
+
+def _stem(protocol: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "", protocol)
 
 
 def _value(v: Any) -> str:
@@ -68,6 +87,7 @@ def _value(v: Any) -> str:
 def points(claim: Claim) -> list[GridPoint]:
     """The claim's grid in a stable order: arm, axis value, protocol, seed; an arm's shared starts
     (`Arm.shared_stages`) come before its axis values."""
+    from bench.protocols import get_protocol
     from models_zoo import get_variant
 
     out = []
@@ -78,15 +98,17 @@ def points(claim: Claim) -> list[GridPoint]:
             epochs, options = arm.training(0, zoo)
             for protocol in claim.protocols:
                 for seed in range(claim.seeds):
-                    starts[protocol, seed] = GridPoint(claim.name, arm.label, arm.variant, tuple(sorted(options.items())),
-                                                       protocol, epochs, seed, None, claim.profile, evaluated=False)
+                    start = GridPoint(claim.name, arm.label, arm.variant, tuple(sorted(options.items())), protocol,
+                                      epochs, seed, None, claim.profile, evaluated=False)
+                    starts.setdefault((start.train_protocol, seed), start)  # one per training: synth-fr-dev shares
             out += starts.values()
         for x in claim.axis_values():
             epochs, options = arm.training(x, zoo)
             for protocol in claim.protocols:
+                trained_on = get_protocol(protocol).base_protocol
                 for seed in range(claim.seeds):
                     out.append(GridPoint(claim.name, arm.label, arm.variant, tuple(sorted(options.items())), protocol,
-                                         epochs, seed, x, claim.profile, start=starts.get((protocol, seed))))
+                                         epochs, seed, x, claim.profile, start=starts.get((trained_on, seed))))
     return out
 
 

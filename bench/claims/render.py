@@ -107,8 +107,10 @@ def arm_line(arm: Arm, claim: Claim) -> str:
 def claim_blocks(claim: Claim, figures: Figures, verdict: Verdict, unreliable: list[str]) -> list:
     grid_points = points(claim)
     starts = sum(p.is_start for p in grid_points)
-    trainings = (f"{len(grid_points) - starts} trainings, each evaluated once" if not starts else
-                 f"{len(grid_points)} trainings: {len(grid_points) - starts} evaluated once each and {starts} shared starts")
+    distinct = len({p.name for p in grid_points})
+    once = "evaluated once each" if distinct == len(grid_points) else "evaluated on each protocol"  # synth-fr-dev
+    trainings = (f"{distinct} trainings, {once}" if not starts else
+                 f"{distinct} trainings: {distinct - starts} {once} and {starts} shared starts")
     axis = (f"{claim.axis.name} E in {', '.join(map(str, claim.axis.values))}; " if claim.axis else "")
     grid = (f"**Grid.** {axis}protocols {', '.join(f'`{p}`' for p in claim.protocols)}; training seeds "
             f"{', '.join(map(str, range(claim.seeds)))}; the {claim.profile} profile; {trainings}. Arms:")

@@ -42,7 +42,7 @@ def weights_path(work: Path, point: GridPoint) -> Path:
 
 
 def evaluation_path(work: Path, point: GridPoint, evaluation: str) -> Path:
-    return Path(work) / "evaluations" / f"{point.name}.{evaluation}.json"
+    return Path(work) / "evaluations" / f"{point.evaluation_name}.{evaluation}.json"
 
 
 def _without_out(command: str) -> list[str]:
@@ -116,7 +116,7 @@ def trained_card(work: Path, point: GridPoint) -> Optional[dict]:
     card = _read_json(card_path(weights)) if weights.exists() else None
     if not card or _without_out(card.get("training_command", "")) != _without_out(point.command(str(weights))):
         return None
-    if "data" not in card or card["data"] != get_protocol(point.protocol).data_fingerprint(card.get("input_size", 64)):
+    if "data" not in card or card["data"] != get_protocol(point.train_protocol).data_fingerprint(card.get("input_size", 64)):
         return None
     if card.get("parameters") != built_parameters(point.variant, point.profile) or _stale_start(card, point.profile):
         return None
@@ -182,8 +182,9 @@ class Plan:
             if s.train:
                 out.append(f"    {s.point.command(str(weights_path(work, s.point)))}")
         shared = f" and {self.starts} shared starts" if self.starts else ""
+        distinct = len({s.point.name for s in self.steps})  # points evaluated on two protocols share a training
         out.append(f"{self.measured} grid points{shared}: {self.trainings} trainings and {self.evaluations} "
-                   f"evaluations to do ({n - self.trainings} trained, {self.measured - self.evaluations} evaluated "
+                   f"evaluations to do ({distinct - self.trainings} trained, {self.measured - self.evaluations} evaluated "
                    f"already) in {work}")
         return out
 
@@ -209,7 +210,7 @@ def train_point(point: GridPoint, ctx: Context) -> dict:
     options = dict(point.options)
     if point.start is not None:
         options["init"] = str(weights_path(ctx.work, point.start))
-    _, card = training.train_variant(point.variant, profile=point.profile, protocol=point.protocol, epochs=point.epochs,
+    _, card = training.train_variant(point.variant, profile=point.profile, protocol=point.train_protocol, epochs=point.epochs,
                                      out=weights, device=resolve_device(ctx.device), seed=point.seed, progress=False,
                                      command=point.command(str(weights)), options=options)
     return card
@@ -220,7 +221,7 @@ def evaluate_point(point: GridPoint, claim: Claim, ctx: Context, card: dict) -> 
     evaluation = EVALUATIONS[claim.evaluation]
     settings = evaluation.settings(point, ctx)
     result = evaluation.run(point, weights_path(ctx.work, point), card, ctx)
-    stored = {"point": point.name, "claim": claim.name, "arm": point.arm, "x": point.x, "seed": point.seed,
+    stored = {"point": point.evaluation_name, "claim": claim.name, "arm": point.arm, "x": point.x, "seed": point.seed,
               "protocol": point.protocol, "sha256": card["sha256"], "settings": settings, "device": ctx.device, **result}
     write_atomic(evaluation_path(ctx.work, point, claim.evaluation), json.dumps(stored, indent=1, sort_keys=True) + "\n")
     return stored
@@ -306,10 +307,10 @@ def gather(plan: Plan, ctx: Context, outcomes: dict[str, "Outcome"], complete: b
             missing += 1
             continue
         if stored is None:
-            raise WorkerFailedError(f"claims: {point.name} has no evaluation in {ctx.work} after the run (a worker failed? "
+            raise WorkerFailedError(f"claims: {point.evaluation_name} has no evaluation in {ctx.work} after the run (a worker failed? "
                                 "the same command continues)")
         outcome.figures.add(point.arm, point.protocol, point.x, point.seed, stored["figures"])
-        outcome.unreliable += [f"{point.name}: {u}" for u in stored.get("unreliable", [])]
+        outcome.unreliable += [f"{point.evaluation_name}: {u}" for u in stored.get("unreliable", [])]
     return missing
 
 

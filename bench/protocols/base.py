@@ -41,9 +41,10 @@ class Protocol:
         return None
 
     @property
-    def calibrated_as(self) -> str:
-        """The protocol whose dev split and threshold rule this one uses: its own name, or the protocol it shares them
-        with (`synth-fr-dev`: `synth-fr`). A model card measured on either describes the same calibration."""
+    def base_protocol(self) -> str:
+        """The protocol whose train split, dev split and threshold rule this one uses, attacking other items: its own
+        name, or the one it shares them with (`synth-fr-dev`: `synth-fr`). A model trained, or a model card
+        measured, on either is the same (`bench.runner.comparable_card`, the claims' trainings)."""
         return self.name
 
     def dev_split(self, size: int) -> Union[FaceSet, FASSet]:

@@ -65,7 +65,7 @@ class SynthFRDevProtocol(SynthFRProtocol):
     """
 
     @property
-    def calibrated_as(self) -> str:
+    def base_protocol(self) -> str:
         return "synth-fr"
 
     def data_fingerprint(self, size: int) -> str:
