@@ -50,6 +50,15 @@ def test_pairs_within_stops_at_what_the_set_can_form_and_refuses_none():
         pairs_within(_faces([4]), "impostor", 5)
 
 
+def test_a_pair_subset_keeps_each_pair_whole_in_the_order_asked():
+    pairs = pairs_within(_faces([3, 2, 2]), "impostor", 100)
+    sub = pairs.subset([4, 0, 2])
+    assert sub.pair_ids == [pairs.pair_ids[i] for i in (4, 0, 2)]
+    for k, i in enumerate((4, 0, 2)):
+        assert np.array_equal(sub.probes[k], pairs.probes[i]) and np.array_equal(sub.references[k], pairs.references[i])
+    assert not sub.genuine.any() and len(pairs.subset([])) == 0
+
+
 def test_synth_fr_dev_attacks_dev_identities_only_at_synth_fr_s_threshold():
     dev, fr = get_protocol("synth-fr-dev"), get_protocol("synth-fr")
     assert dev.base_protocol == fr.base_protocol == "synth-fr"

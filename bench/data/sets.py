@@ -40,6 +40,12 @@ class PairSet:
     def __len__(self) -> int:
         return len(self.pair_ids)
 
+    def subset(self, index) -> "PairSet":
+        """The pairs at `index` (positions into this set, in that order)."""
+        index = np.asarray(index, dtype=np.int64)
+        return PairSet(self.probes[index], self.references[index], self.genuine[index],
+                       [self.pair_ids[i] for i in index])
+
 
 @dataclass(frozen=True)
 class IdentificationSet:

@@ -73,9 +73,7 @@ class SynthFRDevProtocol(SynthFRProtocol):
 
     def test_pairs(self, kind: str, n: int | None, seed: int, size: int) -> PairSet:
         every = _dev_pairs(kind, size)
-        index = pair_choice(kind, len(every), n, seed)
-        return PairSet(every.probes[index], every.references[index], every.genuine[index],
-                       [every.pair_ids[i] for i in index])
+        return every.subset(pair_choice(kind, len(every), n, seed))
 
     def identification(self, n: int | None, seed: int, size: int) -> IdentificationSet:
         raise BadInputError(f"protocol {self.name!r} attacks verification pairs only (dodging, impersonation); "

@@ -102,9 +102,7 @@ def synth_fr_pairs(kind: str, n: int | None, seed: int, size: int = 64, world_se
     as `in_memory.render_synth_fr_pairs`.
     """
     every = read_pairs(export.ensure("lfw", size, world_seed), kind, size)
-    index = pair_choice(kind, len(every), n, seed)
-    return PairSet(every.probes[index], every.references[index], np.full(len(index), kind == "genuine"),
-                   [every.pair_ids[i] for i in index])
+    return every.subset(pair_choice(kind, len(every), n, seed))
 
 
 # --------------------------------------------------------------------------- synthetic FAS domains
