@@ -734,19 +734,26 @@ def zoo() -> None:
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]), help="Where to train.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Training seed of every variant.")
 @click.option("--force", is_flag=True, help="Train the paper profile even without a CUDA device.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Variants trained at once, each by its own process with an equal share of the CPU cores (one "
+                   "thread each on the 2-core machine with --jobs 2, as the shipped weights were trained: their cards "
+                   "say '1 threads'). A variant that fine-tunes another built in the same run waits for it. The "
+                   "workers' progress bars are off; a line says when each training starts and ends.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def zoo_build(profile: str, only: tuple[str, ...], out: str, device: str, seed: int, force: bool, quiet: bool) -> None:
+def zoo_build(profile: str, only: tuple[str, ...], out: str, device: str, seed: int, force: bool, jobs: int,
+              quiet: bool) -> None:
     """Train every zoo variant on its default protocol with its zoo epochs; prints the time of each.
 
     Weights and cards go to results/weights/ unless --out names a place. A variant that fine-tunes another
     (triplet-adv from facenet-baseline) starts from the one in that folder when there is one (built by this run or
-    an earlier one; it says which), else from the shipped weights."""
+    an earlier one; it says which), else from the shipped weights. With --jobs 2 on the 2-core CPU machine the
+    build waits for its longest chain, facenet-baseline then triplet-adv (docs/zoo.md gives the cards' times)."""
     from bench.config import resolve_device
     from models_zoo.training import build_zoo
 
     _silence_bars(quiet)
     built = build_zoo(profile, list(only) or None, out_dir=Path(out), device=resolve_device(device),
-                      seed=seed, progress=not quiet, force=force)
+                      seed=seed, progress=not quiet, force=force, jobs=jobs, log=lambda line: click.echo(line, err=True))
     rows = [[name, card["task"], card["epochs"], card["wall_time_s"], _dev_summary(card["dev"]), str(weights)]
             for name, weights, card in built]
     click.echo(tabulate(rows, headers=["variant", "task", "epochs", "train s", "dev metrics", "weights"]))

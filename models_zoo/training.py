@@ -4,6 +4,7 @@ from __future__ import annotations
 import inspect
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -342,17 +343,80 @@ def weights_path(out: Optional[Path], name: str, profile: str) -> Path:
     return check_writable(weights, "--out")
 
 
+ZooResult = tuple[str, Path, dict]
+"""What `build_zoo` gives back per variant: its name, the weights written, their card."""
+
+HEARTBEAT_S = 600.0
+"""How often `build_zoo --jobs` says which trainings are still running (each worker's own bars are off)."""
+POLL_S = 1.0
+"""How often `build_zoo --jobs` looks for finished trainings."""
+
+
+@dataclass(frozen=True)
+class ZooTraining:
+    """One variant's training in a `build_zoo` run: its zoo schedule, and the variant built in the same run whose
+    weights it fine-tunes (`after`, None when it starts from nothing built here)."""
+
+    name: str
+    profile: str
+    epochs: float
+    seed: int
+    out: Path
+    out_dir: Optional[Path]
+    after: Optional[str] = None
+
+
+def train_zoo_variant(task: ZooTraining, device: torch.device, progress: bool, force: bool) -> ZooResult:
+    """Train one variant as the zoo does. A recipe that fine-tunes another variant starts from that variant's
+    weights in the output folder when they are there (built by this run or an earlier one), else from the
+    shipped ones (the recipe's default); the card's command says which."""
+    spec = get_variant(task.name)
+    command = f"facebench train --model {task.name} --profile {task.profile} --epochs {task.epochs} --seed {task.seed}"
+    options = {}
+    init = inspect.signature(spec.recipe).parameters.get("init")
+    if task.out_dir and init is not None and isinstance(init.default, str):
+        fresh = zoo_weights_file(task.out_dir, init.default, task.profile)
+        if fresh.exists():
+            options["init"] = str(fresh)
+            command += f" --init {fresh}"
+    weights, card = train_variant(task.name, profile=task.profile, epochs=task.epochs, out=task.out, device=device,
+                                  seed=task.seed, progress=progress, command=command, force=force, options=options)
+    return task.name, weights, card
+
+
+def _zoo_worker_start(threads: int) -> None:
+    """A `build_zoo --jobs` worker: its share of the cores, and nothing of a Ctrl-C (the parent stops it)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+def _zoo_worker(task: ZooTraining, device: str, force: bool) -> ZooResult:
+    return train_zoo_variant(task, torch.device(device), progress=False, force=force)
+
+
 def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_dir: Optional[Path] = None,
               device: torch.device = torch.device("cpu"), seed: int = 0, progress: bool = True,
-              force: bool = False) -> list[tuple[str, Path, dict]]:
-    """Train every variant (or `names`) at `profile` with its zoo epochs; returns (name, weights, card).
+              force: bool = False, jobs: int = 1, log: Callable[[str], None] = lambda line: None,
+              pool_factory: Optional[Callable[[int, int], object]] = None) -> list[ZooResult]:
+    """Train every variant (or `names`) at `profile` with its zoo epochs; returns (name, weights, card) in
+    registry order.
 
     Each card's training command is the `facebench train` line that reproduces that variant alone. A variant
     that fine-tunes another (`triplet-adv` from `facenet-baseline`) starts from the one built in `out_dir`
-    when there is one, else from the shipped weights; variants are built in registry order.
+    when there is one, else from the shipped weights. With `jobs` = 1 the variants are trained here, one after the
+    other, in registry order. With `jobs` > 1 they are trained by that many worker processes (spawned), each with
+    cpu_count // jobs torch threads (one each on the 2-core machine with 2 jobs: the threads the shipped cards
+    record), as workers come free: first the variants another one fine-tunes, then the others in registry order; a
+    variant that fine-tunes another built in the same run waits for it. A failed training stops the others (what finished is kept) and its error is raised. `log` hears a line
+    when a training starts and ends, and every `HEARTBEAT_S` which are still running. `pool_factory(jobs, threads)`
+    replaces the process pool (tests: an object with `apply_async`, `terminate`, `close` and `join`).
     """
     from models_zoo.registry import VARIANTS
 
+    if jobs < 1:
+        raise BadInputError(f"--jobs must be at least 1, got {jobs}")
     trainable = [n for n in VARIANTS.names() if VARIANTS.get(n).recipe is not None]
     names = list(names) if names else trainable
     specs = [get_variant(n) for n in names]  # unknown names fail before any training
@@ -364,20 +428,65 @@ def build_zoo(profile: str = "tiny", names: Optional[list[str]] = None, *, out_d
     if missing:
         raise BadInputError(f"no zoo training schedule at the {profile} profile for {', '.join(missing)}")
     # every output checked before the first training (an output that cannot be written is refused in a line)
-    outs = {spec.name: weights_path(Path(out_dir) if out_dir else None, spec.name, profile) for spec in specs}
-    built = []
+    tasks = []
     for spec in specs:
-        epochs = spec.zoo_epochs[profile]
-        command = f"facebench train --model {spec.name} --profile {profile} --epochs {epochs} --seed {seed}"
-        options = {}
         init = inspect.signature(spec.recipe).parameters.get("init")
-        if out_dir and init is not None and isinstance(init.default, str):
-            # a recipe that fine-tunes another variant starts from that variant as built here, when it was
-            fresh = zoo_weights_file(out_dir, init.default, profile)
-            if fresh.exists():
-                options["init"] = str(fresh)
-                command += f" --init {fresh}"
-        weights, card = train_variant(spec.name, profile=profile, epochs=epochs, out=outs[spec.name], device=device,
-                                      seed=seed, progress=progress, command=command, force=force, options=options)
-        built.append((spec.name, weights, card))
-    return built
+        start = init.default if init is not None and isinstance(init.default, str) else None
+        tasks.append(ZooTraining(spec.name, profile, spec.zoo_epochs[profile], seed,
+                                 weights_path(Path(out_dir) if out_dir else None, spec.name, profile),
+                                 Path(out_dir) if out_dir else None,
+                                 after=start if start in names else None))
+    if jobs == 1:
+        return [train_zoo_variant(task, device, progress, force) for task in tasks]
+    return _build_in_parallel(tasks, jobs, device, force, log, pool_factory)
+
+
+def _build_in_parallel(tasks: list[ZooTraining], jobs: int, device: torch.device, force: bool,
+                       log: Callable[[str], None], pool_factory: Optional[Callable[[int, int], object]]) -> list[ZooResult]:
+    import multiprocessing
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if pool_factory is None:
+        def pool_factory(n: int, t: int):
+            return multiprocessing.get_context("spawn").Pool(n, initializer=_zoo_worker_start, initargs=(t,))
+    log(f"zoo build: {len(tasks)} trainings, {jobs} workers with {threads} torch thread(s) each")
+    pool = pool_factory(jobs, threads)
+    # the variants others fine-tune start first: the longest chain (facenet-baseline, then triplet-adv's
+    # adversarial fine-tuning) is what the whole build waits for
+    prerequisites = {task.after for task in tasks if task.after is not None}
+    waiting = sorted(tasks, key=lambda task: task.name not in prerequisites)
+    running, done = {}, {}
+    began: dict[str, float] = {}
+    heartbeat = time.time() + HEARTBEAT_S
+    try:
+        while waiting or running:
+            for task in list(waiting):
+                if len(running) >= jobs:
+                    break
+                if task.after is not None and task.after not in done:
+                    continue  # fine-tunes a variant still being trained here
+                waiting.remove(task)
+                running[task.name] = pool.apply_async(_zoo_worker, (task, str(device), force))
+                began[task.name] = time.time()
+                log(f"zoo build: training {task.name} ({task.epochs:g} epochs)")
+            finished = [name for name, job in running.items() if job.ready()]
+            for name in finished:
+                result = running.pop(name).get()  # a failed training raises its error here
+                done[name] = result
+                log(f"zoo build: {name} trained in {result[2]['wall_time_s']:.0f} s "
+                    f"({len(done)} of {len(tasks)} done)")
+            if not finished:
+                if time.time() >= heartbeat:
+                    log("zoo build: running " + ", ".join(f"{n} ({(time.time() - began[n]) / 60:.0f} min)"
+                                                          for n in running)
+                        + (f"; {len(waiting)} waiting" if waiting else ""))
+                    heartbeat = time.time() + HEARTBEAT_S
+                time.sleep(POLL_S)
+    except BaseException:
+        pool.terminate()  # Ctrl-C or a failed training: the trainings still running stop now
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
+    return [done[task.name] for task in tasks]

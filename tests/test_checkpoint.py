@@ -138,6 +138,129 @@ def test_zoo_build_trains_each_variant_with_its_schedule(monkeypatch, tmp_path):
         build_zoo("paper", ["facenet-baseline"], progress=False)  # no paper schedule yet: refused before training
 
 
+class _DeferredPool:
+    """A stand-in for `build_zoo --jobs`' process pool: a job runs when it has been polled `polls` times (so that
+    several are running at once), in this process (monkeypatched `train_variant` included)."""
+
+    def __init__(self, jobs, threads, polls=2):
+        self.jobs, self.threads, self.polls = jobs, threads, polls
+        self.live, self.most, self.terminated = set(), 0, False
+
+    def apply_async(self, fn, args):
+        pool, task = self, args[0]
+        pool.live.add(task.name)
+        pool.most = max(pool.most, len(pool.live))
+
+        class Job:
+            polled, outcome = 0, None
+
+            def ready(self):
+                self.polled += 1
+                if self.polled >= pool.polls and self.outcome is None:
+                    try:
+                        self.outcome = ("ok", fn(*args))
+                    except Exception as error:  # what a worker's failure gives `get`
+                        self.outcome = ("error", error)
+                    pool.live.discard(task.name)
+                return self.outcome is not None
+
+            def get(self):
+                kind, value = self.outcome
+                if kind == "error":
+                    raise value
+                return value
+
+        return Job()
+
+    def terminate(self):
+        self.terminated = True
+
+    def close(self):
+        pass
+
+    def join(self):
+        pass
+
+
+def test_zoo_build_with_jobs_trains_side_by_side_and_fine_tunes_what_it_built_after_it(monkeypatch, tmp_path):
+    """`zoo build --jobs 2`: at most two trainings at once; the variant others fine-tune starts first, and
+    triplet-adv starts only once the facenet-baseline of this run is written, from it; the results come back in
+    registry order whatever order they finished in."""
+    from models_zoo import training
+
+    monkeypatch.setattr(training, "POLL_S", 0.0)
+    calls, pools, lines = [], [], []
+
+    def fake_train(name, **kw):
+        calls.append((name, kw["options"], kw["command"], kw["progress"]))
+        kw["out"].write_bytes(b"")
+        return kw["out"], {"task": "fr", "wall_time_s": 1.0}
+
+    def pool_factory(jobs, threads):
+        pools.append(_DeferredPool(jobs, threads))
+        return pools[-1]
+
+    monkeypatch.setattr("models_zoo.training.train_variant", fake_train)
+    names = ["cdcn", "triplet-adv", "facenet-baseline", "depth-gan-spoof"]
+    built = build_zoo("tiny", names, out_dir=tmp_path, jobs=2, log=lines.append, pool_factory=pool_factory)
+    assert [b[0] for b in built] == names
+    order = [c[0] for c in calls]
+    assert order[0] == "facenet-baseline" and order.index("triplet-adv") > order.index("facenet-baseline")
+    fresh = str(tmp_path / "facenet-baseline-tiny.safetensors")
+    assert dict((c[0], c[1]) for c in calls)["triplet-adv"] == {"init": fresh}
+    assert not any(c[3] for c in calls)  # the workers' bars are off; lines say what happens
+    assert pools[0].most == 2 and pools[0].jobs == 2 and pools[0].threads >= 1
+    assert any("training triplet-adv" in line for line in lines) and any("4 of 4 done" in line for line in lines)
+
+
+def test_zoo_build_with_jobs_stops_the_others_when_a_training_fails(monkeypatch, tmp_path):
+    from models_zoo import training
+
+    monkeypatch.setattr(training, "POLL_S", 0.0)
+    pools = []
+
+    def fake_train(name, **kw):
+        if name == "cdcn":
+            raise BadInputError("cdcn went wrong")
+        return kw["out"], {"task": "fas", "wall_time_s": 1.0}
+
+    def pool_factory(jobs, threads):
+        pools.append(_DeferredPool(jobs, threads))
+        return pools[-1]
+
+    monkeypatch.setattr("models_zoo.training.train_variant", fake_train)
+    with pytest.raises(BadInputError, match="cdcn went wrong"):
+        build_zoo("tiny", ["cdcn", "depth-gan-spoof", "multiloss-sota"], out_dir=tmp_path, jobs=2, pool_factory=pool_factory)
+    assert pools[0].terminated
+    with pytest.raises(BadInputError, match="--jobs must be at least 1"):
+        build_zoo("tiny", ["cdcn"], out_dir=tmp_path, jobs=0)
+
+
+def test_zoo_build_jobs_trains_in_spawned_workers_with_their_share_of_the_cores_and_the_same_weights(monkeypatch, tmp_path):
+    """The real pool: `facebench zoo build --jobs 2` trains in a spawned process with cpu_count // 2 torch threads
+    (the card says so) and writes the weights a training here with as many threads writes, bit for bit."""
+    import os
+
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    monkeypatch.setitem(get_variant("depth-gan-spoof").zoo_epochs, "tiny", 0.05)  # carried to the worker by its task
+    r = CliRunner().invoke(main, ["zoo", "build", "--only", "depth-gan-spoof", "--jobs", "2", "--out", str(tmp_path / "par"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "depth-gan-spoof trained in" in r.output and "1 of 1 done" in r.output
+    card = json.loads((tmp_path / "par" / "depth-gan-spoof-tiny.json").read_text())
+    assert card["host"].endswith(f", {threads} threads"), card["host"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        _, here = train_variant("depth-gan-spoof", epochs=0.05, out=tmp_path / "here", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert here["sha256"] == card["sha256"]
+
+
 def test_training_runs_under_bf16_autocast_on_cuda_and_fp32_on_cpu():
     from models_zoo.training import fit, mixed_precision, precision_card, shuffled_batches
 

@@ -66,7 +66,8 @@ NOT_RUN: dict[str, str] = {
         "a Slurm job: needs a Ray cluster on the allocation's nodes and a GPU (paper profile: ResNet50 at 160 px)",
     "facebench zoo build --profile tiny":
         "trains all seven variants; even at one epoch each, the two contrastive ones take about 160 s of CPU each "
-        "(see below); `facebench zoo build --only cdcn --out /tmp/zoo` runs",
+        "(see below); `facebench zoo build --only cdcn --out /tmp/zoo` runs, and tests/test_checkpoint.py runs "
+        "`--jobs 2` in spawned workers",
     "facebench train --model contrastive-triplet-semi":
         "--epochs 1 still trains one epoch of adversarial contrastive pre-training and one of adversarial "
         "fine-tuning: measured 162 s of CPU (375 s wall on the shared 2-core machine)",
