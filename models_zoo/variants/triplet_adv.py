@@ -123,7 +123,7 @@ def train_triplet_adv(model: EmbeddingNet, protocol: FRProtocol, *, profile: str
     "of facebench's FR seed method (bibliographic reference not recorded in the repository yet)",
     recipe=specialised_recipe(train_triplet_adv, "train_triplet_adv",
                               defaults={"init": WARM_START, "lr": WARM_START_LR}),
-    zoo_epochs={"tiny": 8},
+    zoo_epochs={"tiny": 16},
     labels={"adversarial fine-tuning (from facenet-baseline, trained on identities)": ("identity",)},
 )
 def triplet_adv(profile: str) -> EmbeddingNet:
